@@ -1,0 +1,424 @@
+//! The contract between observer's eBPF programs and its agent.
+//!
+//! Everything the kernel side writes into the ring buffer or a map, and everything the agent writes
+//! into a map for the kernel to read, is defined here once. The types are boring on purpose:
+//! `#[repr(C)]`, fixed-width integers, explicit padding, and a size assertion beside each one, so
+//! both sides agree on the layout without a compiler in the loop (see `tests/layout.rs`).
+//!
+//! Every ring-buffer event starts with [`EventHeader`]; readers check `size`, then dispatch on
+//! `kind` before trusting anything else. Event kinds are stable: never renumber one, leave a hole.
+#![no_std]
+
+pub mod limits;
+
+use core::mem::size_of;
+
+/// Version of the event layouts in this file. Bumped on any incompatible change so that a
+/// recording made by an older agent is refused with a clear message instead of misread.
+pub const EVENT_VERSION: u16 = 1;
+
+/// Names of the maps and programs, shared so the agent never spells one differently.
+pub mod names {
+    pub const EVENTS: &str = "EVENTS";
+    pub const COUNTERS: &str = "COUNTERS";
+    pub const CONNS: &str = "CONNS";
+    pub const FILTER_PIDS: &str = "FILTER_PIDS";
+    /// Globals the agent sets at load time (see `limits` for what each bounds).
+    pub const GLOBAL_AGENT_TGID: &str = "AGENT_TGID";
+    pub const GLOBAL_CHUNK_SIZE: &str = "CHUNK_SIZE";
+    pub const GLOBAL_MAX_BYTES_PER_CALL: &str = "MAX_BYTES_PER_CALL";
+    pub const GLOBAL_FILTER_BY_PID: &str = "FILTER_BY_PID";
+    pub const GLOBAL_WAKEUP_BATCH: &str = "WAKEUP_BATCH";
+}
+
+/// What an event is. Stable numbers: recorded streams outlive agent versions.
+#[repr(u16)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A chunk of bytes a process sent or received: [`DataEvent`].
+    Data = 1,
+    /// A connection became interesting (first HTTP-looking bytes): [`ConnOpenEvent`].
+    ConnOpen = 2,
+    /// A tracked connection was closed: [`ConnCloseEvent`].
+    ConnClose = 3,
+    /// A process called execve: [`ProcessExecEvent`]. The agent looks for TLS libraries in it.
+    ProcessExec = 4,
+    /// A process (thread-group leader) exited: [`ProcessExitEvent`].
+    ProcessExit = 5,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 5] = [
+        EventKind::Data,
+        EventKind::ConnOpen,
+        EventKind::ConnClose,
+        EventKind::ProcessExec,
+        EventKind::ProcessExit,
+    ];
+
+    /// Dense index for per-kind counters (`COUNTERS` is indexed by it).
+    pub const fn index(self) -> usize {
+        self as usize - 1
+    }
+}
+
+impl TryFrom<u16> for EventKind {
+    type Error = u16;
+
+    fn try_from(value: u16) -> Result<Self, u16> {
+        match value {
+            1 => Ok(EventKind::Data),
+            2 => Ok(EventKind::ConnOpen),
+            3 => Ok(EventKind::ConnClose),
+            4 => Ok(EventKind::ProcessExec),
+            5 => Ok(EventKind::ProcessExit),
+            other => Err(other),
+        }
+    }
+}
+
+/// The first 16 bytes of every ring-buffer event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventHeader {
+    /// An [`EventKind`] value.
+    pub kind: u16,
+    /// [`EVENT_VERSION`] of the program that wrote the event.
+    pub version: u16,
+    /// Meaningful bytes in this event, header included. Ring-buffer entries can be larger
+    /// (payloads are reserved in fixed size classes); readers ignore the rest.
+    pub size: u32,
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC, nanoseconds since boot.
+    pub timestamp_ns: u64,
+}
+
+/// One connection as seen by one process. A socket fd is reused as soon as it is closed, so the
+/// generation (the kernel time the connection was first seen) keeps two connections that shared
+/// a (tgid, fd) from ever being merged.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    pub tgid: u32,
+    pub fd: u32,
+    pub generation: u64,
+}
+
+/// Key of the kernel's connection table: the process and the fd, without generation.
+pub const fn conn_key(tgid: u32, fd: u32) -> u64 {
+    ((tgid as u64) << 32) | fd as u64
+}
+
+/// Which way bytes went, from the observed process's point of view.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    /// The process wrote the bytes (write, send*, SSL_write).
+    Egress = 0,
+    /// The process read the bytes (read, recv*, SSL_read).
+    Ingress = 1,
+}
+
+impl Direction {
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    pub const fn from_u8(value: u8) -> Option<Direction> {
+        match value {
+            0 => Some(Direction::Egress),
+            1 => Some(Direction::Ingress),
+            _ => None,
+        }
+    }
+}
+
+/// Where the bytes were captured.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// Socket syscalls: the bytes on the wire.
+    Syscall = 0,
+    /// A TLS library's read/write functions: the plaintext inside TLS. Which library is in
+    /// [`DataHeader::tls_library`].
+    Tls = 1,
+}
+
+impl Source {
+    /// Number of sources; each has its own byte positions per direction.
+    pub const COUNT: usize = 2;
+
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    pub const fn from_u8(value: u8) -> Option<Source> {
+        match value {
+            0 => Some(Source::Syscall),
+            1 => Some(Source::Tls),
+            _ => None,
+        }
+    }
+
+}
+
+/// The TLS library whose hooks captured a [`Source::Tls`] event.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TlsLibrary {
+    /// Not a TLS event.
+    None = 0,
+    /// OpenSSL (libssl, or a program that links it statically and exports its symbols).
+    OpenSsl = 1,
+}
+
+impl TlsLibrary {
+    pub const fn from_u8(value: u8) -> Option<TlsLibrary> {
+        match value {
+            0 => Some(TlsLibrary::None),
+            1 => Some(TlsLibrary::OpenSsl),
+            _ => None,
+        }
+    }
+}
+
+/// Which syscall or library function produced a data event; kept for diagnostics.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    Read = 1,
+    Write = 2,
+    Readv = 3,
+    Writev = 4,
+    Recvfrom = 5,
+    Sendto = 6,
+    Recvmsg = 7,
+    Sendmsg = 8,
+    SslRead = 9,
+    SslWrite = 10,
+    SslReadEx = 11,
+    SslWriteEx = 12,
+}
+
+/// How the kernel learned about a connection.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnOrigin {
+    /// The process called connect(): it is the client.
+    Connect = 1,
+    /// The process accepted it: it is the server.
+    Accept = 2,
+    /// The connection predates the agent (or its connect was missed); the role is inferred from
+    /// the first bytes, and the agent resolves addresses through /proc.
+    Inferred = 3,
+}
+
+/// Role hint the kernel derives from the first bytes of an inferred connection.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleHint {
+    Unknown = 0,
+    Client = 1,
+    Server = 2,
+}
+
+/// A socket address as the kernel saw it in connect()/accept(). `family` is AF_INET (2) or
+/// AF_INET6 (10); other families (AF_UNIX, ...) leave the address zeroed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SockAddr {
+    pub family: u16,
+    /// Host byte order.
+    pub port: u16,
+    pub _pad: u32,
+    /// IPv4 in the first four bytes, or IPv6.
+    pub addr: [u8; 16],
+}
+
+/// Header of a [`EventKind::Data`] event; `captured_size` payload bytes follow it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataHeader {
+    pub header: EventHeader,
+    pub conn: ConnId,
+    /// Position of the first payload byte in this (connection, direction, source) stream: the
+    /// number of bytes that went before it, captured or not. Gaps show up as jumps.
+    pub position: u64,
+    /// Bytes the whole call moved (its return value), possibly more than this chunk.
+    pub call_size: u32,
+    /// Payload bytes in this event.
+    pub captured_size: u32,
+    /// Thread that made the call.
+    pub tid: u32,
+    /// A [`Direction`].
+    pub direction: u8,
+    /// A [`Source`].
+    pub source: u8,
+    /// A [`Hook`].
+    pub hook: u8,
+    /// `DATA_FLAG_*` bits.
+    pub flags: u8,
+    /// A [`TlsLibrary`].
+    pub tls_library: u8,
+    pub _pad: [u8; 7],
+}
+
+/// This chunk is the last one of its call.
+pub const DATA_FLAG_LAST_CHUNK: u8 = 1 << 0;
+/// The call moved more than the per-call cap; bytes past the cap were not captured.
+pub const DATA_FLAG_CALL_TRUNCATED: u8 = 1 << 1;
+
+/// A data event with room for `N` payload bytes. The kernel reserves ring-buffer space in a few
+/// fixed size classes (the verifier needs a constant size) and fills the payload in place.
+#[repr(C)]
+pub struct DataEvent<const N: usize> {
+    pub header: DataHeader,
+    pub payload: [u8; N],
+}
+
+/// Emitted once per connection, just before its first data event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnOpenEvent {
+    pub header: EventHeader,
+    pub conn: ConnId,
+    /// The peer: the server for `Connect`, the client for `Accept`; zero when `Inferred`.
+    pub remote: SockAddr,
+    /// For `Accept`: the listening fd, so the agent can find the local port once per listener.
+    pub listen_fd: u32,
+    /// Thread that opened (or first used) the connection.
+    pub tid: u32,
+    /// A [`ConnOrigin`].
+    pub origin: u8,
+    /// A [`RoleHint`].
+    pub role_hint: u8,
+    pub _pad: [u8; 6],
+    /// `comm` of the thread, NUL-padded: kept because short-lived processes may be gone from
+    /// /proc before the agent looks.
+    pub comm: [u8; 16],
+}
+
+/// Emitted when a connection that had a [`ConnOpenEvent`] is closed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnCloseEvent {
+    pub header: EventHeader,
+    pub conn: ConnId,
+    /// Bytes moved over the life of the connection, by [`Direction`] then [`Source`], captured
+    /// or not: the agent compares them with what it received to report loss.
+    pub bytes: [[u64; Source::COUNT]; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessExecEvent {
+    pub header: EventHeader,
+    pub tgid: u32,
+    pub _pad: u32,
+    pub comm: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessExitEvent {
+    pub header: EventHeader,
+    pub tgid: u32,
+    pub _pad: u32,
+}
+
+/// What the kernel knows about the protocol of one stream of a connection.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// Nothing seen yet.
+    Unknown = 0,
+    /// HTTP/1.x: shipped.
+    Http1 = 1,
+    /// TLS records: ciphertext, not shipped; the plaintext comes through the TLS hooks.
+    Tls = 2,
+    /// Something else (a database protocol, a file, a pipe): never shipped.
+    Other = 3,
+    /// HTTP/2 connection preface seen: shipped for the agent's future HTTP/2 parser.
+    Http2 = 4,
+}
+
+/// Value of the kernel's connection table (`CONNS`), keyed by [`conn_key`]. The agent writes to
+/// it too: it marks fds that turned out not to be sockets as [`Protocol::Other`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnState {
+    pub generation: u64,
+    /// Bytes moved so far, by [`Direction`] then [`Source`]: the next event's position.
+    pub bytes: [[u64; Source::COUNT]; 2],
+    pub remote: SockAddr,
+    pub listen_fd: u32,
+    /// A [`Protocol`] per [`Source`].
+    pub protocol: [u8; Source::COUNT],
+    /// A [`ConnOrigin`].
+    pub origin: u8,
+    /// 1 once the [`ConnOpenEvent`] went out.
+    pub announced: u8,
+    /// Calls left in which an inferred connection may still show its first HTTP bytes.
+    pub peeks_left: u8,
+    pub _pad: [u8; 7],
+}
+
+/// Per-CPU counters, indexed densely. Stable numbers, like event kinds.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Events the programs tried to send, per kind: `EventsAttempted + kind.index()`.
+    EventsAttempted = 0,
+    /// Events lost because the ring buffer was full, per kind: `DropRingFull + kind.index()`.
+    DropRingFull = 8,
+    /// Data chunks lost because user memory could not be read (page not present).
+    DropReadUserFailed = 16,
+    /// Calls that moved more than the per-call cap (bytes past it are not captured).
+    CallsTruncated = 17,
+    /// Bytes not captured because of the per-call cap.
+    BytesTruncated = 18,
+    /// Connections not tracked because the connection table was full.
+    DropConnTableFull = 19,
+    /// TLS calls whose socket could not be found (no syscall underneath, no earlier mapping).
+    TlsWithoutFd = 20,
+    /// Syscall bytes skipped because the stream is TLS ciphertext.
+    TlsCiphertextBytes = 21,
+    /// Calls skipped because the stream is not a protocol the agent parses.
+    CallsOtherProtocol = 22,
+    /// Data chunks lost because the argument map was full (nested or too many in-flight calls).
+    DropArgsTableFull = 23,
+}
+
+/// Slots in the counters array (with room for kinds and reasons still to come).
+pub const COUNTER_SLOTS: u32 = 32;
+
+impl Counter {
+    pub const fn slot(self) -> u32 {
+        self as u32
+    }
+}
+
+// Layout assertions: these sizes are the ABI. A change here is a change to EVENT_VERSION.
+const _: () = assert!(size_of::<EventHeader>() == 16);
+const _: () = assert!(size_of::<ConnId>() == 16);
+const _: () = assert!(size_of::<SockAddr>() == 24);
+const _: () = assert!(size_of::<DataHeader>() == 64);
+const _: () = assert!(size_of::<ConnOpenEvent>() == 88);
+const _: () = assert!(size_of::<ConnCloseEvent>() == 64);
+const _: () = assert!(size_of::<ProcessExecEvent>() == 40);
+const _: () = assert!(size_of::<ProcessExitEvent>() == 24);
+const _: () = assert!(size_of::<ConnState>() == 80);
+const _: () = assert!(EventKind::ALL.len() <= (Counter::DropRingFull as usize));
+const _: () = assert!(
+    Counter::DropRingFull as usize + EventKind::ALL.len() <= Counter::DropReadUserFailed as usize
+);
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+
+    // SAFETY: all of these are repr(C), contain only integers and arrays of integers, and have
+    // no implicit padding (the size assertions above pin every byte).
+    unsafe impl aya::Pod for ConnId {}
+    unsafe impl aya::Pod for SockAddr {}
+    unsafe impl aya::Pod for ConnState {}
+}

@@ -1,0 +1,56 @@
+//! Every bound the kernel side works within, with the reason for its value.
+//!
+//! Compile-time limits size buffers and loops (the verifier needs constants); the `DEFAULT_*`
+//! values are what the agent sets at load time, within those limits, unless told otherwise.
+
+/// Payload capacity of the largest ring-buffer data entry. A call that moves more is split into
+/// chunks of at most this size. 16 KiB keeps a 64 KiB write at four events while one entry stays
+/// a small fraction of the ring, so a full ring drops little at once.
+pub const MAX_CHUNK_SIZE: usize = 16 * 1024;
+
+/// Payload size classes, smallest first, the last being [`MAX_CHUNK_SIZE`]. The verifier only
+/// accepts constant reservation sizes; classes keep a 200-byte request from taking 16 KiB of ring.
+pub const CHUNK_CLASS_SMALL: usize = 1024;
+pub const CHUNK_CLASS_MEDIUM: usize = 4 * 1024;
+
+/// Upper bound on the chunks one call produces: the loop bound the verifier sees. With 16 KiB
+/// chunks this allows 512 KiB per call; the per-call cap below is usually the tighter bound.
+pub const MAX_CHUNKS_PER_CALL: u32 = 32;
+
+/// Default chunk size (settable at load, at most [`MAX_CHUNK_SIZE`]).
+pub const DEFAULT_CHUNK_SIZE: u32 = MAX_CHUNK_SIZE as u32;
+
+/// Default cap on bytes captured from one call. Headers and a body prefix are what the agent
+/// needs; copying all of a 1 MiB write would cost the traced process for bytes nobody reads.
+/// Bytes past the cap still advance the stream position, so the agent sees the gap, skips it
+/// inside length-delimited bodies, and counts it (`Counter::BytesTruncated`).
+pub const DEFAULT_MAX_BYTES_PER_CALL: u32 = 256 * 1024;
+
+/// iovecs looked at per readv/writev/sendmsg/recvmsg call. Servers send a head and a body, or a
+/// handful of buffers; 16 covers them. Later iovecs are counted as truncated.
+pub const MAX_IOVECS: u32 = 16;
+
+/// Ring buffer size by default: 32 MiB. At ~100k events/s of mostly small entries this holds
+/// well over a second of traffic if the consumer stalls. Must be a power of two.
+pub const DEFAULT_RING_BUFFER_BYTES: u32 = 32 * 1024 * 1024;
+
+/// Submit events without waking the consumer, and wake it every this many events per CPU
+/// (the agent also polls on a short timer): a wake-up per event costs the traced process ~2 µs.
+pub const DEFAULT_WAKEUP_BATCH: u32 = 64;
+
+/// Connections tracked at once (an LRU map: the oldest idle ones go first).
+pub const MAX_CONNS: u32 = 65_536;
+
+/// In-flight calls tracked at once (syscall and TLS arguments between entry and exit, by thread).
+pub const MAX_INFLIGHT_CALLS: u32 = 16_384;
+
+/// TLS session to socket mappings kept (an LRU map), for SSL_read calls OpenSSL answers from its
+/// buffer without a syscall underneath.
+pub const MAX_TLS_SESSIONS: u32 = 65_536;
+
+/// Calls in which a connection first seen mid-stream (older than the agent) may still show the
+/// start of an HTTP message before the kernel stops looking at it.
+pub const INFERRED_PEEK_CALLS: u8 = 8;
+
+/// Processes in the optional pid filter.
+pub const MAX_FILTER_PIDS: u32 = 1024;

@@ -1,0 +1,11 @@
+//! observer's agent, as a library: one module per pipeline stage.
+//!
+//! ```text
+//! capture ──> events ──> conn ──> protocol ──> pairing ──> (model) ──> export
+//! ```
+//!
+//! Only `capture` touches the kernel. Everything after it is plain Rust over recorded bytes, so
+//! `observer replay` runs the same code as live capture and every stage is testable without root.
+
+pub mod pairing;
+pub mod protocol;

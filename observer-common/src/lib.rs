@@ -22,6 +22,7 @@ pub mod names {
     pub const EVENTS: &str = "EVENTS";
     pub const COUNTERS: &str = "COUNTERS";
     pub const CONNS: &str = "CONNS";
+    pub const IGNORED: &str = "IGNORED";
     pub const FILTER_PIDS: &str = "FILTER_PIDS";
     /// Globals the agent sets at load time (see `limits` for what each bounds).
     pub const GLOBAL_AGENT_TGID: &str = "AGENT_TGID";
@@ -199,6 +200,26 @@ pub enum Hook {
     SslWriteEx = 12,
 }
 
+impl Hook {
+    pub const fn from_u8(value: u8) -> Option<Hook> {
+        Some(match value {
+            1 => Hook::Read,
+            2 => Hook::Write,
+            3 => Hook::Readv,
+            4 => Hook::Writev,
+            5 => Hook::Recvfrom,
+            6 => Hook::Sendto,
+            7 => Hook::Recvmsg,
+            8 => Hook::Sendmsg,
+            9 => Hook::SslRead,
+            10 => Hook::SslWrite,
+            11 => Hook::SslReadEx,
+            12 => Hook::SslWriteEx,
+            _ => return None,
+        })
+    }
+}
+
 /// How the kernel learned about a connection.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,6 +233,17 @@ pub enum ConnOrigin {
     Inferred = 3,
 }
 
+impl ConnOrigin {
+    pub const fn from_u8(value: u8) -> Option<ConnOrigin> {
+        match value {
+            1 => Some(ConnOrigin::Connect),
+            2 => Some(ConnOrigin::Accept),
+            3 => Some(ConnOrigin::Inferred),
+            _ => None,
+        }
+    }
+}
+
 /// Role hint the kernel derives from the first bytes of an inferred connection.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,6 +251,17 @@ pub enum RoleHint {
     Unknown = 0,
     Client = 1,
     Server = 2,
+}
+
+impl RoleHint {
+    pub const fn from_u8(value: u8) -> Option<RoleHint> {
+        match value {
+            0 => Some(RoleHint::Unknown),
+            1 => Some(RoleHint::Client),
+            2 => Some(RoleHint::Server),
+            _ => None,
+        }
+    }
 }
 
 /// A socket address as the kernel saw it in connect()/accept(). `family` is AF_INET (2) or
@@ -259,7 +302,11 @@ pub struct DataHeader {
     pub flags: u8,
     /// A [`TlsLibrary`].
     pub tls_library: u8,
-    pub _pad: [u8; 7],
+    pub _pad: [u8; 3],
+    /// Offset of this chunk's first byte within its call: the call began at
+    /// `position - call_offset` and ended at that plus `call_size`, so the bytes a truncated
+    /// call did not ship are a known gap at once.
+    pub call_offset: u32,
 }
 
 /// This chunk is the last one of its call.
@@ -341,8 +388,8 @@ pub enum Protocol {
     Http2 = 4,
 }
 
-/// Value of the kernel's connection table (`CONNS`), keyed by [`conn_key`]. The agent writes to
-/// it too: it marks fds that turned out not to be sockets as [`Protocol::Other`].
+/// Value of the kernel's connection table (`CONNS`), keyed by [`conn_key`]. (The agent moves fds
+/// that turned out not to be sockets from `CONNS` to `IGNORED`.)
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnState {
@@ -359,7 +406,9 @@ pub struct ConnState {
     pub announced: u8,
     /// Calls left in which an inferred connection may still show its first HTTP bytes.
     pub peeks_left: u8,
-    pub _pad: [u8; 7],
+    /// A [`RoleHint`] from the first classified bytes.
+    pub role_hint: u8,
+    pub _pad: [u8; 6],
 }
 
 /// Per-CPU counters, indexed densely. Stable numbers, like event kinds.
@@ -402,6 +451,7 @@ const _: () = assert!(size_of::<EventHeader>() == 16);
 const _: () = assert!(size_of::<ConnId>() == 16);
 const _: () = assert!(size_of::<SockAddr>() == 24);
 const _: () = assert!(size_of::<DataHeader>() == 64);
+const _: () = assert!(size_of::<DataEvent<1>>() == 72);
 const _: () = assert!(size_of::<ConnOpenEvent>() == 88);
 const _: () = assert!(size_of::<ConnCloseEvent>() == 64);
 const _: () = assert!(size_of::<ProcessExecEvent>() == 40);
@@ -418,7 +468,13 @@ mod pod {
 
     // SAFETY: all of these are repr(C), contain only integers and arrays of integers, and have
     // no implicit padding (the size assertions above pin every byte).
+    unsafe impl aya::Pod for EventHeader {}
     unsafe impl aya::Pod for ConnId {}
     unsafe impl aya::Pod for SockAddr {}
+    unsafe impl aya::Pod for DataHeader {}
+    unsafe impl aya::Pod for ConnOpenEvent {}
+    unsafe impl aya::Pod for ConnCloseEvent {}
+    unsafe impl aya::Pod for ProcessExecEvent {}
+    unsafe impl aya::Pod for ProcessExitEvent {}
     unsafe impl aya::Pod for ConnState {}
 }

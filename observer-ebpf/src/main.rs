@@ -1,1 +1,158 @@
-#![no_std] #![no_main]
+//! observer's kernel side: thin programs on syscall tracepoints and OpenSSL uprobes that ship
+//! the bytes of HTTP connections, bounded, through one ring buffer.
+//!
+//! Each program is a one-line entry point over a `Result`-returning function in the module for
+//! its area; errors only mean "nothing to report" (a failed read of the tracepoint record), and
+//! every loss that matters is counted in `COUNTERS`.
+#![no_std]
+#![no_main]
+
+mod conn;
+mod counters;
+mod emit;
+mod inflight;
+mod maps;
+mod process;
+mod syscalls;
+mod tls;
+
+use aya_ebpf::{
+    macros::{tracepoint, uprobe, uretprobe},
+    programs::{ProbeContext, RetProbeContext, TracePointContext},
+};
+use observer_common::{Direction, Hook};
+
+use crate::inflight::{PayloadKind, CALL_ACCEPT, CALL_CONNECT};
+
+macro_rules! data_syscall {
+    ($enter:ident, $exit:ident, $hook:expr, $kind:expr, $direction:expr) => {
+        #[tracepoint]
+        pub fn $enter(ctx: TracePointContext) -> u32 {
+            let _ = syscalls::enter_data(&ctx, $hook, $kind);
+            0
+        }
+
+        #[tracepoint]
+        pub fn $exit(ctx: TracePointContext) -> u32 {
+            let _ = syscalls::exit_data(&ctx, $direction);
+            0
+        }
+    };
+}
+
+data_syscall!(syscall_enter_read, syscall_exit_read, Hook::Read, PayloadKind::Buffer, Direction::Ingress);
+data_syscall!(syscall_enter_write, syscall_exit_write, Hook::Write, PayloadKind::Buffer, Direction::Egress);
+data_syscall!(syscall_enter_readv, syscall_exit_readv, Hook::Readv, PayloadKind::Vector, Direction::Ingress);
+data_syscall!(syscall_enter_writev, syscall_exit_writev, Hook::Writev, PayloadKind::Vector, Direction::Egress);
+data_syscall!(syscall_enter_recvfrom, syscall_exit_recvfrom, Hook::Recvfrom, PayloadKind::Buffer, Direction::Ingress);
+data_syscall!(syscall_enter_sendto, syscall_exit_sendto, Hook::Sendto, PayloadKind::Buffer, Direction::Egress);
+
+#[tracepoint]
+pub fn syscall_enter_recvmsg(ctx: TracePointContext) -> u32 {
+    let _ = syscalls::enter_msg(&ctx, Hook::Recvmsg);
+    0
+}
+
+#[tracepoint]
+pub fn syscall_exit_recvmsg(ctx: TracePointContext) -> u32 {
+    let _ = syscalls::exit_data(&ctx, Direction::Ingress);
+    0
+}
+
+#[tracepoint]
+pub fn syscall_enter_sendmsg(ctx: TracePointContext) -> u32 {
+    let _ = syscalls::enter_msg(&ctx, Hook::Sendmsg);
+    0
+}
+
+#[tracepoint]
+pub fn syscall_exit_sendmsg(ctx: TracePointContext) -> u32 {
+    let _ = syscalls::exit_data(&ctx, Direction::Egress);
+    0
+}
+
+#[tracepoint]
+pub fn syscall_enter_connect(ctx: TracePointContext) -> u32 {
+    let _ = syscalls::enter_sockaddr_call(&ctx, CALL_CONNECT);
+    0
+}
+
+#[tracepoint]
+pub fn syscall_exit_connect(ctx: TracePointContext) -> u32 {
+    let _ = syscalls::exit_connect(&ctx);
+    0
+}
+
+/// Attached to both accept and accept4: their first three arguments are the same.
+#[tracepoint]
+pub fn syscall_enter_accept(ctx: TracePointContext) -> u32 {
+    let _ = syscalls::enter_sockaddr_call(&ctx, CALL_ACCEPT);
+    0
+}
+
+#[tracepoint]
+pub fn syscall_exit_accept(ctx: TracePointContext) -> u32 {
+    let _ = syscalls::exit_accept(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn syscall_enter_close(ctx: TracePointContext) -> u32 {
+    let _ = syscalls::enter_close(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn syscall_enter_sendfile(ctx: TracePointContext) -> u32 {
+    let _ = syscalls::enter_sendfile(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn syscall_exit_sendfile(ctx: TracePointContext) -> u32 {
+    let _ = syscalls::exit_sendfile(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn process_exec(_ctx: TracePointContext) -> u32 {
+    process::on_exec();
+    0
+}
+
+#[tracepoint]
+pub fn process_exit(_ctx: TracePointContext) -> u32 {
+    process::on_exit();
+    0
+}
+
+macro_rules! tls_function {
+    ($enter:ident, $exit:ident, $hook:expr, $direction:expr) => {
+        #[uprobe]
+        pub fn $enter(ctx: ProbeContext) -> u32 {
+            let _ = tls::enter(&ctx, $hook);
+            0
+        }
+
+        #[uretprobe]
+        pub fn $exit(ctx: RetProbeContext) -> u32 {
+            let _ = tls::exit(&ctx, $direction);
+            0
+        }
+    };
+}
+
+tls_function!(openssl_enter_ssl_read, openssl_exit_ssl_read, Hook::SslRead, Direction::Ingress);
+tls_function!(openssl_enter_ssl_write, openssl_exit_ssl_write, Hook::SslWrite, Direction::Egress);
+tls_function!(openssl_enter_ssl_read_ex, openssl_exit_ssl_read_ex, Hook::SslReadEx, Direction::Ingress);
+tls_function!(openssl_enter_ssl_write_ex, openssl_exit_ssl_write_ex, Hook::SslWriteEx, Direction::Egress);
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -7,5 +7,7 @@
 //! Only `capture` touches the kernel. Everything after it is plain Rust over recorded bytes, so
 //! `observer replay` runs the same code as live capture and every stage is testable without root.
 
+pub mod capture;
+pub mod events;
 pub mod pairing;
 pub mod protocol;

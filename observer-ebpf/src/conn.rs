@@ -1,0 +1,289 @@
+//! The connection table: which fds are worth shipping, their byte positions, and the cheap look
+//! at the first bytes that decides it.
+
+use aya_ebpf::helpers::{bpf_get_current_comm, bpf_ktime_get_ns, bpf_probe_read_user};
+use observer_common::{
+    conn_key, limits::INFERRED_PEEK_CALLS, ConnCloseEvent, ConnId, ConnOpenEvent, ConnOrigin,
+    ConnState, Counter, Direction, EventKind, Protocol, RoleHint, SockAddr, Source,
+};
+
+use crate::{
+    counters,
+    emit::{self, emit_call, CallMeta},
+    inflight::{Payload, PayloadKind},
+    maps::{CONNS, IGNORED},
+};
+
+/// What the first bytes of a stream look like.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FirstBytes {
+    HttpRequest,
+    HttpResponse,
+    Http2Preface,
+    TlsRecord,
+    Unrecognised,
+}
+
+/// Look at the first 8 bytes a call moved. Method tokens are matched on their first four bytes
+/// (with the space where the token is shorter): enough to tell HTTP from other protocols and
+/// from files, and cheap enough to run on every unknown fd's first calls.
+fn peek(payload: &Payload, size: u64) -> FirstBytes {
+    if size < 4 {
+        return FirstBytes::Unrecognised;
+    }
+    let mut first = payload.ptr;
+    if payload.kind == PayloadKind::Vector {
+        // SAFETY: helper read of user memory.
+        match unsafe { bpf_probe_read_user(payload.ptr as *const u64) } {
+            Ok(base) => first = base,
+            Err(_) => return FirstBytes::Unrecognised,
+        }
+    }
+    // SAFETY: helper read of user memory; a short buffer at the end of a mapping fails safely.
+    let bytes: [u8; 8] = match unsafe { bpf_probe_read_user(first as *const [u8; 8]) } {
+        Ok(bytes) => bytes,
+        Err(_) => match unsafe { bpf_probe_read_user(first as *const [u8; 4]) } {
+            Ok(b) => [b[0], b[1], b[2], b[3], 0, 0, 0, 0],
+            Err(_) => return FirstBytes::Unrecognised,
+        },
+    };
+    classify(&bytes)
+}
+
+fn classify(b: &[u8; 8]) -> FirstBytes {
+    match [b[0], b[1], b[2], b[3]] {
+        [b'G', b'E', b'T', b' ']
+        | [b'P', b'U', b'T', b' ']
+        | [b'P', b'O', b'S', b'T']
+        | [b'H', b'E', b'A', b'D']
+        | [b'D', b'E', b'L', b'E']
+        | [b'P', b'A', b'T', b'C']
+        | [b'O', b'P', b'T', b'I']
+        | [b'C', b'O', b'N', b'N']
+        | [b'T', b'R', b'A', b'C'] => FirstBytes::HttpRequest,
+        [b'H', b'T', b'T', b'P'] if b[4] == b'/' && b[5] == b'1' => FirstBytes::HttpResponse,
+        [b'P', b'R', b'I', b' '] if b[4] == b'*' => FirstBytes::Http2Preface,
+        // A TLS record header: content type 20..=23, then major version 3.
+        [20..=23, 3, 0..=4, _] => FirstBytes::TlsRecord,
+        _ => FirstBytes::Unrecognised,
+    }
+}
+
+fn protocol_of(first: FirstBytes) -> Protocol {
+    match first {
+        FirstBytes::HttpRequest | FirstBytes::HttpResponse => Protocol::Http1,
+        FirstBytes::Http2Preface => Protocol::Http2,
+        FirstBytes::TlsRecord => Protocol::Tls,
+        FirstBytes::Unrecognised => Protocol::Other,
+    }
+}
+
+fn role_hint(first: FirstBytes, direction: Direction) -> RoleHint {
+    match (first, direction) {
+        (FirstBytes::HttpRequest | FirstBytes::Http2Preface, Direction::Egress) => RoleHint::Client,
+        (FirstBytes::HttpRequest | FirstBytes::Http2Preface, Direction::Ingress) => RoleHint::Server,
+        (FirstBytes::HttpResponse, Direction::Egress) => RoleHint::Server,
+        (FirstBytes::HttpResponse, Direction::Ingress) => RoleHint::Client,
+        _ => RoleHint::Unknown,
+    }
+}
+
+/// Start tracking a connection the process just opened with connect() or accept().
+pub fn track_new(tgid: u32, fd: u32, origin: ConnOrigin, remote: SockAddr, listen_fd: u32) {
+    let key = conn_key(tgid, fd);
+    let state = fresh_state(origin, remote, listen_fd);
+    if CONNS.insert(key, state, 0).is_err() {
+        counters::add(Counter::DropConnTableFull, 1);
+    }
+    // The fd may have been a file we ignored before it was closed and reused.
+    let _ = IGNORED.remove(key);
+}
+
+fn fresh_state(origin: ConnOrigin, remote: SockAddr, listen_fd: u32) -> ConnState {
+    ConnState {
+        // SAFETY: no preconditions.
+        generation: unsafe { bpf_ktime_get_ns() },
+        bytes: [[0; Source::COUNT]; 2],
+        remote,
+        listen_fd,
+        protocol: [Protocol::Unknown as u8; Source::COUNT],
+        origin: origin as u8,
+        announced: 0,
+        peeks_left: INFERRED_PEEK_CALLS,
+        role_hint: RoleHint::Unknown as u8,
+        _pad: [0; 6],
+    }
+}
+
+/// Forget a connection when its fd is closed, telling the agent if it knew about it.
+pub fn close(tgid: u32, fd: u32) {
+    let key = conn_key(tgid, fd);
+    let _ = IGNORED.remove(key);
+    let Some(state) = CONNS.get_ptr(key) else {
+        return;
+    };
+    // SAFETY: map value pointer from a successful lookup.
+    let state = unsafe { *state };
+    let _ = CONNS.remove(key);
+    if state.announced == 0 {
+        return;
+    }
+    emit::emit::<ConnCloseEvent>(EventKind::ConnClose, |event| {
+        event.header = emit::header(EventKind::ConnClose, core::mem::size_of::<ConnCloseEvent>());
+        event.conn = ConnId { tgid, fd, generation: state.generation };
+        event.bytes = state.bytes;
+    });
+}
+
+/// A call moved `size` bytes (`size` > 0) on `fd`: classify the stream if needed, advance its
+/// position, and ship the bytes if the stream is one the agent parses.
+#[inline(always)]
+pub fn on_data(
+    tgid: u32,
+    tid: u32,
+    fd: u32,
+    direction: Direction,
+    source: Source,
+    hook: u8,
+    tls_library: u8,
+    payload: &Payload,
+    size: u64,
+) {
+    let key = conn_key(tgid, fd);
+    let state = match CONNS.get_ptr_mut(key) {
+        Some(state) => state,
+        None => match start_inferred(key, payload, size) {
+            Some(state) => state,
+            None => return,
+        },
+    };
+    // SAFETY: map value pointer from a successful lookup; only this CPU's program touches this
+    // thread's connection state at a time in practice, and a torn counter is harmless.
+    let state = unsafe { &mut *state };
+
+    let s = source as usize;
+    let d = direction as usize;
+    if s >= Source::COUNT || d >= 2 {
+        return;
+    }
+    let position = state.bytes[d][s];
+    state.bytes[d][s] = position + size;
+
+    if state.protocol[s] == Protocol::Unknown as u8 {
+        let first = peek(payload, size);
+        let protocol = protocol_of(first);
+        if protocol == Protocol::Other {
+            if state.origin == ConnOrigin::Inferred as u8 && state.peeks_left > 1 {
+                // First seen mid-stream: the next call may start a message.
+                state.peeks_left -= 1;
+                return;
+            }
+            if source == Source::Syscall {
+                // Not a protocol we parse: stop looking at this fd until it is closed.
+                let _ = CONNS.remove(key);
+                let _ = IGNORED.insert(key, 0, 0);
+                return;
+            }
+        }
+        state.protocol[s] = protocol as u8;
+        if state.role_hint == RoleHint::Unknown as u8 {
+            state.role_hint = role_hint(first, direction) as u8;
+        }
+    }
+
+    let protocol = state.protocol[s];
+    if protocol == Protocol::Tls as u8 {
+        counters::add(Counter::TlsCiphertextBytes, size);
+        return;
+    }
+    if protocol != Protocol::Http1 as u8 && protocol != Protocol::Http2 as u8 {
+        counters::add(Counter::CallsOtherProtocol, 1);
+        return;
+    }
+
+    let conn = ConnId { tgid, fd, generation: state.generation };
+    if state.announced == 0 {
+        state.announced = 1;
+        announce(conn, state, tid);
+    }
+    let meta = CallMeta {
+        conn,
+        position,
+        call_size: size,
+        tid,
+        direction: direction as u8,
+        source: source as u8,
+        hook,
+        tls_library,
+    };
+    emit_call(&meta, payload);
+}
+
+/// An fd the kernel has not seen opened: a connection older than the agent, or a file, pipe or
+/// socket of another protocol. Track it only once its bytes look like HTTP or TLS.
+fn start_inferred(key: u64, payload: &Payload, size: u64) -> Option<*mut ConnState> {
+    let peeks_left = match IGNORED.get_ptr_mut(key) {
+        // SAFETY: map value pointer from a successful lookup.
+        Some(peeks) => unsafe { &mut *peeks },
+        None => {
+            let _ = IGNORED.insert(key, INFERRED_PEEK_CALLS, 0);
+            IGNORED.get_ptr_mut(key).map(|p| unsafe { &mut *p })?
+        }
+    };
+    if *peeks_left == 0 {
+        return None;
+    }
+    let first = peek(payload, size);
+    if first == FirstBytes::Unrecognised {
+        *peeks_left -= 1;
+        return None;
+    }
+    let _ = IGNORED.remove(key);
+    let state = fresh_state(ConnOrigin::Inferred, SockAddr::default(), 0);
+    if CONNS.insert(key, state, 0).is_err() {
+        counters::add(Counter::DropConnTableFull, 1);
+        return None;
+    }
+    CONNS.get_ptr_mut(key)
+}
+
+fn announce(conn: ConnId, state: &ConnState, tid: u32) {
+    let comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    let remote = state.remote;
+    let listen_fd = state.listen_fd;
+    let origin = state.origin;
+    let role_hint = state.role_hint;
+    emit::emit::<ConnOpenEvent>(EventKind::ConnOpen, |event| {
+        event.header = emit::header(EventKind::ConnOpen, core::mem::size_of::<ConnOpenEvent>());
+        event.conn = conn;
+        event.remote = remote;
+        event.listen_fd = listen_fd;
+        event.tid = tid;
+        event.origin = origin;
+        event.role_hint = role_hint;
+        event.comm = comm;
+    });
+}
+
+/// Whether calls on this fd need their arguments kept until exit.
+#[inline(always)]
+pub fn worth_watching(tgid: u32, fd: u32) -> bool {
+    match IGNORED.get_ptr(conn_key(tgid, fd)) {
+        // SAFETY: map value pointer from a successful lookup.
+        Some(peeks) => (unsafe { *peeks }) > 0,
+        None => true,
+    }
+}
+
+/// Advance a tracked stream's position over bytes no hook can see (sendfile).
+pub fn skip_bytes(tgid: u32, fd: u32, direction: Direction, size: u64) {
+    let Some(state) = CONNS.get_ptr_mut(conn_key(tgid, fd)) else {
+        return;
+    };
+    // SAFETY: map value pointer from a successful lookup.
+    let state = unsafe { &mut *state };
+    let d = direction as usize;
+    if d < 2 {
+        state.bytes[d][Source::Syscall as usize] += size;
+    }
+}

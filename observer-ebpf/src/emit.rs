@@ -1,0 +1,239 @@
+//! Writing events into the ring buffer: headers, bounded payload chunks, batched wake-ups.
+
+use aya_ebpf::{
+    bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    helpers::{bpf_ktime_get_ns, generated::bpf_probe_read_user},
+};
+use observer_common::{
+    limits::{CHUNK_CLASS_MEDIUM, CHUNK_CLASS_SMALL, MAX_CHUNKS_PER_CALL, MAX_CHUNK_SIZE, MAX_IOVECS},
+    ConnId, Counter, DataEvent, DataHeader, EventHeader, EventKind, DATA_FLAG_CALL_TRUNCATED,
+    DATA_FLAG_LAST_CHUNK, EVENT_VERSION,
+};
+
+use crate::{
+    counters,
+    inflight::{Payload, PayloadKind},
+    maps::{chunk_size, max_bytes_per_call, wakeup_batch, EVENTS, WAKEUP_COUNT},
+};
+
+pub fn header(kind: EventKind, size: usize) -> EventHeader {
+    EventHeader {
+        kind: kind as u16,
+        version: EVENT_VERSION,
+        size: size as u32,
+        // SAFETY: no preconditions.
+        timestamp_ns: unsafe { bpf_ktime_get_ns() },
+    }
+}
+
+/// Submit flags: wake the consumer once every `WAKEUP_BATCH` events on this CPU and let it poll
+/// for the rest, because a wake-up per event costs the traced process ~2 µs.
+#[inline(always)]
+pub fn wakeup_flags() -> u64 {
+    let batch = wakeup_batch();
+    if batch <= 1 {
+        return 0;
+    }
+    let Some(count) = WAKEUP_COUNT.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
+    unsafe {
+        *count += 1;
+        if *count >= batch {
+            *count = 0;
+            BPF_RB_FORCE_WAKEUP as u64
+        } else {
+            BPF_RB_NO_WAKEUP as u64
+        }
+    }
+}
+
+/// Reserve, fill and submit a fixed-size event, counting the attempt and any drop.
+#[inline(always)]
+pub fn emit<T: 'static>(kind: EventKind, fill: impl FnOnce(&mut T)) {
+    counters::event_attempted(kind);
+    let Some(mut entry) = EVENTS.reserve::<T>(0) else {
+        counters::ring_full(kind);
+        return;
+    };
+    // SAFETY: every event type is plain integers; `fill` writes every field it cares about and
+    // the rest is never read past `header.size`... but we still zero it so no kernel memory
+    // leaks to user space.
+    let event = unsafe {
+        core::ptr::write_bytes(entry.as_mut_ptr(), 0, 1);
+        &mut *entry.as_mut_ptr()
+    };
+    fill(event);
+    entry.submit(wakeup_flags());
+}
+
+/// Everything a data chunk shares with the other chunks of its call.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CallMeta {
+    pub conn: ConnId,
+    /// Stream position of the call's first byte.
+    pub position: u64,
+    /// The call's return value: bytes it moved.
+    pub call_size: u64,
+    pub tid: u32,
+    pub direction: u8,
+    pub source: u8,
+    pub hook: u8,
+    pub tls_library: u8,
+}
+
+/// Where a call's chunking stands: the state `observer_chunk_step` advances one step at a time.
+#[repr(C)]
+pub struct ChunkCursor {
+    pub meta: CallMeta,
+    pub payload: Payload,
+    /// Bytes per chunk.
+    pub chunk: u64,
+    /// Bytes of the call to ship: the call size, capped.
+    pub cap: u64,
+    /// Bytes shipped (or attempted) so far.
+    pub done: u64,
+    /// Current buffer: next byte to ship and bytes left in it.
+    pub cursor: u64,
+    pub left_in_buffer: u64,
+    /// For iovec payloads: the next entry to read and how many to read at most.
+    pub next_iov: u64,
+    pub iov_count: u64,
+}
+
+/// Ship the bytes a call moved, in chunks of at most `CHUNK_SIZE`, up to `MAX_BYTES_PER_CALL`.
+///
+/// The loop body is a global BPF function, which the verifier checks once on its own; here it
+/// sees only a call and a branch per iteration. With the body inlined, every combination of
+/// branches across iterations was explored: "BPF program is too large. Processed 1000001 insn".
+#[inline(always)]
+pub fn emit_call(meta: &CallMeta, payload: &Payload) {
+    let is_vector = payload.kind == PayloadKind::Vector;
+    let mut state = ChunkCursor {
+        meta: *meta,
+        payload: *payload,
+        chunk: (chunk_size() as u64).min(MAX_CHUNK_SIZE as u64).max(1),
+        cap: meta.call_size.min(max_bytes_per_call() as u64),
+        done: 0,
+        cursor: if is_vector { 0 } else { payload.ptr },
+        left_in_buffer: if is_vector { 0 } else { meta.call_size },
+        next_iov: 0,
+        iov_count: payload.len.min(MAX_IOVECS as u64),
+    };
+    for _ in 0..(MAX_CHUNKS_PER_CALL + MAX_IOVECS) {
+        if observer_chunk_step(&mut state) != 0 {
+            break;
+        }
+    }
+    if meta.call_size > state.done {
+        counters::add(Counter::CallsTruncated, 1);
+        counters::add(Counter::BytesTruncated, meta.call_size - state.done);
+    }
+}
+
+/// One step of [`emit_call`]: move to the next iovec, or emit one chunk. Returns non-zero when
+/// the call is done.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn observer_chunk_step(state: *mut ChunkCursor) -> i32 {
+    // SAFETY: the verifier requires global functions to check pointer arguments for null; the
+    // caller passes its own stack struct.
+    let Some(state) = (unsafe { state.as_mut() }) else {
+        return 1;
+    };
+    if state.done >= state.cap {
+        return 1;
+    }
+    if state.left_in_buffer == 0 {
+        if state.payload.kind != PayloadKind::Vector || state.next_iov >= state.iov_count {
+            return 1;
+        }
+        let iov = state.payload.ptr + state.next_iov * 16;
+        state.next_iov += 1;
+        // struct iovec { void *iov_base; size_t iov_len; }
+        // SAFETY: helper reads of user memory, which fault safely.
+        let base = unsafe { aya_ebpf::helpers::bpf_probe_read_user(iov as *const u64) };
+        let len = unsafe { aya_ebpf::helpers::bpf_probe_read_user((iov + 8) as *const u64) };
+        return match (base, len) {
+            (Ok(base), Ok(len)) => {
+                state.cursor = base;
+                state.left_in_buffer = len;
+                0
+            }
+            _ => 1,
+        };
+    }
+    let n = state.left_in_buffer.min(state.chunk).min(state.cap - state.done);
+    let mut flags = 0;
+    if state.done + n >= state.cap {
+        flags |= DATA_FLAG_LAST_CHUNK;
+        if state.meta.call_size > state.cap {
+            flags |= DATA_FLAG_CALL_TRUNCATED;
+        }
+    }
+    emit_chunk(&state.meta, state.meta.position + state.done, state.cursor, n, flags);
+    state.cursor += n;
+    state.left_in_buffer -= n;
+    state.done += n;
+    0
+}
+
+#[inline(always)]
+fn emit_chunk(meta: &CallMeta, position: u64, src: u64, len: u64, flags: u8) {
+    if len <= CHUNK_CLASS_SMALL as u64 {
+        emit_chunk_sized::<CHUNK_CLASS_SMALL>(meta, position, src, len, flags);
+    } else if len <= CHUNK_CLASS_MEDIUM as u64 {
+        emit_chunk_sized::<CHUNK_CLASS_MEDIUM>(meta, position, src, len, flags);
+    } else {
+        emit_chunk_sized::<MAX_CHUNK_SIZE>(meta, position, src, len, flags);
+    }
+}
+
+#[inline(always)]
+fn emit_chunk_sized<const N: usize>(meta: &CallMeta, position: u64, src: u64, len: u64, flags: u8) {
+    counters::event_attempted(EventKind::Data);
+    let Some(mut entry) = EVENTS.reserve::<DataEvent<N>>(0) else {
+        counters::ring_full(EventKind::Data);
+        return;
+    };
+    let event = entry.as_mut_ptr();
+    // Bound the copy for the verifier: without it, "R2 unbounded memory access" on the read.
+    let len = if len > N as u64 { N as u64 } else { len };
+    // SAFETY: `len` <= N bytes into the reserved payload; the helper faults safely on bad `src`.
+    let read = unsafe {
+        bpf_probe_read_user(
+            core::ptr::addr_of_mut!((*event).payload).cast(),
+            len as u32,
+            src as *const _,
+        )
+    };
+    if read != 0 {
+        entry.discard(0);
+        counters::add(Counter::DropReadUserFailed, 1);
+        return;
+    }
+    // SAFETY: writing the header of our own reservation.
+    unsafe {
+        core::ptr::addr_of_mut!((*event).header).write(DataHeader {
+            header: header(
+                EventKind::Data,
+                core::mem::size_of::<DataHeader>() + len as usize,
+            ),
+            conn: meta.conn,
+            position,
+            call_size: meta.call_size as u32,
+            captured_size: len as u32,
+            tid: meta.tid,
+            direction: meta.direction,
+            source: meta.source,
+            hook: meta.hook,
+            flags,
+            tls_library: meta.tls_library,
+            _pad: [0; 3],
+            call_offset: (position - meta.position) as u32,
+        });
+    }
+    entry.submit(wakeup_flags());
+}

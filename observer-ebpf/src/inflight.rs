@@ -1,0 +1,57 @@
+//! State carried from a call's entry to its exit on the same thread. Private to the kernel side.
+
+/// How the payload of a call is laid out in user memory.
+#[repr(u8)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PayloadKind {
+    /// One buffer: `ptr`, `len` bytes.
+    Buffer = 0,
+    /// An iovec array: `ptr`, `len` entries.
+    Vector = 1,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Payload {
+    pub ptr: u64,
+    pub len: u64,
+    pub kind: PayloadKind,
+}
+
+/// What the syscall entry saw. Connect and accept reuse `payload.ptr` for the sockaddr pointer.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SyscallArgs {
+    pub payload: Payload,
+    pub fd: u32,
+    /// An `observer_common::Hook`, or one of the `CALL_*` values below.
+    pub hook: u8,
+}
+
+/// Pseudo-hooks for calls that move no payload.
+pub const CALL_CONNECT: u8 = 100;
+pub const CALL_ACCEPT: u8 = 101;
+pub const CALL_SENDFILE: u8 = 102;
+
+/// A TLS read or write between entry and return.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TlsArgs {
+    pub ssl: u64,
+    pub buf: u64,
+    /// For the `_ex` variants: where the library writes the byte count.
+    pub count_ptr: u64,
+    /// The socket fd, once a syscall underneath revealed it; -1 until then.
+    pub fd: i64,
+    /// An `observer_common::Hook`.
+    pub hook: u8,
+}
+
+/// A TLS session within one process (pointers are only unique per address space).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TlsSessionKey {
+    pub ssl: u64,
+    pub tgid: u32,
+    pub _pad: u32,
+}

@@ -1,0 +1,106 @@
+//! Every map and load-time global of the kernel side, in one place.
+//!
+//! Map names are the static names below; the agent refers to them through
+//! `observer_common::names`, and its loader test checks that both agree.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+};
+use observer_common::{
+    limits::{
+        DEFAULT_CHUNK_SIZE, DEFAULT_MAX_BYTES_PER_CALL, DEFAULT_RING_BUFFER_BYTES,
+        DEFAULT_WAKEUP_BATCH, MAX_CONNS, MAX_FILTER_PIDS, MAX_INFLIGHT_CALLS, MAX_TLS_SESSIONS,
+    },
+    ConnState, COUNTER_SLOTS,
+};
+
+use crate::inflight::{SyscallArgs, TlsArgs, TlsSessionKey};
+
+/// The one ring buffer every event goes through. The agent may resize it at load.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BUFFER_BYTES, 0);
+
+/// Per-CPU counters (`observer_common::Counter` slots).
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+
+/// Events submitted on this CPU since the last forced wake-up.
+#[map]
+pub static WAKEUP_COUNT: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
+/// Connections worth watching, by `conn_key(tgid, fd)`: not yet classified, HTTP, or TLS.
+#[map]
+pub static CONNS: LruHashMap<u64, ConnState> = LruHashMap::with_max_entries(MAX_CONNS, 0);
+
+/// fds known not to carry HTTP (files, pipes, other protocols), by `conn_key`, with the number
+/// of calls still allowed to show HTTP bytes (0: skip at syscall entry). A separate LRU map so
+/// that a process churning through files evicts only other ignored fds, never a connection.
+#[map]
+pub static IGNORED: LruHashMap<u64, u8> = LruHashMap::with_max_entries(MAX_CONNS, 0);
+
+/// Syscall arguments between entry and exit, by pid_tgid.
+#[map]
+pub static SYSCALL_ARGS: HashMap<u64, SyscallArgs> =
+    HashMap::with_max_entries(MAX_INFLIGHT_CALLS, 0);
+
+/// TLS call arguments between entry and return, by pid_tgid. Syscalls made underneath on the
+/// same thread fill in the fd.
+#[map]
+pub static TLS_ARGS: HashMap<u64, TlsArgs> = HashMap::with_max_entries(MAX_INFLIGHT_CALLS, 0);
+
+/// The fd behind each TLS session, learned from the syscalls underneath its calls: SSL_read can
+/// be answered from OpenSSL's buffer without any syscall.
+#[map]
+pub static TLS_SESSIONS: LruHashMap<TlsSessionKey, u32> =
+    LruHashMap::with_max_entries(MAX_TLS_SESSIONS, 0);
+
+/// Processes to watch when `FILTER_BY_PID` is set.
+#[map]
+pub static FILTER_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(MAX_FILTER_PIDS, 0);
+
+// Load-time globals. `#[no_mangle]` keeps their symbol names for the loader; reads go through
+// `read_volatile` so the compiler cannot fold the defaults in.
+
+/// The agent's own process: its traffic is never captured.
+#[unsafe(no_mangle)]
+static AGENT_TGID: u32 = 0;
+
+#[unsafe(no_mangle)]
+static CHUNK_SIZE: u32 = DEFAULT_CHUNK_SIZE;
+
+#[unsafe(no_mangle)]
+static MAX_BYTES_PER_CALL: u32 = DEFAULT_MAX_BYTES_PER_CALL;
+
+/// Non-zero: only processes in `FILTER_PIDS` are watched.
+#[unsafe(no_mangle)]
+static FILTER_BY_PID: u32 = 0;
+
+#[unsafe(no_mangle)]
+static WAKEUP_BATCH: u32 = DEFAULT_WAKEUP_BATCH;
+
+#[inline(always)]
+fn global(value: &'static u32) -> u32 {
+    // SAFETY: reading a static; volatile so the loader's value is used, not the default.
+    unsafe { core::ptr::read_volatile(value) }
+}
+
+pub fn agent_tgid() -> u32 {
+    global(&AGENT_TGID)
+}
+
+pub fn chunk_size() -> u32 {
+    global(&CHUNK_SIZE)
+}
+
+pub fn max_bytes_per_call() -> u32 {
+    global(&MAX_BYTES_PER_CALL)
+}
+
+pub fn filter_by_pid() -> bool {
+    global(&FILTER_BY_PID) != 0
+}
+
+pub fn wakeup_batch() -> u32 {
+    global(&WAKEUP_BATCH)
+}

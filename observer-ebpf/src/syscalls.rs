@@ -1,0 +1,243 @@
+//! Socket syscalls: arguments kept at entry, bytes and connections handled at exit.
+//!
+//! Syscall tracepoints lay out their arguments as 8-byte fields from offset 16, and the return
+//! value at offset 16 of the exit event (see `/sys/kernel/tracing/events/syscalls/*/format`).
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
+    programs::TracePointContext,
+};
+use observer_common::{ConnOrigin, Counter, Direction, Hook, SockAddr, Source, TlsLibrary};
+
+use crate::{
+    conn, counters,
+    inflight::{Payload, PayloadKind, SyscallArgs, CALL_ACCEPT, CALL_CONNECT, CALL_SENDFILE},
+    maps::{agent_tgid, filter_by_pid, CONNS, FILTER_PIDS, SYSCALL_ARGS, TLS_ARGS},
+};
+
+const ARGS_OFFSET: usize = 16;
+const RET_OFFSET: usize = 16;
+/// connect() on a non-blocking socket returns this and completes later.
+const EINPROGRESS: i64 = 115;
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+
+fn arg(ctx: &TracePointContext, index: usize) -> Result<u64, i64> {
+    // SAFETY: reading the tracepoint record within its documented layout.
+    unsafe { ctx.read_at::<u64>(ARGS_OFFSET + index * 8) }.map_err(i64::from)
+}
+
+fn ret(ctx: &TracePointContext) -> Result<i64, i64> {
+    // SAFETY: reading the tracepoint record within its documented layout.
+    unsafe { ctx.read_at::<i64>(RET_OFFSET) }.map_err(i64::from)
+}
+
+/// The calling process, unless it is one we must not watch.
+#[inline(always)]
+pub fn watched_process() -> Option<(u64, u32, u32)> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if tgid == agent_tgid() {
+        return None;
+    }
+    // SAFETY: plain lookup.
+    if filter_by_pid() && unsafe { FILTER_PIDS.get(tgid) }.is_none() {
+        return None;
+    }
+    Some((pid_tgid, tgid, pid_tgid as u32))
+}
+
+/// Entry of read/write/readv/writev/recvfrom/sendto.
+pub fn enter_data(ctx: &TracePointContext, hook: Hook, kind: PayloadKind) -> Result<(), i64> {
+    let Some((pid_tgid, tgid, _)) = watched_process() else {
+        return Ok(());
+    };
+    let fd = arg(ctx, 0)? as u32;
+    let payload = Payload { ptr: arg(ctx, 1)?, len: arg(ctx, 2)?, kind };
+    remember(pid_tgid, tgid, fd, hook as u8, payload)
+}
+
+/// Entry of recvmsg/sendmsg: the payload is the msghdr's iovec array.
+pub fn enter_msg(ctx: &TracePointContext, hook: Hook) -> Result<(), i64> {
+    let Some((pid_tgid, tgid, _)) = watched_process() else {
+        return Ok(());
+    };
+    let fd = arg(ctx, 0)? as u32;
+    let msghdr = arg(ctx, 1)?;
+    // struct user_msghdr: msg_iov at offset 16, msg_iovlen at 24.
+    // SAFETY: helper reads of user memory.
+    let iov = unsafe { bpf_probe_read_user((msghdr + 16) as *const u64) }.map_err(i64::from)?;
+    let iovlen = unsafe { bpf_probe_read_user((msghdr + 24) as *const u64) }.map_err(i64::from)?;
+    let payload = Payload { ptr: iov, len: iovlen, kind: PayloadKind::Vector };
+    remember(pid_tgid, tgid, fd, hook as u8, payload)
+}
+
+#[inline(always)]
+fn remember(pid_tgid: u64, tgid: u32, fd: u32, hook: u8, payload: Payload) -> Result<(), i64> {
+    if !conn::worth_watching(tgid, fd) {
+        return Ok(());
+    }
+    // A TLS call in progress on this thread: this syscall carries its ciphertext, and tells
+    // which socket the TLS session uses.
+    if let Some(tls) = TLS_ARGS.get_ptr_mut(pid_tgid) {
+        // SAFETY: map value pointer from a successful lookup, private to this thread.
+        unsafe {
+            if (*tls).fd < 0 {
+                (*tls).fd = fd as i64;
+            }
+        }
+    }
+    let args = SyscallArgs { payload, fd, hook };
+    if SYSCALL_ARGS.insert(pid_tgid, args, 0).is_err() {
+        counters::add(Counter::DropArgsTableFull, 1);
+    }
+    Ok(())
+}
+
+fn take_args(pid_tgid: u64) -> Option<SyscallArgs> {
+    // SAFETY: value copied out before removal.
+    let args = unsafe { *SYSCALL_ARGS.get_ptr(pid_tgid)? };
+    let _ = SYSCALL_ARGS.remove(pid_tgid);
+    Some(args)
+}
+
+/// Exit of every data syscall.
+pub fn exit_data(ctx: &TracePointContext, direction: Direction) -> Result<(), i64> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(args) = take_args(pid_tgid) else {
+        return Ok(());
+    };
+    let size = ret(ctx)?;
+    if size <= 0 {
+        return Ok(());
+    }
+    conn::on_data(
+        (pid_tgid >> 32) as u32,
+        pid_tgid as u32,
+        args.fd,
+        direction,
+        Source::Syscall,
+        args.hook,
+        TlsLibrary::None as u8,
+        &args.payload,
+        size as u64,
+    );
+    Ok(())
+}
+
+/// Entry of connect/accept/accept4: keep the sockaddr pointers for the exit.
+pub fn enter_sockaddr_call(ctx: &TracePointContext, call: u8) -> Result<(), i64> {
+    let Some((pid_tgid, _, _)) = watched_process() else {
+        return Ok(());
+    };
+    let fd = arg(ctx, 0)? as u32;
+    // The sockaddr: read at exit, when accept has filled it in. Its family says how long it is.
+    let addr = arg(ctx, 1)?;
+    let payload = Payload { ptr: addr, len: 0, kind: PayloadKind::Buffer };
+    let args = SyscallArgs { payload, fd, hook: call };
+    if SYSCALL_ARGS.insert(pid_tgid, args, 0).is_err() {
+        counters::add(Counter::DropArgsTableFull, 1);
+    }
+    Ok(())
+}
+
+pub fn exit_connect(ctx: &TracePointContext) -> Result<(), i64> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(args) = take_args(pid_tgid) else {
+        return Ok(());
+    };
+    let result = ret(ctx)?;
+    if args.hook != CALL_CONNECT || (result != 0 && result != -EINPROGRESS) {
+        return Ok(());
+    }
+    let remote = read_sockaddr(args.payload.ptr);
+    conn::track_new((pid_tgid >> 32) as u32, args.fd, ConnOrigin::Connect, remote, 0);
+    Ok(())
+}
+
+pub fn exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(args) = take_args(pid_tgid) else {
+        return Ok(());
+    };
+    let new_fd = ret(ctx)?;
+    if args.hook != CALL_ACCEPT || new_fd < 0 {
+        return Ok(());
+    }
+    let remote = read_sockaddr(args.payload.ptr);
+    conn::track_new((pid_tgid >> 32) as u32, new_fd as u32, ConnOrigin::Accept, remote, args.fd);
+    Ok(())
+}
+
+/// Read an AF_INET/AF_INET6 sockaddr; anything else (or a NULL pointer) gives the family only.
+fn read_sockaddr(ptr: u64) -> SockAddr {
+    let mut out = SockAddr::default();
+    if ptr == 0 {
+        return out;
+    }
+    // SAFETY: helper reads of user memory.
+    let Ok(family) = (unsafe { bpf_probe_read_user(ptr as *const u16) }) else {
+        return out;
+    };
+    out.family = family;
+    let Ok(port) = (unsafe { bpf_probe_read_user((ptr + 2) as *const u16) }) else {
+        return out;
+    };
+    out.port = u16::from_be(port);
+    match family {
+        // sockaddr_in: address at offset 4.
+        AF_INET => {
+            if let Ok(addr) = unsafe { bpf_probe_read_user((ptr + 4) as *const [u8; 4]) } {
+                out.addr[..4].copy_from_slice(&addr);
+            }
+        }
+        // sockaddr_in6: flowinfo at 4, address at 8.
+        AF_INET6 => {
+            if let Ok(addr) = unsafe { bpf_probe_read_user((ptr + 8) as *const [u8; 16]) } {
+                out.addr = addr;
+            }
+        }
+        _ => out.port = 0,
+    }
+    out
+}
+
+pub fn enter_close(ctx: &TracePointContext) -> Result<(), i64> {
+    let Some((_, tgid, _)) = watched_process() else {
+        return Ok(());
+    };
+    let fd = arg(ctx, 0)? as u32;
+    conn::close(tgid, fd);
+    Ok(())
+}
+
+/// sendfile moves file bytes the kernel never shows us; advancing the stream position keeps
+/// the agent's framing in step (it sees a gap of the right size inside the body).
+pub fn enter_sendfile(ctx: &TracePointContext) -> Result<(), i64> {
+    let Some((pid_tgid, tgid, _)) = watched_process() else {
+        return Ok(());
+    };
+    let out_fd = arg(ctx, 0)? as u32;
+    if CONNS.get_ptr(observer_common::conn_key(tgid, out_fd)).is_none() {
+        return Ok(());
+    }
+    let payload = Payload { ptr: 0, len: 0, kind: PayloadKind::Buffer };
+    let args = SyscallArgs { payload, fd: out_fd, hook: CALL_SENDFILE };
+    if SYSCALL_ARGS.insert(pid_tgid, args, 0).is_err() {
+        counters::add(Counter::DropArgsTableFull, 1);
+    }
+    Ok(())
+}
+
+pub fn exit_sendfile(ctx: &TracePointContext) -> Result<(), i64> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(args) = take_args(pid_tgid) else {
+        return Ok(());
+    };
+    let size = ret(ctx)?;
+    if args.hook != CALL_SENDFILE || size <= 0 {
+        return Ok(());
+    }
+    conn::skip_bytes((pid_tgid >> 32) as u32, args.fd, Direction::Egress, size as u64);
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! OpenSSL: the plaintext of SSL_read/SSL_write and their _ex variants.
+//!
+//! The connection is found without OpenSSL struct offsets (they change with every release): the
+//! read or write syscall OpenSSL makes underneath, on the same thread, names the socket, and
+//! `TLS_SESSIONS` remembers it for calls OpenSSL answers from its buffer.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
+    programs::{ProbeContext, RetProbeContext},
+};
+use observer_common::{Counter, Direction, Hook, Source, TlsLibrary};
+
+use crate::{
+    conn, counters,
+    inflight::{Payload, PayloadKind, TlsArgs, TlsSessionKey},
+    maps::{TLS_ARGS, TLS_SESSIONS},
+    syscalls::watched_process,
+};
+
+/// Entry of SSL_read/SSL_write(ssl, buf, num) and the _ex variants (ssl, buf, num, size_t *n).
+pub fn enter(ctx: &ProbeContext, hook: Hook) -> Result<(), i64> {
+    let Some((pid_tgid, _, _)) = watched_process() else {
+        return Ok(());
+    };
+    let ssl: u64 = ctx.arg(0).ok_or(0i64)?;
+    let buf: u64 = ctx.arg(1).ok_or(0i64)?;
+    let count_ptr: u64 = match hook {
+        Hook::SslReadEx | Hook::SslWriteEx => ctx.arg(3).ok_or(0i64)?,
+        _ => 0,
+    };
+    let args = TlsArgs { ssl, buf, count_ptr, fd: -1, hook: hook as u8 };
+    if TLS_ARGS.insert(pid_tgid, args, 0).is_err() {
+        counters::add(Counter::DropArgsTableFull, 1);
+    }
+    Ok(())
+}
+
+/// Return of the same functions: the bytes are in `buf` now (for reads) and the count is the
+/// return value, or `*count_ptr` for the _ex variants (which return 1 on success).
+pub fn exit(ctx: &RetProbeContext, direction: Direction) -> Result<(), i64> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: value copied out before removal.
+    let Some(args) = TLS_ARGS.get_ptr(pid_tgid).map(|p| unsafe { *p }) else {
+        return Ok(());
+    };
+    let _ = TLS_ARGS.remove(pid_tgid);
+
+    // Every hooked function returns a C int: only eax is meaningful (the upper half of rax is
+    // garbage or zero, so -1 would otherwise read as 4294967295).
+    let ret = ctx.ret::<u64>() as u32 as i32;
+    if ret <= 0 {
+        return Ok(());
+    }
+    let size = if args.count_ptr != 0 {
+        // SAFETY: helper read of user memory.
+        unsafe { bpf_probe_read_user(args.count_ptr as *const u64) }.map_err(i64::from)?
+    } else {
+        ret as u64
+    };
+    if size == 0 {
+        return Ok(());
+    }
+
+    let tgid = (pid_tgid >> 32) as u32;
+    let session = TlsSessionKey { ssl: args.ssl, tgid, _pad: 0 };
+    let fd = if args.fd >= 0 {
+        let fd = args.fd as u32;
+        let _ = TLS_SESSIONS.insert(session, fd, 0);
+        fd
+    } else {
+        // SAFETY: plain lookup, value copied.
+        match unsafe { TLS_SESSIONS.get(session) } {
+            Some(fd) => *fd,
+            None => {
+                counters::add(Counter::TlsWithoutFd, 1);
+                return Ok(());
+            }
+        }
+    };
+
+    let payload = Payload { ptr: args.buf, len: size, kind: PayloadKind::Buffer };
+    conn::on_data(
+        tgid,
+        pid_tgid as u32,
+        fd,
+        direction,
+        Source::Tls,
+        args.hook,
+        TlsLibrary::OpenSsl as u8,
+        &payload,
+        size,
+    );
+    Ok(())
+}

@@ -1,0 +1,386 @@
+//! The only module that touches the kernel: load the eBPF object, attach the syscall tracepoints
+//! and the TLS uprobes, read the ring buffer and the counters.
+//!
+//! First stage of the pipeline. It hands raw event bytes to `events` and knows nothing about
+//! HTTP. Dropping [`Capture`] detaches every program and frees every map.
+
+mod preflight;
+mod ring;
+pub mod tls;
+
+use std::{collections::BTreeMap, time::Duration};
+
+use aya::{
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray},
+    programs::{TracePoint, UProbe},
+    Ebpf, EbpfLoader,
+};
+use observer_common::{conn_key, limits, names, ConnState, Counter, EventKind, COUNTER_SLOTS};
+use thiserror::Error;
+
+pub use preflight::{ensure_tracefs, in_process_root, AgentLock, PreflightError};
+pub use ring::RingReader;
+
+/// The eBPF object `cargo xtask build` compiled, embedded by build.rs (empty if it was not built).
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer.bpf.o"));
+
+/// Syscall tracepoints and the program serving each. accept and accept4 share their first three
+/// arguments, so one program serves both; likewise for their exits.
+const SYSCALL_TRACEPOINTS: &[(&str, &str)] = &[
+    ("syscall_enter_read", "sys_enter_read"),
+    ("syscall_exit_read", "sys_exit_read"),
+    ("syscall_enter_write", "sys_enter_write"),
+    ("syscall_exit_write", "sys_exit_write"),
+    ("syscall_enter_readv", "sys_enter_readv"),
+    ("syscall_exit_readv", "sys_exit_readv"),
+    ("syscall_enter_writev", "sys_enter_writev"),
+    ("syscall_exit_writev", "sys_exit_writev"),
+    ("syscall_enter_recvfrom", "sys_enter_recvfrom"),
+    ("syscall_exit_recvfrom", "sys_exit_recvfrom"),
+    ("syscall_enter_sendto", "sys_enter_sendto"),
+    ("syscall_exit_sendto", "sys_exit_sendto"),
+    ("syscall_enter_recvmsg", "sys_enter_recvmsg"),
+    ("syscall_exit_recvmsg", "sys_exit_recvmsg"),
+    ("syscall_enter_sendmsg", "sys_enter_sendmsg"),
+    ("syscall_exit_sendmsg", "sys_exit_sendmsg"),
+    ("syscall_enter_connect", "sys_enter_connect"),
+    ("syscall_exit_connect", "sys_exit_connect"),
+    ("syscall_enter_accept", "sys_enter_accept"),
+    ("syscall_exit_accept", "sys_exit_accept"),
+    ("syscall_enter_accept", "sys_enter_accept4"),
+    ("syscall_exit_accept", "sys_exit_accept4"),
+    ("syscall_enter_close", "sys_enter_close"),
+    ("syscall_enter_sendfile", "sys_enter_sendfile64"),
+    ("syscall_exit_sendfile", "sys_exit_sendfile64"),
+];
+
+const SCHED_TRACEPOINTS: &[(&str, &str)] =
+    &[("process_exec", "sched_process_exec"), ("process_exit", "sched_process_exit")];
+
+/// What the operator can tune at load time. Defaults come from `observer_common::limits`.
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    pub chunk_size: u32,
+    pub max_bytes_per_call: u32,
+    pub ring_buffer_bytes: u32,
+    pub wakeup_batch: u32,
+    /// Watch only these processes (empty: all).
+    pub pids: Vec<u32>,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            chunk_size: limits::DEFAULT_CHUNK_SIZE,
+            max_bytes_per_call: limits::DEFAULT_MAX_BYTES_PER_CALL,
+            ring_buffer_bytes: limits::DEFAULT_RING_BUFFER_BYTES,
+            wakeup_batch: limits::DEFAULT_WAKEUP_BATCH,
+            pids: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum CaptureError {
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    #[error(
+        "this observer binary was built without its eBPF programs: build it with \
+         `cargo xtask build` (or run `cargo xtask run`)"
+    )]
+    NoEbpfObject,
+    #[error("invalid setting: {0}")]
+    Config(String),
+    #[error("loading the eBPF object failed: {0}")]
+    Load(#[source] aya::EbpfError),
+    #[error("the eBPF object has no program or map named {0}: the binary and its eBPF object disagree; rebuild with `cargo xtask build`")]
+    Missing(String),
+    #[error("the kernel refused program {program}: {source}")]
+    Program {
+        program: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("attaching {program} to tracepoint {category}/{name} failed: {source}")]
+    Attach {
+        program: String,
+        category: String,
+        name: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("cannot watch the ring buffer: {0}")]
+    Epoll(#[source] std::io::Error),
+    #[error("map {map}: {source}")]
+    Map {
+        map: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+/// Loaded and attached programs, and the maps the agent reads.
+pub struct Capture {
+    ebpf: Ebpf,
+    _lock: AgentLock,
+    _logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    counters: PerCpuArray<MapData, u64>,
+    tls: tls::TlsProbes,
+}
+
+impl Capture {
+    /// Check prerequisites, load the programs with `config`, and attach the syscall and process
+    /// tracepoints. TLS libraries are attached afterwards with [`Capture::tls`].
+    pub fn start(config: &CaptureConfig) -> Result<Capture, CaptureError> {
+        if EBPF_OBJECT.is_empty() {
+            return Err(CaptureError::NoEbpfObject);
+        }
+        validate(config)?;
+        let lock = preflight::check()?;
+
+        let agent_tgid = std::process::id();
+        let filter_by_pid = u32::from(!config.pids.is_empty());
+        let mut ebpf = EbpfLoader::new()
+            .override_global(names::GLOBAL_AGENT_TGID, &agent_tgid, true)
+            .override_global(names::GLOBAL_CHUNK_SIZE, &config.chunk_size, true)
+            .override_global(names::GLOBAL_MAX_BYTES_PER_CALL, &config.max_bytes_per_call, true)
+            .override_global(names::GLOBAL_FILTER_BY_PID, &filter_by_pid, true)
+            .override_global(names::GLOBAL_WAKEUP_BATCH, &config.wakeup_batch, true)
+            .map_max_entries(names::EVENTS, config.ring_buffer_bytes)
+            .load(EBPF_OBJECT)
+            .map_err(CaptureError::Load)?;
+
+        // The logger must exist before programs load (they reference its map) and live as
+        // long as they do: dropping it closes the map.
+        let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
+            Ok(logger) => Some(logger),
+            Err(error) => {
+                tracing::debug!("no eBPF log map: {error}");
+                None
+            }
+        };
+
+        if !config.pids.is_empty() {
+            let mut pids: BpfHashMap<_, u32, u8> = BpfHashMap::try_from(
+                ebpf.map_mut(names::FILTER_PIDS)
+                    .ok_or_else(|| CaptureError::Missing(names::FILTER_PIDS.into()))?,
+            )
+            .map_err(|source| CaptureError::Map { map: names::FILTER_PIDS, source })?;
+            for pid in &config.pids {
+                pids.insert(pid, 1, 0)
+                    .map_err(|source| CaptureError::Map { map: names::FILTER_PIDS, source })?;
+            }
+        }
+
+        for (program, tracepoint) in SYSCALL_TRACEPOINTS {
+            attach_tracepoint(&mut ebpf, program, "syscalls", tracepoint)?;
+        }
+        for (program, tracepoint) in SCHED_TRACEPOINTS {
+            attach_tracepoint(&mut ebpf, program, "sched", tracepoint)?;
+        }
+        for program in tls::OPENSSL_PROGRAMS {
+            load_uprobe(&mut ebpf, program)?;
+        }
+
+        let counters = PerCpuArray::try_from(
+            ebpf.take_map(names::COUNTERS)
+                .ok_or_else(|| CaptureError::Missing(names::COUNTERS.into()))?,
+        )
+        .map_err(|source| CaptureError::Map { map: names::COUNTERS, source })?;
+
+        Ok(Capture { ebpf, _lock: lock, _logger: logger, counters, tls: tls::TlsProbes::default() })
+    }
+
+    /// The ring buffer reader. Call once.
+    pub fn ring(&mut self) -> Result<RingReader, CaptureError> {
+        let map = self
+            .ebpf
+            .take_map(names::EVENTS)
+            .ok_or_else(|| CaptureError::Missing(names::EVENTS.into()))?;
+        RingReader::new(map)
+    }
+
+    /// Attach the TLS uprobes to the libraries and executables in `pid` not yet attached.
+    pub fn attach_tls_in_process(&mut self, pid: u32) -> Vec<tls::AttachReport> {
+        self.tls.scan_process(&mut self.ebpf, pid)
+    }
+
+    /// Attach the TLS uprobes to a library file by path (as seen from the agent).
+    pub fn attach_tls_file(&mut self, path: &std::path::Path) -> Option<tls::AttachReport> {
+        self.tls.attach_file(&mut self.ebpf, path, None)
+    }
+
+    pub fn tls_probes(&self) -> &tls::TlsProbes {
+        &self.tls
+    }
+
+    /// Forget a connection the kernel thinks may be HTTP but the agent found is not a socket
+    /// (a file or pipe whose bytes looked like HTTP): stop the kernel from shipping it.
+    pub fn ignore_fd(&mut self, tgid: u32, fd: u32) -> Result<(), CaptureError> {
+        let key = conn_key(tgid, fd);
+        if let Some(map) = self.ebpf.map_mut(names::CONNS) {
+            let mut conns: BpfHashMap<_, u64, ConnState> = BpfHashMap::try_from(map)
+                .map_err(|source| CaptureError::Map { map: names::CONNS, source })?;
+            let _ = conns.remove(&key);
+        }
+        let map = self
+            .ebpf
+            .map_mut(names::IGNORED)
+            .ok_or_else(|| CaptureError::Missing(names::IGNORED.into()))?;
+        let mut ignored: BpfHashMap<_, u64, u8> = BpfHashMap::try_from(map)
+            .map_err(|source| CaptureError::Map { map: names::IGNORED, source })?;
+        ignored.insert(key, 0, 0).map_err(|source| CaptureError::Map { map: names::IGNORED, source })
+    }
+
+    /// The kernel's counters, summed over CPUs.
+    pub fn counters(&self) -> Result<KernelCounters, CaptureError> {
+        let mut slots = [0u64; COUNTER_SLOTS as usize];
+        for (slot, total) in slots.iter_mut().enumerate() {
+            let values = self
+                .counters
+                .get(&(slot as u32), 0)
+                .map_err(|source| CaptureError::Map { map: names::COUNTERS, source })?;
+            *total = values.iter().sum();
+        }
+        Ok(KernelCounters { slots })
+    }
+}
+
+fn validate(config: &CaptureConfig) -> Result<(), CaptureError> {
+    if config.chunk_size == 0 || config.chunk_size as usize > limits::MAX_CHUNK_SIZE {
+        return Err(CaptureError::Config(format!(
+            "chunk size {} must be between 1 and {}",
+            config.chunk_size,
+            limits::MAX_CHUNK_SIZE
+        )));
+    }
+    let max_per_call = u64::from(config.chunk_size) * u64::from(limits::MAX_CHUNKS_PER_CALL);
+    if u64::from(config.max_bytes_per_call) > max_per_call {
+        return Err(CaptureError::Config(format!(
+            "per-call cap {} exceeds {} chunks of {} bytes ({max_per_call}); raise the chunk size \
+             or lower the cap",
+            config.max_bytes_per_call,
+            limits::MAX_CHUNKS_PER_CALL,
+            config.chunk_size
+        )));
+    }
+    let ring = config.ring_buffer_bytes;
+    if !ring.is_power_of_two() || (ring as usize) < 4 * limits::MAX_CHUNK_SIZE {
+        return Err(CaptureError::Config(format!(
+            "ring buffer size {ring} must be a power of two of at least {} bytes",
+            4 * limits::MAX_CHUNK_SIZE
+        )));
+    }
+    Ok(())
+}
+
+fn attach_tracepoint(
+    ebpf: &mut Ebpf,
+    program: &str,
+    category: &str,
+    name: &str,
+) -> Result<(), CaptureError> {
+    let missing = || CaptureError::Missing(program.to_string());
+    let tracepoint: &mut TracePoint =
+        ebpf.program_mut(program).ok_or_else(missing)?.try_into().map_err(|source| {
+            CaptureError::Program { program: program.to_string(), source }
+        })?;
+    // A program serving two tracepoints is loaded once.
+    if tracepoint.fd().is_err() {
+        tracepoint
+            .load()
+            .map_err(|source| CaptureError::Program { program: program.to_string(), source })?;
+    }
+    tracepoint.attach(category, name).map_err(|source| CaptureError::Attach {
+        program: program.to_string(),
+        category: category.to_string(),
+        name: name.to_string(),
+        source,
+    })?;
+    Ok(())
+}
+
+fn load_uprobe(ebpf: &mut Ebpf, program: &str) -> Result<(), CaptureError> {
+    let probe: &mut UProbe = ebpf
+        .program_mut(program)
+        .ok_or_else(|| CaptureError::Missing(program.to_string()))?
+        .try_into()
+        .map_err(|source| CaptureError::Program { program: program.to_string(), source })?;
+    probe.load().map_err(|source| CaptureError::Program { program: program.to_string(), source })
+}
+
+/// Kernel counters, summed over CPUs, in `observer_common::Counter` slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelCounters {
+    slots: [u64; COUNTER_SLOTS as usize],
+}
+
+impl KernelCounters {
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.slots[counter.slot() as usize]
+    }
+
+    pub fn attempted(&self, kind: EventKind) -> u64 {
+        self.slots[Counter::EventsAttempted.slot() as usize + kind.index()]
+    }
+
+    pub fn ring_full(&self, kind: EventKind) -> u64 {
+        self.slots[Counter::DropRingFull.slot() as usize + kind.index()]
+    }
+
+    /// Named, non-zero counters, for the summary and the metrics.
+    pub fn named(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for kind in EventKind::ALL {
+            out.insert(format!("events_attempted.{}", kind_name(kind)), self.attempted(kind));
+            out.insert(format!("dropped_ring_full.{}", kind_name(kind)), self.ring_full(kind));
+        }
+        for (counter, name) in [
+            (Counter::DropReadUserFailed, "dropped_read_user_failed"),
+            (Counter::CallsTruncated, "calls_truncated"),
+            (Counter::BytesTruncated, "bytes_truncated"),
+            (Counter::DropConnTableFull, "dropped_conn_table_full"),
+            (Counter::TlsWithoutFd, "tls_calls_without_fd"),
+            (Counter::TlsCiphertextBytes, "tls_ciphertext_bytes"),
+            (Counter::CallsOtherProtocol, "calls_other_protocol"),
+            (Counter::DropArgsTableFull, "dropped_args_table_full"),
+        ] {
+            out.insert(name.to_string(), self.get(counter));
+        }
+        out
+    }
+}
+
+pub fn kind_name(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Data => "data",
+        EventKind::ConnOpen => "conn_open",
+        EventKind::ConnClose => "conn_close",
+        EventKind::ProcessExec => "process_exec",
+        EventKind::ProcessExit => "process_exit",
+    }
+}
+
+/// How long the reader waits for a wake-up before looking anyway: events are submitted without
+/// waking the reader (see `limits::DEFAULT_WAKEUP_BATCH`), so stragglers wait at most this long.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        validate(&CaptureConfig::default()).expect("defaults must validate");
+    }
+
+    #[test]
+    fn bad_settings_say_what_is_wrong() {
+        let config = CaptureConfig { chunk_size: 0, ..CaptureConfig::default() };
+        assert!(validate(&config).unwrap_err().to_string().contains("chunk size 0"));
+        let config = CaptureConfig { ring_buffer_bytes: 3 << 20, ..CaptureConfig::default() };
+        assert!(validate(&config).unwrap_err().to_string().contains("power of two"));
+        let config = CaptureConfig { chunk_size: 1024, ..CaptureConfig::default() };
+        assert!(validate(&config).unwrap_err().to_string().contains("per-call cap"));
+    }
+}

@@ -98,6 +98,7 @@ pub struct EventHeader {
 /// a (tgid, fd) from ever being merged.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
 pub struct ConnId {
     pub tgid: u32,
     pub fd: u32,

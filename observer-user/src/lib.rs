@@ -8,6 +8,10 @@
 //! `observer replay` runs the same code as live capture and every stage is testable without root.
 
 pub mod capture;
+pub mod conn;
+pub mod enrich;
 pub mod events;
+pub mod facts;
 pub mod pairing;
 pub mod protocol;
+pub mod record;

@@ -1,0 +1,729 @@
+//! Per-connection state: who the connection belongs to, and its byte streams put back in order.
+//!
+//! The third stage of the pipeline, between `events` and `protocol`. The kernel gives every
+//! data chunk its position in its (connection, direction, source) stream; this stage turns
+//! chunks into [`Segment`]s in stream order: bytes, gaps where bytes were lost or never captured,
+//! and the end of the stream. Chunks arrive almost always in order (one ring buffer, positions
+//! assigned as calls return); when one arrives early it waits, bounded in bytes and in time,
+//! for the bytes before it, and otherwise the hole becomes a gap.
+//!
+//! The stage knows nothing about HTTP: a [`StreamHandler`] supplied by the caller keeps its own
+//! state per connection and receives the segments.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::SocketAddr,
+};
+
+use observer_common::{ConnId, ConnOrigin, Direction, RoleHint, Source, TlsLibrary};
+
+use crate::{
+    events::{ConnClose, ConnOpen, Data},
+    protocol::Segment,
+};
+
+/// Out-of-order bytes one stream may hold while waiting for the bytes before them. Reordering
+/// only happens when threads share a socket, and then by a chunk or two; a larger hole is a
+/// loss, so holding more would only delay reporting it.
+pub const MAX_REORDER_BYTES: usize = 256 * 1024;
+
+/// How long (kernel time) an early chunk waits for the bytes before it.
+pub const REORDER_WINDOW_NS: u64 = 20_000_000;
+
+/// Connections tracked at once. Each costs a few hundred bytes plus what its parsers hold;
+/// 100,000 stays within the agent's memory budget. Past it, new connections are counted and
+/// skipped until others close.
+pub const MAX_CONNECTIONS: usize = 100_000;
+
+/// A connection with no event for this long (kernel time) is closed by the agent: the process
+/// may have died without us seeing it, or the connection is idle; either way its requests are
+/// reported as unanswered rather than held forever.
+pub const IDLE_TIMEOUT_NS: u64 = 300_000_000_000;
+
+/// Which side of the calls on this connection the observed process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// It sends requests (it called connect(), or its first bytes out were a request).
+    Client,
+    /// It answers requests.
+    Server,
+}
+
+impl Role {
+    /// The direction that carries requests, from the observed process's point of view.
+    pub fn request_direction(self) -> Direction {
+        match self {
+            Role::Client => Direction::Egress,
+            Role::Server => Direction::Ingress,
+        }
+    }
+}
+
+/// What is known about a connection, growing as facts arrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub id: ConnId,
+    pub origin: ConnOrigin,
+    /// `None` until the first bytes tell (inferred connections whose first bytes were unclear).
+    pub role: Option<Role>,
+    pub local: Option<SocketAddr>,
+    pub remote: Option<SocketAddr>,
+    /// AF_INET, AF_INET6, AF_UNIX... (0 if unknown).
+    pub family: u16,
+    /// `comm` of the thread that opened or first used it.
+    pub comm: String,
+    pub opened_ns: u64,
+    /// The TLS library whose plaintext this connection's data came from, if any.
+    pub tls_library: Option<TlsLibrary>,
+}
+
+/// Why a connection's streams ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The process closed the fd.
+    Closed,
+    /// The process exited.
+    ProcessExited,
+    /// No event for [`IDLE_TIMEOUT_NS`].
+    Idle,
+    /// The agent is stopping.
+    Shutdown,
+}
+
+/// Receives a connection's segments. `S` is the caller's per-connection state.
+pub trait StreamHandler<S> {
+    fn open(&mut self, conn: &ConnInfo) -> S;
+    fn segment(
+        &mut self,
+        conn: &ConnInfo,
+        state: &mut S,
+        direction: Direction,
+        source: Source,
+        segment: Segment<'_>,
+    );
+    fn close(&mut self, conn: &ConnInfo, state: S, reason: CloseReason);
+}
+
+/// Counters of this stage, for the summary and metrics.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConnStats {
+    pub connections_opened: u64,
+    pub connections_closed: u64,
+    /// Data for a connection never announced (its open event was lost): tracked from there on.
+    pub connections_without_open: u64,
+    pub connections_over_limit: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    /// Bytes that arrived again or overlapped bytes already delivered.
+    pub duplicate_bytes: u64,
+    pub reordered_chunks: u64,
+}
+
+/// One direction of one source of a connection.
+#[derive(Debug, Default)]
+struct Stream {
+    /// Position of the next byte to deliver; `None` until the stream's first chunk.
+    next: Option<u64>,
+    /// Chunks that arrived before the bytes preceding them, by position.
+    early: BTreeMap<u64, EarlyChunk>,
+    early_bytes: usize,
+    /// A segment went out: the stream gets an `End` when the connection finishes.
+    started: bool,
+    ended: bool,
+}
+
+#[derive(Debug)]
+struct EarlyChunk {
+    bytes: Vec<u8>,
+    ts_ns: u64,
+    /// For the last chunk of a truncated call: where the call really ended.
+    call_end: Option<u64>,
+}
+
+struct Tracked<S> {
+    info: ConnInfo,
+    state: S,
+    /// By direction, then source.
+    streams: [[Stream; Source::COUNT]; 2],
+    last_event_ns: u64,
+}
+
+/// Every tracked connection.
+pub struct ConnTable<S> {
+    conns: HashMap<ConnId, Tracked<S>>,
+    stats: ConnStats,
+}
+
+impl<S> Default for ConnTable<S> {
+    fn default() -> Self {
+        ConnTable { conns: HashMap::new(), stats: ConnStats::default() }
+    }
+}
+
+impl<S> ConnTable<S> {
+    pub fn stats(&self) -> &ConnStats {
+        &self.stats
+    }
+
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    pub fn info(&self, id: &ConnId) -> Option<&ConnInfo> {
+        self.conns.get(id).map(|t| &t.info)
+    }
+
+    /// Fill in addresses learned outside the kernel (from the socket itself).
+    pub fn set_addresses(
+        &mut self,
+        id: &ConnId,
+        local: Option<SocketAddr>,
+        remote: Option<SocketAddr>,
+    ) {
+        if let Some(tracked) = self.conns.get_mut(id) {
+            tracked.info.local = local.or(tracked.info.local);
+            tracked.info.remote = remote.or(tracked.info.remote);
+        }
+    }
+
+    pub fn open(&mut self, event: &ConnOpen, handler: &mut impl StreamHandler<S>) {
+        if let Some(old) = self.conns.remove(&event.conn) {
+            // Same id twice: the kernel re-announced it (its table entry was evicted and the
+            // connection rediscovered). Finish the old one rather than mixing their streams.
+            self.finish(old, CloseReason::Closed, handler);
+        }
+        let role = match (event.origin, event.role_hint) {
+            (ConnOrigin::Connect, _) => Some(Role::Client),
+            (ConnOrigin::Accept, _) => Some(Role::Server),
+            (ConnOrigin::Inferred, RoleHint::Client) => Some(Role::Client),
+            (ConnOrigin::Inferred, RoleHint::Server) => Some(Role::Server),
+            (ConnOrigin::Inferred, RoleHint::Unknown) => None,
+        };
+        let info = ConnInfo {
+            id: event.conn,
+            origin: event.origin,
+            role,
+            local: None,
+            remote: event.remote,
+            family: event.family,
+            comm: event.comm.clone(),
+            opened_ns: event.timestamp_ns,
+            tls_library: None,
+        };
+        self.insert(info, event.timestamp_ns, handler);
+    }
+
+    fn insert(
+        &mut self,
+        info: ConnInfo,
+        now_ns: u64,
+        handler: &mut impl StreamHandler<S>,
+    ) -> Option<&mut Tracked<S>> {
+        if self.conns.len() >= MAX_CONNECTIONS {
+            self.stats.connections_over_limit += 1;
+            return None;
+        }
+        self.stats.connections_opened += 1;
+        let state = handler.open(&info);
+        // Connections the kernel saw opened start at position 0; a stream first seen mid-way
+        // starts wherever its first chunk is.
+        let start = match info.origin {
+            ConnOrigin::Connect | ConnOrigin::Accept => Some(0),
+            ConnOrigin::Inferred => None,
+        };
+        let stream = || Stream { next: start, ..Stream::default() };
+        let id = info.id;
+        let tracked = Tracked {
+            info,
+            state,
+            streams: [[stream(), stream()], [stream(), stream()]],
+            last_event_ns: now_ns,
+        };
+        Some(self.conns.entry(id).or_insert(tracked))
+    }
+
+    pub fn data(&mut self, data: &Data<'_>, handler: &mut impl StreamHandler<S>) {
+        if !self.conns.contains_key(&data.conn) {
+            // The open event was lost (ring buffer full): track it from here, role unknown
+            // until the protocol stage sees which way requests go.
+            self.stats.connections_without_open += 1;
+            let info = ConnInfo {
+                id: data.conn,
+                origin: ConnOrigin::Inferred,
+                role: None,
+                local: None,
+                remote: None,
+                family: 0,
+                comm: String::new(),
+                opened_ns: data.timestamp_ns,
+                tls_library: None,
+            };
+            if self.insert(info, data.timestamp_ns, handler).is_none() {
+                return;
+            }
+        }
+        let Some(tracked) = self.conns.get_mut(&data.conn) else {
+            return;
+        };
+        tracked.last_event_ns = data.timestamp_ns;
+        if data.source == Source::Tls && tracked.info.tls_library.is_none() {
+            tracked.info.tls_library = Some(data.tls_library);
+        }
+        let call_end = (data.last_chunk && data.call_truncated).then(|| data.call_end());
+        let Tracked { info, state, streams, .. } = tracked;
+        let stream = &mut streams[data.direction.index()][data.source.index()];
+        let mut emit = |segment: Segment<'_>| {
+            handler.segment(info, state, data.direction, data.source, segment);
+        };
+        stream.push(data.position, data.payload, data.timestamp_ns, call_end, &mut self.stats, &mut emit);
+    }
+
+    pub fn close(&mut self, event: &ConnClose, handler: &mut impl StreamHandler<S>) {
+        let Some(mut tracked) = self.conns.remove(&event.conn) else {
+            return;
+        };
+        // Bytes the kernel counted but never shipped at the end of a stream (a sendfile body,
+        // a truncated last call) are a final gap.
+        for direction in [Direction::Egress, Direction::Ingress] {
+            for source in [Source::Syscall, Source::Tls] {
+                let total = event.bytes[direction.index()][source.index()];
+                let stream = &mut tracked.streams[direction.index()][source.index()];
+                let mut emit = |segment: Segment<'_>| {
+                    handler.segment(&tracked.info, &mut tracked.state, direction, source, segment)
+                };
+                stream.flush_early(&mut self.stats, &mut emit);
+                let Some(next) = stream.next else { continue };
+                if total > next && source_in_use(&tracked.info, source) {
+                    stream.skip(total, event.timestamp_ns, &mut self.stats, &mut emit);
+                }
+            }
+        }
+        tracked.last_event_ns = event.timestamp_ns;
+        self.finish(tracked, CloseReason::Closed, handler);
+    }
+
+    /// Close every connection of a process that exited.
+    pub fn process_exited(&mut self, tgid: u32, handler: &mut impl StreamHandler<S>) {
+        let ids: Vec<ConnId> = self.conns.keys().filter(|id| id.tgid == tgid).copied().collect();
+        for id in ids {
+            if let Some(tracked) = self.conns.remove(&id) {
+                self.finish(tracked, CloseReason::ProcessExited, handler);
+            }
+        }
+    }
+
+    /// Deliver early chunks whose wait is over, and close connections idle since too long.
+    /// `now_ns` is kernel time (the newest event's timestamp, or the clock when idle).
+    pub fn tick(&mut self, now_ns: u64, handler: &mut impl StreamHandler<S>) {
+        let mut idle = Vec::new();
+        for (id, tracked) in &mut self.conns {
+            if now_ns.saturating_sub(tracked.last_event_ns) > IDLE_TIMEOUT_NS {
+                idle.push(*id);
+                continue;
+            }
+            let Tracked { info, state, streams, .. } = tracked;
+            for direction in [Direction::Egress, Direction::Ingress] {
+                for source in [Source::Syscall, Source::Tls] {
+                    let stream = &mut streams[direction.index()][source.index()];
+                    if stream.early.first_key_value().is_some_and(|(_, chunk)| {
+                        now_ns.saturating_sub(chunk.ts_ns) > REORDER_WINDOW_NS
+                    }) {
+                        stream.flush_early(&mut self.stats, &mut |segment| {
+                            handler.segment(info, state, direction, source, segment)
+                        });
+                    }
+                }
+            }
+        }
+        for id in idle {
+            if let Some(tracked) = self.conns.remove(&id) {
+                self.finish(tracked, CloseReason::Idle, handler);
+            }
+        }
+    }
+
+    /// Close everything (the agent is stopping, or a replay reached its end).
+    pub fn close_all(&mut self, handler: &mut impl StreamHandler<S>) {
+        let mut ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        ids.sort();
+        for id in ids {
+            if let Some(tracked) = self.conns.remove(&id) {
+                self.finish(tracked, CloseReason::Shutdown, handler);
+            }
+        }
+    }
+
+    fn finish(&mut self, mut tracked: Tracked<S>, reason: CloseReason, handler: &mut impl StreamHandler<S>) {
+        self.stats.connections_closed += 1;
+        for direction in [Direction::Egress, Direction::Ingress] {
+            for source in [Source::Syscall, Source::Tls] {
+                let stream = &mut tracked.streams[direction.index()][source.index()];
+                if stream.ended {
+                    continue;
+                }
+                stream.flush_early(&mut self.stats, &mut |segment| {
+                    handler.segment(&tracked.info, &mut tracked.state, direction, source, segment)
+                });
+                if !stream.started {
+                    continue;
+                }
+                stream.ended = true;
+                handler.segment(
+                    &tracked.info,
+                    &mut tracked.state,
+                    direction,
+                    source,
+                    Segment::End { ts_ns: tracked.last_event_ns },
+                );
+            }
+        }
+        handler.close(&tracked.info, tracked.state, reason);
+    }
+}
+
+/// Whether a source carries this connection's parsed bytes: TLS connections are parsed from
+/// the plaintext, and their syscall stream (ciphertext, never shipped) has no gaps to report.
+fn source_in_use(info: &ConnInfo, source: Source) -> bool {
+    match source {
+        Source::Syscall => info.tls_library.is_none(),
+        Source::Tls => info.tls_library.is_some(),
+    }
+}
+
+impl Stream {
+    fn push(
+        &mut self,
+        position: u64,
+        bytes: &[u8],
+        ts_ns: u64,
+        call_end: Option<u64>,
+        stats: &mut ConnStats,
+        emit: &mut impl FnMut(Segment<'_>),
+    ) {
+        if self.ended {
+            return;
+        }
+        let next = *self.next.get_or_insert(position);
+        if position > next {
+            self.hold(position, bytes, ts_ns, call_end, stats, emit);
+            return;
+        }
+        self.deliver(position, bytes, ts_ns, call_end, stats, emit);
+        self.deliver_waiting(stats, emit);
+    }
+
+    /// Deliver a chunk that starts at or before the next expected byte.
+    fn deliver(
+        &mut self,
+        position: u64,
+        bytes: &[u8],
+        ts_ns: u64,
+        call_end: Option<u64>,
+        stats: &mut ConnStats,
+        emit: &mut impl FnMut(Segment<'_>),
+    ) {
+        let next = self.next.unwrap_or(position);
+        let already = (next - position).min(bytes.len() as u64) as usize;
+        stats.duplicate_bytes += already as u64;
+        let fresh = &bytes[already..];
+        let next = next.max(position + bytes.len() as u64);
+        if !fresh.is_empty() {
+            emit(Segment::Data { bytes: fresh, ts_ns });
+        }
+        if !fresh.is_empty() {
+            self.started = true;
+        }
+        self.next = Some(next);
+        if let Some(end) = call_end {
+            // The kernel capped this call: its remaining bytes will never come.
+            self.skip(end, ts_ns, stats, emit);
+        }
+    }
+
+    /// Report the bytes from the next expected position up to `to` as lost.
+    fn skip(&mut self, to: u64, ts_ns: u64, stats: &mut ConnStats, emit: &mut impl FnMut(Segment<'_>)) {
+        let Some(next) = self.next.filter(|&next| to > next) else {
+            return;
+        };
+        stats.gaps += 1;
+        stats.gap_bytes += to - next;
+        self.started = true;
+        emit(Segment::Gap { len: to - next, ts_ns });
+        self.next = Some(to);
+    }
+
+    fn hold(
+        &mut self,
+        position: u64,
+        bytes: &[u8],
+        ts_ns: u64,
+        call_end: Option<u64>,
+        stats: &mut ConnStats,
+        emit: &mut impl FnMut(Segment<'_>),
+    ) {
+        stats.reordered_chunks += 1;
+        self.early_bytes += bytes.len();
+        self.early.insert(position, EarlyChunk { bytes: bytes.to_vec(), ts_ns, call_end });
+        // Holding too much, or too long: the hole is a loss, not a reordering.
+        while self.early_bytes > MAX_REORDER_BYTES
+            || self.early.first_key_value().is_some_and(|(_, c)| ts_ns.saturating_sub(c.ts_ns) > REORDER_WINDOW_NS)
+        {
+            if !self.skip_to_first_early(stats, emit) {
+                break;
+            }
+            self.deliver_waiting(stats, emit);
+        }
+    }
+
+    /// Declare the hole before the first early chunk a gap.
+    fn skip_to_first_early(&mut self, stats: &mut ConnStats, emit: &mut impl FnMut(Segment<'_>)) -> bool {
+        let (Some(next), Some((&first, chunk))) = (self.next, self.early.first_key_value()) else {
+            return false;
+        };
+        let ts_ns = chunk.ts_ns;
+        if first > next {
+            self.skip(first, ts_ns, stats, emit);
+        }
+        true
+    }
+
+    /// Deliver early chunks that now follow on.
+    fn deliver_waiting(&mut self, stats: &mut ConnStats, emit: &mut impl FnMut(Segment<'_>)) {
+        while let Some(entry) = self.early.first_entry() {
+            let next = self.next.unwrap_or(*entry.key());
+            if *entry.key() > next {
+                break;
+            }
+            let position = *entry.key();
+            let chunk = entry.remove();
+            self.early_bytes -= chunk.bytes.len();
+            self.deliver(position, &chunk.bytes, chunk.ts_ns, chunk.call_end, stats, emit);
+        }
+    }
+
+    /// Give up waiting: every hole before an early chunk becomes a gap.
+    fn flush_early(&mut self, stats: &mut ConnStats, emit: &mut impl FnMut(Segment<'_>)) {
+        while !self.early.is_empty() {
+            if !self.skip_to_first_early(stats, emit) {
+                break;
+            }
+            self.deliver_waiting(stats, emit);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use observer_common::Hook;
+
+    use super::*;
+
+    /// Records what it receives, as text, so tests read like the stream they expect.
+    #[derive(Default)]
+    struct Recorder {
+        log: Vec<String>,
+    }
+
+    impl StreamHandler<u32> for Recorder {
+        fn open(&mut self, conn: &ConnInfo) -> u32 {
+            self.log.push(format!("open {} {:?}", conn.id.fd, conn.role));
+            0
+        }
+
+        fn segment(
+            &mut self,
+            _conn: &ConnInfo,
+            state: &mut u32,
+            direction: Direction,
+            source: Source,
+            segment: Segment<'_>,
+        ) {
+            *state += 1;
+            let what = match segment {
+                Segment::Data { bytes, .. } => format!("data {:?}", String::from_utf8_lossy(bytes)),
+                Segment::Gap { len, .. } => format!("gap {len}"),
+                Segment::End { .. } => "end".to_string(),
+            };
+            self.log.push(format!("{direction:?}/{source:?} {what}"));
+        }
+
+        fn close(&mut self, _conn: &ConnInfo, state: u32, reason: CloseReason) {
+            self.log.push(format!("close {reason:?} after {state} segments"));
+        }
+    }
+
+    const CONN: ConnId = ConnId { tgid: 10, fd: 4, generation: 99 };
+
+    fn open(origin: ConnOrigin) -> ConnOpen {
+        ConnOpen {
+            timestamp_ns: 1,
+            conn: CONN,
+            origin,
+            role_hint: RoleHint::Unknown,
+            remote: None,
+            family: 2,
+            listen_fd: None,
+            tid: 10,
+            comm: "test".into(),
+        }
+    }
+
+    fn chunk(position: u64, bytes: &'static [u8], ts_ns: u64) -> Data<'static> {
+        Data {
+            timestamp_ns: ts_ns,
+            conn: CONN,
+            position,
+            call_size: bytes.len() as u32,
+            call_offset: 0,
+            tid: 10,
+            direction: Direction::Egress,
+            source: Source::Syscall,
+            hook: Hook::Write,
+            tls_library: TlsLibrary::None,
+            last_chunk: true,
+            call_truncated: false,
+            payload: bytes,
+        }
+    }
+
+    fn run(origin: ConnOrigin, chunks: &[Data<'static>]) -> Vec<String> {
+        let mut table = ConnTable::default();
+        let mut recorder = Recorder::default();
+        table.open(&open(origin), &mut recorder);
+        for data in chunks {
+            table.data(data, &mut recorder);
+        }
+        table.close_all(&mut recorder);
+        recorder.log
+    }
+
+    #[test]
+    fn in_order_chunks_pass_straight_through() {
+        let log = run(ConnOrigin::Connect, &[chunk(0, b"GET ", 5), chunk(4, b"/ HTTP/1.1\r\n", 6)]);
+        assert_eq!(
+            log,
+            [
+                "open 4 Some(Client)",
+                "Egress/Syscall data \"GET \"",
+                "Egress/Syscall data \"/ HTTP/1.1\\r\\n\"",
+                "Egress/Syscall end",
+                "close Shutdown after 3 segments",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_early_chunk_waits_for_the_bytes_before_it() {
+        let log = run(ConnOrigin::Accept, &[chunk(4, b"BBBB", 5), chunk(0, b"AAAA", 6)]);
+        assert_eq!(log[1..3], ["Egress/Syscall data \"AAAA\"", "Egress/Syscall data \"BBBB\""]);
+    }
+
+    #[test]
+    fn a_hole_that_outlives_the_reorder_window_is_a_gap() {
+        let late = REORDER_WINDOW_NS + 10;
+        let log = run(ConnOrigin::Connect, &[chunk(0, b"AA", 1), chunk(10, b"BB", 2), chunk(12, b"CC", late)]);
+        assert_eq!(
+            log[1..5],
+            [
+                "Egress/Syscall data \"AA\"",
+                "Egress/Syscall gap 8",
+                "Egress/Syscall data \"BB\"",
+                "Egress/Syscall data \"CC\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_connection_seen_opened_reports_bytes_lost_at_its_start() {
+        let log = run(ConnOrigin::Connect, &[chunk(3, b"xyz", 1)]);
+        // Waiting until the end for the first three bytes, which never come.
+        assert_eq!(log[1..3], ["Egress/Syscall gap 3", "Egress/Syscall data \"xyz\""]);
+    }
+
+    #[test]
+    fn an_inferred_connection_starts_wherever_it_is_first_seen() {
+        let log = run(ConnOrigin::Inferred, &[chunk(1000, b"GET /", 1)]);
+        assert_eq!(log[1], "Egress/Syscall data \"GET /\"");
+    }
+
+    #[test]
+    fn the_uncaptured_rest_of_a_truncated_call_is_a_gap_at_once() {
+        let mut first = chunk(0, b"HTTP/1.1 200 OK\r\n", 1);
+        first.call_size = 1000;
+        first.call_truncated = true;
+        let log = run(ConnOrigin::Connect, &[first, chunk(1000, b"next", 2)]);
+        assert_eq!(
+            log[1..4],
+            [
+                "Egress/Syscall data \"HTTP/1.1 200 OK\\r\\n\"",
+                "Egress/Syscall gap 983",
+                "Egress/Syscall data \"next\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn repeated_and_overlapping_bytes_are_delivered_once() {
+        let log = run(ConnOrigin::Connect, &[chunk(0, b"abcd", 1), chunk(2, b"cdef", 2), chunk(0, b"ab", 3)]);
+        assert_eq!(log[1..4], ["Egress/Syscall data \"abcd\"", "Egress/Syscall data \"ef\"", "Egress/Syscall end"]);
+    }
+
+    #[test]
+    fn close_reports_bytes_the_kernel_counted_but_never_shipped() {
+        let mut table = ConnTable::default();
+        let mut recorder = Recorder::default();
+        table.open(&open(ConnOrigin::Accept), &mut recorder);
+        table.data(&chunk(0, b"HTTP/1.1 200 OK\r\n\r\n", 1), &mut recorder);
+        let close = ConnClose { timestamp_ns: 9, conn: CONN, bytes: [[19 + 4096, 0], [0, 0]] };
+        table.close(&close, &mut recorder);
+        assert_eq!(
+            recorder.log[2..],
+            ["Egress/Syscall gap 4096", "Egress/Syscall end", "close Closed after 3 segments"]
+        );
+    }
+
+    #[test]
+    fn a_process_exit_closes_its_connections_only() {
+        let mut table = ConnTable::default();
+        let mut recorder = Recorder::default();
+        table.open(&open(ConnOrigin::Connect), &mut recorder);
+        let other = ConnOpen { conn: ConnId { tgid: 11, ..CONN }, ..open(ConnOrigin::Connect) };
+        table.open(&other, &mut recorder);
+        table.process_exited(10, &mut recorder);
+        assert_eq!(table.len(), 1);
+        assert!(table.info(&ConnId { tgid: 11, ..CONN }).is_some());
+    }
+
+    #[test]
+    fn idle_connections_are_closed_by_the_tick() {
+        let mut table = ConnTable::default();
+        let mut recorder = Recorder::default();
+        table.open(&open(ConnOrigin::Connect), &mut recorder);
+        table.tick(IDLE_TIMEOUT_NS / 2, &mut recorder);
+        assert_eq!(table.len(), 1);
+        table.tick(IDLE_TIMEOUT_NS + 2, &mut recorder);
+        assert!(table.is_empty());
+        assert_eq!(recorder.log.last().map(String::as_str), Some("close Idle after 0 segments"));
+    }
+
+    #[test]
+    fn reorder_memory_is_bounded() {
+        let mut table = ConnTable::default();
+        let mut recorder = Recorder::default();
+        table.open(&open(ConnOrigin::Connect), &mut recorder);
+        static BIG: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+        // Position 0 never arrives; everything after it is early.
+        for i in 0..10u64 {
+            let mut data = chunk(1 + i * BIG.len() as u64, &BIG, 1);
+            data.call_size = BIG.len() as u32;
+            table.data(&data, &mut recorder);
+        }
+        assert!(recorder.log.iter().any(|l| l == "Egress/Syscall gap 1"), "{:?}", &recorder.log[..3]);
+        assert!(table.stats().gaps >= 1);
+    }
+}

@@ -24,17 +24,28 @@ use observer_common::{Direction, Hook};
 
 use crate::inflight::{PayloadKind, CALL_ACCEPT, CALL_CONNECT};
 
+/// Log a program's unexpected failure (a tracepoint record or user structure that could not be
+/// read). These are rare by nature; losses that happen under load are counted instead, since a
+/// log line per event would itself be a flood.
+macro_rules! report {
+    ($ctx:expr, $program:literal, $result:expr) => {
+        if let Err(code) = $result {
+            aya_log_ebpf::warn!($ctx, "{} failed: {}", $program, code);
+        }
+    };
+}
+
 macro_rules! data_syscall {
     ($enter:ident, $exit:ident, $hook:expr, $kind:expr, $direction:expr) => {
         #[tracepoint]
         pub fn $enter(ctx: TracePointContext) -> u32 {
-            let _ = syscalls::enter_data(&ctx, $hook, $kind);
+            report!(&ctx, "syscalls::enter_data", syscalls::enter_data(&ctx, $hook, $kind));
             0
         }
 
         #[tracepoint]
         pub fn $exit(ctx: TracePointContext) -> u32 {
-            let _ = syscalls::exit_data(&ctx, $direction);
+            report!(&ctx, "syscalls::exit_data", syscalls::exit_data(&ctx, $direction));
             0
         }
     };
@@ -49,68 +60,68 @@ data_syscall!(syscall_enter_sendto, syscall_exit_sendto, Hook::Sendto, PayloadKi
 
 #[tracepoint]
 pub fn syscall_enter_recvmsg(ctx: TracePointContext) -> u32 {
-    let _ = syscalls::enter_msg(&ctx, Hook::Recvmsg);
+    report!(&ctx, "syscalls::enter_msg", syscalls::enter_msg(&ctx, Hook::Recvmsg));
     0
 }
 
 #[tracepoint]
 pub fn syscall_exit_recvmsg(ctx: TracePointContext) -> u32 {
-    let _ = syscalls::exit_data(&ctx, Direction::Ingress);
+    report!(&ctx, "syscalls::exit_data", syscalls::exit_data(&ctx, Direction::Ingress));
     0
 }
 
 #[tracepoint]
 pub fn syscall_enter_sendmsg(ctx: TracePointContext) -> u32 {
-    let _ = syscalls::enter_msg(&ctx, Hook::Sendmsg);
+    report!(&ctx, "syscalls::enter_msg", syscalls::enter_msg(&ctx, Hook::Sendmsg));
     0
 }
 
 #[tracepoint]
 pub fn syscall_exit_sendmsg(ctx: TracePointContext) -> u32 {
-    let _ = syscalls::exit_data(&ctx, Direction::Egress);
+    report!(&ctx, "syscalls::exit_data", syscalls::exit_data(&ctx, Direction::Egress));
     0
 }
 
 #[tracepoint]
 pub fn syscall_enter_connect(ctx: TracePointContext) -> u32 {
-    let _ = syscalls::enter_sockaddr_call(&ctx, CALL_CONNECT);
+    report!(&ctx, "syscalls::enter_sockaddr_call", syscalls::enter_sockaddr_call(&ctx, CALL_CONNECT));
     0
 }
 
 #[tracepoint]
 pub fn syscall_exit_connect(ctx: TracePointContext) -> u32 {
-    let _ = syscalls::exit_connect(&ctx);
+    report!(&ctx, "syscalls::exit_connect", syscalls::exit_connect(&ctx));
     0
 }
 
 /// Attached to both accept and accept4: their first three arguments are the same.
 #[tracepoint]
 pub fn syscall_enter_accept(ctx: TracePointContext) -> u32 {
-    let _ = syscalls::enter_sockaddr_call(&ctx, CALL_ACCEPT);
+    report!(&ctx, "syscalls::enter_sockaddr_call", syscalls::enter_sockaddr_call(&ctx, CALL_ACCEPT));
     0
 }
 
 #[tracepoint]
 pub fn syscall_exit_accept(ctx: TracePointContext) -> u32 {
-    let _ = syscalls::exit_accept(&ctx);
+    report!(&ctx, "syscalls::exit_accept", syscalls::exit_accept(&ctx));
     0
 }
 
 #[tracepoint]
 pub fn syscall_enter_close(ctx: TracePointContext) -> u32 {
-    let _ = syscalls::enter_close(&ctx);
+    report!(&ctx, "syscalls::enter_close", syscalls::enter_close(&ctx));
     0
 }
 
 #[tracepoint]
 pub fn syscall_enter_sendfile(ctx: TracePointContext) -> u32 {
-    let _ = syscalls::enter_sendfile(&ctx);
+    report!(&ctx, "syscalls::enter_sendfile", syscalls::enter_sendfile(&ctx));
     0
 }
 
 #[tracepoint]
 pub fn syscall_exit_sendfile(ctx: TracePointContext) -> u32 {
-    let _ = syscalls::exit_sendfile(&ctx);
+    report!(&ctx, "syscalls::exit_sendfile", syscalls::exit_sendfile(&ctx));
     0
 }
 
@@ -130,13 +141,13 @@ macro_rules! tls_function {
     ($enter:ident, $exit:ident, $hook:expr, $direction:expr) => {
         #[uprobe]
         pub fn $enter(ctx: ProbeContext) -> u32 {
-            let _ = tls::enter(&ctx, $hook);
+            report!(&ctx, "tls::enter", tls::enter(&ctx, $hook));
             0
         }
 
         #[uretprobe]
         pub fn $exit(ctx: RetProbeContext) -> u32 {
-            let _ = tls::exit(&ctx, $direction);
+            report!(&ctx, "tls::exit", tls::exit(&ctx, $direction));
             0
         }
     };

@@ -191,6 +191,12 @@ impl<S> ConnTable<S> {
         }
     }
 
+    /// Drop a connection without reporting anything: it turned out not to be one (a file or
+    /// pipe whose bytes looked like HTTP). Returns whether it was tracked.
+    pub fn forget(&mut self, id: &ConnId) -> bool {
+        self.conns.remove(id).is_some()
+    }
+
     pub fn open(&mut self, event: &ConnOpen, handler: &mut impl StreamHandler<S>) {
         if let Some(old) = self.conns.remove(&event.conn) {
             // Same id twice: the kernel re-announced it (its table entry was evicted and the

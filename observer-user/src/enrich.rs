@@ -6,7 +6,7 @@
 //! processes and connections are soon gone.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     fs,
     mem::{size_of, zeroed},
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
@@ -29,6 +29,9 @@ pub const MAX_CMDLINE_ARG_BYTES: usize = 1024;
 #[derive(Debug, Default)]
 pub struct Enricher {
     known_processes: HashSet<u32>,
+    /// Bound address of each listening socket seen accepting, by (tgid, fd): the local address
+    /// of its connections when they are gone before the agent looks at them.
+    listeners: HashMap<(u32, u32), Option<SocketAddr>>,
 }
 
 impl Enricher {
@@ -40,7 +43,15 @@ impl Enricher {
                 if self.known_processes.insert(open.conn.tgid) {
                     facts.extend(read_process(open.conn.tgid).map(Fact::Process));
                 }
-                facts.push(Fact::Socket(resolve_socket(open.conn, open.remote)));
+                let mut socket = resolve_socket(open.conn, open.remote);
+                if let (None, Some(listen_fd)) = (socket.local, open.listen_fd) {
+                    // Short connections are often closed before we look; the listener is not.
+                    socket.local = *self
+                        .listeners
+                        .entry((open.conn.tgid, listen_fd))
+                        .or_insert_with(|| listener_address(open.conn.tgid, listen_fd));
+                }
+                facts.push(Fact::Socket(socket));
             }
             Event::Data(data) => {
                 // Data for a connection whose open event was lost: the process may be new.
@@ -55,6 +66,7 @@ impl Enricher {
             }
             Event::ProcessExit(exit) => {
                 self.known_processes.remove(&exit.tgid);
+                self.listeners.retain(|(tgid, _), _| *tgid != exit.tgid);
             }
             Event::ConnClose(_) => {}
         }
@@ -141,6 +153,11 @@ pub fn resolve_socket(conn: ConnId, kernel_remote: Option<SocketAddr>) -> Socket
         (Some(expected), Some(actual)) if !same_endpoint(expected, actual) => unknown,
         _ => SocketInfo { conn, is_socket: true, local, remote: peer.or(kernel_remote) },
     }
+}
+
+/// The address a listening socket is bound to (its IP may be the wildcard).
+fn listener_address(tgid: u32, fd: u32) -> Option<SocketAddr> {
+    socket_name(&duplicate_fd(tgid, fd)?, libc::getsockname)
 }
 
 fn same_endpoint(a: SocketAddr, b: SocketAddr) -> bool {

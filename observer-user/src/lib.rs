@@ -7,11 +7,18 @@
 //! Only `capture` touches the kernel. Everything after it is plain Rust over recorded bytes, so
 //! `observer replay` runs the same code as live capture and every stage is testable without root.
 
+pub mod agent;
 pub mod capture;
+pub mod cli;
 pub mod conn;
 pub mod enrich;
 pub mod events;
+pub mod export;
 pub mod facts;
+pub mod model;
 pub mod pairing;
+pub mod pipeline;
 pub mod protocol;
 pub mod record;
+pub mod redact;
+pub mod summary;

@@ -1,1 +1,72 @@
-fn main(){}
+//! The `observer` binary: parse the command line, set up logging and signals, run.
+
+use std::{
+    process::ExitCode,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+};
+
+use clap::Parser;
+use observer::{
+    agent,
+    cli::{Cli, Command},
+};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(EnvFilter::try_from_env("OBSERVER_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+
+    let result = match &cli.command {
+        Command::Run(args) => match stop_on_signals() {
+            Ok(stop) => agent::run(args, stop),
+            Err(error) => Err(error),
+        },
+        Command::Replay(args) => agent::replay(args),
+    };
+    match result {
+        Ok(summary) => {
+            eprint!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("observer: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A flag set by SIGINT or SIGTERM; a second signal exits at once.
+fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        runtime.block_on(async move {
+            let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::error!("cannot watch SIGTERM: {error}");
+                    return;
+                }
+            };
+            for _ in 0..2 {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+                if flag.swap(true, Ordering::Relaxed) {
+                    eprintln!("observer: second signal, exiting without cleanup");
+                    std::process::exit(130);
+                }
+                tracing::info!("stopping: detaching probes and flushing");
+            }
+        });
+    })?;
+    Ok(stop)
+}

@@ -123,7 +123,7 @@ pub enum CaptureError {
 pub struct Capture {
     ebpf: Ebpf,
     _lock: AgentLock,
-    _logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     counters: PerCpuArray<MapData, u64>,
     tls: tls::TlsProbes,
 }
@@ -188,7 +188,7 @@ impl Capture {
         )
         .map_err(|source| CaptureError::Map { map: names::COUNTERS, source })?;
 
-        Ok(Capture { ebpf, _lock: lock, _logger: logger, counters, tls: tls::TlsProbes::default() })
+        Ok(Capture { ebpf, _lock: lock, logger, counters, tls: tls::TlsProbes::default() })
     }
 
     /// The ring buffer reader. Call once.
@@ -232,18 +232,37 @@ impl Capture {
         ignored.insert(key, 0, 0).map_err(|source| CaptureError::Map { map: names::IGNORED, source })
     }
 
+    /// Hand the eBPF programs' log records to the log (call regularly: their buffer is small).
+    pub fn flush_logs(&mut self) {
+        if let Some(logger) = &mut self.logger {
+            logger.flush();
+        }
+    }
+
+    /// Detach every program and probe, then read the final counters: after this the kernel
+    /// sends nothing more, so what the ring buffer still holds is all there is.
+    pub fn stop(self) -> Result<KernelCounters, CaptureError> {
+        let Capture { ebpf, _lock, logger, counters, tls: _ } = self;
+        drop(ebpf);
+        drop(logger);
+        read_counters(&counters)
+    }
+
     /// The kernel's counters, summed over CPUs.
     pub fn counters(&self) -> Result<KernelCounters, CaptureError> {
-        let mut slots = [0u64; COUNTER_SLOTS as usize];
-        for (slot, total) in slots.iter_mut().enumerate() {
-            let values = self
-                .counters
-                .get(&(slot as u32), 0)
-                .map_err(|source| CaptureError::Map { map: names::COUNTERS, source })?;
-            *total = values.iter().sum();
-        }
-        Ok(KernelCounters { slots })
+        read_counters(&self.counters)
     }
+}
+
+fn read_counters(counters: &PerCpuArray<MapData, u64>) -> Result<KernelCounters, CaptureError> {
+    let mut slots = [0u64; COUNTER_SLOTS as usize];
+    for (slot, total) in slots.iter_mut().enumerate() {
+        let values = counters
+            .get(&(slot as u32), 0)
+            .map_err(|source| CaptureError::Map { map: names::COUNTERS, source })?;
+        *total = values.iter().sum();
+    }
+    Ok(KernelCounters { slots })
 }
 
 fn validate(config: &CaptureConfig) -> Result<(), CaptureError> {

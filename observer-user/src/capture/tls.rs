@@ -10,7 +10,7 @@
 use std::{
     collections::HashMap,
     fs::File,
-    os::unix::fs::MetadataExt,
+    os::{fd::AsRawFd, unix::fs::MetadataExt},
     path::{Path, PathBuf},
 };
 
@@ -98,19 +98,24 @@ impl TlsProbes {
         path: &Path,
         pid: Option<u32>,
     ) -> Option<AttachReport> {
-        let metadata = std::fs::metadata(path).ok()?;
+        // Work through our own open file: a path under /proc/<pid>/root vanishes when the
+        // process exits, and a file opened once is the same inode for the stat, the symbol
+        // read and the attach.
+        let file = File::open(path).ok()?;
+        let metadata = file.metadata().ok()?;
         let id = FileId { dev: metadata.dev(), ino: metadata.ino() };
         if self.examined.contains_key(&id) {
             return None;
         }
-        let functions = match openssl_functions(path) {
+        let functions = match openssl_functions(&file) {
             Ok(functions) if !functions.is_empty() => functions,
             _ => {
                 self.examined.insert(id, None);
                 return None;
             }
         };
-        let outcome = match attach(ebpf, path, &functions) {
+        let own_path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        let outcome = match attach(ebpf, &own_path, &functions) {
             Ok(attached) => AttachOutcome::Attached { functions: attached },
             Err(error) => AttachOutcome::Failed { error },
         };
@@ -180,8 +185,7 @@ struct FunctionOffset {
 }
 
 /// Which OpenSSL functions `path` defines, and where. Reads only the symbol tables.
-fn openssl_functions(path: &Path) -> Result<Vec<FunctionOffset>, String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
+fn openssl_functions(file: &File) -> Result<Vec<FunctionOffset>, String> {
     let cache = object::read::ReadCache::new(file);
     let elf = object::File::parse(&cache).map_err(|e| e.to_string())?;
     let mut found = Vec::new();
@@ -274,7 +278,10 @@ mod tests {
         let libraries = system_libraries();
         let openssl = libraries
             .iter()
-            .map(|path| (path, openssl_functions(path).unwrap_or_default()))
+            .map(|path| {
+                let functions = File::open(path).map_err(|e| e.to_string()).and_then(|f| openssl_functions(&f));
+                (path, functions.unwrap_or_default())
+            })
             .find(|(_, functions)| !functions.is_empty());
         let Some((path, functions)) = openssl else {
             panic!("no OpenSSL libssl among {libraries:?}: install libssl (Debian: libssl3)");

@@ -1,0 +1,242 @@
+//! `observer run` and `observer replay`: drive the pipeline from the kernel or from a recording.
+//!
+//! The live loop runs on one thread: wait for the ring buffer (or the poll interval), decode each
+//! event, look up the facts it needs, record both if asked, feed the pipeline, write the calls.
+//! Everything heavy after decoding is in `pipeline`; this module only orders the I/O.
+
+use std::{
+    fs::{self, File},
+    io::{self, BufWriter, Write},
+    path::Path,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+
+use crate::{
+    capture::{self, Capture, CaptureConfig, POLL_INTERVAL},
+    cli::{OutputArgs, ReplayArgs, RunArgs},
+    enrich::Enricher,
+    events::{self, Event},
+    export::{self, Sink},
+    facts::{self, ClockSync, Fact},
+    pipeline::Pipeline,
+    record::{Record, RecordReader, RecordWriter},
+    summary::Summary,
+};
+
+/// How often every process is looked at again for TLS libraries it loaded since (dlopen).
+const FULL_TLS_RESCAN: Duration = Duration::from_secs(10);
+
+/// After an exec, the dynamic linker maps the program's libraries within milliseconds, and
+/// interpreters load theirs (Python's `ssl`) at import time: look again after each delay.
+const EXEC_RESCAN_DELAYS: [Duration; 2] = [Duration::from_millis(100), Duration::from_secs(1)];
+
+/// A recording's buffered events are flushed to disk at least this often, so a crash loses
+/// only the last moments.
+const RECORD_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+fn open_sink(output: &OutputArgs) -> anyhow::Result<Box<dyn Sink + Send>> {
+    let writer: Box<dyn Write + Send> = match &output.output {
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).with_context(|| format!("cannot create output file {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(io::stdout())),
+    };
+    Ok(export::sink(output.format, writer))
+}
+
+/// Everything the live loop feeds, so that events read before and after the programs are
+/// detached go through the same code.
+struct Live {
+    pipeline: Pipeline,
+    enricher: Enricher,
+    recorder: Option<RecordWriter>,
+    sink: Box<dyn Sink + Send>,
+    /// Processes that exec'd since the last look, for TLS library discovery.
+    execs: Vec<u32>,
+    /// Facts saying an fd is not a socket: the kernel is told to stop looking at it.
+    not_sockets: Vec<(u32, u32)>,
+}
+
+impl Live {
+    fn event(&mut self, bytes: &[u8]) {
+        let event = match events::decode(bytes) {
+            Ok(event) => event,
+            Err(_) => {
+                // Counted by the pipeline, and recorded so a replay counts it too.
+                self.record(|r| r.kernel_event(bytes));
+                self.pipeline.push_kernel_event(bytes);
+                return;
+            }
+        };
+        for fact in self.enricher.facts_for(&event) {
+            if let Fact::Socket(socket) = &fact {
+                if !socket.is_socket {
+                    self.not_sockets.push((socket.conn.tgid, socket.conn.fd));
+                }
+            }
+            self.fact(fact);
+        }
+        if let Event::ProcessExec(exec) = &event {
+            self.execs.push(exec.tgid);
+        }
+        self.record(|r| r.kernel_event(bytes));
+        self.pipeline.push_event(&event);
+    }
+
+    fn fact(&mut self, fact: Fact) {
+        self.record(|r| r.fact(&fact));
+        self.pipeline.push_fact(fact);
+    }
+
+    fn record(&mut self, write: impl FnOnce(&mut RecordWriter) -> io::Result<()>) {
+        if let Some(recorder) = &mut self.recorder {
+            if let Err(error) = write(recorder) {
+                tracing::error!("recording stopped: cannot write to it: {error}");
+                self.recorder = None;
+            }
+        }
+    }
+
+    fn write_calls(&mut self) -> io::Result<()> {
+        for call in self.pipeline.take_calls() {
+            self.sink.call(&call)?;
+        }
+        self.sink.flush()
+    }
+}
+
+/// Live capture until `stop` is set, the duration passes, or an error.
+pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let config = CaptureConfig {
+        chunk_size: args.chunk_size,
+        max_bytes_per_call: args.max_bytes_per_call,
+        ring_buffer_bytes: args.ring_buffer_size,
+        wakeup_batch: args.wakeup_batch,
+        pids: args.output.pid.clone(),
+    };
+    let mut capture = Capture::start(&config)?;
+    let mut ring = capture.ring()?;
+
+    let recorder = match &args.record {
+        Some(path) => Some(
+            RecordWriter::create(path).with_context(|| format!("cannot create recording {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut live = Live {
+        pipeline: Pipeline::new(args.output.pipeline_config()),
+        enricher: Enricher::default(),
+        recorder,
+        sink: open_sink(&args.output)?,
+        execs: Vec::new(),
+        not_sockets: Vec::new(),
+    };
+    live.fact(Fact::Clock(ClockSync::now()));
+
+    for path in capture::tls::system_libraries() {
+        capture.attach_tls_file(&path);
+    }
+    for pid in all_pids() {
+        capture.attach_tls_in_process(pid);
+    }
+    tracing::info!("observer is watching; Ctrl-C to stop");
+
+    let deadline = args.duration.map(|secs| started + Duration::from_secs_f64(secs.max(0.0)));
+    let mut rescans: Vec<(Instant, u32)> = Vec::new();
+    let mut next_full_rescan = Instant::now() + FULL_TLS_RESCAN;
+    let mut next_record_flush = Instant::now() + RECORD_FLUSH_INTERVAL;
+
+    while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
+        ring.poll(POLL_INTERVAL, |bytes| live.event(bytes)).context("reading the ring buffer")?;
+        live.pipeline.tick(facts::monotonic_now_ns());
+        live.write_calls().context("writing API calls")?;
+        capture.flush_logs();
+
+        for (tgid, fd) in live.not_sockets.drain(..) {
+            if let Err(error) = capture.ignore_fd(tgid, fd) {
+                tracing::debug!("cannot tell the kernel to ignore fd {fd} of {tgid}: {error}");
+            }
+        }
+        let now = Instant::now();
+        for pid in live.execs.drain(..) {
+            capture.attach_tls_in_process(pid);
+            rescans.extend(EXEC_RESCAN_DELAYS.iter().map(|delay| (now + *delay, pid)));
+        }
+        rescans.retain(|&(due, pid)| {
+            if due > now {
+                return true;
+            }
+            capture.attach_tls_in_process(pid);
+            false
+        });
+        if now >= next_full_rescan {
+            for pid in all_pids() {
+                capture.attach_tls_in_process(pid);
+            }
+            next_full_rescan = now + FULL_TLS_RESCAN;
+        }
+        if now >= next_record_flush {
+            live.record(RecordWriter::flush);
+            next_record_flush = now + RECORD_FLUSH_INTERVAL;
+        }
+    }
+
+    // Detach first, then read what is still in the ring: after this nothing new arrives, so
+    // the counters and what we received can be compared exactly.
+    let kernel = capture.stop()?;
+    ring.drain(&mut |bytes| live.event(bytes));
+    live.pipeline.finish();
+    live.write_calls().context("writing API calls")?;
+    live.record(RecordWriter::flush);
+    Ok(Summary { elapsed: started.elapsed(), pipeline: live.pipeline.stats(), kernel: Some(kernel) })
+}
+
+/// Every pid in /proc.
+fn all_pids() -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
+}
+
+/// Run the pipeline over a recording.
+pub fn replay(args: &ReplayArgs) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let mut pipeline = Pipeline::new(args.output.pipeline_config());
+    let mut sink = open_sink(&args.output)?;
+    let reader = RecordReader::open(Path::new(&args.recording))?;
+    let mut damaged = 0u64;
+    for record in reader {
+        match record {
+            Ok(Record::KernelEvent(bytes)) => pipeline.push_kernel_event(&bytes),
+            Ok(Record::Fact(fact)) => pipeline.push_fact(fact),
+            Err(error) => {
+                damaged += 1;
+                tracing::warn!("{}: {error}", args.recording.display());
+                continue;
+            }
+        }
+        // Time in a replay is the recording's time: reordering windows and idle timeouts
+        // behave as they did live.
+        pipeline.tick(pipeline.latest_ns());
+        for call in pipeline.take_calls() {
+            sink.call(&call)?;
+        }
+    }
+    pipeline.finish();
+    for call in pipeline.take_calls() {
+        sink.call(&call)?;
+    }
+    sink.flush()?;
+    if damaged > 0 {
+        tracing::warn!("{damaged} damaged records skipped in {}", args.recording.display());
+    }
+    Ok(Summary { elapsed: started.elapsed(), pipeline: pipeline.stats(), kernel: None })
+}

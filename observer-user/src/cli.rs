@@ -1,0 +1,118 @@
+//! The command line of the `observer` binary.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use observer_common::limits;
+
+use crate::{
+    export::Format,
+    model::DEFAULT_BODY_PREVIEW_BYTES,
+    pipeline::{CallFilter, PipelineConfig},
+    protocol::http1::ParserLimits,
+    redact::RedactionMode,
+};
+
+/// observer: see every API call on this host, plaintext and TLS, without touching applications.
+#[derive(Debug, Parser)]
+#[command(name = "observer", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Watch this host live (needs root): one line per API call until Ctrl-C.
+    Run(RunArgs),
+    /// Run the pipeline over a recording made with `run --record` (no root needed).
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Also write the raw event stream here, for `observer replay`. The recording holds payloads
+    /// unredacted: it is created readable by its owner only.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+
+    /// Bytes per data event (at most 16384).
+    #[arg(long, value_name = "BYTES", default_value_t = limits::DEFAULT_CHUNK_SIZE)]
+    pub chunk_size: u32,
+
+    /// Bytes captured from one read or write at most; the rest is counted, not copied.
+    #[arg(long, value_name = "BYTES", default_value_t = limits::DEFAULT_MAX_BYTES_PER_CALL)]
+    pub max_bytes_per_call: u32,
+
+    /// Size of the kernel ring buffer (a power of two).
+    #[arg(long, value_name = "BYTES", default_value_t = limits::DEFAULT_RING_BUFFER_BYTES)]
+    pub ring_buffer_size: u32,
+
+    /// Wake the agent once every this many events per CPU (1: on every event).
+    #[arg(long, value_name = "EVENTS", default_value_t = limits::DEFAULT_WAKEUP_BATCH)]
+    pub wakeup_batch: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A recording made with `observer run --record FILE`.
+    pub recording: PathBuf,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// What to report and how: shared by `run` and `replay`.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+
+    /// Write API calls to this file instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Only these processes (repeatable, or comma-separated).
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    pub pid: Vec<u32>,
+
+    /// Only calls to or from these ports (repeatable, or comma-separated).
+    #[arg(long, value_name = "PORT", value_delimiter = ',')]
+    pub port: Vec<u16>,
+
+    /// Only processes with this name (comm or executable name; repeatable, or comma-separated).
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub comm: Vec<String>,
+
+    /// Bytes of each body shown in the output.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BODY_PREVIEW_BYTES)]
+    pub body_preview: usize,
+
+    /// What to hide: `secrets` (default) hides credentials, `drop-bodies` also drops bodies,
+    /// `off` shows everything as captured.
+    #[arg(long, value_enum, default_value_t = RedactionMode::Secrets)]
+    pub redact: RedactionMode,
+}
+
+impl OutputArgs {
+    pub fn pipeline_config(&self) -> PipelineConfig {
+        PipelineConfig {
+            parser_limits: ParserLimits {
+                // The parser keeps at least what is shown, and the default for analysis.
+                max_body_capture: self.body_preview.max(ParserLimits::default().max_body_capture),
+                ..ParserLimits::default()
+            },
+            body_preview_bytes: self.body_preview,
+            redaction: self.redact,
+            filter: CallFilter { pids: self.pid.clone(), ports: self.port.clone(), comms: self.comm.clone() },
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Writing API calls out: JSON lines for machines, one compact line per call for people.
+//!
+//! The last stage. Calls arrive already redacted; a sink only formats and writes.
+
+use std::io::{self, Write};
+
+use crate::{conn::Role, model::ApiCall};
+
+/// Where API calls go.
+pub trait Sink {
+    fn call(&mut self, call: &ApiCall) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// Output formats of `observer run` and `observer replay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line.
+    #[default]
+    Json,
+    /// One short human-readable line per call.
+    Pretty,
+}
+
+/// JSON lines: one object per call, `event.name` first.
+pub struct JsonLines<W: Write> {
+    out: W,
+}
+
+impl<W: Write> JsonLines<W> {
+    pub fn new(out: W) -> JsonLines<W> {
+        JsonLines { out }
+    }
+}
+
+impl<W: Write> Sink for JsonLines<W> {
+    fn call(&mut self, call: &ApiCall) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, call).map_err(io::Error::other)?;
+        self.out.write_all(b"\n")
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// `18:02:11.104 server nginx[812] 127.0.0.1:53122 -> 127.0.0.1:80 GET /api/v1/users?page=2 200 1.2ms tls`
+pub struct Pretty<W: Write> {
+    out: W,
+}
+
+impl<W: Write> Pretty<W> {
+    pub fn new(out: W) -> Pretty<W> {
+        Pretty { out }
+    }
+}
+
+/// One line for a call, without a trailing newline.
+pub fn pretty_line(call: &ApiCall) -> String {
+    let time = call.timestamp.get(11..23).unwrap_or(&call.timestamp);
+    let role = match call.role {
+        Some(Role::Client) => "client",
+        Some(Role::Server) => "server",
+        None => "?",
+    };
+    let endpoint = |address: &Option<String>, port: Option<u16>| match (address, port) {
+        (Some(address), Some(port)) if address.contains(':') => format!("[{address}]:{port}"),
+        (Some(address), Some(port)) => format!("{address}:{port}"),
+        (Some(address), None) => address.clone(),
+        (None, Some(port)) => format!(":{port}"),
+        (None, None) => "-".to_string(),
+    };
+    let mut line = format!(
+        "{time} {role} {}[{}] {} -> {} {} {}",
+        call.executable_name.as_deref().unwrap_or("?"),
+        call.pid,
+        endpoint(&call.client_address, call.client_port),
+        endpoint(&call.server_address, call.server_port),
+        call.method.as_deref().unwrap_or("?"),
+        call.path.as_deref().unwrap_or("?"),
+    );
+    if let Some(query) = &call.query {
+        line.push('?');
+        line.push_str(query);
+    }
+    match call.status_code {
+        Some(status) => line.push_str(&format!(" {status}")),
+        None => line.push_str(" (no response)"),
+    }
+    if let Some(duration) = call.duration_ms {
+        line.push_str(&format!(" {duration}ms"));
+    }
+    if call.tls {
+        line.push_str(" tls");
+    }
+    if !call.incomplete.is_empty() {
+        line.push_str(&format!(" incomplete:{}", call.incomplete.join(",")));
+    }
+    line
+}
+
+impl<W: Write> Sink for Pretty<W> {
+    fn call(&mut self, call: &ApiCall) -> io::Result<()> {
+        writeln!(self.out, "{}", pretty_line(call))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// A sink for the format asked for, over any writer.
+pub fn sink(format: Format, out: Box<dyn Write + Send>) -> Box<dyn Sink + Send> {
+    match format {
+        Format::Json => Box::new(JsonLines::new(out)),
+        Format::Pretty => Box::new(Pretty::new(out)),
+    }
+}

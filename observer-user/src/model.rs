@@ -1,0 +1,339 @@
+//! The API call: the one record every consumer reads (export, inventory, detection).
+//!
+//! Built from a paired exchange plus what `conn` and the facts know about the connection and
+//! its process. Field names follow the OpenTelemetry HTTP semantic conventions where one exists
+//! (`http.request.method`, `url.path`, `server.address`, ...); the rest are observer's own.
+//! Header and body values may hold secrets: `redact` runs over every call before anything is
+//! serialized.
+
+use std::{collections::BTreeMap, net::SocketAddr};
+
+use observer_common::TlsLibrary;
+use serde::Serialize;
+
+use crate::{
+    conn::{ConnInfo, Role},
+    facts::{ClockSync, ProcessInfo},
+    pairing::{ExchangeStatus, HttpExchange},
+    protocol::http1::{Body, BodyFraming, Headers, Message, RequestHead, ResponseHead, Version},
+};
+
+/// Default bytes of each body shown in an API call (the parser may have kept more, for analysis).
+pub const DEFAULT_BODY_PREVIEW_BYTES: usize = 1024;
+
+/// How much of an exchange the call covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStatus {
+    /// Request and response both seen.
+    Complete,
+    /// No response: the connection closed or went idle, or the answer was lost.
+    NoResponse,
+    /// The request was not seen (lost, or sent before the agent started).
+    NoRequest,
+}
+
+/// One API call, as observed from one process.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiCall {
+    #[serde(rename = "event.name")]
+    pub event_name: &'static str,
+    /// Wall-clock time of the call's first byte (RFC 3339).
+    pub timestamp: String,
+    #[serde(rename = "observer.status")]
+    pub status: CallStatus,
+    pub role: Option<Role>,
+
+    #[serde(rename = "http.request.method", skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(rename = "url.path", skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(rename = "url.query", skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(rename = "http.response.status_code", skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    /// Interim (1xx) statuses before the final one.
+    #[serde(rename = "http.response.interim_status_codes", skip_serializing_if = "Vec::is_empty")]
+    pub interim_status_codes: Vec<u16>,
+    #[serde(rename = "network.protocol.name")]
+    pub protocol_name: &'static str,
+    #[serde(rename = "network.protocol.version", skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<&'static str>,
+    #[serde(rename = "network.transport")]
+    pub transport: &'static str,
+
+    #[serde(rename = "server.address", skip_serializing_if = "Option::is_none")]
+    pub server_address: Option<String>,
+    #[serde(rename = "server.port", skip_serializing_if = "Option::is_none")]
+    pub server_port: Option<u16>,
+    #[serde(rename = "client.address", skip_serializing_if = "Option::is_none")]
+    pub client_address: Option<String>,
+    #[serde(rename = "client.port", skip_serializing_if = "Option::is_none")]
+    pub client_port: Option<u16>,
+
+    pub tls: bool,
+    #[serde(rename = "tls.library", skip_serializing_if = "Option::is_none")]
+    pub tls_library: Option<&'static str>,
+
+    /// From the request's first byte to the response's last byte.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<f64>,
+    /// From the request's last byte to the response's first byte: the server's think time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+
+    #[serde(rename = "process.pid")]
+    pub pid: u32,
+    #[serde(rename = "process.executable.name", skip_serializing_if = "Option::is_none")]
+    pub executable_name: Option<String>,
+    #[serde(rename = "process.executable.path", skip_serializing_if = "Option::is_none")]
+    pub executable_path: Option<String>,
+    #[serde(rename = "process.command_args", skip_serializing_if = "Vec::is_empty")]
+    pub command_args: Vec<String>,
+    #[serde(rename = "container.id", skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    #[serde(rename = "k8s.pod.uid", skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+
+    #[serde(rename = "http.request.header", skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_headers: BTreeMap<String, Vec<String>>,
+    #[serde(rename = "http.response.header", skip_serializing_if = "BTreeMap::is_empty")]
+    pub response_headers: BTreeMap<String, Vec<String>>,
+    #[serde(rename = "http.request.body", skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<BodyView>,
+    #[serde(rename = "http.response.body", skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<BodyView>,
+
+    /// Why the call may be missing parts (bytes lost, message cut short...).
+    #[serde(rename = "observer.incomplete", skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<&'static str>,
+    /// `pid:fd:generation` of the connection, to tie calls of one connection together.
+    #[serde(rename = "observer.connection")]
+    pub connection: String,
+    /// Kernel time of the first byte, for ordering and for consumers that window by time.
+    #[serde(skip)]
+    pub start_ns: u64,
+    /// The bodies as the parser kept them (up to its capture limit), for analysis stages;
+    /// never serialized.
+    #[serde(skip)]
+    pub request_body_bytes: Vec<u8>,
+    #[serde(skip)]
+    pub response_body_bytes: Vec<u8>,
+}
+
+/// A body as shown in an API call: its size and a preview.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BodyView {
+    /// Body bytes the message carried (including bytes that were not captured).
+    pub size: u64,
+    /// The first bytes, as text (invalid UTF-8 replaced).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
+    /// The preview is shorter than the body.
+    pub truncated: bool,
+}
+
+/// What a call is built from besides the exchange.
+pub struct CallContext<'a> {
+    pub conn: &'a ConnInfo,
+    /// The observed process's side: from the kernel, or from which way requests went.
+    pub role: Option<Role>,
+    pub process: Option<&'a ProcessInfo>,
+    pub clock: Option<&'a ClockSync>,
+    pub body_preview_bytes: usize,
+}
+
+const AF_UNIX: u16 = 1;
+
+impl ApiCall {
+    pub fn from_exchange(exchange: HttpExchange, context: &CallContext<'_>) -> ApiCall {
+        let HttpExchange { request, interim, response, status } = exchange;
+        let conn = context.conn;
+        let start_ns = request
+            .as_ref()
+            .map(|r| r.first_byte_ts_ns)
+            .or(response.as_ref().map(|r| r.first_byte_ts_ns))
+            .unwrap_or(conn.opened_ns);
+        let realtime_ns = context.clock.map_or(start_ns, |clock| clock.to_realtime_ns(start_ns));
+
+        let (server, client) = match context.role {
+            Some(Role::Server) => (conn.local, conn.remote),
+            Some(Role::Client) | None => (conn.remote, conn.local),
+        };
+        let mut incomplete = Vec::new();
+        if request.as_ref().is_some_and(|r| !r.complete) {
+            incomplete.push("request_cut_short");
+        }
+        if response.as_ref().is_some_and(|r| !r.complete) {
+            incomplete.push("response_cut_short");
+        }
+        if request.as_ref().is_some_and(|r| r.body.lost > 0) {
+            incomplete.push("request_bytes_lost");
+        }
+        if response.as_ref().is_some_and(|r| r.body.lost > 0) {
+            incomplete.push("response_bytes_lost");
+        }
+        let (path, query) = request.as_ref().map(|r| split_target(&r.head.target)).unwrap_or((None, None));
+        let version = request
+            .as_ref()
+            .map(|r| r.head.version)
+            .or(response.as_ref().map(|r| r.head.version));
+        let duration_ms = match (&request, &response) {
+            (Some(req), Some(resp)) => resp.last_byte_ts_ns.checked_sub(req.first_byte_ts_ns).map(ms),
+            _ => None,
+        };
+        let latency_ms = match (&request, &response) {
+            (Some(req), Some(resp)) => resp.first_byte_ts_ns.checked_sub(req.last_byte_ts_ns).map(ms),
+            _ => None,
+        };
+        let process = context.process;
+        let preview = context.body_preview_bytes;
+
+        ApiCall {
+            event_name: "api.call",
+            timestamp: rfc3339(realtime_ns),
+            status: match status {
+                ExchangeStatus::Complete => CallStatus::Complete,
+                ExchangeStatus::RequestOnly => CallStatus::NoResponse,
+                ExchangeStatus::ResponseOnly => CallStatus::NoRequest,
+            },
+            role: context.role,
+            method: request.as_ref().map(|r| r.head.method.as_str().to_string()),
+            path,
+            query,
+            status_code: response.as_ref().map(|r| r.head.status),
+            interim_status_codes: interim,
+            protocol_name: "http",
+            protocol_version: version.map(|v| match v {
+                Version::Http10 => "1.0",
+                Version::Http11 => "1.1",
+            }),
+            transport: if conn.family == AF_UNIX { "unix" } else { "tcp" },
+            server_address: server.map(|a| a.ip().to_string()),
+            server_port: server.map(|a: SocketAddr| a.port()),
+            client_address: client.map(|a| a.ip().to_string()),
+            client_port: client.map(|a| a.port()),
+            tls: conn.tls_library.is_some(),
+            tls_library: conn.tls_library.map(tls_library_name),
+            duration_ms,
+            latency_ms,
+            pid: conn.id.tgid,
+            executable_name: process.map(|p| p.executable_name().to_string()).or_else(|| {
+                (!conn.comm.is_empty()).then(|| conn.comm.clone())
+            }),
+            executable_path: process.and_then(|p| p.exe.clone()),
+            command_args: process.map(|p| p.cmdline.clone()).unwrap_or_default(),
+            container_id: process.and_then(|p| p.container_id.clone()),
+            pod_uid: process.and_then(|p| p.pod_uid.clone()),
+            request_headers: request.as_ref().map(|r| header_map(&r.head.headers)).unwrap_or_default(),
+            response_headers: response.as_ref().map(|r| header_map(&r.head.headers)).unwrap_or_default(),
+            request_body: request.as_ref().and_then(|r| body_view(&r.body, preview)),
+            response_body: response.as_ref().and_then(|r| body_view(&r.body, preview)),
+            incomplete,
+            connection: format!("{}:{}:{}", conn.id.tgid, conn.id.fd, conn.id.generation),
+            start_ns,
+            request_body_bytes: request.map(|r: Message<RequestHead>| r.body.captured).unwrap_or_default(),
+            response_body_bytes: response.map(|r: Message<ResponseHead>| r.body.captured).unwrap_or_default(),
+        }
+    }
+}
+
+pub fn tls_library_name(library: TlsLibrary) -> &'static str {
+    match library {
+        TlsLibrary::None => "none",
+        TlsLibrary::OpenSsl => "openssl",
+    }
+}
+
+fn ms(ns: u64) -> f64 {
+    (ns as f64 / 1_000.0).round() / 1_000.0
+}
+
+/// Path and query of a request target. Absolute-form targets (proxies) keep only their path.
+fn split_target(target: &str) -> (Option<String>, Option<String>) {
+    let without_scheme = match target.find("://") {
+        Some(i) => {
+            let rest = &target[i + 3..];
+            rest.find('/').map_or("/", |j| &rest[j..])
+        }
+        None => target,
+    };
+    let (path, query) = match without_scheme.split_once('?') {
+        Some((path, query)) => (path, Some(query.to_string())),
+        None => (without_scheme, None),
+    };
+    (Some(path.to_string()), query)
+}
+
+/// Headers by lowercased name, values in order.
+fn header_map(headers: &Headers) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in headers.iter() {
+        out.entry(name.to_ascii_lowercase())
+            .or_default()
+            .push(String::from_utf8_lossy(value).into_owned());
+    }
+    out
+}
+
+fn body_view(body: &Body, preview_bytes: usize) -> Option<BodyView> {
+    if body.framing == BodyFraming::NoBody && body.size == 0 {
+        return None;
+    }
+    let shown = &body.captured[..body.captured.len().min(preview_bytes)];
+    Some(BodyView {
+        size: body.size,
+        preview: (!shown.is_empty()).then(|| String::from_utf8_lossy(shown).into_owned()),
+        truncated: (shown.len() as u64) < body.size,
+    })
+}
+
+/// RFC 3339 with microseconds, UTC, for nanoseconds since the Unix epoch.
+pub fn rfc3339(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let micros = (ns % 1_000_000_000) / 1_000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(rfc3339(1_795_000_000_123_456_789), "2026-11-18T11:06:40.123456Z");
+        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn targets_split_into_path_and_query() {
+        assert_eq!(split_target("/a/b?x=1&y"), (Some("/a/b".into()), Some("x=1&y".into())));
+        assert_eq!(split_target("/"), (Some("/".into()), None));
+        assert_eq!(split_target("http://h:8080/p?q"), (Some("/p".into()), Some("q".into())));
+        assert_eq!(split_target("http://h"), (Some("/".into()), None));
+        assert_eq!(split_target("example.com:443"), (Some("example.com:443".into()), None));
+    }
+}

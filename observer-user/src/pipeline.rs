@@ -1,0 +1,362 @@
+//! The user-side pipeline, from raw kernel events and facts to redacted API calls.
+//!
+//! ```text
+//! kernel event bytes ─> events::decode ─> conn::ConnTable ─> Http1Session ─> ApiCall ─> redact
+//!        facts ───────────────────────────────┘ (processes, socket addresses, clock)
+//! ```
+//!
+//! A pure function of its inputs: live capture and `observer replay` feed it the same way, so
+//! what a recording replays is what the agent reported live. Nothing here panics on bad input;
+//! every problem is counted in [`PipelineStats`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use observer_common::{ConnId, Direction, EventKind, Source};
+use serde::Serialize;
+
+use crate::{
+    capture::kind_name,
+    conn::{CloseReason, ConnInfo, ConnStats, ConnTable, Role, StreamHandler},
+    events::{self, Event},
+    facts::{ClockSync, Fact, ProcessInfo, SocketInfo},
+    model::{ApiCall, CallContext, DEFAULT_BODY_PREVIEW_BYTES},
+    pairing::{Http1Session, SessionEvent},
+    protocol::{http1::ParserLimits, Segment},
+    redact::{RedactionMode, Redactor},
+};
+
+/// Which calls to report (all when empty).
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    pub pids: Vec<u32>,
+    /// Calls whose server or client port is one of these.
+    pub ports: Vec<u16>,
+    /// Calls made or served by processes whose comm or executable name is one of these.
+    pub comms: Vec<String>,
+}
+
+impl CallFilter {
+    fn accepts(&self, call: &ApiCall, comm: &str) -> bool {
+        (self.pids.is_empty() || self.pids.contains(&call.pid))
+            && (self.ports.is_empty()
+                || call.server_port.is_some_and(|p| self.ports.contains(&p))
+                || call.client_port.is_some_and(|p| self.ports.contains(&p)))
+            && (self.comms.is_empty()
+                || self.comms.iter().any(|c| c == comm || call.executable_name.as_deref() == Some(c)))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub parser_limits: ParserLimits,
+    pub body_preview_bytes: usize,
+    pub redaction: RedactionMode,
+    pub filter: CallFilter,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            parser_limits: ParserLimits::default(),
+            body_preview_bytes: DEFAULT_BODY_PREVIEW_BYTES,
+            redaction: RedactionMode::default(),
+            filter: CallFilter::default(),
+        }
+    }
+}
+
+/// What the pipeline has seen and lost, for the summary and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PipelineStats {
+    /// Events decoded, by kind.
+    pub events: BTreeMap<&'static str, u64>,
+    /// Events that could not be decoded, by reason.
+    pub decode_errors: BTreeMap<&'static str, u64>,
+    /// Payload bytes received from the kernel.
+    pub bytes_captured: u64,
+    /// API calls reported (after filters).
+    pub api_calls: u64,
+    /// API calls the filters left out.
+    pub api_calls_filtered: u64,
+    /// HTTP parse errors, by kind.
+    pub parse_errors: BTreeMap<&'static str, u64>,
+    /// Connections that stopped speaking HTTP (upgrade, CONNECT).
+    pub tunnels: u64,
+    /// Connections dropped because their fd turned out not to be a socket.
+    pub not_sockets: u64,
+    /// Data that arrived before anything said which direction carries requests, and was dropped.
+    pub segments_without_role: u64,
+    pub connections: ConnStats,
+}
+
+/// Per-connection state of the HTTP stage.
+pub struct HttpConn {
+    /// One session per source: a TLS connection is parsed from its plaintext.
+    sessions: [Option<Http1Session>; Source::COUNT],
+    /// The direction that carries requests, once known.
+    request_direction: Option<Direction>,
+    /// Time of the newest segment, to close sessions at.
+    last_ts_ns: u64,
+}
+
+/// The HTTP stage and everything the calls it builds need.
+struct HttpStage {
+    limits: ParserLimits,
+    body_preview_bytes: usize,
+    redactor: Redactor,
+    filter: CallFilter,
+    processes: HashMap<u32, ProcessInfo>,
+    clock: Option<ClockSync>,
+    calls: Vec<ApiCall>,
+    events: Vec<SessionEvent>,
+    stats: PipelineStats,
+}
+
+pub struct Pipeline {
+    conns: ConnTable<HttpConn>,
+    http: HttpStage,
+    /// Socket facts come just before the open event they describe; they wait here for it.
+    sockets: HashMap<ConnId, SocketInfo>,
+    latest_ns: u64,
+}
+
+/// Socket facts waiting for their connection's open event. They are looked up for the very
+/// next event, so only a handful wait at once; the bound keeps a broken stream from piling
+/// them up.
+const MAX_WAITING_SOCKET_FACTS: usize = 4096;
+
+impl Pipeline {
+    pub fn new(config: PipelineConfig) -> Pipeline {
+        Pipeline {
+            conns: ConnTable::default(),
+            sockets: HashMap::new(),
+            http: HttpStage {
+                limits: config.parser_limits,
+                body_preview_bytes: config.body_preview_bytes,
+                redactor: Redactor::new(config.redaction),
+                filter: config.filter,
+                processes: HashMap::new(),
+                clock: None,
+                calls: Vec::new(),
+                events: Vec::new(),
+                stats: PipelineStats::default(),
+            },
+            latest_ns: 0,
+        }
+    }
+
+    /// Feed one ring-buffer entry. A bad entry is counted and skipped.
+    pub fn push_kernel_event(&mut self, bytes: &[u8]) {
+        match events::decode(bytes) {
+            Ok(event) => self.push_event(&event),
+            Err(error) => *self.http.stats.decode_errors.entry(error.label()).or_default() += 1,
+        }
+    }
+
+    pub fn push_event(&mut self, event: &Event<'_>) {
+        *self.http.stats.events.entry(kind_name(event.kind())).or_default() += 1;
+        self.latest_ns = self.latest_ns.max(event.timestamp_ns());
+        match event {
+            Event::Data(data) => {
+                self.http.stats.bytes_captured += data.payload.len() as u64;
+                self.conns.data(data, &mut self.http);
+            }
+            Event::ConnOpen(open) => {
+                self.conns.open(open, &mut self.http);
+                if let Some(socket) = self.sockets.remove(&open.conn) {
+                    self.apply_socket(socket);
+                }
+            }
+            Event::ConnClose(close) => self.conns.close(close, &mut self.http),
+            Event::ProcessExec(_) => {}
+            Event::ProcessExit(exit) => {
+                self.conns.process_exited(exit.tgid, &mut self.http);
+                self.http.processes.remove(&exit.tgid);
+            }
+        }
+    }
+
+    pub fn push_fact(&mut self, fact: Fact) {
+        match fact {
+            Fact::Process(info) => {
+                self.http.processes.insert(info.pid, info);
+            }
+            Fact::Socket(socket) if self.conns.info(&socket.conn).is_some() => self.apply_socket(socket),
+            Fact::Socket(socket) => {
+                if self.sockets.len() >= MAX_WAITING_SOCKET_FACTS {
+                    self.sockets.clear();
+                }
+                self.sockets.insert(socket.conn, socket);
+            }
+            Fact::Clock(clock) => self.http.clock = Some(clock),
+        }
+    }
+
+    fn apply_socket(&mut self, socket: SocketInfo) {
+        if !socket.is_socket {
+            if self.conns.forget(&socket.conn) {
+                self.http.stats.not_sockets += 1;
+            }
+            return;
+        }
+        self.conns.set_addresses(&socket.conn, socket.local, socket.remote);
+    }
+
+    /// Let time pass: deliver reordered bytes whose wait is over, close idle connections.
+    /// `now_ns` is kernel time; live, the monotonic clock, in a replay the newest event's time.
+    pub fn tick(&mut self, now_ns: u64) {
+        self.conns.tick(now_ns.max(self.latest_ns), &mut self.http);
+    }
+
+    /// Kernel time of the newest event seen.
+    pub fn latest_ns(&self) -> u64 {
+        self.latest_ns
+    }
+
+    /// Close every connection: the end of a replay, or the agent stopping.
+    pub fn finish(&mut self) {
+        self.conns.close_all(&mut self.http);
+    }
+
+    /// The API calls produced since the last call, in the order they completed.
+    pub fn take_calls(&mut self) -> std::vec::Drain<'_, ApiCall> {
+        self.http.calls.drain(..)
+    }
+
+    pub fn stats(&self) -> PipelineStats {
+        let mut stats = self.http.stats.clone();
+        stats.connections = self.conns.stats().clone();
+        stats
+    }
+
+    /// Connections currently tracked.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+}
+
+impl HttpStage {
+    fn handle_session_events(&mut self, conn: &ConnInfo, role: Option<Role>) {
+        for event in std::mem::take(&mut self.events) {
+            match event {
+                SessionEvent::Exchange(exchange) => {
+                    let process = self.processes.get(&conn.id.tgid);
+                    let context = CallContext {
+                        conn,
+                        role,
+                        process,
+                        clock: self.clock.as_ref(),
+                        body_preview_bytes: self.body_preview_bytes,
+                    };
+                    let mut call = ApiCall::from_exchange(exchange, &context);
+                    let comm = process.map_or(conn.comm.as_str(), |p| p.comm.as_str());
+                    if !self.filter.accepts(&call, comm) {
+                        self.stats.api_calls_filtered += 1;
+                        continue;
+                    }
+                    self.redactor.redact_call(&mut call);
+                    self.stats.api_calls += 1;
+                    self.calls.push(call);
+                }
+                SessionEvent::Error { error, .. } => {
+                    *self.stats.parse_errors.entry(parse_error_label(&error)).or_default() += 1;
+                }
+                SessionEvent::Tunnel { .. } => self.stats.tunnels += 1,
+            }
+        }
+    }
+}
+
+fn parse_error_label(error: &crate::protocol::http1::ParseError) -> &'static str {
+    use crate::protocol::http1::ParseError as E;
+    match error {
+        E::HeadTooLarge { .. } => "head_too_large",
+        E::TooManyHeaders { .. } => "too_many_headers",
+        E::InvalidHead(_) => "invalid_head",
+        E::InvalidContentLength => "invalid_content_length",
+        E::ConflictingContentLength => "conflicting_content_length",
+        E::UnframedRequestBody => "unframed_request_body",
+        E::InvalidChunkSize => "invalid_chunk_size",
+        E::ChunkLineTooLong { .. } => "chunk_line_too_long",
+        E::MissingChunkLineEnd => "missing_chunk_line_end",
+        E::TrailersTooLarge { .. } => "trailers_too_large",
+        E::InvalidTrailers(_) => "invalid_trailers",
+        E::LostSync { .. } => "lost_sync",
+        E::EndedInHead => "ended_in_head",
+    }
+}
+
+fn role_of(request_direction: Option<Direction>) -> Option<Role> {
+    request_direction.map(|d| match d {
+        Direction::Egress => Role::Client,
+        Direction::Ingress => Role::Server,
+    })
+}
+
+fn opposite(direction: Direction) -> Direction {
+    match direction {
+        Direction::Egress => Direction::Ingress,
+        Direction::Ingress => Direction::Egress,
+    }
+}
+
+impl StreamHandler<HttpConn> for HttpStage {
+    fn open(&mut self, conn: &ConnInfo) -> HttpConn {
+        HttpConn {
+            sessions: [None, None],
+            request_direction: conn.role.map(Role::request_direction),
+            last_ts_ns: conn.opened_ns,
+        }
+    }
+
+    fn segment(
+        &mut self,
+        conn: &ConnInfo,
+        state: &mut HttpConn,
+        direction: Direction,
+        source: Source,
+        segment: Segment<'_>,
+    ) {
+        let ts_ns = match segment {
+            Segment::Data { ts_ns, .. } | Segment::Gap { ts_ns, .. } => ts_ns,
+            // Both directions end together when the connection closes (see `close`).
+            Segment::End { .. } => return,
+        };
+        state.last_ts_ns = state.last_ts_ns.max(ts_ns);
+        if state.request_direction.is_none() {
+            // No role from the kernel: the first bytes say which way requests go.
+            match segment {
+                Segment::Data { bytes, .. } if bytes.starts_with(b"HTTP/") => {
+                    state.request_direction = Some(opposite(direction));
+                }
+                Segment::Data { .. } => state.request_direction = Some(direction),
+                _ => {
+                    self.stats.segments_without_role += 1;
+                    return;
+                }
+            }
+        }
+        let limits = self.limits;
+        let session = state.sessions[source.index()].get_or_insert_with(|| Http1Session::new(limits));
+        if Some(direction) == state.request_direction {
+            session.push_request_side(segment, &mut self.events);
+        } else {
+            session.push_response_side(segment, &mut self.events);
+        }
+        self.handle_session_events(conn, role_of(state.request_direction));
+    }
+
+    fn close(&mut self, conn: &ConnInfo, mut state: HttpConn, _reason: CloseReason) {
+        for session in state.sessions.iter_mut().flatten() {
+            session.close(state.last_ts_ns, &mut self.events);
+        }
+        self.handle_session_events(conn, role_of(state.request_direction));
+    }
+}
+
+impl PipelineStats {
+    /// Kinds in the order they are reported.
+    pub fn event_count(&self, kind: EventKind) -> u64 {
+        self.events.get(kind_name(kind)).copied().unwrap_or(0)
+    }
+}

@@ -11,7 +11,7 @@
 //! state per connection and receives the segments.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     net::SocketAddr,
 };
 
@@ -149,15 +149,21 @@ struct Tracked<S> {
     last_event_ns: u64,
 }
 
+/// Connections dropped as not being sockets, remembered so the events already on their way
+/// for them are dropped too. Ids are never reused (they carry a generation), so forgetting the
+/// oldest when this many pile up only lets a few late events through.
+const MAX_FORGOTTEN: usize = 4096;
+
 /// Every tracked connection.
 pub struct ConnTable<S> {
     conns: HashMap<ConnId, Tracked<S>>,
+    forgotten: HashSet<ConnId>,
     stats: ConnStats,
 }
 
 impl<S> Default for ConnTable<S> {
     fn default() -> Self {
-        ConnTable { conns: HashMap::new(), stats: ConnStats::default() }
+        ConnTable { conns: HashMap::new(), forgotten: HashSet::new(), stats: ConnStats::default() }
     }
 }
 
@@ -194,10 +200,17 @@ impl<S> ConnTable<S> {
     /// Drop a connection without reporting anything: it turned out not to be one (a file or
     /// pipe whose bytes looked like HTTP). Returns whether it was tracked.
     pub fn forget(&mut self, id: &ConnId) -> bool {
+        if self.forgotten.len() >= MAX_FORGOTTEN {
+            self.forgotten.clear();
+        }
+        self.forgotten.insert(*id);
         self.conns.remove(id).is_some()
     }
 
     pub fn open(&mut self, event: &ConnOpen, handler: &mut impl StreamHandler<S>) {
+        if self.forgotten.contains(&event.conn) {
+            return;
+        }
         if let Some(old) = self.conns.remove(&event.conn) {
             // Same id twice: the kernel re-announced it (its table entry was evicted and the
             // connection rediscovered). Finish the old one rather than mixing their streams.
@@ -255,6 +268,9 @@ impl<S> ConnTable<S> {
 
     pub fn data(&mut self, data: &Data<'_>, handler: &mut impl StreamHandler<S>) {
         if !self.conns.contains_key(&data.conn) {
+            if self.forgotten.contains(&data.conn) {
+                return;
+            }
             // The open event was lost (ring buffer full): track it from here, role unknown
             // until the protocol stage sees which way requests go.
             self.stats.connections_without_open += 1;
@@ -290,6 +306,7 @@ impl<S> ConnTable<S> {
     }
 
     pub fn close(&mut self, event: &ConnClose, handler: &mut impl StreamHandler<S>) {
+        self.forgotten.remove(&event.conn);
         let Some(mut tracked) = self.conns.remove(&event.conn) else {
             return;
         };

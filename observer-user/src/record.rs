@@ -203,7 +203,10 @@ mod tests {
     }
 
     fn write(records: &[Record]) -> Vec<u8> {
-        let path = std::env::temp_dir().join(format!("observer-record-{}-{}", std::process::id(), records.len()));
+        // Tests run in parallel: every call gets its own file.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("observer-record-{}-{n}", std::process::id()));
         let mut writer = RecordWriter::create(&path).expect("create");
         for record in records {
             match record {

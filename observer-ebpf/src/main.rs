@@ -141,13 +141,13 @@ macro_rules! tls_function {
     ($enter:ident, $exit:ident, $hook:expr, $direction:expr) => {
         #[uprobe]
         pub fn $enter(ctx: ProbeContext) -> u32 {
-            report!(&ctx, "tls::enter", tls::enter(&ctx, $hook));
+            report!(&ctx, "tls::enter_at_symbol", tls::enter_at_symbol(&ctx, $hook));
             0
         }
 
         #[uretprobe]
         pub fn $exit(ctx: RetProbeContext) -> u32 {
-            report!(&ctx, "tls::exit", tls::exit(&ctx, $direction));
+            report!(&ctx, "tls::exit_at_return", tls::exit_at_return(&ctx, $direction));
             0
         }
     };
@@ -157,6 +157,28 @@ tls_function!(openssl_enter_ssl_read, openssl_exit_ssl_read, Hook::SslRead, Dire
 tls_function!(openssl_enter_ssl_write, openssl_exit_ssl_write, Hook::SslWrite, Direction::Egress);
 tls_function!(openssl_enter_ssl_read_ex, openssl_exit_ssl_read_ex, Hook::SslReadEx, Direction::Ingress);
 tls_function!(openssl_enter_ssl_write_ex, openssl_exit_ssl_write_ex, Hook::SslWriteEx, Direction::Egress);
+
+/// Probes around the wrapper's call to OpenSSL's internal function, on instructions the kernel
+/// emulates: placed by the agent only where it recognised the wrapper's code (see
+/// observer-user/src/capture/placement.rs).
+macro_rules! tls_internal_call {
+    ($enter:ident, $exit:ident, $hook:expr, $direction:expr) => {
+        #[uprobe]
+        pub fn $enter(ctx: ProbeContext) -> u32 {
+            report!(&ctx, "tls::enter_at_internal_call", tls::enter_at_internal_call(&ctx, $hook));
+            0
+        }
+
+        #[uprobe]
+        pub fn $exit(ctx: ProbeContext) -> u32 {
+            report!(&ctx, "tls::exit_after_internal_call", tls::exit_after_internal_call(&ctx, $direction));
+            0
+        }
+    };
+}
+
+tls_internal_call!(openssl_enter_call_read, openssl_exit_call_read, Hook::SslRead, Direction::Ingress);
+tls_internal_call!(openssl_enter_call_write, openssl_exit_call_write, Hook::SslWrite, Direction::Egress);
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -17,17 +17,30 @@ use crate::{
     syscalls::watched_process,
 };
 
-/// Entry of SSL_read/SSL_write(ssl, buf, num) and the _ex variants (ssl, buf, num, size_t *n).
-pub fn enter(ctx: &ProbeContext, hook: Hook) -> Result<(), i64> {
+/// Entry of SSL_read/SSL_write(ssl, buf, num) and the _ex variants (ssl, buf, num, size_t *n),
+/// probed at the symbol.
+pub fn enter_at_symbol(ctx: &ProbeContext, hook: Hook) -> Result<(), i64> {
+    let count_ptr: u64 = match hook {
+        Hook::SslReadEx | Hook::SslWriteEx => ctx.arg(3).ok_or(0i64)?,
+        _ => 0,
+    };
+    enter(ctx, hook, count_ptr)
+}
+
+/// Entry probed at the wrapper's call to OpenSSL's internal read or write function (an
+/// instruction the kernel emulates, unlike the stack adjustment the function starts with): the
+/// arguments are the wrapper's own, and rcx points where the internal function stores the count.
+pub fn enter_at_internal_call(ctx: &ProbeContext, hook: Hook) -> Result<(), i64> {
+    let count_ptr: u64 = ctx.arg(3).ok_or(0i64)?;
+    enter(ctx, hook, count_ptr)
+}
+
+fn enter(ctx: &ProbeContext, hook: Hook, count_ptr: u64) -> Result<(), i64> {
     let Some((pid_tgid, _, _)) = watched_process() else {
         return Ok(());
     };
     let ssl: u64 = ctx.arg(0).ok_or(0i64)?;
     let buf: u64 = ctx.arg(1).ok_or(0i64)?;
-    let count_ptr: u64 = match hook {
-        Hook::SslReadEx | Hook::SslWriteEx => ctx.arg(3).ok_or(0i64)?,
-        _ => 0,
-    };
     let args = TlsArgs { ssl, buf, count_ptr, fd: -1, hook: hook as u8 };
     if TLS_ARGS.insert(pid_tgid, args, 0).is_err() {
         counters::add(Counter::DropArgsTableFull, 1);
@@ -35,9 +48,21 @@ pub fn enter(ctx: &ProbeContext, hook: Hook) -> Result<(), i64> {
     Ok(())
 }
 
-/// Return of the same functions: the bytes are in `buf` now (for reads) and the count is the
-/// return value, or `*count_ptr` for the _ex variants (which return 1 on success).
-pub fn exit(ctx: &RetProbeContext, direction: Direction) -> Result<(), i64> {
+/// Return of a uretprobe on the hooked function.
+pub fn exit_at_return(ctx: &RetProbeContext, direction: Direction) -> Result<(), i64> {
+    exit(ctx.ret::<u64>(), direction)
+}
+
+/// The first emulated instruction after the internal call, while eax still holds its result.
+pub fn exit_after_internal_call(ctx: &ProbeContext, direction: Direction) -> Result<(), i64> {
+    // SAFETY: reading a register from the probe's context.
+    exit(unsafe { (*ctx.regs).rax }, direction)
+}
+
+/// The call returned `rax`: the bytes are in `buf` now (for reads), and the count is the return
+/// value, or `*count_ptr` when there is one (the _ex variants and the internal functions return
+/// 1 on success and store the count).
+fn exit(rax: u64, direction: Direction) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     // SAFETY: value copied out before removal.
     let Some(args) = TLS_ARGS.get_ptr(pid_tgid).map(|p| unsafe { *p }) else {
@@ -47,7 +72,7 @@ pub fn exit(ctx: &RetProbeContext, direction: Direction) -> Result<(), i64> {
 
     // Every hooked function returns a C int: only eax is meaningful (the upper half of rax is
     // garbage or zero, so -1 would otherwise read as 4294967295).
-    let ret = ctx.ret::<u64>() as u32 as i32;
+    let ret = rax as u32 as i32;
     if ret <= 0 {
         return Ok(());
     }

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use observer_common::limits;
 
 use crate::{
+    capture::placement::PlacementPolicy,
     export::Format,
     model::DEFAULT_BODY_PREVIEW_BYTES,
     pipeline::{CallFilter, PipelineConfig},
@@ -58,6 +59,11 @@ pub struct RunArgs {
     /// Wake the agent once every this many events per CPU (1: on every event).
     #[arg(long, value_name = "EVENTS", default_value_t = limits::DEFAULT_WAKEUP_BATCH)]
     pub wakeup_batch: u32,
+
+    /// Where TLS probes go: `auto` puts them on instructions the kernel emulates where the
+    /// function's code allows, `symbol` always on the function's first instruction.
+    #[arg(long, value_enum, default_value_t = PlacementPolicy::Auto)]
+    pub tls_probe_placement: PlacementPolicy,
 }
 
 #[derive(Debug, Args)]

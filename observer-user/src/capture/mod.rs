@@ -4,6 +4,7 @@
 //! First stage of the pipeline. It hands raw event bytes to `events` and knows nothing about
 //! HTTP. Dropping [`Capture`] detaches every program and frees every map.
 
+pub mod placement;
 mod preflight;
 mod ring;
 pub mod tls;
@@ -66,6 +67,7 @@ pub struct CaptureConfig {
     pub wakeup_batch: u32,
     /// Watch only these processes (empty: all).
     pub pids: Vec<u32>,
+    pub tls_placement: placement::PlacementPolicy,
 }
 
 impl Default for CaptureConfig {
@@ -76,6 +78,7 @@ impl Default for CaptureConfig {
             ring_buffer_bytes: limits::DEFAULT_RING_BUFFER_BYTES,
             wakeup_batch: limits::DEFAULT_WAKEUP_BATCH,
             pids: Vec::new(),
+            tls_placement: placement::PlacementPolicy::Auto,
         }
     }
 }
@@ -188,7 +191,7 @@ impl Capture {
         )
         .map_err(|source| CaptureError::Map { map: names::COUNTERS, source })?;
 
-        Ok(Capture { ebpf, _lock: lock, logger, counters, tls: tls::TlsProbes::default() })
+        Ok(Capture { ebpf, _lock: lock, logger, counters, tls: tls::TlsProbes::new(config.tls_placement) })
     }
 
     /// The ring buffer reader. Call once.

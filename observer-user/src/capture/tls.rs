@@ -23,18 +23,44 @@ use aya::{
 };
 use object::{Object, ObjectSection, ObjectSymbol};
 
-use super::preflight::in_process_root;
+use super::{
+    placement::{place, Placement, PlacementPolicy, MAX_WRAPPER_BYTES},
+    preflight::in_process_root,
+};
 
-/// The OpenSSL functions hooked, with their entry and return programs.
-const OPENSSL_FUNCTIONS: [(&str, &str, &str); 4] = [
-    ("SSL_read", "openssl_enter_ssl_read", "openssl_exit_ssl_read"),
-    ("SSL_write", "openssl_enter_ssl_write", "openssl_exit_ssl_write"),
-    ("SSL_read_ex", "openssl_enter_ssl_read_ex", "openssl_exit_ssl_read_ex"),
-    ("SSL_write_ex", "openssl_enter_ssl_write_ex", "openssl_exit_ssl_write_ex"),
+/// An OpenSSL function hooked, and its programs: entry and return on the symbol, and the pair
+/// placed around the internal call where the function has that shape (see `placement`).
+struct Hooked {
+    symbol: &'static str,
+    enter: &'static str,
+    exit: &'static str,
+    around_call: Option<(&'static str, &'static str)>,
+}
+
+const OPENSSL_FUNCTIONS: [Hooked; 4] = [
+    Hooked {
+        symbol: "SSL_read",
+        enter: "openssl_enter_ssl_read",
+        exit: "openssl_exit_ssl_read",
+        around_call: Some(("openssl_enter_call_read", "openssl_exit_call_read")),
+    },
+    Hooked {
+        symbol: "SSL_write",
+        enter: "openssl_enter_ssl_write",
+        exit: "openssl_exit_ssl_write",
+        around_call: Some(("openssl_enter_call_write", "openssl_exit_call_write")),
+    },
+    Hooked { symbol: "SSL_read_ex", enter: "openssl_enter_ssl_read_ex", exit: "openssl_exit_ssl_read_ex", around_call: None },
+    Hooked {
+        symbol: "SSL_write_ex",
+        enter: "openssl_enter_ssl_write_ex",
+        exit: "openssl_exit_ssl_write_ex",
+        around_call: None,
+    },
 ];
 
 /// Every OpenSSL program in the eBPF object, for loading.
-pub const OPENSSL_PROGRAMS: [&str; 8] = [
+pub const OPENSSL_PROGRAMS: [&str; 12] = [
     "openssl_enter_ssl_read",
     "openssl_exit_ssl_read",
     "openssl_enter_ssl_write",
@@ -43,6 +69,10 @@ pub const OPENSSL_PROGRAMS: [&str; 8] = [
     "openssl_exit_ssl_read_ex",
     "openssl_enter_ssl_write_ex",
     "openssl_exit_ssl_write_ex",
+    "openssl_enter_call_read",
+    "openssl_exit_call_read",
+    "openssl_enter_call_write",
+    "openssl_exit_call_write",
 ];
 
 /// A file on the host: device and inode, so hard links and bind mounts count once.
@@ -55,8 +85,8 @@ struct FileId {
 /// What happened to one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttachOutcome {
-    /// The probes are on these functions.
-    Attached { functions: Vec<&'static str> },
+    /// The probes are on these functions, placed as said.
+    Attached { functions: Vec<(&'static str, Placement)> },
     /// The file has OpenSSL symbols but attaching failed.
     Failed { error: String },
 }
@@ -74,9 +104,14 @@ pub struct AttachReport {
 #[derive(Debug, Default)]
 pub struct TlsProbes {
     examined: HashMap<FileId, Option<AttachReport>>,
+    policy: PlacementPolicy,
 }
 
 impl TlsProbes {
+    pub fn new(policy: PlacementPolicy) -> TlsProbes {
+        TlsProbes { examined: HashMap::new(), policy }
+    }
+
     /// Reports for every file that had OpenSSL symbols.
     pub fn reports(&self) -> impl Iterator<Item = &AttachReport> {
         self.examined.values().flatten()
@@ -107,7 +142,7 @@ impl TlsProbes {
         if self.examined.contains_key(&id) {
             return None;
         }
-        let functions = match openssl_functions(&file) {
+        let functions = match openssl_functions(&file, self.policy) {
             Ok(functions) if !functions.is_empty() => functions,
             _ => {
                 self.examined.insert(id, None);
@@ -177,15 +212,16 @@ pub fn system_libraries() -> Vec<PathBuf> {
         .collect()
 }
 
-/// A hooked function found in a file: its name and file offset.
+/// A hooked function found in a file: its name, file offset, and where its probes go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FunctionOffset {
     name: &'static str,
     offset: u64,
+    placement: Placement,
 }
 
 /// Which OpenSSL functions `path` defines, and where. Reads only the symbol tables.
-fn openssl_functions(file: &File) -> Result<Vec<FunctionOffset>, String> {
+fn openssl_functions(file: &File, policy: PlacementPolicy) -> Result<Vec<FunctionOffset>, String> {
     let cache = object::read::ReadCache::new(file);
     let elf = object::File::parse(&cache).map_err(|e| e.to_string())?;
     let mut found = Vec::new();
@@ -194,7 +230,7 @@ fn openssl_functions(file: &File) -> Result<Vec<FunctionOffset>, String> {
             continue;
         }
         let Ok(name) = symbol.name() else { continue };
-        let Some(&(function, _, _)) = OPENSSL_FUNCTIONS.iter().find(|(f, _, _)| *f == name) else {
+        let Some(function) = OPENSSL_FUNCTIONS.iter().find(|f| f.symbol == name).map(|f| f.symbol) else {
             continue;
         };
         if found.iter().any(|f: &FunctionOffset| f.name == function) {
@@ -214,7 +250,14 @@ fn openssl_functions(file: &File) -> Result<Vec<FunctionOffset>, String> {
         else {
             continue;
         };
-        found.push(FunctionOffset { name: function, offset });
+        let length = if symbol.size() > 0 { symbol.size().min(MAX_WRAPPER_BYTES as u64) } else { MAX_WRAPPER_BYTES as u64 };
+        let placement = section
+            .data_range(symbol.address(), length)
+            .ok()
+            .flatten()
+            .filter(|_| policy == PlacementPolicy::Auto)
+            .map_or(Placement::AtSymbol, |code| place(code, symbol.address()));
+        found.push(FunctionOffset { name: function, offset, placement });
     }
     Ok(found)
 }
@@ -223,28 +266,30 @@ fn attach(
     ebpf: &mut Ebpf,
     path: &Path,
     functions: &[FunctionOffset],
-) -> Result<Vec<&'static str>, String> {
+) -> Result<Vec<(&'static str, Placement)>, String> {
     let mut attached = Vec::new();
     for function in functions {
-        let Some(&(_, enter, exit)) = OPENSSL_FUNCTIONS.iter().find(|(f, _, _)| *f == function.name)
-        else {
+        let Some(hooked) = OPENSSL_FUNCTIONS.iter().find(|f| f.symbol == function.name) else {
             continue;
         };
-        for program in [enter, exit] {
+        let probes = match (function.placement, hooked.around_call) {
+            (Placement::AroundInternalCall { call, exit }, Some((enter_program, exit_program))) => {
+                [(enter_program, function.offset + call), (exit_program, function.offset + exit)]
+            }
+            _ => [(hooked.enter, function.offset), (hooked.exit, function.offset)],
+        };
+        for (program, offset) in probes {
             let probe: &mut UProbe = ebpf
                 .program_mut(program)
                 .ok_or_else(|| format!("program {program} missing"))?
                 .try_into()
                 .map_err(|e| format!("{program}: {e}"))?;
             probe
-                .attach(
-                    UProbeAttachLocation::AbsoluteOffset(function.offset),
-                    path,
-                    UProbeScope::AllProcesses,
-                )
+                .attach(UProbeAttachLocation::AbsoluteOffset(offset), path, UProbeScope::AllProcesses)
                 .map_err(|e| format!("{program} on {}: {e}", function.name))?;
         }
-        attached.push(function.name);
+        let placement = if hooked.around_call.is_some() { function.placement } else { Placement::AtSymbol };
+        attached.push((function.name, placement));
     }
     Ok(attached)
 }
@@ -279,7 +324,7 @@ mod tests {
         let openssl = libraries
             .iter()
             .map(|path| {
-                let functions = File::open(path).map_err(|e| e.to_string()).and_then(|f| openssl_functions(&f));
+                let functions = File::open(path).map_err(|e| e.to_string()).and_then(|f| openssl_functions(&f, PlacementPolicy::Auto));
                 (path, functions.unwrap_or_default())
             })
             .find(|(_, functions)| !functions.is_empty());
@@ -291,5 +336,15 @@ mod tests {
             assert!(names.contains(&expected), "{expected} missing from {}: {names:?}", path.display());
         }
         assert!(functions.iter().all(|f| f.offset > 0));
+        // Debian's OpenSSL 3 has the wrapper shape the cheaper probes need.
+        for function in functions.iter().filter(|f| f.name == "SSL_read" || f.name == "SSL_write") {
+            assert!(
+                matches!(function.placement, Placement::AroundInternalCall { .. }),
+                "{} in {}: {:?}",
+                function.name,
+                path.display(),
+                function.placement
+            );
+        }
     }
 }

@@ -10,9 +10,11 @@ use std::{env, fs, path::PathBuf};
 fn main() {
     println!("cargo::rerun-if-env-changed=OBSERVER_EBPF_OBJECT");
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let object = env::var_os("OBSERVER_EBPF_OBJECT").map(PathBuf::from).unwrap_or_else(|| {
-        manifest_dir.join("../observer-ebpf/target/bpfel-unknown-none/release/observer")
-    });
+    let object = env::var_os("OBSERVER_EBPF_OBJECT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            manifest_dir.join("../observer-ebpf/target/bpfel-unknown-none/release/observer")
+        });
     println!("cargo::rerun-if-changed={}", object.display());
 
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("observer.bpf.o");

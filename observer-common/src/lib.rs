@@ -160,7 +160,6 @@ impl Source {
             _ => None,
         }
     }
-
 }
 
 /// The TLS library whose hooks captured a [`Source::Tls`] event.

@@ -81,7 +81,9 @@ fn protocol_of(first: FirstBytes) -> Protocol {
 fn role_hint(first: FirstBytes, direction: Direction) -> RoleHint {
     match (first, direction) {
         (FirstBytes::HttpRequest | FirstBytes::Http2Preface, Direction::Egress) => RoleHint::Client,
-        (FirstBytes::HttpRequest | FirstBytes::Http2Preface, Direction::Ingress) => RoleHint::Server,
+        (FirstBytes::HttpRequest | FirstBytes::Http2Preface, Direction::Ingress) => {
+            RoleHint::Server
+        }
         (FirstBytes::HttpResponse, Direction::Egress) => RoleHint::Server,
         (FirstBytes::HttpResponse, Direction::Ingress) => RoleHint::Client,
         _ => RoleHint::Unknown,
@@ -130,25 +132,42 @@ pub fn close(tgid: u32, fd: u32) {
     }
     emit::emit::<ConnCloseEvent>(EventKind::ConnClose, |event| {
         event.header = emit::header(EventKind::ConnClose, core::mem::size_of::<ConnCloseEvent>());
-        event.conn = ConnId { tgid, fd, generation: state.generation };
+        event.conn = ConnId {
+            tgid,
+            fd,
+            generation: state.generation,
+        };
         event.bytes = state.bytes;
     });
 }
 
-/// A call moved `size` bytes (`size` > 0) on `fd`: classify the stream if needed, advance its
+/// Who made a data call, and how.
+#[derive(Clone, Copy)]
+pub struct DataCall {
+    pub tgid: u32,
+    pub tid: u32,
+    pub fd: u32,
+    pub direction: Direction,
+    pub source: Source,
+    /// An `observer_common::Hook`.
+    pub hook: u8,
+    /// An `observer_common::TlsLibrary`.
+    pub tls_library: u8,
+}
+
+/// A call moved `size` bytes (`size` > 0) on its fd: classify the stream if needed, advance its
 /// position, and ship the bytes if the stream is one the agent parses.
 #[inline(always)]
-pub fn on_data(
-    tgid: u32,
-    tid: u32,
-    fd: u32,
-    direction: Direction,
-    source: Source,
-    hook: u8,
-    tls_library: u8,
-    payload: &Payload,
-    size: u64,
-) {
+pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
+    let DataCall {
+        tgid,
+        tid,
+        fd,
+        direction,
+        source,
+        hook,
+        tls_library,
+    } = *call;
     let key = conn_key(tgid, fd);
     let state = match CONNS.get_ptr_mut(key) {
         Some(state) => state,
@@ -201,7 +220,11 @@ pub fn on_data(
         return;
     }
 
-    let conn = ConnId { tgid, fd, generation: state.generation };
+    let conn = ConnId {
+        tgid,
+        fd,
+        generation: state.generation,
+    };
     if state.announced == 0 {
         state.announced = 1;
         announce(conn, state, tid);

@@ -5,7 +5,9 @@ use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, generated::bpf_probe_read_user},
 };
 use observer_common::{
-    limits::{CHUNK_CLASS_MEDIUM, CHUNK_CLASS_SMALL, MAX_CHUNKS_PER_CALL, MAX_CHUNK_SIZE, MAX_IOVECS},
+    limits::{
+        CHUNK_CLASS_MEDIUM, CHUNK_CLASS_SMALL, MAX_CHUNKS_PER_CALL, MAX_CHUNK_SIZE, MAX_IOVECS,
+    },
     ConnId, Counter, DataEvent, DataHeader, EventHeader, EventKind, DATA_FLAG_CALL_TRUNCATED,
     DATA_FLAG_LAST_CHUNK, EVENT_VERSION,
 };
@@ -165,7 +167,10 @@ pub extern "C" fn observer_chunk_step(state: *mut ChunkCursor) -> i32 {
             _ => 1,
         };
     }
-    let n = state.left_in_buffer.min(state.chunk).min(state.cap - state.done);
+    let n = state
+        .left_in_buffer
+        .min(state.chunk)
+        .min(state.cap - state.done);
     let mut flags = 0;
     if state.done + n >= state.cap {
         flags |= DATA_FLAG_LAST_CHUNK;
@@ -173,7 +178,13 @@ pub extern "C" fn observer_chunk_step(state: *mut ChunkCursor) -> i32 {
             flags |= DATA_FLAG_CALL_TRUNCATED;
         }
     }
-    emit_chunk(&state.meta, state.meta.position + state.done, state.cursor, n, flags);
+    emit_chunk(
+        &state.meta,
+        state.meta.position + state.done,
+        state.cursor,
+        n,
+        flags,
+    );
     state.cursor += n;
     state.left_in_buffer -= n;
     state.done += n;

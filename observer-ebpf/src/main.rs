@@ -39,52 +39,116 @@ macro_rules! data_syscall {
     ($enter:ident, $exit:ident, $hook:expr, $kind:expr, $direction:expr) => {
         #[tracepoint]
         pub fn $enter(ctx: TracePointContext) -> u32 {
-            report!(&ctx, "syscalls::enter_data", syscalls::enter_data(&ctx, $hook, $kind));
+            report!(
+                &ctx,
+                "syscalls::enter_data",
+                syscalls::enter_data(&ctx, $hook, $kind)
+            );
             0
         }
 
         #[tracepoint]
         pub fn $exit(ctx: TracePointContext) -> u32 {
-            report!(&ctx, "syscalls::exit_data", syscalls::exit_data(&ctx, $direction));
+            report!(
+                &ctx,
+                "syscalls::exit_data",
+                syscalls::exit_data(&ctx, $direction)
+            );
             0
         }
     };
 }
 
-data_syscall!(syscall_enter_read, syscall_exit_read, Hook::Read, PayloadKind::Buffer, Direction::Ingress);
-data_syscall!(syscall_enter_write, syscall_exit_write, Hook::Write, PayloadKind::Buffer, Direction::Egress);
-data_syscall!(syscall_enter_readv, syscall_exit_readv, Hook::Readv, PayloadKind::Vector, Direction::Ingress);
-data_syscall!(syscall_enter_writev, syscall_exit_writev, Hook::Writev, PayloadKind::Vector, Direction::Egress);
-data_syscall!(syscall_enter_recvfrom, syscall_exit_recvfrom, Hook::Recvfrom, PayloadKind::Buffer, Direction::Ingress);
-data_syscall!(syscall_enter_sendto, syscall_exit_sendto, Hook::Sendto, PayloadKind::Buffer, Direction::Egress);
+data_syscall!(
+    syscall_enter_read,
+    syscall_exit_read,
+    Hook::Read,
+    PayloadKind::Buffer,
+    Direction::Ingress
+);
+data_syscall!(
+    syscall_enter_write,
+    syscall_exit_write,
+    Hook::Write,
+    PayloadKind::Buffer,
+    Direction::Egress
+);
+data_syscall!(
+    syscall_enter_readv,
+    syscall_exit_readv,
+    Hook::Readv,
+    PayloadKind::Vector,
+    Direction::Ingress
+);
+data_syscall!(
+    syscall_enter_writev,
+    syscall_exit_writev,
+    Hook::Writev,
+    PayloadKind::Vector,
+    Direction::Egress
+);
+data_syscall!(
+    syscall_enter_recvfrom,
+    syscall_exit_recvfrom,
+    Hook::Recvfrom,
+    PayloadKind::Buffer,
+    Direction::Ingress
+);
+data_syscall!(
+    syscall_enter_sendto,
+    syscall_exit_sendto,
+    Hook::Sendto,
+    PayloadKind::Buffer,
+    Direction::Egress
+);
 
 #[tracepoint]
 pub fn syscall_enter_recvmsg(ctx: TracePointContext) -> u32 {
-    report!(&ctx, "syscalls::enter_msg", syscalls::enter_msg(&ctx, Hook::Recvmsg));
+    report!(
+        &ctx,
+        "syscalls::enter_msg",
+        syscalls::enter_msg(&ctx, Hook::Recvmsg)
+    );
     0
 }
 
 #[tracepoint]
 pub fn syscall_exit_recvmsg(ctx: TracePointContext) -> u32 {
-    report!(&ctx, "syscalls::exit_data", syscalls::exit_data(&ctx, Direction::Ingress));
+    report!(
+        &ctx,
+        "syscalls::exit_data",
+        syscalls::exit_data(&ctx, Direction::Ingress)
+    );
     0
 }
 
 #[tracepoint]
 pub fn syscall_enter_sendmsg(ctx: TracePointContext) -> u32 {
-    report!(&ctx, "syscalls::enter_msg", syscalls::enter_msg(&ctx, Hook::Sendmsg));
+    report!(
+        &ctx,
+        "syscalls::enter_msg",
+        syscalls::enter_msg(&ctx, Hook::Sendmsg)
+    );
     0
 }
 
 #[tracepoint]
 pub fn syscall_exit_sendmsg(ctx: TracePointContext) -> u32 {
-    report!(&ctx, "syscalls::exit_data", syscalls::exit_data(&ctx, Direction::Egress));
+    report!(
+        &ctx,
+        "syscalls::exit_data",
+        syscalls::exit_data(&ctx, Direction::Egress)
+    );
     0
 }
 
 #[tracepoint]
 pub fn syscall_enter_connect(ctx: TracePointContext) -> u32 {
-    report!(&ctx, "syscalls::enter_sockaddr_call", syscalls::enter_sockaddr_call(&ctx, CALL_CONNECT));
+    report!(
+        &ctx,
+        "syscalls::enter_sockaddr_call",
+        syscalls::enter_sockaddr_call(&ctx, CALL_CONNECT)
+    );
     0
 }
 
@@ -97,7 +161,11 @@ pub fn syscall_exit_connect(ctx: TracePointContext) -> u32 {
 /// Attached to both accept and accept4: their first three arguments are the same.
 #[tracepoint]
 pub fn syscall_enter_accept(ctx: TracePointContext) -> u32 {
-    report!(&ctx, "syscalls::enter_sockaddr_call", syscalls::enter_sockaddr_call(&ctx, CALL_ACCEPT));
+    report!(
+        &ctx,
+        "syscalls::enter_sockaddr_call",
+        syscalls::enter_sockaddr_call(&ctx, CALL_ACCEPT)
+    );
     0
 }
 
@@ -115,13 +183,21 @@ pub fn syscall_enter_close(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn syscall_enter_sendfile(ctx: TracePointContext) -> u32 {
-    report!(&ctx, "syscalls::enter_sendfile", syscalls::enter_sendfile(&ctx));
+    report!(
+        &ctx,
+        "syscalls::enter_sendfile",
+        syscalls::enter_sendfile(&ctx)
+    );
     0
 }
 
 #[tracepoint]
 pub fn syscall_exit_sendfile(ctx: TracePointContext) -> u32 {
-    report!(&ctx, "syscalls::exit_sendfile", syscalls::exit_sendfile(&ctx));
+    report!(
+        &ctx,
+        "syscalls::exit_sendfile",
+        syscalls::exit_sendfile(&ctx)
+    );
     0
 }
 
@@ -141,22 +217,50 @@ macro_rules! tls_function {
     ($enter:ident, $exit:ident, $hook:expr, $direction:expr) => {
         #[uprobe]
         pub fn $enter(ctx: ProbeContext) -> u32 {
-            report!(&ctx, "tls::enter_at_symbol", tls::enter_at_symbol(&ctx, $hook));
+            report!(
+                &ctx,
+                "tls::enter_at_symbol",
+                tls::enter_at_symbol(&ctx, $hook)
+            );
             0
         }
 
         #[uretprobe]
         pub fn $exit(ctx: RetProbeContext) -> u32 {
-            report!(&ctx, "tls::exit_at_return", tls::exit_at_return(&ctx, $direction));
+            report!(
+                &ctx,
+                "tls::exit_at_return",
+                tls::exit_at_return(&ctx, $direction)
+            );
             0
         }
     };
 }
 
-tls_function!(openssl_enter_ssl_read, openssl_exit_ssl_read, Hook::SslRead, Direction::Ingress);
-tls_function!(openssl_enter_ssl_write, openssl_exit_ssl_write, Hook::SslWrite, Direction::Egress);
-tls_function!(openssl_enter_ssl_read_ex, openssl_exit_ssl_read_ex, Hook::SslReadEx, Direction::Ingress);
-tls_function!(openssl_enter_ssl_write_ex, openssl_exit_ssl_write_ex, Hook::SslWriteEx, Direction::Egress);
+tls_function!(
+    openssl_enter_ssl_read,
+    openssl_exit_ssl_read,
+    Hook::SslRead,
+    Direction::Ingress
+);
+tls_function!(
+    openssl_enter_ssl_write,
+    openssl_exit_ssl_write,
+    Hook::SslWrite,
+    Direction::Egress
+);
+tls_function!(
+    openssl_enter_ssl_read_ex,
+    openssl_exit_ssl_read_ex,
+    Hook::SslReadEx,
+    Direction::Ingress
+);
+tls_function!(
+    openssl_enter_ssl_write_ex,
+    openssl_exit_ssl_write_ex,
+    Hook::SslWriteEx,
+    Direction::Egress
+);
 
 /// Probes around the wrapper's call to OpenSSL's internal function, on instructions the kernel
 /// emulates: placed by the agent only where it recognised the wrapper's code (see
@@ -165,20 +269,38 @@ macro_rules! tls_internal_call {
     ($enter:ident, $exit:ident, $hook:expr, $direction:expr) => {
         #[uprobe]
         pub fn $enter(ctx: ProbeContext) -> u32 {
-            report!(&ctx, "tls::enter_at_internal_call", tls::enter_at_internal_call(&ctx, $hook));
+            report!(
+                &ctx,
+                "tls::enter_at_internal_call",
+                tls::enter_at_internal_call(&ctx, $hook)
+            );
             0
         }
 
         #[uprobe]
         pub fn $exit(ctx: ProbeContext) -> u32 {
-            report!(&ctx, "tls::exit_after_internal_call", tls::exit_after_internal_call(&ctx, $direction));
+            report!(
+                &ctx,
+                "tls::exit_after_internal_call",
+                tls::exit_after_internal_call(&ctx, $direction)
+            );
             0
         }
     };
 }
 
-tls_internal_call!(openssl_enter_call_read, openssl_exit_call_read, Hook::SslRead, Direction::Ingress);
-tls_internal_call!(openssl_enter_call_write, openssl_exit_call_write, Hook::SslWrite, Direction::Egress);
+tls_internal_call!(
+    openssl_enter_call_read,
+    openssl_exit_call_read,
+    Hook::SslRead,
+    Direction::Ingress
+);
+tls_internal_call!(
+    openssl_enter_call_write,
+    openssl_exit_call_write,
+    Hook::SslWrite,
+    Direction::Egress
+);
 
 #[cfg(not(test))]
 #[panic_handler]

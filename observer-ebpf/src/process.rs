@@ -14,7 +14,10 @@ pub fn on_exec() {
     }
     let comm = bpf_get_current_comm().unwrap_or([0; 16]);
     emit::emit::<ProcessExecEvent>(EventKind::ProcessExec, |event| {
-        event.header = emit::header(EventKind::ProcessExec, core::mem::size_of::<ProcessExecEvent>());
+        event.header = emit::header(
+            EventKind::ProcessExec,
+            core::mem::size_of::<ProcessExecEvent>(),
+        );
         event.tgid = tgid;
         event.comm = comm;
     });
@@ -28,7 +31,10 @@ pub fn on_exit() {
         return;
     }
     emit::emit::<ProcessExitEvent>(EventKind::ProcessExit, |event| {
-        event.header = emit::header(EventKind::ProcessExit, core::mem::size_of::<ProcessExitEvent>());
+        event.header = emit::header(
+            EventKind::ProcessExit,
+            core::mem::size_of::<ProcessExitEvent>(),
+        );
         event.tgid = tgid;
     });
 }

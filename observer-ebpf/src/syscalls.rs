@@ -10,7 +10,8 @@ use aya_ebpf::{
 use observer_common::{ConnOrigin, Counter, Direction, Hook, SockAddr, Source, TlsLibrary};
 
 use crate::{
-    conn, counters,
+    conn::{self, DataCall},
+    counters,
     inflight::{Payload, PayloadKind, SyscallArgs, CALL_ACCEPT, CALL_CONNECT, CALL_SENDFILE},
     maps::{agent_tgid, filter_by_pid, CONNS, FILTER_PIDS, SYSCALL_ARGS, TLS_ARGS},
 };
@@ -53,7 +54,11 @@ pub fn enter_data(ctx: &TracePointContext, hook: Hook, kind: PayloadKind) -> Res
         return Ok(());
     };
     let fd = arg(ctx, 0)? as u32;
-    let payload = Payload { ptr: arg(ctx, 1)?, len: arg(ctx, 2)?, kind };
+    let payload = Payload {
+        ptr: arg(ctx, 1)?,
+        len: arg(ctx, 2)?,
+        kind,
+    };
     remember(pid_tgid, tgid, fd, hook as u8, payload)
 }
 
@@ -68,7 +73,11 @@ pub fn enter_msg(ctx: &TracePointContext, hook: Hook) -> Result<(), i64> {
     // SAFETY: helper reads of user memory.
     let iov = unsafe { bpf_probe_read_user((msghdr + 16) as *const u64) }.map_err(i64::from)?;
     let iovlen = unsafe { bpf_probe_read_user((msghdr + 24) as *const u64) }.map_err(i64::from)?;
-    let payload = Payload { ptr: iov, len: iovlen, kind: PayloadKind::Vector };
+    let payload = Payload {
+        ptr: iov,
+        len: iovlen,
+        kind: PayloadKind::Vector,
+    };
     remember(pid_tgid, tgid, fd, hook as u8, payload)
 }
 
@@ -111,17 +120,16 @@ pub fn exit_data(ctx: &TracePointContext, direction: Direction) -> Result<(), i6
     if size <= 0 {
         return Ok(());
     }
-    conn::on_data(
-        (pid_tgid >> 32) as u32,
-        pid_tgid as u32,
-        args.fd,
+    let call = DataCall {
+        tgid: (pid_tgid >> 32) as u32,
+        tid: pid_tgid as u32,
+        fd: args.fd,
         direction,
-        Source::Syscall,
-        args.hook,
-        TlsLibrary::None as u8,
-        &args.payload,
-        size as u64,
-    );
+        source: Source::Syscall,
+        hook: args.hook,
+        tls_library: TlsLibrary::None as u8,
+    };
+    conn::on_data(&call, &args.payload, size as u64);
     Ok(())
 }
 
@@ -133,8 +141,16 @@ pub fn enter_sockaddr_call(ctx: &TracePointContext, call: u8) -> Result<(), i64>
     let fd = arg(ctx, 0)? as u32;
     // The sockaddr: read at exit, when accept has filled it in. Its family says how long it is.
     let addr = arg(ctx, 1)?;
-    let payload = Payload { ptr: addr, len: 0, kind: PayloadKind::Buffer };
-    let args = SyscallArgs { payload, fd, hook: call };
+    let payload = Payload {
+        ptr: addr,
+        len: 0,
+        kind: PayloadKind::Buffer,
+    };
+    let args = SyscallArgs {
+        payload,
+        fd,
+        hook: call,
+    };
     if SYSCALL_ARGS.insert(pid_tgid, args, 0).is_err() {
         counters::add(Counter::DropArgsTableFull, 1);
     }
@@ -151,7 +167,13 @@ pub fn exit_connect(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let remote = read_sockaddr(args.payload.ptr);
-    conn::track_new((pid_tgid >> 32) as u32, args.fd, ConnOrigin::Connect, remote, 0);
+    conn::track_new(
+        (pid_tgid >> 32) as u32,
+        args.fd,
+        ConnOrigin::Connect,
+        remote,
+        0,
+    );
     Ok(())
 }
 
@@ -165,7 +187,13 @@ pub fn exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let remote = read_sockaddr(args.payload.ptr);
-    conn::track_new((pid_tgid >> 32) as u32, new_fd as u32, ConnOrigin::Accept, remote, args.fd);
+    conn::track_new(
+        (pid_tgid >> 32) as u32,
+        new_fd as u32,
+        ConnOrigin::Accept,
+        remote,
+        args.fd,
+    );
     Ok(())
 }
 
@@ -218,11 +246,22 @@ pub fn enter_sendfile(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     };
     let out_fd = arg(ctx, 0)? as u32;
-    if CONNS.get_ptr(observer_common::conn_key(tgid, out_fd)).is_none() {
+    if CONNS
+        .get_ptr(observer_common::conn_key(tgid, out_fd))
+        .is_none()
+    {
         return Ok(());
     }
-    let payload = Payload { ptr: 0, len: 0, kind: PayloadKind::Buffer };
-    let args = SyscallArgs { payload, fd: out_fd, hook: CALL_SENDFILE };
+    let payload = Payload {
+        ptr: 0,
+        len: 0,
+        kind: PayloadKind::Buffer,
+    };
+    let args = SyscallArgs {
+        payload,
+        fd: out_fd,
+        hook: CALL_SENDFILE,
+    };
     if SYSCALL_ARGS.insert(pid_tgid, args, 0).is_err() {
         counters::add(Counter::DropArgsTableFull, 1);
     }
@@ -238,6 +277,11 @@ pub fn exit_sendfile(ctx: &TracePointContext) -> Result<(), i64> {
     if args.hook != CALL_SENDFILE || size <= 0 {
         return Ok(());
     }
-    conn::skip_bytes((pid_tgid >> 32) as u32, args.fd, Direction::Egress, size as u64);
+    conn::skip_bytes(
+        (pid_tgid >> 32) as u32,
+        args.fd,
+        Direction::Egress,
+        size as u64,
+    );
     Ok(())
 }

@@ -11,7 +11,8 @@ use aya_ebpf::{
 use observer_common::{Counter, Direction, Hook, Source, TlsLibrary};
 
 use crate::{
-    conn, counters,
+    conn::{self, DataCall},
+    counters,
     inflight::{Payload, PayloadKind, TlsArgs, TlsSessionKey},
     maps::{TLS_ARGS, TLS_SESSIONS},
     syscalls::watched_process,
@@ -41,7 +42,13 @@ fn enter(ctx: &ProbeContext, hook: Hook, count_ptr: u64) -> Result<(), i64> {
     };
     let ssl: u64 = ctx.arg(0).ok_or(0i64)?;
     let buf: u64 = ctx.arg(1).ok_or(0i64)?;
-    let args = TlsArgs { ssl, buf, count_ptr, fd: -1, hook: hook as u8 };
+    let args = TlsArgs {
+        ssl,
+        buf,
+        count_ptr,
+        fd: -1,
+        hook: hook as u8,
+    };
     if TLS_ARGS.insert(pid_tgid, args, 0).is_err() {
         counters::add(Counter::DropArgsTableFull, 1);
     }
@@ -87,7 +94,11 @@ fn exit(rax: u64, direction: Direction) -> Result<(), i64> {
     }
 
     let tgid = (pid_tgid >> 32) as u32;
-    let session = TlsSessionKey { ssl: args.ssl, tgid, _pad: 0 };
+    let session = TlsSessionKey {
+        ssl: args.ssl,
+        tgid,
+        _pad: 0,
+    };
     let fd = if args.fd >= 0 {
         let fd = args.fd as u32;
         let _ = TLS_SESSIONS.insert(session, fd, 0);
@@ -103,17 +114,20 @@ fn exit(rax: u64, direction: Direction) -> Result<(), i64> {
         }
     };
 
-    let payload = Payload { ptr: args.buf, len: size, kind: PayloadKind::Buffer };
-    conn::on_data(
+    let payload = Payload {
+        ptr: args.buf,
+        len: size,
+        kind: PayloadKind::Buffer,
+    };
+    let call = DataCall {
         tgid,
-        pid_tgid as u32,
+        tid: pid_tgid as u32,
         fd,
         direction,
-        Source::Tls,
-        args.hook,
-        TlsLibrary::OpenSsl as u8,
-        &payload,
-        size,
-    );
+        source: Source::Tls,
+        hook: args.hook,
+        tls_library: TlsLibrary::OpenSsl as u8,
+    };
+    conn::on_data(&call, &payload, size);
     Ok(())
 }

@@ -42,9 +42,11 @@ const RECORD_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 fn open_sink(output: &OutputArgs) -> anyhow::Result<Box<dyn Sink + Send>> {
     let writer: Box<dyn Write + Send> = match &output.output {
-        Some(path) => Box::new(BufWriter::new(
-            File::create(path).with_context(|| format!("cannot create output file {}", path.display()))?,
-        )),
+        Some(path) => {
+            Box::new(BufWriter::new(File::create(path).with_context(|| {
+                format!("cannot create output file {}", path.display())
+            })?))
+        }
         None => Box::new(BufWriter::new(io::stdout())),
     };
     Ok(export::sink(output.format, writer))
@@ -127,7 +129,8 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
 
     let recorder = match &args.record {
         Some(path) => Some(
-            RecordWriter::create(path).with_context(|| format!("cannot create recording {}", path.display()))?,
+            RecordWriter::create(path)
+                .with_context(|| format!("cannot create recording {}", path.display()))?,
         ),
         None => None,
     };
@@ -149,13 +152,16 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
     }
     tracing::info!("observer is watching; Ctrl-C to stop");
 
-    let deadline = args.duration.map(|secs| started + Duration::from_secs_f64(secs.max(0.0)));
+    let deadline = args
+        .duration
+        .map(|secs| started + Duration::from_secs_f64(secs.max(0.0)));
     let mut rescans: Vec<(Instant, u32)> = Vec::new();
     let mut next_full_rescan = Instant::now() + FULL_TLS_RESCAN;
     let mut next_record_flush = Instant::now() + RECORD_FLUSH_INTERVAL;
 
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
-        ring.poll(POLL_INTERVAL, |bytes| live.event(bytes)).context("reading the ring buffer")?;
+        ring.poll(POLL_INTERVAL, |bytes| live.event(bytes))
+            .context("reading the ring buffer")?;
         live.pipeline.tick(facts::monotonic_now_ns());
         live.write_calls().context("writing API calls")?;
         capture.flush_logs();
@@ -196,7 +202,11 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
     live.pipeline.finish();
     live.write_calls().context("writing API calls")?;
     live.record(RecordWriter::flush);
-    Ok(Summary { elapsed: started.elapsed(), pipeline: live.pipeline.stats(), kernel: Some(kernel) })
+    Ok(Summary {
+        elapsed: started.elapsed(),
+        pipeline: live.pipeline.stats(),
+        kernel: Some(kernel),
+    })
 }
 
 /// Every pid in /proc.
@@ -204,7 +214,9 @@ fn all_pids() -> Vec<u32> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
-    entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
 }
 
 /// Run the pipeline over a recording.
@@ -237,7 +249,14 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<Summary> {
     }
     sink.flush()?;
     if damaged > 0 {
-        tracing::warn!("{damaged} damaged records skipped in {}", args.recording.display());
+        tracing::warn!(
+            "{damaged} damaged records skipped in {}",
+            args.recording.display()
+        );
     }
-    Ok(Summary { elapsed: started.elapsed(), pipeline: pipeline.stats(), kernel: None })
+    Ok(Summary {
+        elapsed: started.elapsed(),
+        pipeline: pipeline.stats(),
+        kernel: None,
+    })
 }

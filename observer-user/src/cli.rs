@@ -113,12 +113,18 @@ impl OutputArgs {
         PipelineConfig {
             parser_limits: ParserLimits {
                 // The parser keeps at least what is shown, and the default for analysis.
-                max_body_capture: self.body_preview.max(ParserLimits::default().max_body_capture),
+                max_body_capture: self
+                    .body_preview
+                    .max(ParserLimits::default().max_body_capture),
                 ..ParserLimits::default()
             },
             body_preview_bytes: self.body_preview,
             redaction: self.redact,
-            filter: CallFilter { pids: self.pid.clone(), ports: self.port.clone(), comms: self.comm.clone() },
+            filter: CallFilter {
+                pids: self.pid.clone(),
+                ports: self.port.clone(),
+                comms: self.comm.clone(),
+            },
         }
     }
 }

@@ -163,7 +163,11 @@ pub struct ConnTable<S> {
 
 impl<S> Default for ConnTable<S> {
     fn default() -> Self {
-        ConnTable { conns: HashMap::new(), forgotten: HashSet::new(), stats: ConnStats::default() }
+        ConnTable {
+            conns: HashMap::new(),
+            forgotten: HashSet::new(),
+            stats: ConnStats::default(),
+        }
     }
 }
 
@@ -255,7 +259,10 @@ impl<S> ConnTable<S> {
             ConnOrigin::Connect | ConnOrigin::Accept => Some(0),
             ConnOrigin::Inferred => None,
         };
-        let stream = || Stream { next: start, ..Stream::default() };
+        let stream = || Stream {
+            next: start,
+            ..Stream::default()
+        };
         let id = info.id;
         let tracked = Tracked {
             info,
@@ -297,12 +304,24 @@ impl<S> ConnTable<S> {
             tracked.info.tls_library = Some(data.tls_library);
         }
         let call_end = (data.last_chunk && data.call_truncated).then(|| data.call_end());
-        let Tracked { info, state, streams, .. } = tracked;
+        let Tracked {
+            info,
+            state,
+            streams,
+            ..
+        } = tracked;
         let stream = &mut streams[data.direction.index()][data.source.index()];
         let mut emit = |segment: Segment<'_>| {
             handler.segment(info, state, data.direction, data.source, segment);
         };
-        stream.push(data.position, data.payload, data.timestamp_ns, call_end, &mut self.stats, &mut emit);
+        stream.push(
+            data.position,
+            data.payload,
+            data.timestamp_ns,
+            call_end,
+            &mut self.stats,
+            &mut emit,
+        );
     }
 
     pub fn close(&mut self, event: &ConnClose, handler: &mut impl StreamHandler<S>) {
@@ -317,7 +336,13 @@ impl<S> ConnTable<S> {
                 let total = event.bytes[direction.index()][source.index()];
                 let stream = &mut tracked.streams[direction.index()][source.index()];
                 let mut emit = |segment: Segment<'_>| {
-                    handler.segment(&tracked.info, &mut tracked.state, direction, source, segment)
+                    handler.segment(
+                        &tracked.info,
+                        &mut tracked.state,
+                        direction,
+                        source,
+                        segment,
+                    )
                 };
                 stream.flush_early(&mut self.stats, &mut emit);
                 let Some(next) = stream.next else { continue };
@@ -332,7 +357,12 @@ impl<S> ConnTable<S> {
 
     /// Close every connection of a process that exited.
     pub fn process_exited(&mut self, tgid: u32, handler: &mut impl StreamHandler<S>) {
-        let ids: Vec<ConnId> = self.conns.keys().filter(|id| id.tgid == tgid).copied().collect();
+        let ids: Vec<ConnId> = self
+            .conns
+            .keys()
+            .filter(|id| id.tgid == tgid)
+            .copied()
+            .collect();
         for id in ids {
             if let Some(tracked) = self.conns.remove(&id) {
                 self.finish(tracked, CloseReason::ProcessExited, handler);
@@ -349,7 +379,12 @@ impl<S> ConnTable<S> {
                 idle.push(*id);
                 continue;
             }
-            let Tracked { info, state, streams, .. } = tracked;
+            let Tracked {
+                info,
+                state,
+                streams,
+                ..
+            } = tracked;
             for direction in [Direction::Egress, Direction::Ingress] {
                 for source in [Source::Syscall, Source::Tls] {
                     let stream = &mut streams[direction.index()][source.index()];
@@ -381,7 +416,12 @@ impl<S> ConnTable<S> {
         }
     }
 
-    fn finish(&mut self, mut tracked: Tracked<S>, reason: CloseReason, handler: &mut impl StreamHandler<S>) {
+    fn finish(
+        &mut self,
+        mut tracked: Tracked<S>,
+        reason: CloseReason,
+        handler: &mut impl StreamHandler<S>,
+    ) {
         self.stats.connections_closed += 1;
         for direction in [Direction::Egress, Direction::Ingress] {
             for source in [Source::Syscall, Source::Tls] {
@@ -390,7 +430,13 @@ impl<S> ConnTable<S> {
                     continue;
                 }
                 stream.flush_early(&mut self.stats, &mut |segment| {
-                    handler.segment(&tracked.info, &mut tracked.state, direction, source, segment)
+                    handler.segment(
+                        &tracked.info,
+                        &mut tracked.state,
+                        direction,
+                        source,
+                        segment,
+                    )
                 });
                 if !stream.started {
                     continue;
@@ -401,7 +447,9 @@ impl<S> ConnTable<S> {
                     &mut tracked.state,
                     direction,
                     source,
-                    Segment::End { ts_ns: tracked.last_event_ns },
+                    Segment::End {
+                        ts_ns: tracked.last_event_ns,
+                    },
                 );
             }
         }
@@ -456,7 +504,10 @@ impl Stream {
         let fresh = &bytes[already..];
         let next = next.max(position + bytes.len() as u64);
         if !fresh.is_empty() {
-            emit(Segment::Data { bytes: fresh, ts_ns });
+            emit(Segment::Data {
+                bytes: fresh,
+                ts_ns,
+            });
         }
         if !fresh.is_empty() {
             self.started = true;
@@ -469,14 +520,23 @@ impl Stream {
     }
 
     /// Report the bytes from the next expected position up to `to` as lost.
-    fn skip(&mut self, to: u64, ts_ns: u64, stats: &mut ConnStats, emit: &mut impl FnMut(Segment<'_>)) {
+    fn skip(
+        &mut self,
+        to: u64,
+        ts_ns: u64,
+        stats: &mut ConnStats,
+        emit: &mut impl FnMut(Segment<'_>),
+    ) {
         let Some(next) = self.next.filter(|&next| to > next) else {
             return;
         };
         stats.gaps += 1;
         stats.gap_bytes += to - next;
         self.started = true;
-        emit(Segment::Gap { len: to - next, ts_ns });
+        emit(Segment::Gap {
+            len: to - next,
+            ts_ns,
+        });
         self.next = Some(to);
     }
 
@@ -491,10 +551,20 @@ impl Stream {
     ) {
         stats.reordered_chunks += 1;
         self.early_bytes += bytes.len();
-        self.early.insert(position, EarlyChunk { bytes: bytes.to_vec(), ts_ns, call_end });
+        self.early.insert(
+            position,
+            EarlyChunk {
+                bytes: bytes.to_vec(),
+                ts_ns,
+                call_end,
+            },
+        );
         // Holding too much, or too long: the hole is a loss, not a reordering.
         while self.early_bytes > MAX_REORDER_BYTES
-            || self.early.first_key_value().is_some_and(|(_, c)| ts_ns.saturating_sub(c.ts_ns) > REORDER_WINDOW_NS)
+            || self
+                .early
+                .first_key_value()
+                .is_some_and(|(_, c)| ts_ns.saturating_sub(c.ts_ns) > REORDER_WINDOW_NS)
         {
             if !self.skip_to_first_early(stats, emit) {
                 break;
@@ -504,7 +574,11 @@ impl Stream {
     }
 
     /// Declare the hole before the first early chunk a gap.
-    fn skip_to_first_early(&mut self, stats: &mut ConnStats, emit: &mut impl FnMut(Segment<'_>)) -> bool {
+    fn skip_to_first_early(
+        &mut self,
+        stats: &mut ConnStats,
+        emit: &mut impl FnMut(Segment<'_>),
+    ) -> bool {
         let (Some(next), Some((&first, chunk))) = (self.next, self.early.first_key_value()) else {
             return false;
         };
@@ -525,7 +599,14 @@ impl Stream {
             let position = *entry.key();
             let chunk = entry.remove();
             self.early_bytes -= chunk.bytes.len();
-            self.deliver(position, &chunk.bytes, chunk.ts_ns, chunk.call_end, stats, emit);
+            self.deliver(
+                position,
+                &chunk.bytes,
+                chunk.ts_ns,
+                chunk.call_end,
+                stats,
+                emit,
+            );
         }
     }
 
@@ -554,7 +635,8 @@ mod tests {
 
     impl StreamHandler<u32> for Recorder {
         fn open(&mut self, conn: &ConnInfo) -> u32 {
-            self.log.push(format!("open {} {:?}", conn.id.fd, conn.role));
+            self.log
+                .push(format!("open {} {:?}", conn.id.fd, conn.role));
             0
         }
 
@@ -576,11 +658,16 @@ mod tests {
         }
 
         fn close(&mut self, _conn: &ConnInfo, state: u32, reason: CloseReason) {
-            self.log.push(format!("close {reason:?} after {state} segments"));
+            self.log
+                .push(format!("close {reason:?} after {state} segments"));
         }
     }
 
-    const CONN: ConnId = ConnId { tgid: 10, fd: 4, generation: 99 };
+    const CONN: ConnId = ConnId {
+        tgid: 10,
+        fd: 4,
+        generation: 99,
+    };
 
     fn open(origin: ConnOrigin) -> ConnOpen {
         ConnOpen {
@@ -627,7 +714,10 @@ mod tests {
 
     #[test]
     fn in_order_chunks_pass_straight_through() {
-        let log = run(ConnOrigin::Connect, &[chunk(0, b"GET ", 5), chunk(4, b"/ HTTP/1.1\r\n", 6)]);
+        let log = run(
+            ConnOrigin::Connect,
+            &[chunk(0, b"GET ", 5), chunk(4, b"/ HTTP/1.1\r\n", 6)],
+        );
         assert_eq!(
             log,
             [
@@ -642,14 +732,30 @@ mod tests {
 
     #[test]
     fn an_early_chunk_waits_for_the_bytes_before_it() {
-        let log = run(ConnOrigin::Accept, &[chunk(4, b"BBBB", 5), chunk(0, b"AAAA", 6)]);
-        assert_eq!(log[1..3], ["Egress/Syscall data \"AAAA\"", "Egress/Syscall data \"BBBB\""]);
+        let log = run(
+            ConnOrigin::Accept,
+            &[chunk(4, b"BBBB", 5), chunk(0, b"AAAA", 6)],
+        );
+        assert_eq!(
+            log[1..3],
+            [
+                "Egress/Syscall data \"AAAA\"",
+                "Egress/Syscall data \"BBBB\""
+            ]
+        );
     }
 
     #[test]
     fn a_hole_that_outlives_the_reorder_window_is_a_gap() {
         let late = REORDER_WINDOW_NS + 10;
-        let log = run(ConnOrigin::Connect, &[chunk(0, b"AA", 1), chunk(10, b"BB", 2), chunk(12, b"CC", late)]);
+        let log = run(
+            ConnOrigin::Connect,
+            &[
+                chunk(0, b"AA", 1),
+                chunk(10, b"BB", 2),
+                chunk(12, b"CC", late),
+            ],
+        );
         assert_eq!(
             log[1..5],
             [
@@ -665,7 +771,10 @@ mod tests {
     fn a_connection_seen_opened_reports_bytes_lost_at_its_start() {
         let log = run(ConnOrigin::Connect, &[chunk(3, b"xyz", 1)]);
         // Waiting until the end for the first three bytes, which never come.
-        assert_eq!(log[1..3], ["Egress/Syscall gap 3", "Egress/Syscall data \"xyz\""]);
+        assert_eq!(
+            log[1..3],
+            ["Egress/Syscall gap 3", "Egress/Syscall data \"xyz\""]
+        );
     }
 
     #[test]
@@ -692,8 +801,22 @@ mod tests {
 
     #[test]
     fn repeated_and_overlapping_bytes_are_delivered_once() {
-        let log = run(ConnOrigin::Connect, &[chunk(0, b"abcd", 1), chunk(2, b"cdef", 2), chunk(0, b"ab", 3)]);
-        assert_eq!(log[1..4], ["Egress/Syscall data \"abcd\"", "Egress/Syscall data \"ef\"", "Egress/Syscall end"]);
+        let log = run(
+            ConnOrigin::Connect,
+            &[
+                chunk(0, b"abcd", 1),
+                chunk(2, b"cdef", 2),
+                chunk(0, b"ab", 3),
+            ],
+        );
+        assert_eq!(
+            log[1..4],
+            [
+                "Egress/Syscall data \"abcd\"",
+                "Egress/Syscall data \"ef\"",
+                "Egress/Syscall end"
+            ]
+        );
     }
 
     #[test]
@@ -702,11 +825,19 @@ mod tests {
         let mut recorder = Recorder::default();
         table.open(&open(ConnOrigin::Accept), &mut recorder);
         table.data(&chunk(0, b"HTTP/1.1 200 OK\r\n\r\n", 1), &mut recorder);
-        let close = ConnClose { timestamp_ns: 9, conn: CONN, bytes: [[19 + 4096, 0], [0, 0]] };
+        let close = ConnClose {
+            timestamp_ns: 9,
+            conn: CONN,
+            bytes: [[19 + 4096, 0], [0, 0]],
+        };
         table.close(&close, &mut recorder);
         assert_eq!(
             recorder.log[2..],
-            ["Egress/Syscall gap 4096", "Egress/Syscall end", "close Closed after 3 segments"]
+            [
+                "Egress/Syscall gap 4096",
+                "Egress/Syscall end",
+                "close Closed after 3 segments"
+            ]
         );
     }
 
@@ -715,7 +846,10 @@ mod tests {
         let mut table = ConnTable::default();
         let mut recorder = Recorder::default();
         table.open(&open(ConnOrigin::Connect), &mut recorder);
-        let other = ConnOpen { conn: ConnId { tgid: 11, ..CONN }, ..open(ConnOrigin::Connect) };
+        let other = ConnOpen {
+            conn: ConnId { tgid: 11, ..CONN },
+            ..open(ConnOrigin::Connect)
+        };
         table.open(&other, &mut recorder);
         table.process_exited(10, &mut recorder);
         assert_eq!(table.len(), 1);
@@ -731,7 +865,10 @@ mod tests {
         assert_eq!(table.len(), 1);
         table.tick(IDLE_TIMEOUT_NS + 2, &mut recorder);
         assert!(table.is_empty());
-        assert_eq!(recorder.log.last().map(String::as_str), Some("close Idle after 0 segments"));
+        assert_eq!(
+            recorder.log.last().map(String::as_str),
+            Some("close Idle after 0 segments")
+        );
     }
 
     #[test]
@@ -746,7 +883,11 @@ mod tests {
             data.call_size = BIG.len() as u32;
             table.data(&data, &mut recorder);
         }
-        assert!(recorder.log.iter().any(|l| l == "Egress/Syscall gap 1"), "{:?}", &recorder.log[..3]);
+        assert!(
+            recorder.log.iter().any(|l| l == "Egress/Syscall gap 1"),
+            "{:?}",
+            &recorder.log[..3]
+        );
         assert!(table.stats().gaps >= 1);
     }
 }

@@ -77,21 +77,37 @@ impl Enricher {
 /// Read what /proc says about `pid`; `None` if it is already gone.
 pub fn read_process(pid: u32) -> Option<ProcessInfo> {
     let base = format!("/proc/{pid}");
-    let comm = fs::read_to_string(format!("{base}/comm")).ok()?.trim_end().to_string();
-    let exe = fs::read_link(format!("{base}/exe"))
-        .ok()
-        .map(|p| p.to_string_lossy().trim_end_matches(" (deleted)").to_string());
-    let cmdline = fs::read(format!("{base}/cmdline")).map(|raw| split_cmdline(&raw)).unwrap_or_default();
+    let comm = fs::read_to_string(format!("{base}/comm"))
+        .ok()?
+        .trim_end()
+        .to_string();
+    let exe = fs::read_link(format!("{base}/exe")).ok().map(|p| {
+        p.to_string_lossy()
+            .trim_end_matches(" (deleted)")
+            .to_string()
+    });
+    let cmdline = fs::read(format!("{base}/cmdline"))
+        .map(|raw| split_cmdline(&raw))
+        .unwrap_or_default();
     let cgroup = fs::read_to_string(format!("{base}/cgroup")).unwrap_or_default();
     let (container_id, pod_uid) = container_of(&cgroup);
-    Some(ProcessInfo { pid, comm, exe, cmdline, container_id, pod_uid })
+    Some(ProcessInfo {
+        pid,
+        comm,
+        exe,
+        cmdline,
+        container_id,
+        pod_uid,
+    })
 }
 
 fn split_cmdline(raw: &[u8]) -> Vec<String> {
     raw.split(|&b| b == 0)
         .filter(|arg| !arg.is_empty())
         .take(MAX_CMDLINE_ARGS)
-        .map(|arg| String::from_utf8_lossy(&arg[..arg.len().min(MAX_CMDLINE_ARG_BYTES)]).into_owned())
+        .map(|arg| {
+            String::from_utf8_lossy(&arg[..arg.len().min(MAX_CMDLINE_ARG_BYTES)]).into_owned()
+        })
         .collect()
 }
 
@@ -135,7 +151,12 @@ fn pod_uid_in(segment: &str) -> Option<String> {
 /// accept() reported; if the socket's peer disagrees, the fd was already reused for another
 /// socket, and its addresses are not used.
 pub fn resolve_socket(conn: ConnId, kernel_remote: Option<SocketAddr>) -> SocketInfo {
-    let unknown = SocketInfo { conn, is_socket: true, local: None, remote: kernel_remote };
+    let unknown = SocketInfo {
+        conn,
+        is_socket: true,
+        local: None,
+        remote: kernel_remote,
+    };
     let Some(fd) = duplicate_fd(conn.tgid, conn.fd) else {
         return unknown;
     };
@@ -145,13 +166,23 @@ pub fn resolve_socket(conn: ConnId, kernel_remote: Option<SocketAddr>) -> Socket
         return unknown;
     }
     if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-        return SocketInfo { conn, is_socket: false, local: None, remote: None };
+        return SocketInfo {
+            conn,
+            is_socket: false,
+            local: None,
+            remote: None,
+        };
     }
     let local = socket_name(&fd, libc::getsockname);
     let peer = socket_name(&fd, libc::getpeername);
     match (kernel_remote, peer) {
         (Some(expected), Some(actual)) if !same_endpoint(expected, actual) => unknown,
-        _ => SocketInfo { conn, is_socket: true, local, remote: peer.or(kernel_remote) },
+        _ => SocketInfo {
+            conn,
+            is_socket: true,
+            local,
+            remote: peer.or(kernel_remote),
+        },
     }
 }
 
@@ -166,7 +197,10 @@ fn same_endpoint(a: SocketAddr, b: SocketAddr) -> bool {
 
 fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     }
 }
@@ -179,7 +213,14 @@ fn duplicate_fd(pid: u32, fd: u32) -> Option<OwnedFd> {
     }
     // SAFETY: a fresh fd returned by the kernel.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
-    let dup = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd as libc::c_int, 0) };
+    let dup = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_getfd,
+            pidfd.as_raw_fd(),
+            fd as libc::c_int,
+            0,
+        )
+    };
     if dup < 0 {
         return None;
     }
@@ -187,28 +228,41 @@ fn duplicate_fd(pid: u32, fd: u32) -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(dup as i32) })
 }
 
-type SockNameFn = unsafe extern "C" fn(libc::c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int;
+type SockNameFn =
+    unsafe extern "C" fn(libc::c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int;
 
 fn socket_name(fd: &OwnedFd, call: SockNameFn) -> Option<SocketAddr> {
     // SAFETY: the kernel writes at most `len` bytes into the zeroed storage.
     let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
     let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let rc = unsafe { call(fd.as_raw_fd(), (&mut storage as *mut libc::sockaddr_storage).cast(), &mut len) };
+    let rc = unsafe {
+        call(
+            fd.as_raw_fd(),
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
     if rc != 0 {
         return None;
     }
-    match storage.ss_family as i32 {
+    match i32::from(storage.ss_family) {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.
-            let v4 = unsafe { *(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let v4 =
+                unsafe { *(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             let ip = Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
             Some(SocketAddr::new(IpAddr::V4(ip), u16::from_be(v4.sin_port)))
         }
         libc::AF_INET6 => {
             // SAFETY: the family says the storage holds a sockaddr_in6.
-            let v6 = unsafe { *(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let v6 = unsafe {
+                *(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
             let ip = Ipv6Addr::from(v6.sin6_addr.s6_addr);
-            Some(SocketAddr::new(canonical_ip(IpAddr::V6(ip)), u16::from_be(v6.sin6_port)))
+            Some(SocketAddr::new(
+                canonical_ip(IpAddr::V6(ip)),
+                u16::from_be(v6.sin6_port),
+            ))
         }
         _ => None,
     }
@@ -234,19 +288,28 @@ mod tests {
             assert_eq!(container_of(&cgroup).0.as_deref(), Some(id), "{cgroup}");
         }
         let k8s = format!("0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1f2e3d4c_5b6a_7980_1a2b_3c4d5e6f7a8b.slice/cri-containerd-{id}.scope");
-        assert_eq!(container_of(&k8s).1.as_deref(), Some("1f2e3d4c-5b6a-7980-1a2b-3c4d5e6f7a8b"));
+        assert_eq!(
+            container_of(&k8s).1.as_deref(),
+            Some("1f2e3d4c-5b6a-7980-1a2b-3c4d5e6f7a8b")
+        );
     }
 
     #[test]
     fn host_processes_have_no_container() {
-        assert_eq!(container_of("0::/user.slice/user-0.slice/session-1.scope"), (None, None));
+        assert_eq!(
+            container_of("0::/user.slice/user-0.slice/session-1.scope"),
+            (None, None)
+        );
         assert_eq!(container_of("0::/init.scope\n"), (None, None));
         assert_eq!(container_of(""), (None, None));
     }
 
     #[test]
     fn command_lines_are_split_and_bounded() {
-        assert_eq!(split_cmdline(b"curl\0-s\0http://x/\0"), ["curl", "-s", "http://x/"]);
+        assert_eq!(
+            split_cmdline(b"curl\0-s\0http://x/\0"),
+            ["curl", "-s", "http://x/"]
+        );
         let long = vec![b'a'; 5000];
         assert_eq!(split_cmdline(&long)[0].len(), MAX_CMDLINE_ARG_BYTES);
         let many: Vec<u8> = (0..500).flat_map(|_| *b"x\0").collect();
@@ -266,7 +329,11 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let server = listener.local_addr().expect("addr");
         let client = TcpStream::connect(server).expect("connect");
-        let conn = ConnId { tgid: std::process::id(), fd: client.as_raw_fd() as u32, generation: 1 };
+        let conn = ConnId {
+            tgid: std::process::id(),
+            fd: client.as_raw_fd() as u32,
+            generation: 1,
+        };
         let info = resolve_socket(conn, Some(server));
         assert!(info.is_socket);
         assert_eq!(info.remote, Some(server));
@@ -277,7 +344,10 @@ mod tests {
         assert_eq!(stale.local, None);
 
         let file = fs::File::open("/proc/self/status").expect("open");
-        let conn = ConnId { fd: file.as_raw_fd() as u32, ..conn };
+        let conn = ConnId {
+            fd: file.as_raw_fd() as u32,
+            ..conn
+        };
         assert!(!resolve_socket(conn, None).is_socket);
     }
 }

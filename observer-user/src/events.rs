@@ -142,7 +142,10 @@ pub struct ProcessExit {
 fn read<T: aya::Pod>(bytes: &[u8]) -> Result<T, DecodeError> {
     let need = size_of::<T>();
     if bytes.len() < need {
-        return Err(DecodeError::TooShort { len: bytes.len(), need });
+        return Err(DecodeError::TooShort {
+            len: bytes.len(),
+            need,
+        });
     }
     // SAFETY: `T: Pod` is plain integers with no invalid bit patterns, and the length is checked;
     // `read_unaligned` needs no alignment.
@@ -154,11 +157,17 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
     let header: EventHeader = read(bytes)?;
     let kind = EventKind::try_from(header.kind).map_err(DecodeError::UnknownKind)?;
     if header.version != EVENT_VERSION {
-        return Err(DecodeError::Version { found: header.version, expected: EVENT_VERSION });
+        return Err(DecodeError::Version {
+            found: header.version,
+            expected: EVENT_VERSION,
+        });
     }
     let declared = header.size as usize;
     if declared > bytes.len() {
-        return Err(DecodeError::SizeMismatch { declared, available: bytes.len() });
+        return Err(DecodeError::SizeMismatch {
+            declared,
+            available: bytes.len(),
+        });
     }
     let bytes = &bytes[..declared];
     let ts = header.timestamp_ns;
@@ -166,10 +175,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
         EventKind::Data => Event::Data(decode_data(bytes)?),
         EventKind::ConnOpen => {
             let e: ConnOpenEvent = read(bytes)?;
-            let origin = ConnOrigin::from_u8(e.origin)
-                .ok_or(DecodeError::InvalidField { field: "origin", value: e.origin.into() })?;
-            let role_hint = RoleHint::from_u8(e.role_hint)
-                .ok_or(DecodeError::InvalidField { field: "role_hint", value: e.role_hint.into() })?;
+            let origin = ConnOrigin::from_u8(e.origin).ok_or(DecodeError::InvalidField {
+                field: "origin",
+                value: e.origin.into(),
+            })?;
+            let role_hint = RoleHint::from_u8(e.role_hint).ok_or(DecodeError::InvalidField {
+                field: "role_hint",
+                value: e.role_hint.into(),
+            })?;
             Event::ConnOpen(ConnOpen {
                 timestamp_ns: ts,
                 conn: e.conn,
@@ -184,15 +197,26 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
         }
         EventKind::ConnClose => {
             let e: ConnCloseEvent = read(bytes)?;
-            Event::ConnClose(ConnClose { timestamp_ns: ts, conn: e.conn, bytes: e.bytes })
+            Event::ConnClose(ConnClose {
+                timestamp_ns: ts,
+                conn: e.conn,
+                bytes: e.bytes,
+            })
         }
         EventKind::ProcessExec => {
             let e: ProcessExecEvent = read(bytes)?;
-            Event::ProcessExec(ProcessExec { timestamp_ns: ts, tgid: e.tgid, comm: comm(&e.comm) })
+            Event::ProcessExec(ProcessExec {
+                timestamp_ns: ts,
+                tgid: e.tgid,
+                comm: comm(&e.comm),
+            })
         }
         EventKind::ProcessExit => {
             let e: ProcessExitEvent = read(bytes)?;
-            Event::ProcessExit(ProcessExit { timestamp_ns: ts, tgid: e.tgid })
+            Event::ProcessExit(ProcessExit {
+                timestamp_ns: ts,
+                tgid: e.tgid,
+            })
         }
     })
 }
@@ -206,10 +230,16 @@ fn decode_data(bytes: &[u8]) -> Result<Data<'_>, DecodeError> {
             available: bytes.len(),
         });
     }
-    let invalid = |field, value: u8| DecodeError::InvalidField { field, value: value.into() };
-    if h.call_offset as u64 > h.position || h.call_offset as u64 + payload.len() as u64 > h.call_size as u64
-    {
-        return Err(DecodeError::InvalidField { field: "call_offset", value: h.call_offset.into() });
+    let invalid = |field, value: u8| DecodeError::InvalidField {
+        field,
+        value: value.into(),
+    };
+    let call_offset = u64::from(h.call_offset);
+    if call_offset > h.position || call_offset + payload.len() as u64 > u64::from(h.call_size) {
+        return Err(DecodeError::InvalidField {
+            field: "call_offset",
+            value: h.call_offset.into(),
+        });
     }
     Ok(Data {
         timestamp_ns: h.header.timestamp_ns,
@@ -234,10 +264,17 @@ const AF_INET6: u16 = 10;
 
 fn socket_addr(addr: &SockAddr) -> Option<SocketAddr> {
     let ip = match addr.family {
-        AF_INET => IpAddr::V4(Ipv4Addr::new(addr.addr[0], addr.addr[1], addr.addr[2], addr.addr[3])),
+        AF_INET => IpAddr::V4(Ipv4Addr::new(
+            addr.addr[0],
+            addr.addr[1],
+            addr.addr[2],
+            addr.addr[3],
+        )),
         AF_INET6 => {
             let v6 = Ipv6Addr::from(addr.addr);
-            v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6))
+            v6.to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6))
         }
         _ => return None,
     };
@@ -259,11 +296,19 @@ pub mod encode {
     }
 
     fn header(kind: EventKind, size: usize, timestamp_ns: u64) -> EventHeader {
-        EventHeader { kind: kind as u16, version: EVENT_VERSION, size: size as u32, timestamp_ns }
+        EventHeader {
+            kind: kind as u16,
+            version: EVENT_VERSION,
+            size: size as u32,
+            timestamp_ns,
+        }
     }
 
     fn sock_addr(addr: Option<SocketAddr>, family: u16) -> SockAddr {
-        let mut out = SockAddr { family, ..SockAddr::default() };
+        let mut out = SockAddr {
+            family,
+            ..SockAddr::default()
+        };
         match addr {
             Some(SocketAddr::V4(v4)) => {
                 out.family = AF_INET;
@@ -319,7 +364,11 @@ pub mod encode {
                 out
             }
             Event::ConnOpen(o) => bytes_of(&ConnOpenEvent {
-                header: header(EventKind::ConnOpen, size_of::<ConnOpenEvent>(), o.timestamp_ns),
+                header: header(
+                    EventKind::ConnOpen,
+                    size_of::<ConnOpenEvent>(),
+                    o.timestamp_ns,
+                ),
                 conn: o.conn,
                 remote: sock_addr(o.remote, o.family),
                 listen_fd: o.listen_fd.unwrap_or(0),
@@ -331,20 +380,32 @@ pub mod encode {
             })
             .to_vec(),
             Event::ConnClose(c) => bytes_of(&ConnCloseEvent {
-                header: header(EventKind::ConnClose, size_of::<ConnCloseEvent>(), c.timestamp_ns),
+                header: header(
+                    EventKind::ConnClose,
+                    size_of::<ConnCloseEvent>(),
+                    c.timestamp_ns,
+                ),
                 conn: c.conn,
                 bytes: c.bytes,
             })
             .to_vec(),
             Event::ProcessExec(p) => bytes_of(&ProcessExecEvent {
-                header: header(EventKind::ProcessExec, size_of::<ProcessExecEvent>(), p.timestamp_ns),
+                header: header(
+                    EventKind::ProcessExec,
+                    size_of::<ProcessExecEvent>(),
+                    p.timestamp_ns,
+                ),
                 tgid: p.tgid,
                 _pad: 0,
                 comm: comm_bytes(&p.comm),
             })
             .to_vec(),
             Event::ProcessExit(p) => bytes_of(&ProcessExitEvent {
-                header: header(EventKind::ProcessExit, size_of::<ProcessExitEvent>(), p.timestamp_ns),
+                header: header(
+                    EventKind::ProcessExit,
+                    size_of::<ProcessExitEvent>(),
+                    p.timestamp_ns,
+                ),
                 tgid: p.tgid,
                 _pad: 0,
             })
@@ -358,7 +419,11 @@ mod tests {
     use super::*;
 
     fn conn() -> ConnId {
-        ConnId { tgid: 42, fd: 7, generation: 1_000 }
+        ConnId {
+            tgid: 42,
+            fd: 7,
+            generation: 1_000,
+        }
     }
 
     fn samples() -> Vec<Event<'static>> {
@@ -400,9 +465,20 @@ mod tests {
                 tid: 42,
                 comm: "curl".into(),
             }),
-            Event::ConnClose(ConnClose { timestamp_ns: 7, conn: conn(), bytes: [[1, 2], [3, 4]] }),
-            Event::ProcessExec(ProcessExec { timestamp_ns: 8, tgid: 9, comm: "python3".into() }),
-            Event::ProcessExit(ProcessExit { timestamp_ns: 9, tgid: 9 }),
+            Event::ConnClose(ConnClose {
+                timestamp_ns: 7,
+                conn: conn(),
+                bytes: [[1, 2], [3, 4]],
+            }),
+            Event::ProcessExec(ProcessExec {
+                timestamp_ns: 8,
+                tgid: 9,
+                comm: "python3".into(),
+            }),
+            Event::ProcessExit(ProcessExit {
+                timestamp_ns: 9,
+                tgid: 9,
+            }),
         ]
     }
 
@@ -441,15 +517,27 @@ mod tests {
 
         let mut bytes = encode::event(&samples()[0]);
         bytes[2] = 77;
-        assert!(matches!(decode(&bytes), Err(DecodeError::Version { found: 77, .. })));
+        assert!(matches!(
+            decode(&bytes),
+            Err(DecodeError::Version { found: 77, .. })
+        ));
 
         let mut bytes = encode::event(&samples()[0]);
         bytes[52] = 9; // direction
-        assert!(matches!(decode(&bytes), Err(DecodeError::InvalidField { field: "direction", .. })));
+        assert!(matches!(
+            decode(&bytes),
+            Err(DecodeError::InvalidField {
+                field: "direction",
+                ..
+            })
+        ));
 
         let mut bytes = encode::event(&samples()[0]);
         bytes[44..48].copy_from_slice(&5u32.to_ne_bytes()); // captured_size disagrees with size
-        assert!(matches!(decode(&bytes), Err(DecodeError::SizeMismatch { .. })));
+        assert!(matches!(
+            decode(&bytes),
+            Err(DecodeError::SizeMismatch { .. })
+        ));
     }
 
     #[test]

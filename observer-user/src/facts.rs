@@ -73,17 +73,25 @@ pub struct ClockSync {
 impl ClockSync {
     /// Wall-clock nanoseconds since the Unix epoch for a kernel timestamp.
     pub fn to_realtime_ns(&self, monotonic_ns: u64) -> u64 {
-        (self.realtime_ns as i128 + monotonic_ns as i128 - self.monotonic_ns as i128).max(0) as u64
+        let ns =
+            i128::from(self.realtime_ns) + i128::from(monotonic_ns) - i128::from(self.monotonic_ns);
+        u64::try_from(ns).unwrap_or(0)
     }
 
     /// Both clocks, now.
     pub fn now() -> ClockSync {
-        ClockSync { monotonic_ns: clock_ns(libc::CLOCK_MONOTONIC), realtime_ns: clock_ns(libc::CLOCK_REALTIME) }
+        ClockSync {
+            monotonic_ns: clock_ns(libc::CLOCK_MONOTONIC),
+            realtime_ns: clock_ns(libc::CLOCK_REALTIME),
+        }
     }
 }
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid clock id and output struct.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -110,29 +118,47 @@ mod tests {
                 pod_uid: None,
             }),
             Fact::Socket(SocketInfo {
-                conn: ConnId { tgid: 7, fd: 3, generation: 11 },
+                conn: ConnId {
+                    tgid: 7,
+                    fd: 3,
+                    generation: 11,
+                },
                 is_socket: true,
                 local: Some("127.0.0.1:80".parse().expect("literal")),
                 remote: None,
             }),
-            Fact::Clock(ClockSync { monotonic_ns: 5, realtime_ns: 1_700_000_000_000_000_000 }),
+            Fact::Clock(ClockSync {
+                monotonic_ns: 5,
+                realtime_ns: 1_700_000_000_000_000_000,
+            }),
         ];
         for fact in facts {
             let json = serde_json::to_string(&fact).expect("serialize");
-            assert_eq!(serde_json::from_str::<Fact>(&json).expect("parse"), fact, "{json}");
+            assert_eq!(
+                serde_json::from_str::<Fact>(&json).expect("parse"),
+                fact,
+                "{json}"
+            );
         }
     }
 
     #[test]
     fn kernel_time_maps_to_wall_time() {
-        let clock = ClockSync { monotonic_ns: 1_000, realtime_ns: 1_000_000 };
+        let clock = ClockSync {
+            monotonic_ns: 1_000,
+            realtime_ns: 1_000_000,
+        };
         assert_eq!(clock.to_realtime_ns(1_500), 1_000_500);
         assert_eq!(clock.to_realtime_ns(500), 999_500);
     }
 
     #[test]
     fn executable_name_falls_back_to_comm() {
-        let mut info = ProcessInfo { pid: 1, comm: "python3".into(), ..ProcessInfo::default() };
+        let mut info = ProcessInfo {
+            pid: 1,
+            comm: "python3".into(),
+            ..ProcessInfo::default()
+        };
         assert_eq!(info.executable_name(), "python3");
         info.exe = Some("/usr/bin/python3.11".into());
         assert_eq!(info.executable_name(), "python3.11");

@@ -19,7 +19,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_env("OBSERVER_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("OBSERVER_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
 
     let result = match &cli.command {
@@ -45,28 +47,34 @@ fn main() -> ExitCode {
 fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        runtime.block_on(async move {
-            let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(error) => {
-                    tracing::error!("cannot watch SIGTERM: {error}");
-                    return;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let mut terminate =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        Ok(signal) => signal,
+                        Err(error) => {
+                            tracing::error!("cannot watch SIGTERM: {error}");
+                            return;
+                        }
+                    };
+                for _ in 0..2 {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = terminate.recv() => {}
+                    }
+                    if flag.swap(true, Ordering::Relaxed) {
+                        eprintln!("observer: second signal, exiting without cleanup");
+                        std::process::exit(130);
+                    }
+                    tracing::info!("stopping: detaching probes and flushing");
                 }
-            };
-            for _ in 0..2 {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-                if flag.swap(true, Ordering::Relaxed) {
-                    eprintln!("observer: second signal, exiting without cleanup");
-                    std::process::exit(130);
-                }
-                tracing::info!("stopping: detaching probes and flushing");
-            }
-        });
-    })?;
+            });
+        })?;
     Ok(stop)
 }

@@ -44,20 +44,32 @@ pub struct ApiCall {
     pub status: CallStatus,
     pub role: Option<Role>,
 
-    #[serde(rename = "http.request.method", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "http.request.method",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub method: Option<String>,
     #[serde(rename = "url.path", skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     #[serde(rename = "url.query", skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
-    #[serde(rename = "http.response.status_code", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "http.response.status_code",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub status_code: Option<u16>,
     /// Interim (1xx) statuses before the final one.
-    #[serde(rename = "http.response.interim_status_codes", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "http.response.interim_status_codes",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub interim_status_codes: Vec<u16>,
     #[serde(rename = "network.protocol.name")]
     pub protocol_name: &'static str,
-    #[serde(rename = "network.protocol.version", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "network.protocol.version",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub protocol_version: Option<&'static str>,
     #[serde(rename = "network.transport")]
     pub transport: &'static str,
@@ -84,9 +96,15 @@ pub struct ApiCall {
 
     #[serde(rename = "process.pid")]
     pub pid: u32,
-    #[serde(rename = "process.executable.name", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "process.executable.name",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub executable_name: Option<String>,
-    #[serde(rename = "process.executable.path", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "process.executable.path",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub executable_path: Option<String>,
     #[serde(rename = "process.command_args", skip_serializing_if = "Vec::is_empty")]
     pub command_args: Vec<String>,
@@ -95,9 +113,15 @@ pub struct ApiCall {
     #[serde(rename = "k8s.pod.uid", skip_serializing_if = "Option::is_none")]
     pub pod_uid: Option<String>,
 
-    #[serde(rename = "http.request.header", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        rename = "http.request.header",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub request_headers: BTreeMap<String, Vec<String>>,
-    #[serde(rename = "http.response.header", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        rename = "http.response.header",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub response_headers: BTreeMap<String, Vec<String>>,
     #[serde(rename = "http.request.body", skip_serializing_if = "Option::is_none")]
     pub request_body: Option<BodyView>,
@@ -147,14 +171,21 @@ const AF_UNIX: u16 = 1;
 
 impl ApiCall {
     pub fn from_exchange(exchange: HttpExchange, context: &CallContext<'_>) -> ApiCall {
-        let HttpExchange { request, interim, response, status } = exchange;
+        let HttpExchange {
+            request,
+            interim,
+            response,
+            status,
+        } = exchange;
         let conn = context.conn;
         let start_ns = request
             .as_ref()
             .map(|r| r.first_byte_ts_ns)
             .or(response.as_ref().map(|r| r.first_byte_ts_ns))
             .unwrap_or(conn.opened_ns);
-        let realtime_ns = context.clock.map_or(start_ns, |clock| clock.to_realtime_ns(start_ns));
+        let realtime_ns = context
+            .clock
+            .map_or(start_ns, |clock| clock.to_realtime_ns(start_ns));
 
         let (server, client) = match context.role {
             Some(Role::Server) => (conn.local, conn.remote),
@@ -173,17 +204,26 @@ impl ApiCall {
         if response.as_ref().is_some_and(|r| r.body.lost > 0) {
             incomplete.push("response_bytes_lost");
         }
-        let (path, query) = request.as_ref().map(|r| split_target(&r.head.target)).unwrap_or((None, None));
+        let (path, query) = request
+            .as_ref()
+            .map(|r| split_target(&r.head.target))
+            .unwrap_or((None, None));
         let version = request
             .as_ref()
             .map(|r| r.head.version)
             .or(response.as_ref().map(|r| r.head.version));
         let duration_ms = match (&request, &response) {
-            (Some(req), Some(resp)) => resp.last_byte_ts_ns.checked_sub(req.first_byte_ts_ns).map(ms),
+            (Some(req), Some(resp)) => resp
+                .last_byte_ts_ns
+                .checked_sub(req.first_byte_ts_ns)
+                .map(ms),
             _ => None,
         };
         let latency_ms = match (&request, &response) {
-            (Some(req), Some(resp)) => resp.first_byte_ts_ns.checked_sub(req.last_byte_ts_ns).map(ms),
+            (Some(req), Some(resp)) => resp
+                .first_byte_ts_ns
+                .checked_sub(req.last_byte_ts_ns)
+                .map(ms),
             _ => None,
         };
         let process = context.process;
@@ -208,7 +248,11 @@ impl ApiCall {
                 Version::Http10 => "1.0",
                 Version::Http11 => "1.1",
             }),
-            transport: if conn.family == AF_UNIX { "unix" } else { "tcp" },
+            transport: if conn.family == AF_UNIX {
+                "unix"
+            } else {
+                "tcp"
+            },
             server_address: server.map(|a| a.ip().to_string()),
             server_port: server.map(|a: SocketAddr| a.port()),
             client_address: client.map(|a| a.ip().to_string()),
@@ -218,22 +262,32 @@ impl ApiCall {
             duration_ms,
             latency_ms,
             pid: conn.id.tgid,
-            executable_name: process.map(|p| p.executable_name().to_string()).or_else(|| {
-                (!conn.comm.is_empty()).then(|| conn.comm.clone())
-            }),
+            executable_name: process
+                .map(|p| p.executable_name().to_string())
+                .or_else(|| (!conn.comm.is_empty()).then(|| conn.comm.clone())),
             executable_path: process.and_then(|p| p.exe.clone()),
             command_args: process.map(|p| p.cmdline.clone()).unwrap_or_default(),
             container_id: process.and_then(|p| p.container_id.clone()),
             pod_uid: process.and_then(|p| p.pod_uid.clone()),
-            request_headers: request.as_ref().map(|r| header_map(&r.head.headers)).unwrap_or_default(),
-            response_headers: response.as_ref().map(|r| header_map(&r.head.headers)).unwrap_or_default(),
+            request_headers: request
+                .as_ref()
+                .map(|r| header_map(&r.head.headers))
+                .unwrap_or_default(),
+            response_headers: response
+                .as_ref()
+                .map(|r| header_map(&r.head.headers))
+                .unwrap_or_default(),
             request_body: request.as_ref().and_then(|r| body_view(&r.body, preview)),
             response_body: response.as_ref().and_then(|r| body_view(&r.body, preview)),
             incomplete,
             connection: format!("{}:{}:{}", conn.id.tgid, conn.id.fd, conn.id.generation),
             start_ns,
-            request_body_bytes: request.map(|r: Message<RequestHead>| r.body.captured).unwrap_or_default(),
-            response_body_bytes: response.map(|r: Message<ResponseHead>| r.body.captured).unwrap_or_default(),
+            request_body_bytes: request
+                .map(|r: Message<RequestHead>| r.body.captured)
+                .unwrap_or_default(),
+            response_body_bytes: response
+                .map(|r: Message<ResponseHead>| r.body.captured)
+                .unwrap_or_default(),
         }
     }
 }
@@ -324,16 +378,31 @@ mod tests {
     #[test]
     fn timestamps_are_rfc3339() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(rfc3339(1_795_000_000_123_456_789), "2026-11-18T11:06:40.123456Z");
-        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(
+            rfc3339(1_795_000_000_123_456_789),
+            "2026-11-18T11:06:40.123456Z"
+        );
+        assert_eq!(
+            rfc3339(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000Z"
+        );
     }
 
     #[test]
     fn targets_split_into_path_and_query() {
-        assert_eq!(split_target("/a/b?x=1&y"), (Some("/a/b".into()), Some("x=1&y".into())));
+        assert_eq!(
+            split_target("/a/b?x=1&y"),
+            (Some("/a/b".into()), Some("x=1&y".into()))
+        );
         assert_eq!(split_target("/"), (Some("/".into()), None));
-        assert_eq!(split_target("http://h:8080/p?q"), (Some("/p".into()), Some("q".into())));
+        assert_eq!(
+            split_target("http://h:8080/p?q"),
+            (Some("/p".into()), Some("q".into()))
+        );
         assert_eq!(split_target("http://h"), (Some("/".into()), None));
-        assert_eq!(split_target("example.com:443"), (Some("example.com:443".into()), None));
+        assert_eq!(
+            split_target("example.com:443"),
+            (Some("example.com:443".into()), None)
+        );
     }
 }

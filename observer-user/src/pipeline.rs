@@ -42,7 +42,10 @@ impl CallFilter {
                 || call.server_port.is_some_and(|p| self.ports.contains(&p))
                 || call.client_port.is_some_and(|p| self.ports.contains(&p)))
             && (self.comms.is_empty()
-                || self.comms.iter().any(|c| c == comm || call.executable_name.as_deref() == Some(c)))
+                || self
+                    .comms
+                    .iter()
+                    .any(|c| c == comm || call.executable_name.as_deref() == Some(c)))
     }
 }
 
@@ -149,12 +152,24 @@ impl Pipeline {
     pub fn push_kernel_event(&mut self, bytes: &[u8]) {
         match events::decode(bytes) {
             Ok(event) => self.push_event(&event),
-            Err(error) => *self.http.stats.decode_errors.entry(error.label()).or_default() += 1,
+            Err(error) => {
+                *self
+                    .http
+                    .stats
+                    .decode_errors
+                    .entry(error.label())
+                    .or_default() += 1
+            }
         }
     }
 
     pub fn push_event(&mut self, event: &Event<'_>) {
-        *self.http.stats.events.entry(kind_name(event.kind())).or_default() += 1;
+        *self
+            .http
+            .stats
+            .events
+            .entry(kind_name(event.kind()))
+            .or_default() += 1;
         self.latest_ns = self.latest_ns.max(event.timestamp_ns());
         match event {
             Event::Data(data) => {
@@ -181,7 +196,9 @@ impl Pipeline {
             Fact::Process(info) => {
                 self.http.processes.insert(info.pid, info);
             }
-            Fact::Socket(socket) if self.conns.info(&socket.conn).is_some() => self.apply_socket(socket),
+            Fact::Socket(socket) if self.conns.info(&socket.conn).is_some() => {
+                self.apply_socket(socket)
+            }
             Fact::Socket(socket) => {
                 if self.sockets.len() >= MAX_WAITING_SOCKET_FACTS {
                     self.sockets.clear();
@@ -199,7 +216,8 @@ impl Pipeline {
             }
             return;
         }
-        self.conns.set_addresses(&socket.conn, socket.local, socket.remote);
+        self.conns
+            .set_addresses(&socket.conn, socket.local, socket.remote);
     }
 
     /// Let time pass: deliver reordered bytes whose wait is over, close idle connections.
@@ -259,7 +277,11 @@ impl HttpStage {
                     self.calls.push(call);
                 }
                 SessionEvent::Error { error, .. } => {
-                    *self.stats.parse_errors.entry(parse_error_label(&error)).or_default() += 1;
+                    *self
+                        .stats
+                        .parse_errors
+                        .entry(parse_error_label(&error))
+                        .or_default() += 1;
                 }
                 SessionEvent::Tunnel { .. } => self.stats.tunnels += 1,
             }
@@ -337,7 +359,8 @@ impl StreamHandler<HttpConn> for HttpStage {
             }
         }
         let limits = self.limits;
-        let session = state.sessions[source.index()].get_or_insert_with(|| Http1Session::new(limits));
+        let session =
+            state.sessions[source.index()].get_or_insert_with(|| Http1Session::new(limits));
         if Some(direction) == state.request_direction {
             session.push_request_side(segment, &mut self.events);
         } else {

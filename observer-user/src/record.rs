@@ -41,7 +41,9 @@ pub enum Record {
 pub enum RecordError {
     #[error("{path} is not an observer recording (wrong magic bytes)")]
     NotARecording { path: String },
-    #[error("{path} is a recording of format {found}; this observer reads format {FORMAT_VERSION}")]
+    #[error(
+        "{path} is a recording of format {found}; this observer reads format {FORMAT_VERSION}"
+    )]
     UnsupportedVersion { path: String, found: u8 },
     #[error("record at byte {offset} is cut short: the recording was interrupted or damaged")]
     Truncated { offset: u64 },
@@ -67,7 +69,12 @@ pub struct RecordWriter {
 impl RecordWriter {
     /// Create (or truncate) `path`, readable and writable by its owner only.
     pub fn create(path: &Path) -> io::Result<RecordWriter> {
-        let file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
         let mut out = BufWriter::new(file);
         out.write_all(MAGIC)?;
         out.write_all(&[FORMAT_VERSION])?;
@@ -113,14 +120,27 @@ impl<R: Read> RecordReader<R> {
     /// Check the header; `name` is used in errors.
     pub fn new(mut input: R, name: &str) -> Result<RecordReader<R>, RecordError> {
         let mut header = [0u8; 8];
-        input.read_exact(&mut header).map_err(|_| RecordError::NotARecording { path: name.to_string() })?;
+        input
+            .read_exact(&mut header)
+            .map_err(|_| RecordError::NotARecording {
+                path: name.to_string(),
+            })?;
         if &header[..7] != MAGIC {
-            return Err(RecordError::NotARecording { path: name.to_string() });
+            return Err(RecordError::NotARecording {
+                path: name.to_string(),
+            });
         }
         if header[7] != FORMAT_VERSION {
-            return Err(RecordError::UnsupportedVersion { path: name.to_string(), found: header[7] });
+            return Err(RecordError::UnsupportedVersion {
+                path: name.to_string(),
+                found: header[7],
+            });
         }
-        Ok(RecordReader { input, offset: header.len() as u64, failed: false })
+        Ok(RecordReader {
+            input,
+            offset: header.len() as u64,
+            failed: false,
+        })
     }
 
     fn read_record(&mut self) -> Result<Option<Record>, RecordError> {
@@ -177,8 +197,10 @@ impl<R: Read> Iterator for RecordReader<R> {
         match self.read_record() {
             Ok(record) => record.map(Ok),
             Err(error) => {
-                let skippable =
-                    matches!(error, RecordError::BadFact { .. } | RecordError::UnknownType { .. });
+                let skippable = matches!(
+                    error,
+                    RecordError::BadFact { .. } | RecordError::UnknownType { .. }
+                );
                 // After a skippable error the length was valid and the next record starts where
                 // this one ended; after any other, framing is lost.
                 self.failed = !skippable;
@@ -195,9 +217,16 @@ mod tests {
 
     fn sample() -> Vec<Record> {
         vec![
-            Record::Fact(Fact::Clock(ClockSync { monotonic_ns: 1, realtime_ns: 2 })),
+            Record::Fact(Fact::Clock(ClockSync {
+                monotonic_ns: 1,
+                realtime_ns: 2,
+            })),
             Record::KernelEvent(vec![1, 2, 3, 4]),
-            Record::Fact(Fact::Process(ProcessInfo { pid: 3, comm: "curl".into(), ..Default::default() })),
+            Record::Fact(Fact::Process(ProcessInfo {
+                pid: 3,
+                comm: "curl".into(),
+                ..Default::default()
+            })),
             Record::KernelEvent(vec![0xAB; 20_000]),
         ]
     }
@@ -218,13 +247,18 @@ mod tests {
         writer.flush().expect("flush");
         let bytes = std::fs::read(&path).expect("read back");
         let mode = std::fs::metadata(&path).expect("stat").permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
         let _ = std::fs::remove_file(path);
         bytes
     }
 
     fn read(bytes: &[u8]) -> Result<Vec<Result<Record, String>>, RecordError> {
-        Ok(RecordReader::new(bytes, "test")?.map(|r| r.map_err(|e| e.to_string())).collect())
+        Ok(RecordReader::new(bytes, "test")?
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect())
     }
 
     #[test]
@@ -274,6 +308,9 @@ mod tests {
         let read = read(&bytes).expect("header");
         assert_eq!(read.len(), 2);
         assert!(read[0].is_err());
-        assert_eq!(read[1].as_ref().expect("second record"), &Record::KernelEvent(vec![7]));
+        assert_eq!(
+            read[1].as_ref().expect("second record"),
+            &Record::KernelEvent(vec![7])
+        );
     }
 }

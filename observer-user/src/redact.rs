@@ -62,7 +62,9 @@ const SECRET_NAME_FRAGMENTS: &[&str] = &[
 ];
 
 /// Names that are secret only when they are the whole name (as fragments they are too common).
-const SECRET_NAMES: &[&str] = &["pwd", "pass", "auth", "key", "sig", "otp", "pin", "code", "jwt", "sid"];
+const SECRET_NAMES: &[&str] = &[
+    "pwd", "pass", "auth", "key", "sig", "otp", "pin", "code", "jwt", "sid",
+];
 
 /// Whether a field, parameter or argument name says its value is a secret.
 pub fn is_secret_name(name: &str) -> bool {
@@ -92,7 +94,11 @@ impl Redactor {
         if self.mode == RedactionMode::Off {
             return;
         }
-        for (name, values) in call.request_headers.iter_mut().chain(call.response_headers.iter_mut()) {
+        for (name, values) in call
+            .request_headers
+            .iter_mut()
+            .chain(call.response_headers.iter_mut())
+        {
             for value in values.iter_mut() {
                 *value = redact_header(name, value);
             }
@@ -102,10 +108,19 @@ impl Redactor {
         }
         call.command_args = redact_args(&call.command_args);
         let content_types = [
-            call.request_headers.get("content-type").and_then(|v| v.first()).cloned(),
-            call.response_headers.get("content-type").and_then(|v| v.first()).cloned(),
+            call.request_headers
+                .get("content-type")
+                .and_then(|v| v.first())
+                .cloned(),
+            call.response_headers
+                .get("content-type")
+                .and_then(|v| v.first())
+                .cloned(),
         ];
-        for (body, content_type) in [&mut call.request_body, &mut call.response_body].into_iter().zip(content_types) {
+        for (body, content_type) in [&mut call.request_body, &mut call.response_body]
+            .into_iter()
+            .zip(content_types)
+        {
             match self.mode {
                 RedactionMode::DropBodies => {
                     if let Some(body) = body {
@@ -164,7 +179,9 @@ pub fn redact_pairs(pairs: &str, separator: char) -> String {
     pairs
         .split(separator)
         .map(|pair| match pair.split_once('=') {
-            Some((name, _)) if is_secret_name(&percent_decode_lossy(name)) => format!("{name}={REDACTED}"),
+            Some((name, _)) if is_secret_name(&percent_decode_lossy(name)) => {
+                format!("{name}={REDACTED}")
+            }
             _ => pair.to_string(),
         })
         .collect::<Vec<_>>()
@@ -179,7 +196,10 @@ fn percent_decode_lossy(s: &str) -> String {
         let hex = |b: u8| (b as char).to_digit(16);
         match bytes[i] {
             b'%' => {
-                match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+                match (
+                    bytes.get(i + 1).copied().and_then(hex),
+                    bytes.get(i + 2).copied().and_then(hex),
+                ) {
                     (Some(high), Some(low)) => {
                         out.push((high * 16 + low) as u8);
                         i += 3;
@@ -217,10 +237,13 @@ pub fn redact_args(args: &[String]) -> Vec<String> {
                 None if is_secret_name(flag) => hide_next = true,
                 _ => {}
             }
-        } else if let Some((name, _)) = arg.split_once('=').filter(|(name, _)| is_secret_name(name)) {
+        } else if let Some((name, _)) = arg.split_once('=').filter(|(name, _)| is_secret_name(name))
+        {
             out.push(format!("{name}={REDACTED}"));
             continue;
-        } else if let Some((name, value)) = arg.split_once(':').filter(|(name, _)| !name.contains('/')) {
+        } else if let Some((name, value)) =
+            arg.split_once(':').filter(|(name, _)| !name.contains('/'))
+        {
             let redacted = redact_header(name.trim(), value.trim());
             if redacted != value.trim() {
                 out.push(format!("{name}: {redacted}"));
@@ -243,7 +266,11 @@ fn redact_url_userinfo(text: &str) -> String {
         return text.to_string();
     };
     match rest[..at].split_once(':') {
-        Some((user, _)) => format!("{}{user}:{REDACTED}{}", &text[..scheme_end + 3], &rest[at..]),
+        Some((user, _)) => format!(
+            "{}{user}:{REDACTED}{}",
+            &text[..scheme_end + 3],
+            &rest[at..]
+        ),
         None => text.to_string(),
     }
 }
@@ -286,7 +313,8 @@ pub fn redact_json_text(text: &str) -> String {
         }
         // Copy up to the value, then replace a scalar value (string, number, literal).
         let colon = i + (text[i..].len() - after.len());
-        let value_start = colon + 1 + (text[colon + 1..].len() - text[colon + 1..].trim_start().len());
+        let value_start =
+            colon + 1 + (text[colon + 1..].len() - text[colon + 1..].trim_start().len());
         out.push_str(&text[i..value_start]);
         i = value_start;
         match bytes.get(i) {
@@ -298,7 +326,9 @@ pub fn redact_json_text(text: &str) -> String {
             }
             Some(b'{') | Some(b'[') | None => {}
             Some(_) => {
-                let end = text[i..].find([',', '}', ']', '\n']).map_or(bytes.len(), |j| i + j);
+                let end = text[i..]
+                    .find([',', '}', ']', '\n'])
+                    .map_or(bytes.len(), |j| i + j);
                 out.push('"');
                 out.push_str(REDACTED);
                 out.push('"');
@@ -328,15 +358,27 @@ mod tests {
 
     #[test]
     fn credential_headers_keep_their_scheme_only() {
-        assert_eq!(redact_header("Authorization", "Bearer eyJhbGciOi.x.y"), "Bearer [REDACTED]");
-        assert_eq!(redact_header("authorization", "Basic dXNlcjpwYXNz"), "Basic [REDACTED]");
+        assert_eq!(
+            redact_header("Authorization", "Bearer eyJhbGciOi.x.y"),
+            "Bearer [REDACTED]"
+        );
+        assert_eq!(
+            redact_header("authorization", "Basic dXNlcjpwYXNz"),
+            "Basic [REDACTED]"
+        );
         assert_eq!(redact_header("X-Api-Key", "sk_live_123"), "[REDACTED]");
-        assert_eq!(redact_header("Content-Type", "application/json"), "application/json");
+        assert_eq!(
+            redact_header("Content-Type", "application/json"),
+            "application/json"
+        );
     }
 
     #[test]
     fn cookies_keep_names_and_attributes() {
-        assert_eq!(redact_header("Cookie", "sid=abc; theme=dark"), "sid=[REDACTED]; theme=[REDACTED]");
+        assert_eq!(
+            redact_header("Cookie", "sid=abc; theme=dark"),
+            "sid=[REDACTED]; theme=[REDACTED]"
+        );
         assert_eq!(
             redact_header("Set-Cookie", "sid=abc; Path=/; HttpOnly"),
             "sid=[REDACTED]; Path=/; HttpOnly"
@@ -345,10 +387,19 @@ mod tests {
 
     #[test]
     fn secret_query_parameters_are_hidden() {
-        assert_eq!(redact_pairs("page=2&access_token=abc&q=x", '&'), "page=2&access_token=[REDACTED]&q=x");
-        assert_eq!(redact_pairs("X-Amz-Signature=f00&X-Amz-Date=1", '&'), "X-Amz-Signature=[REDACTED]&X-Amz-Date=1");
+        assert_eq!(
+            redact_pairs("page=2&access_token=abc&q=x", '&'),
+            "page=2&access_token=[REDACTED]&q=x"
+        );
+        assert_eq!(
+            redact_pairs("X-Amz-Signature=f00&X-Amz-Date=1", '&'),
+            "X-Amz-Signature=[REDACTED]&X-Amz-Date=1"
+        );
         assert_eq!(redact_pairs("api%5Fkey=1", '&'), "api%5Fkey=[REDACTED]");
-        assert_eq!(redact_pairs("author=me&keyword=x", '&'), "author=me&keyword=x");
+        assert_eq!(
+            redact_pairs("author=me&keyword=x", '&'),
+            "author=me&keyword=x"
+        );
     }
 
     #[test]
@@ -357,10 +408,22 @@ mod tests {
             redact_json_text(r#"{"user":"ann","password":"hunter2","n":1}"#),
             r#"{"user":"ann","password":"[REDACTED]","n":1}"#
         );
-        assert_eq!(redact_json_text(r#"{"pin": 1234, "ok": true}"#), r#"{"pin": "[REDACTED]", "ok": true}"#);
-        assert_eq!(redact_json_text(r#"{"a":{"api_key":"k\"q"}}"#), r#"{"a":{"api_key":"[REDACTED]"}}"#);
-        assert_eq!(redact_json_text(r#"{"token":"abc"#), r#"{"token":"[REDACTED]""#);
-        assert_eq!(redact_json_text(r#"["password", "x"]"#), r#"["password", "x"]"#);
+        assert_eq!(
+            redact_json_text(r#"{"pin": 1234, "ok": true}"#),
+            r#"{"pin": "[REDACTED]", "ok": true}"#
+        );
+        assert_eq!(
+            redact_json_text(r#"{"a":{"api_key":"k\"q"}}"#),
+            r#"{"a":{"api_key":"[REDACTED]"}}"#
+        );
+        assert_eq!(
+            redact_json_text(r#"{"token":"abc"#),
+            r#"{"token":"[REDACTED]""#
+        );
+        assert_eq!(
+            redact_json_text(r#"["password", "x"]"#),
+            r#"["password", "x"]"#
+        );
     }
 
     fn args(line: &[&str]) -> Vec<String> {
@@ -375,11 +438,26 @@ mod tests {
         );
         assert_eq!(
             redact_args(&args(&["app", "--api-key=abc", "--port=80", "TOKEN=x"])),
-            args(&["app", "--api-key=[REDACTED]", "--port=80", "TOKEN=[REDACTED]"])
+            args(&[
+                "app",
+                "--api-key=[REDACTED]",
+                "--port=80",
+                "TOKEN=[REDACTED]"
+            ])
         );
         assert_eq!(
-            redact_args(&args(&["curl", "-H", "Authorization: Bearer abc", "https://u:p@h/x"])),
-            args(&["curl", "-H", "Authorization: Bearer [REDACTED]", "https://u:[REDACTED]@h/x"])
+            redact_args(&args(&[
+                "curl",
+                "-H",
+                "Authorization: Bearer abc",
+                "https://u:p@h/x"
+            ])),
+            args(&[
+                "curl",
+                "-H",
+                "Authorization: Bearer [REDACTED]",
+                "https://u:[REDACTED]@h/x"
+            ])
         );
         let plain = args(&["python3", "-m", "http.server", "8000", "http://h:80/x"]);
         assert_eq!(redact_args(&plain), plain);

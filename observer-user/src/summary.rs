@@ -24,7 +24,14 @@ impl Summary {
         };
         EventKind::ALL
             .into_iter()
-            .map(|kind| (kind, kernel.attempted(kind).saturating_sub(self.pipeline.event_count(kind))))
+            .map(|kind| {
+                (
+                    kind,
+                    kernel
+                        .attempted(kind)
+                        .saturating_sub(self.pipeline.event_count(kind)),
+                )
+            })
             .filter(|(_, lost)| *lost > 0)
             .collect()
     }
@@ -33,16 +40,36 @@ impl Summary {
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = &self.pipeline;
-        writeln!(f, "observer summary after {:.1} s", self.elapsed.as_secs_f64())?;
-        writeln!(f, "  API calls reported:   {} ({} left out by filters)", p.api_calls, p.api_calls_filtered)?;
+        writeln!(
+            f,
+            "observer summary after {:.1} s",
+            self.elapsed.as_secs_f64()
+        )?;
+        writeln!(
+            f,
+            "  API calls reported:   {} ({} left out by filters)",
+            p.api_calls, p.api_calls_filtered
+        )?;
         writeln!(f, "  bytes captured:       {}", p.bytes_captured)?;
         writeln!(
             f,
             "  connections:          {} opened, {} closed",
             p.connections.connections_opened, p.connections.connections_closed
         )?;
-        let received: Vec<String> = p.events.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
-        writeln!(f, "  events received:      {}", if received.is_empty() { "none".into() } else { received.join(", ") })?;
+        let received: Vec<String> = p
+            .events
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        writeln!(
+            f,
+            "  events received:      {}",
+            if received.is_empty() {
+                "none".into()
+            } else {
+                received.join(", ")
+            }
+        )?;
 
         if let Some(kernel) = &self.kernel {
             let lost: u64 = self.events_lost().iter().map(|(_, n)| n).sum();
@@ -50,13 +77,26 @@ impl fmt::Display for Summary {
             for kind in EventKind::ALL {
                 let full = kernel.ring_full(kind);
                 if full > 0 {
-                    writeln!(f, "    ring buffer full:   {full} {} events", kind_name(kind))?;
+                    writeln!(
+                        f,
+                        "    ring buffer full:   {full} {} events",
+                        kind_name(kind)
+                    )?;
                 }
             }
             for (counter, what) in [
-                (Counter::DropReadUserFailed, "data chunks whose memory could not be read"),
-                (Counter::DropArgsTableFull, "calls lost to a full in-flight table"),
-                (Counter::DropConnTableFull, "connections not tracked (table full)"),
+                (
+                    Counter::DropReadUserFailed,
+                    "data chunks whose memory could not be read",
+                ),
+                (
+                    Counter::DropArgsTableFull,
+                    "calls lost to a full in-flight table",
+                ),
+                (
+                    Counter::DropConnTableFull,
+                    "connections not tracked (table full)",
+                ),
                 (Counter::TlsWithoutFd, "TLS calls whose socket was unknown"),
             ] {
                 let n = kernel.get(counter);
@@ -74,9 +114,14 @@ impl fmt::Display for Summary {
             }
         }
         if p.connections.gaps > 0 {
-            writeln!(f, "  stream gaps:          {} ({} bytes)", p.connections.gaps, p.connections.gap_bytes)?;
+            writeln!(
+                f,
+                "  stream gaps:          {} ({} bytes)",
+                p.connections.gaps, p.connections.gap_bytes
+            )?;
         }
-        let errors: u64 = p.decode_errors.values().sum::<u64>() + p.parse_errors.values().sum::<u64>();
+        let errors: u64 =
+            p.decode_errors.values().sum::<u64>() + p.parse_errors.values().sum::<u64>();
         if errors > 0 {
             let all: Vec<String> = p
                 .decode_errors

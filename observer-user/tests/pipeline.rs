@@ -12,8 +12,16 @@ use observer::{
 };
 use observer_common::{ConnId, ConnOrigin, Direction, Hook, RoleHint, Source, TlsLibrary};
 
-const SERVER: ConnId = ConnId { tgid: 100, fd: 7, generation: 1_000 };
-const CLIENT: ConnId = ConnId { tgid: 200, fd: 5, generation: 1_001 };
+const SERVER: ConnId = ConnId {
+    tgid: 100,
+    fd: 7,
+    generation: 1_000,
+};
+const CLIENT: ConnId = ConnId {
+    tgid: 200,
+    fd: 5,
+    generation: 1_001,
+};
 
 /// Builds a stream of encoded kernel events, keeping each direction's position.
 struct Scenario {
@@ -24,7 +32,11 @@ struct Scenario {
 
 impl Scenario {
     fn new() -> Scenario {
-        Scenario { events: Vec::new(), positions: Default::default(), ts: 1_000_000 }
+        Scenario {
+            events: Vec::new(),
+            positions: Default::default(),
+            ts: 1_000_000,
+        }
     }
 
     fn tick(&mut self) -> u64 {
@@ -43,13 +55,24 @@ impl Scenario {
             family: 2,
             listen_fd: (origin == ConnOrigin::Accept).then_some(3),
             tid: conn.tgid,
-            comm: if conn.tgid == SERVER.tgid { "server".into() } else { "client".into() },
+            comm: if conn.tgid == SERVER.tgid {
+                "server".into()
+            } else {
+                "client".into()
+            },
         })));
         self
     }
 
     /// One call moving `bytes`, split into chunks of at most `chunk` bytes like the kernel does.
-    fn call(&mut self, conn: ConnId, direction: Direction, source: Source, bytes: &[u8], chunk: usize) -> &mut Self {
+    fn call(
+        &mut self,
+        conn: ConnId,
+        direction: Direction,
+        source: Source,
+        bytes: &[u8],
+        chunk: usize,
+    ) -> &mut Self {
         let ts = self.tick();
         let position = self.positions.entry((conn, direction, source)).or_default();
         let start = *position;
@@ -66,8 +89,16 @@ impl Scenario {
                 tid: conn.tgid,
                 direction,
                 source,
-                hook: if direction == Direction::Egress { Hook::Write } else { Hook::Read },
-                tls_library: if source == Source::Tls { TlsLibrary::OpenSsl } else { TlsLibrary::None },
+                hook: if direction == Direction::Egress {
+                    Hook::Write
+                } else {
+                    Hook::Read
+                },
+                tls_library: if source == Source::Tls {
+                    TlsLibrary::OpenSsl
+                } else {
+                    TlsLibrary::None
+                },
                 last_chunk: i + 1 == chunks.len(),
                 call_truncated: false,
                 payload: piece,
@@ -78,9 +109,18 @@ impl Scenario {
     }
 
     /// A call the kernel capped: only `captured` of `total` bytes shipped.
-    fn capped_call(&mut self, conn: ConnId, direction: Direction, captured: &[u8], total: u64) -> &mut Self {
+    fn capped_call(
+        &mut self,
+        conn: ConnId,
+        direction: Direction,
+        captured: &[u8],
+        total: u64,
+    ) -> &mut Self {
         let ts = self.tick();
-        let position = self.positions.entry((conn, direction, Source::Syscall)).or_default();
+        let position = self
+            .positions
+            .entry((conn, direction, Source::Syscall))
+            .or_default();
         let start = *position;
         *position += total;
         self.events.push(encode::event(&Event::Data(Data {
@@ -109,7 +149,11 @@ impl Scenario {
                 bytes[direction.index()][source.index()] = *position;
             }
         }
-        self.events.push(encode::event(&Event::ConnClose(ConnClose { timestamp_ns: ts, conn, bytes })));
+        self.events.push(encode::event(&Event::ConnClose(ConnClose {
+            timestamp_ns: ts,
+            conn,
+            bytes,
+        })));
         self
     }
 
@@ -131,10 +175,25 @@ impl Scenario {
 
 fn server_side_get(scenario: &mut Scenario, path: &str, body: &str) {
     let request = format!("GET {path} HTTP/1.1\r\nHost: api.test\r\n\r\n");
-    let response = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{body}", body.len());
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{body}",
+        body.len()
+    );
     scenario
-        .call(SERVER, Direction::Ingress, Source::Syscall, request.as_bytes(), 16 * 1024)
-        .call(SERVER, Direction::Egress, Source::Syscall, response.as_bytes(), 16 * 1024);
+        .call(
+            SERVER,
+            Direction::Ingress,
+            Source::Syscall,
+            request.as_bytes(),
+            16 * 1024,
+        )
+        .call(
+            SERVER,
+            Direction::Egress,
+            Source::Syscall,
+            response.as_bytes(),
+            16 * 1024,
+        );
 }
 
 #[test]
@@ -144,7 +203,10 @@ fn a_server_side_exchange_becomes_one_call_with_process_and_addresses() {
     server_side_get(&mut scenario, "/users/42?verbose=1", "hello");
     scenario.close(SERVER);
     let facts = vec![
-        Fact::Clock(ClockSync { monotonic_ns: 0, realtime_ns: 1_795_000_000_000_000_000 }),
+        Fact::Clock(ClockSync {
+            monotonic_ns: 0,
+            realtime_ns: 1_795_000_000_000_000_000,
+        }),
         Fact::Process(ProcessInfo {
             pid: SERVER.tgid,
             comm: "api".into(),
@@ -174,8 +236,17 @@ fn a_server_side_exchange_becomes_one_call_with_process_and_addresses() {
     assert_eq!(call.client_port, Some(40000));
     assert_eq!(call.executable_name.as_deref(), Some("api"));
     assert_eq!(call.container_id.as_deref(), Some("c".repeat(64).as_str()));
-    assert_eq!(call.response_body.as_ref().and_then(|b| b.preview.as_deref()), Some("hello"));
-    assert!(call.timestamp.starts_with("2026-11-18T11:06:40"), "{}", call.timestamp);
+    assert_eq!(
+        call.response_body
+            .as_ref()
+            .and_then(|b| b.preview.as_deref()),
+        Some("hello")
+    );
+    assert!(
+        call.timestamp.starts_with("2026-11-18T11:06:40"),
+        "{}",
+        call.timestamp
+    );
     assert_eq!(call.duration_ms, Some(0.001));
 }
 
@@ -185,11 +256,25 @@ fn output_does_not_depend_on_how_the_kernel_chunked_the_bytes() {
         let mut scenario = Scenario::new();
         scenario.open(CLIENT, ConnOrigin::Connect, "127.0.0.1:8080");
         for i in 0..3 {
-            let request = format!("POST /orders/{i} HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world");
-            let response = "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n0\r\n\r\n";
+            let request =
+                format!("POST /orders/{i} HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world");
+            let response =
+                "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n0\r\n\r\n";
             scenario
-                .call(CLIENT, Direction::Egress, Source::Syscall, request.as_bytes(), chunk)
-                .call(CLIENT, Direction::Ingress, Source::Syscall, response.as_bytes(), chunk);
+                .call(
+                    CLIENT,
+                    Direction::Egress,
+                    Source::Syscall,
+                    request.as_bytes(),
+                    chunk,
+                )
+                .call(
+                    CLIENT,
+                    Direction::Ingress,
+                    Source::Syscall,
+                    response.as_bytes(),
+                    chunk,
+                );
         }
         scenario.close(CLIENT);
         let calls = scenario.run(PipelineConfig::default(), Vec::new());
@@ -207,8 +292,20 @@ fn tls_plaintext_is_parsed_and_marked() {
     let mut scenario = Scenario::new();
     scenario
         .open(CLIENT, ConnOrigin::Connect, "127.0.0.1:443")
-        .call(CLIENT, Direction::Egress, Source::Tls, b"GET /secure HTTP/1.1\r\nHost: x\r\n\r\n", 16384)
-        .call(CLIENT, Direction::Ingress, Source::Tls, b"HTTP/1.1 204 No Content\r\n\r\n", 16384)
+        .call(
+            CLIENT,
+            Direction::Egress,
+            Source::Tls,
+            b"GET /secure HTTP/1.1\r\nHost: x\r\n\r\n",
+            16384,
+        )
+        .call(
+            CLIENT,
+            Direction::Ingress,
+            Source::Tls,
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+            16384,
+        )
         .close(CLIENT);
     let calls = scenario.run(PipelineConfig::default(), Vec::new());
     assert_eq!(calls.len(), 1);
@@ -226,10 +323,33 @@ fn bytes_past_the_per_call_cap_leave_framing_intact() {
     let mut scenario = Scenario::new();
     scenario
         .open(CLIENT, ConnOrigin::Connect, "127.0.0.1:80")
-        .call(CLIENT, Direction::Egress, Source::Syscall, b"GET /big HTTP/1.1\r\n\r\n", 16384)
-        .capped_call(CLIENT, Direction::Ingress, &captured, (head.len() + 1_048_576) as u64)
-        .call(CLIENT, Direction::Egress, Source::Syscall, b"GET /next HTTP/1.1\r\n\r\n", 16384)
-        .call(CLIENT, Direction::Ingress, Source::Syscall, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 16384)
+        .call(
+            CLIENT,
+            Direction::Egress,
+            Source::Syscall,
+            b"GET /big HTTP/1.1\r\n\r\n",
+            16384,
+        )
+        .capped_call(
+            CLIENT,
+            Direction::Ingress,
+            &captured,
+            (head.len() + 1_048_576) as u64,
+        )
+        .call(
+            CLIENT,
+            Direction::Egress,
+            Source::Syscall,
+            b"GET /next HTTP/1.1\r\n\r\n",
+            16384,
+        )
+        .call(
+            CLIENT,
+            Direction::Ingress,
+            Source::Syscall,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            16384,
+        )
         .close(CLIENT);
     let calls = scenario.run(PipelineConfig::default(), Vec::new());
     assert_eq!(calls.len(), 2, "{calls:#?}");
@@ -238,7 +358,13 @@ fn bytes_past_the_per_call_cap_leave_framing_intact() {
     assert!(big.truncated);
     assert!(calls[0].incomplete.contains(&"response_bytes_lost"));
     assert_eq!(calls[1].path.as_deref(), Some("/next"));
-    assert_eq!(calls[1].response_body.as_ref().and_then(|b| b.preview.as_deref()), Some("ok"));
+    assert_eq!(
+        calls[1]
+            .response_body
+            .as_ref()
+            .and_then(|b| b.preview.as_deref()),
+        Some("ok")
+    );
 }
 
 #[test]
@@ -246,8 +372,17 @@ fn unanswered_requests_are_reported_when_the_process_exits() {
     let mut scenario = Scenario::new();
     scenario
         .open(CLIENT, ConnOrigin::Connect, "127.0.0.1:80")
-        .call(CLIENT, Direction::Egress, Source::Syscall, b"GET /slow HTTP/1.1\r\n\r\n", 16384);
-    let exit = encode::event(&Event::ProcessExit(ProcessExit { timestamp_ns: u64::MAX / 2, tgid: CLIENT.tgid }));
+        .call(
+            CLIENT,
+            Direction::Egress,
+            Source::Syscall,
+            b"GET /slow HTTP/1.1\r\n\r\n",
+            16384,
+        );
+    let exit = encode::event(&Event::ProcessExit(ProcessExit {
+        timestamp_ns: u64::MAX / 2,
+        tgid: CLIENT.tgid,
+    }));
     scenario.events.push(exit);
     let calls = scenario.run(PipelineConfig::default(), Vec::new());
     assert_eq!(calls.len(), 1);
@@ -268,12 +403,16 @@ fn secrets_are_redacted_unless_the_operator_turns_redaction_off() {
         )
         .call(CLIENT, Direction::Ingress, Source::Syscall, b"HTTP/1.1 200 OK\r\nSet-Cookie: sid=S3SS; Path=/\r\nContent-Length: 0\r\n\r\n", 16384)
         .close(CLIENT);
-    let redacted = serde_json::to_string(&scenario.run(PipelineConfig::default(), Vec::new())).expect("json");
+    let redacted =
+        serde_json::to_string(&scenario.run(PipelineConfig::default(), Vec::new())).expect("json");
     for secret in ["K1", "T0K3N", "hunter2", "S3SS"] {
         assert!(!redacted.contains(secret), "{secret} leaked: {redacted}");
     }
     assert!(redacted.contains("Bearer [REDACTED]"), "{redacted}");
-    let config = PipelineConfig { redaction: RedactionMode::Off, ..PipelineConfig::default() };
+    let config = PipelineConfig {
+        redaction: RedactionMode::Off,
+        ..PipelineConfig::default()
+    };
     let raw = serde_json::to_string(&scenario.run(config, Vec::new())).expect("json");
     assert!(raw.contains("hunter2") && raw.contains("T0K3N"), "{raw}");
 }
@@ -285,13 +424,25 @@ fn filters_keep_only_matching_calls() {
     server_side_get(&mut scenario, "/a", "x");
     scenario.close(SERVER);
     let by_port = |ports: Vec<u16>| {
-        let config = PipelineConfig { filter: CallFilter { ports, ..CallFilter::default() }, ..PipelineConfig::default() };
+        let config = PipelineConfig {
+            filter: CallFilter {
+                ports,
+                ..CallFilter::default()
+            },
+            ..PipelineConfig::default()
+        };
         scenario.run(config, Vec::new()).len()
     };
     assert_eq!(by_port(vec![40000]), 1);
     assert_eq!(by_port(vec![1234]), 0);
     let by_comm = |comms: Vec<String>| {
-        let config = PipelineConfig { filter: CallFilter { comms, ..CallFilter::default() }, ..PipelineConfig::default() };
+        let config = PipelineConfig {
+            filter: CallFilter {
+                comms,
+                ..CallFilter::default()
+            },
+            ..PipelineConfig::default()
+        };
         scenario.run(config, Vec::new()).len()
     };
     assert_eq!(by_comm(vec!["server".into()]), 1);
@@ -303,10 +454,15 @@ fn a_non_socket_fd_is_dropped_without_output() {
     let mut scenario = Scenario::new();
     scenario.open(SERVER, ConnOrigin::Inferred, "0.0.0.0:0");
     server_side_get(&mut scenario, "/file", "x");
-    let facts = vec![Fact::Socket(SocketInfo { conn: SERVER, is_socket: false, local: None, remote: None })];
+    let not_a_socket = Fact::Socket(SocketInfo {
+        conn: SERVER,
+        is_socket: false,
+        local: None,
+        remote: None,
+    });
     let mut pipeline = Pipeline::new(PipelineConfig::default());
     // The fact arrives right before the open event, as live capture orders them.
-    pipeline.push_fact(facts[0].clone());
+    pipeline.push_fact(not_a_socket);
     for event in &scenario.events {
         pipeline.push_kernel_event(event);
     }
@@ -318,7 +474,12 @@ fn a_non_socket_fd_is_dropped_without_output() {
 #[test]
 fn garbage_events_are_counted_not_fatal() {
     let mut pipeline = Pipeline::new(PipelineConfig::default());
-    for junk in [&b""[..], b"\x01\x00", &[0xFFu8; 100][..], &[1, 0, 1, 0, 255, 255, 255, 255][..]] {
+    for junk in [
+        &b""[..],
+        b"\x01\x00",
+        &[0xFFu8; 100][..],
+        &[1, 0, 1, 0, 255, 255, 255, 255][..],
+    ] {
         pipeline.push_kernel_event(junk);
     }
     let stats = pipeline.stats();

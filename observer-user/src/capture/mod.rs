@@ -23,7 +23,8 @@ pub use preflight::{ensure_tracefs, in_process_root, AgentLock, PreflightError};
 pub use ring::RingReader;
 
 /// The eBPF object `cargo xtask build` compiled, embedded by build.rs (empty if it was not built).
-static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer.bpf.o"));
+static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer.bpf.o"));
 
 /// Syscall tracepoints and the program serving each. accept and accept4 share their first three
 /// arguments, so one program serves both; likewise for their exits.
@@ -55,8 +56,10 @@ const SYSCALL_TRACEPOINTS: &[(&str, &str)] = &[
     ("syscall_exit_sendfile", "sys_exit_sendfile64"),
 ];
 
-const SCHED_TRACEPOINTS: &[(&str, &str)] =
-    &[("process_exec", "sched_process_exec"), ("process_exit", "sched_process_exit")];
+const SCHED_TRACEPOINTS: &[(&str, &str)] = &[
+    ("process_exec", "sched_process_exec"),
+    ("process_exit", "sched_process_exit"),
+];
 
 /// What the operator can tune at load time. Defaults come from `observer_common::limits`.
 #[derive(Debug, Clone)]
@@ -95,14 +98,14 @@ pub enum CaptureError {
     #[error("invalid setting: {0}")]
     Config(String),
     #[error("loading the eBPF object failed: {0}")]
-    Load(#[source] aya::EbpfError),
+    Load(#[source] Box<aya::EbpfError>),
     #[error("the eBPF object has no program or map named {0}: the binary and its eBPF object disagree; rebuild with `cargo xtask build`")]
     Missing(String),
     #[error("the kernel refused program {program}: {source}")]
     Program {
         program: String,
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     #[error("attaching {program} to tracepoint {category}/{name} failed: {source}")]
     Attach {
@@ -110,7 +113,7 @@ pub enum CaptureError {
         category: String,
         name: String,
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     #[error("cannot watch the ring buffer: {0}")]
     Epoll(#[source] std::io::Error),
@@ -118,7 +121,7 @@ pub enum CaptureError {
     Map {
         map: &'static str,
         #[source]
-        source: aya::maps::MapError,
+        source: Box<aya::maps::MapError>,
     },
 }
 
@@ -146,12 +149,16 @@ impl Capture {
         let mut ebpf = EbpfLoader::new()
             .override_global(names::GLOBAL_AGENT_TGID, &agent_tgid, true)
             .override_global(names::GLOBAL_CHUNK_SIZE, &config.chunk_size, true)
-            .override_global(names::GLOBAL_MAX_BYTES_PER_CALL, &config.max_bytes_per_call, true)
+            .override_global(
+                names::GLOBAL_MAX_BYTES_PER_CALL,
+                &config.max_bytes_per_call,
+                true,
+            )
             .override_global(names::GLOBAL_FILTER_BY_PID, &filter_by_pid, true)
             .override_global(names::GLOBAL_WAKEUP_BATCH, &config.wakeup_batch, true)
             .map_max_entries(names::EVENTS, config.ring_buffer_bytes)
             .load(EBPF_OBJECT)
-            .map_err(CaptureError::Load)?;
+            .map_err(|e| CaptureError::Load(Box::new(e)))?;
 
         // The logger must exist before programs load (they reference its map) and live as
         // long as they do: dropping it closes the map.
@@ -168,10 +175,10 @@ impl Capture {
                 ebpf.map_mut(names::FILTER_PIDS)
                     .ok_or_else(|| CaptureError::Missing(names::FILTER_PIDS.into()))?,
             )
-            .map_err(|source| CaptureError::Map { map: names::FILTER_PIDS, source })?;
+            .map_err(map_error(names::FILTER_PIDS))?;
             for pid in &config.pids {
                 pids.insert(pid, 1, 0)
-                    .map_err(|source| CaptureError::Map { map: names::FILTER_PIDS, source })?;
+                    .map_err(map_error(names::FILTER_PIDS))?;
             }
         }
 
@@ -189,9 +196,15 @@ impl Capture {
             ebpf.take_map(names::COUNTERS)
                 .ok_or_else(|| CaptureError::Missing(names::COUNTERS.into()))?,
         )
-        .map_err(|source| CaptureError::Map { map: names::COUNTERS, source })?;
+        .map_err(map_error(names::COUNTERS))?;
 
-        Ok(Capture { ebpf, _lock: lock, logger, counters, tls: tls::TlsProbes::new(config.tls_placement) })
+        Ok(Capture {
+            ebpf,
+            _lock: lock,
+            logger,
+            counters,
+            tls: tls::TlsProbes::new(config.tls_placement),
+        })
     }
 
     /// The ring buffer reader. Call once.
@@ -222,17 +235,17 @@ impl Capture {
     pub fn ignore_fd(&mut self, tgid: u32, fd: u32) -> Result<(), CaptureError> {
         let key = conn_key(tgid, fd);
         if let Some(map) = self.ebpf.map_mut(names::CONNS) {
-            let mut conns: BpfHashMap<_, u64, ConnState> = BpfHashMap::try_from(map)
-                .map_err(|source| CaptureError::Map { map: names::CONNS, source })?;
+            let mut conns: BpfHashMap<_, u64, ConnState> =
+                BpfHashMap::try_from(map).map_err(map_error(names::CONNS))?;
             let _ = conns.remove(&key);
         }
         let map = self
             .ebpf
             .map_mut(names::IGNORED)
             .ok_or_else(|| CaptureError::Missing(names::IGNORED.into()))?;
-        let mut ignored: BpfHashMap<_, u64, u8> = BpfHashMap::try_from(map)
-            .map_err(|source| CaptureError::Map { map: names::IGNORED, source })?;
-        ignored.insert(key, 0, 0).map_err(|source| CaptureError::Map { map: names::IGNORED, source })
+        let mut ignored: BpfHashMap<_, u64, u8> =
+            BpfHashMap::try_from(map).map_err(map_error(names::IGNORED))?;
+        ignored.insert(key, 0, 0).map_err(map_error(names::IGNORED))
     }
 
     /// Hand the eBPF programs' log records to the log (call regularly: their buffer is small).
@@ -245,7 +258,13 @@ impl Capture {
     /// Detach every program and probe, then read the final counters: after this the kernel
     /// sends nothing more, so what the ring buffer still holds is all there is.
     pub fn stop(self) -> Result<KernelCounters, CaptureError> {
-        let Capture { ebpf, _lock, logger, counters, tls: _ } = self;
+        let Capture {
+            ebpf,
+            _lock,
+            logger,
+            counters,
+            tls: _,
+        } = self;
         drop(ebpf);
         drop(logger);
         read_counters(&counters)
@@ -262,10 +281,24 @@ fn read_counters(counters: &PerCpuArray<MapData, u64>) -> Result<KernelCounters,
     for (slot, total) in slots.iter_mut().enumerate() {
         let values = counters
             .get(&(slot as u32), 0)
-            .map_err(|source| CaptureError::Map { map: names::COUNTERS, source })?;
+            .map_err(map_error(names::COUNTERS))?;
         *total = values.iter().sum();
     }
     Ok(KernelCounters { slots })
+}
+
+fn map_error(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> CaptureError {
+    move |source| CaptureError::Map {
+        map,
+        source: Box::new(source),
+    }
+}
+
+fn program_error(program: &str) -> impl FnOnce(aya::programs::ProgramError) -> CaptureError + '_ {
+    move |source| CaptureError::Program {
+        program: program.to_string(),
+        source: Box::new(source),
+    }
 }
 
 fn validate(config: &CaptureConfig) -> Result<(), CaptureError> {
@@ -303,22 +336,23 @@ fn attach_tracepoint(
     name: &str,
 ) -> Result<(), CaptureError> {
     let missing = || CaptureError::Missing(program.to_string());
-    let tracepoint: &mut TracePoint =
-        ebpf.program_mut(program).ok_or_else(missing)?.try_into().map_err(|source| {
-            CaptureError::Program { program: program.to_string(), source }
-        })?;
+    let tracepoint: &mut TracePoint = ebpf
+        .program_mut(program)
+        .ok_or_else(missing)?
+        .try_into()
+        .map_err(program_error(program))?;
     // A program serving two tracepoints is loaded once.
     if tracepoint.fd().is_err() {
-        tracepoint
-            .load()
-            .map_err(|source| CaptureError::Program { program: program.to_string(), source })?;
+        tracepoint.load().map_err(program_error(program))?;
     }
-    tracepoint.attach(category, name).map_err(|source| CaptureError::Attach {
-        program: program.to_string(),
-        category: category.to_string(),
-        name: name.to_string(),
-        source,
-    })?;
+    tracepoint
+        .attach(category, name)
+        .map_err(|source| CaptureError::Attach {
+            program: program.to_string(),
+            category: category.to_string(),
+            name: name.to_string(),
+            source: Box::new(source),
+        })?;
     Ok(())
 }
 
@@ -327,8 +361,8 @@ fn load_uprobe(ebpf: &mut Ebpf, program: &str) -> Result<(), CaptureError> {
         .program_mut(program)
         .ok_or_else(|| CaptureError::Missing(program.to_string()))?
         .try_into()
-        .map_err(|source| CaptureError::Program { program: program.to_string(), source })?;
-    probe.load().map_err(|source| CaptureError::Program { program: program.to_string(), source })
+        .map_err(program_error(program))?;
+    probe.load().map_err(program_error(program))
 }
 
 /// Kernel counters, summed over CPUs, in `observer_common::Counter` slots.
@@ -354,8 +388,14 @@ impl KernelCounters {
     pub fn named(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
         for kind in EventKind::ALL {
-            out.insert(format!("events_attempted.{}", kind_name(kind)), self.attempted(kind));
-            out.insert(format!("dropped_ring_full.{}", kind_name(kind)), self.ring_full(kind));
+            out.insert(
+                format!("events_attempted.{}", kind_name(kind)),
+                self.attempted(kind),
+            );
+            out.insert(
+                format!("dropped_ring_full.{}", kind_name(kind)),
+                self.ring_full(kind),
+            );
         }
         for (counter, name) in [
             (Counter::DropReadUserFailed, "dropped_read_user_failed"),
@@ -398,11 +438,29 @@ mod tests {
 
     #[test]
     fn bad_settings_say_what_is_wrong() {
-        let config = CaptureConfig { chunk_size: 0, ..CaptureConfig::default() };
-        assert!(validate(&config).unwrap_err().to_string().contains("chunk size 0"));
-        let config = CaptureConfig { ring_buffer_bytes: 3 << 20, ..CaptureConfig::default() };
-        assert!(validate(&config).unwrap_err().to_string().contains("power of two"));
-        let config = CaptureConfig { chunk_size: 1024, ..CaptureConfig::default() };
-        assert!(validate(&config).unwrap_err().to_string().contains("per-call cap"));
+        let config = CaptureConfig {
+            chunk_size: 0,
+            ..CaptureConfig::default()
+        };
+        assert!(validate(&config)
+            .unwrap_err()
+            .to_string()
+            .contains("chunk size 0"));
+        let config = CaptureConfig {
+            ring_buffer_bytes: 3 << 20,
+            ..CaptureConfig::default()
+        };
+        assert!(validate(&config)
+            .unwrap_err()
+            .to_string()
+            .contains("power of two"));
+        let config = CaptureConfig {
+            chunk_size: 1024,
+            ..CaptureConfig::default()
+        };
+        assert!(validate(&config)
+            .unwrap_err()
+            .to_string()
+            .contains("per-call cap"));
     }
 }

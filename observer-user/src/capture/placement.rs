@@ -105,7 +105,10 @@ fn recognise(code: &[u8], address: u64) -> Option<Placement> {
     if !is_load_eax_from_rsp(&success) {
         return None;
     }
-    Some(Placement::AroundInternalCall { call: call.ip() - address, exit: exit.ip() - address })
+    Some(Placement::AroundInternalCall {
+        call: call.ip() - address,
+        exit: exit.ip() - address,
+    })
 }
 
 fn next(decoder: &mut Decoder<'_>) -> Option<Instruction> {
@@ -117,14 +120,23 @@ fn next(decoder: &mut Decoder<'_>) -> Option<Instruction> {
 }
 
 /// Full registers an instruction writes (or may write).
-fn written<'a>(info: &'a mut InstructionInfoFactory, instruction: &Instruction) -> impl Iterator<Item = Register> + 'a {
-    info.info(instruction).used_registers().iter().filter_map(|used| {
-        matches!(
-            used.access(),
-            OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
-        )
-        .then(|| used.register().full_register())
-    })
+fn written<'a>(
+    info: &'a mut InstructionInfoFactory,
+    instruction: &Instruction,
+) -> impl Iterator<Item = Register> + 'a {
+    info.info(instruction)
+        .used_registers()
+        .iter()
+        .filter(|used| {
+            matches!(
+                used.access(),
+                OpAccess::Write
+                    | OpAccess::CondWrite
+                    | OpAccess::ReadWrite
+                    | OpAccess::ReadCondWrite
+            )
+        })
+        .map(|used| used.register().full_register())
 }
 
 /// `movsxd rdx, edx`: the int argument widened in place, same value.
@@ -190,7 +202,13 @@ mod tests {
 
     #[test]
     fn openssl3_wrappers_are_probed_around_their_internal_call() {
-        assert_eq!(place(SSL_WRITE, 0x35980), Placement::AroundInternalCall { call: 0x1e, exit: 0x25 });
+        assert_eq!(
+            place(SSL_WRITE, 0x35980),
+            Placement::AroundInternalCall {
+                call: 0x1e,
+                exit: 0x25
+            }
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::{io, os::fd::AsRawFd, time::Duration};
 
 use aya::maps::{Map, MapData, RingBuf};
 
-use super::CaptureError;
+use super::{map_error, CaptureError};
 
 /// Owns the ring buffer map and an epoll instance watching it.
 pub struct RingReader {
@@ -14,8 +14,7 @@ pub struct RingReader {
 
 impl RingReader {
     pub(super) fn new(map: Map) -> Result<RingReader, CaptureError> {
-        let ring = RingBuf::try_from(map)
-            .map_err(|source| CaptureError::Map { map: observer_common::names::EVENTS, source })?;
+        let ring = RingBuf::try_from(map).map_err(map_error(observer_common::names::EVENTS))?;
         // SAFETY: plain syscall; the result is checked.
         let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if epoll < 0 {
@@ -23,10 +22,18 @@ impl RingReader {
         }
         // SAFETY: `epoll` is a fresh fd we own.
         let epoll = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(epoll) };
-        let mut interest = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 0 };
+        let mut interest = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: 0,
+        };
         // SAFETY: valid fds and event struct.
         let rc = unsafe {
-            libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, ring.as_raw_fd(), &mut interest)
+            libc::epoll_ctl(
+                epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                ring.as_raw_fd(),
+                &mut interest,
+            )
         };
         if rc != 0 {
             return Err(CaptureError::Epoll(io::Error::last_os_error()));
@@ -39,7 +46,11 @@ impl RingReader {
     ///
     /// Each event is a borrow of ring memory, released when `on_event` returns: keep the work
     /// per event short, or copy.
-    pub fn poll(&mut self, timeout: Duration, mut on_event: impl FnMut(&[u8])) -> io::Result<usize> {
+    pub fn poll(
+        &mut self,
+        timeout: Duration,
+        mut on_event: impl FnMut(&[u8]),
+    ) -> io::Result<usize> {
         let mut ready = libc::epoll_event { events: 0, u64: 0 };
         let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
         // SAFETY: valid epoll fd and one-element output buffer.

@@ -50,7 +50,12 @@ const OPENSSL_FUNCTIONS: [Hooked; 4] = [
         exit: "openssl_exit_ssl_write",
         around_call: Some(("openssl_enter_call_write", "openssl_exit_call_write")),
     },
-    Hooked { symbol: "SSL_read_ex", enter: "openssl_enter_ssl_read_ex", exit: "openssl_exit_ssl_read_ex", around_call: None },
+    Hooked {
+        symbol: "SSL_read_ex",
+        enter: "openssl_enter_ssl_read_ex",
+        exit: "openssl_exit_ssl_read_ex",
+        around_call: None,
+    },
     Hooked {
         symbol: "SSL_write_ex",
         enter: "openssl_enter_ssl_write_ex",
@@ -86,7 +91,9 @@ struct FileId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttachOutcome {
     /// The probes are on these functions, placed as said.
-    Attached { functions: Vec<(&'static str, Placement)> },
+    Attached {
+        functions: Vec<(&'static str, Placement)>,
+    },
     /// The file has OpenSSL symbols but attaching failed.
     Failed { error: String },
 }
@@ -109,7 +116,10 @@ pub struct TlsProbes {
 
 impl TlsProbes {
     pub fn new(policy: PlacementPolicy) -> TlsProbes {
-        TlsProbes { examined: HashMap::new(), policy }
+        TlsProbes {
+            examined: HashMap::new(),
+            policy,
+        }
     }
 
     /// Reports for every file that had OpenSSL symbols.
@@ -138,7 +148,10 @@ impl TlsProbes {
         // read and the attach.
         let file = File::open(path).ok()?;
         let metadata = file.metadata().ok()?;
-        let id = FileId { dev: metadata.dev(), ino: metadata.ino() };
+        let id = FileId {
+            dev: metadata.dev(),
+            ino: metadata.ino(),
+        };
         if self.examined.contains_key(&id) {
             return None;
         }
@@ -151,10 +164,16 @@ impl TlsProbes {
         };
         let own_path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
         let outcome = match attach(ebpf, &own_path, &functions) {
-            Ok(attached) => AttachOutcome::Attached { functions: attached },
+            Ok(attached) => AttachOutcome::Attached {
+                functions: attached,
+            },
             Err(error) => AttachOutcome::Failed { error },
         };
-        let report = AttachReport { path: path.to_path_buf(), pid, outcome };
+        let report = AttachReport {
+            path: path.to_path_buf(),
+            pid,
+            outcome,
+        };
         match &report.outcome {
             AttachOutcome::Attached { functions } => {
                 tracing::info!(path = %path.display(), ?functions, "TLS probes attached")
@@ -189,7 +208,8 @@ fn candidate_files(pid: u32) -> Vec<PathBuf> {
 fn mapped_path(line: &str) -> Option<&str> {
     // address perms offset dev inode path
     let path = line.splitn(6, ' ').nth(5)?.trim_start();
-    path.starts_with('/').then_some(path.trim_end_matches(" (deleted)"))
+    path.starts_with('/')
+        .then_some(path.trim_end_matches(" (deleted)"))
 }
 
 fn is_libssl(path: &str) -> bool {
@@ -230,17 +250,25 @@ fn openssl_functions(file: &File, policy: PlacementPolicy) -> Result<Vec<Functio
             continue;
         }
         let Ok(name) = symbol.name() else { continue };
-        let Some(function) = OPENSSL_FUNCTIONS.iter().find(|f| f.symbol == name).map(|f| f.symbol) else {
+        let Some(function) = OPENSSL_FUNCTIONS
+            .iter()
+            .find(|f| f.symbol == name)
+            .map(|f| f.symbol)
+        else {
             continue;
         };
         if found.iter().any(|f: &FunctionOffset| f.name == function) {
             continue;
         }
-        let Some(section) = symbol.section_index().and_then(|i| elf.section_by_index(i).ok())
+        let Some(section) = symbol
+            .section_index()
+            .and_then(|i| elf.section_by_index(i).ok())
         else {
             continue;
         };
-        let Some((section_offset, _)) = section.file_range() else { continue };
+        let Some((section_offset, _)) = section.file_range() else {
+            continue;
+        };
         let Ok(UProbeAttachLocation::AbsoluteOffset(offset)) =
             UProbeAttachLocation::from_virtual_address(
                 symbol.address(),
@@ -250,14 +278,22 @@ fn openssl_functions(file: &File, policy: PlacementPolicy) -> Result<Vec<Functio
         else {
             continue;
         };
-        let length = if symbol.size() > 0 { symbol.size().min(MAX_WRAPPER_BYTES as u64) } else { MAX_WRAPPER_BYTES as u64 };
+        let length = if symbol.size() > 0 {
+            symbol.size().min(MAX_WRAPPER_BYTES as u64)
+        } else {
+            MAX_WRAPPER_BYTES as u64
+        };
         let placement = section
             .data_range(symbol.address(), length)
             .ok()
             .flatten()
             .filter(|_| policy == PlacementPolicy::Auto)
             .map_or(Placement::AtSymbol, |code| place(code, symbol.address()));
-        found.push(FunctionOffset { name: function, offset, placement });
+        found.push(FunctionOffset {
+            name: function,
+            offset,
+            placement,
+        });
     }
     Ok(found)
 }
@@ -274,9 +310,15 @@ fn attach(
         };
         let probes = match (function.placement, hooked.around_call) {
             (Placement::AroundInternalCall { call, exit }, Some((enter_program, exit_program))) => {
-                [(enter_program, function.offset + call), (exit_program, function.offset + exit)]
+                [
+                    (enter_program, function.offset + call),
+                    (exit_program, function.offset + exit),
+                ]
             }
-            _ => [(hooked.enter, function.offset), (hooked.exit, function.offset)],
+            _ => [
+                (hooked.enter, function.offset),
+                (hooked.exit, function.offset),
+            ],
         };
         for (program, offset) in probes {
             let probe: &mut UProbe = ebpf
@@ -285,10 +327,18 @@ fn attach(
                 .try_into()
                 .map_err(|e| format!("{program}: {e}"))?;
             probe
-                .attach(UProbeAttachLocation::AbsoluteOffset(offset), path, UProbeScope::AllProcesses)
+                .attach(
+                    UProbeAttachLocation::AbsoluteOffset(offset),
+                    path,
+                    UProbeScope::AllProcesses,
+                )
                 .map_err(|e| format!("{program} on {}: {e}", function.name))?;
         }
-        let placement = if hooked.around_call.is_some() { function.placement } else { Placement::AtSymbol };
+        let placement = if hooked.around_call.is_some() {
+            function.placement
+        } else {
+            Placement::AtSymbol
+        };
         attached.push((function.name, placement));
     }
     Ok(attached)
@@ -301,9 +351,15 @@ mod tests {
     #[test]
     fn maps_lines_give_their_file_paths() {
         let line = "7f1c2a000000-7f1c2a021000 r-xp 00000000 fe:01 1234   /usr/lib/x86_64-linux-gnu/libssl.so.3";
-        assert_eq!(mapped_path(line), Some("/usr/lib/x86_64-linux-gnu/libssl.so.3"));
+        assert_eq!(
+            mapped_path(line),
+            Some("/usr/lib/x86_64-linux-gnu/libssl.so.3")
+        );
         assert_eq!(mapped_path("7f00-7f01 rw-p 00000000 00:00 0 "), None);
-        assert_eq!(mapped_path("7f00-7f01 rw-p 00000000 00:00 0   [heap]"), None);
+        assert_eq!(
+            mapped_path("7f00-7f01 rw-p 00000000 00:00 0   [heap]"),
+            None
+        );
         let deleted = "7f00-7f01 r-xp 00000000 fe:01 99 /opt/app/libssl.so.1.1 (deleted)";
         assert_eq!(mapped_path(deleted), Some("/opt/app/libssl.so.1.1"));
     }
@@ -311,7 +367,9 @@ mod tests {
     #[test]
     fn libssl_copies_are_recognised_by_name() {
         assert!(is_libssl("/usr/lib/x86_64-linux-gnu/libssl.so.3"));
-        assert!(is_libssl("/venv/lib/python3.11/site-packages/pycurl.libs/libssl-8d3b4d3e.so.3"));
+        assert!(is_libssl(
+            "/venv/lib/python3.11/site-packages/pycurl.libs/libssl-8d3b4d3e.so.3"
+        ));
         assert!(!is_libssl("/usr/lib/x86_64-linux-gnu/libssl3.a"));
         assert!(!is_libssl("/usr/lib/x86_64-linux-gnu/libcrypto.so.3"));
     }
@@ -324,7 +382,9 @@ mod tests {
         let openssl = libraries
             .iter()
             .map(|path| {
-                let functions = File::open(path).map_err(|e| e.to_string()).and_then(|f| openssl_functions(&f, PlacementPolicy::Auto));
+                let functions = File::open(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|f| openssl_functions(&f, PlacementPolicy::Auto));
                 (path, functions.unwrap_or_default())
             })
             .find(|(_, functions)| !functions.is_empty());
@@ -333,11 +393,18 @@ mod tests {
         };
         let names: Vec<_> = functions.iter().map(|f| f.name).collect();
         for expected in ["SSL_read", "SSL_write", "SSL_read_ex", "SSL_write_ex"] {
-            assert!(names.contains(&expected), "{expected} missing from {}: {names:?}", path.display());
+            assert!(
+                names.contains(&expected),
+                "{expected} missing from {}: {names:?}",
+                path.display()
+            );
         }
         assert!(functions.iter().all(|f| f.offset > 0));
         // Debian's OpenSSL 3 has the wrapper shape the cheaper probes need.
-        for function in functions.iter().filter(|f| f.name == "SSL_read" || f.name == "SSL_write") {
+        for function in functions
+            .iter()
+            .filter(|f| f.name == "SSL_read" || f.name == "SSL_write")
+        {
             assert!(
                 matches!(function.placement, Placement::AroundInternalCall { .. }),
                 "{} in {}: {:?}",

@@ -105,9 +105,9 @@ impl Live {
         }
     }
 
-    fn write_calls(&mut self) -> io::Result<()> {
-        for call in self.pipeline.take_calls() {
-            self.sink.call(&call)?;
+    fn write_outputs(&mut self) -> io::Result<()> {
+        for output in self.pipeline.take_outputs() {
+            self.sink.write(&output)?;
         }
         self.sink.flush()
     }
@@ -163,7 +163,7 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
         ring.poll(POLL_INTERVAL, |bytes| live.event(bytes))
             .context("reading the ring buffer")?;
         live.pipeline.tick(facts::monotonic_now_ns());
-        live.write_calls().context("writing API calls")?;
+        live.write_outputs().context("writing API calls")?;
         capture.flush_logs();
 
         for (tgid, fd) in live.not_sockets.drain(..) {
@@ -200,7 +200,7 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
     let kernel = capture.stop()?;
     ring.drain(&mut |bytes| live.event(bytes));
     live.pipeline.finish();
-    live.write_calls().context("writing API calls")?;
+    live.write_outputs().context("writing API calls")?;
     live.record(RecordWriter::flush);
     Ok(Summary {
         elapsed: started.elapsed(),
@@ -239,13 +239,13 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<Summary> {
         // Time in a replay is the recording's time: reordering windows and idle timeouts
         // behave as they did live.
         pipeline.tick(pipeline.latest_ns());
-        for call in pipeline.take_calls() {
-            sink.call(&call)?;
+        for output in pipeline.take_outputs() {
+            sink.write(&output)?;
         }
     }
     pipeline.finish();
-    for call in pipeline.take_calls() {
-        sink.call(&call)?;
+    for output in pipeline.take_outputs() {
+        sink.write(&output)?;
     }
     sink.flush()?;
     if damaged > 0 {

@@ -4,11 +4,11 @@
 
 use std::io::{self, Write};
 
-use crate::{conn::Role, model::ApiCall};
+use crate::{conn::Role, model::ApiCall, output::Output};
 
-/// Where API calls go.
+/// Where the output stream goes.
 pub trait Sink {
-    fn call(&mut self, call: &ApiCall) -> io::Result<()>;
+    fn write(&mut self, output: &Output) -> io::Result<()>;
     fn flush(&mut self) -> io::Result<()>;
 }
 
@@ -34,8 +34,8 @@ impl<W: Write> JsonLines<W> {
 }
 
 impl<W: Write> Sink for JsonLines<W> {
-    fn call(&mut self, call: &ApiCall) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, call).map_err(io::Error::other)?;
+    fn write(&mut self, output: &Output) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, output).map_err(io::Error::other)?;
         self.out.write_all(b"\n")
     }
 
@@ -79,6 +79,13 @@ pub fn pretty_line(call: &ApiCall) -> String {
         call.method.as_deref().unwrap_or("?"),
         call.path.as_deref().unwrap_or("?"),
     );
+    if let Some(route) = call
+        .route
+        .as_deref()
+        .filter(|r| Some(*r) != call.path.as_deref())
+    {
+        line.push_str(&format!(" [{route}]"));
+    }
     if let Some(query) = &call.query {
         line.push('?');
         line.push_str(query);
@@ -100,8 +107,39 @@ pub fn pretty_line(call: &ApiCall) -> String {
 }
 
 impl<W: Write> Sink for Pretty<W> {
-    fn call(&mut self, call: &ApiCall) -> io::Result<()> {
-        writeln!(self.out, "{}", pretty_line(call))
+    fn write(&mut self, output: &Output) -> io::Result<()> {
+        match output {
+            Output::Call(call) => writeln!(self.out, "{}", pretty_line(call)),
+            Output::Finding(finding) => writeln!(
+                self.out,
+                "{} FINDING {:?} {}{} {} {}: {}",
+                finding.timestamp.get(11..23).unwrap_or(&finding.timestamp),
+                finding.severity,
+                finding.kind,
+                finding
+                    .owasp_category
+                    .as_ref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default(),
+                finding.endpoint.method.as_deref().unwrap_or("?"),
+                finding.endpoint.route.as_deref().unwrap_or("?"),
+                finding.reason
+            ),
+            Output::Inventory(change) => writeln!(
+                self.out,
+                "{} INVENTORY {} {} {} {}{}",
+                change.timestamp.get(11..23).unwrap_or(&change.timestamp),
+                change.change,
+                change.service,
+                change.method.as_deref().unwrap_or(""),
+                change.route.as_deref().unwrap_or(""),
+                if change.details.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", change.details.join("; "))
+                }
+            ),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {

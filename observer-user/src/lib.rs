@@ -1,7 +1,8 @@
 //! observer's agent, as a library: one module per pipeline stage.
 //!
 //! ```text
-//! capture ──> events ──> conn ──> protocol ──> pairing ──> (model) ──> export
+//! capture ──> events ──> conn ──> protocol ──> pairing ──> model ──> analyzers ──> redact ──> export
+//!                          facts (enrich) ─┘          (inventory, sensitive data, detection)
 //! ```
 //!
 //! Only `capture` touches the kernel. Everything after it is plain Rust over recorded bytes, so
@@ -15,10 +16,13 @@ pub mod enrich;
 pub mod events;
 pub mod export;
 pub mod facts;
+pub mod findings;
 pub mod model;
+pub mod output;
 pub mod pairing;
 pub mod pipeline;
 pub mod protocol;
 pub mod record;
 pub mod redact;
+pub mod state;
 pub mod summary;

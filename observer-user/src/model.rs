@@ -53,6 +53,9 @@ pub struct ApiCall {
     pub path: Option<String>,
     #[serde(rename = "url.query", skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
+    /// The templated route (`/users/{id}`), filled in by the inventory.
+    #[serde(rename = "http.route", skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
     #[serde(
         rename = "http.response.status_code",
         skip_serializing_if = "Option::is_none"
@@ -241,6 +244,7 @@ impl ApiCall {
             method: request.as_ref().map(|r| r.head.method.as_str().to_string()),
             path,
             query,
+            route: None,
             status_code: response.as_ref().map(|r| r.head.status),
             interim_status_codes: interim,
             protocol_name: "http",

@@ -20,10 +20,24 @@ use crate::{
     events::{self, Event},
     facts::{ClockSync, Fact, ProcessInfo, SocketInfo},
     model::{ApiCall, CallContext, DEFAULT_BODY_PREVIEW_BYTES},
+    output::Output,
     pairing::{Http1Session, SessionEvent},
     protocol::{http1::ParserLimits, Segment},
     redact::{RedactionMode, Redactor},
 };
+
+/// A stage that looks at every API call before it is redacted: the inventory, the detectors.
+/// It may fill in fields (the inventory sets `http.route`) and add findings or inventory changes
+/// to the output. Analyzers run in the order they were added.
+pub trait Analyzer {
+    fn analyze(&mut self, call: &mut ApiCall, out: &mut Vec<Output>);
+
+    /// Time passes (kernel time): flush what is due, persist.
+    fn tick(&mut self, _now_ns: u64, _out: &mut Vec<Output>) {}
+
+    /// The pipeline is finishing: flush and persist everything.
+    fn finish(&mut self, _out: &mut Vec<Output>) {}
+}
 
 /// Which calls to report (all when empty).
 #[derive(Debug, Clone, Default)]
@@ -110,7 +124,8 @@ struct HttpStage {
     filter: CallFilter,
     processes: HashMap<u32, ProcessInfo>,
     clock: Option<ClockSync>,
-    calls: Vec<ApiCall>,
+    analyzers: Vec<Box<dyn Analyzer>>,
+    outputs: Vec<Output>,
     events: Vec<SessionEvent>,
     stats: PipelineStats,
 }
@@ -140,7 +155,8 @@ impl Pipeline {
                 filter: config.filter,
                 processes: HashMap::new(),
                 clock: None,
-                calls: Vec::new(),
+                analyzers: Vec::new(),
+                outputs: Vec::new(),
                 events: Vec::new(),
                 stats: PipelineStats::default(),
             },
@@ -220,10 +236,19 @@ impl Pipeline {
             .set_addresses(&socket.conn, socket.local, socket.remote);
     }
 
+    /// Add a stage that sees every call before redaction (after those already added).
+    pub fn add_analyzer(&mut self, analyzer: Box<dyn Analyzer>) {
+        self.http.analyzers.push(analyzer);
+    }
+
     /// Let time pass: deliver reordered bytes whose wait is over, close idle connections.
     /// `now_ns` is kernel time; live, the monotonic clock, in a replay the newest event's time.
     pub fn tick(&mut self, now_ns: u64) {
-        self.conns.tick(now_ns.max(self.latest_ns), &mut self.http);
+        let now_ns = now_ns.max(self.latest_ns);
+        self.conns.tick(now_ns, &mut self.http);
+        for analyzer in &mut self.http.analyzers {
+            analyzer.tick(now_ns, &mut self.http.outputs);
+        }
     }
 
     /// Kernel time of the newest event seen.
@@ -234,11 +259,27 @@ impl Pipeline {
     /// Close every connection: the end of a replay, or the agent stopping.
     pub fn finish(&mut self) {
         self.conns.close_all(&mut self.http);
+        for analyzer in &mut self.http.analyzers {
+            analyzer.finish(&mut self.http.outputs);
+        }
     }
 
-    /// The API calls produced since the last call, in the order they completed.
-    pub fn take_calls(&mut self) -> std::vec::Drain<'_, ApiCall> {
-        self.http.calls.drain(..)
+    /// What the pipeline produced since the last call: calls in the order they completed, each
+    /// preceded by what the analyzers made of it.
+    pub fn take_outputs(&mut self) -> std::vec::Drain<'_, Output> {
+        self.http.outputs.drain(..)
+    }
+
+    /// Only the API calls produced since the last call (other outputs are dropped): for callers
+    /// that want calls alone.
+    pub fn take_calls(&mut self) -> impl Iterator<Item = ApiCall> + '_ {
+        self.http
+            .outputs
+            .drain(..)
+            .filter_map(|output| match output {
+                Output::Call(call) => Some(call),
+                _ => None,
+            })
     }
 
     pub fn stats(&self) -> PipelineStats {
@@ -272,9 +313,12 @@ impl HttpStage {
                         self.stats.api_calls_filtered += 1;
                         continue;
                     }
+                    for analyzer in &mut self.analyzers {
+                        analyzer.analyze(&mut call, &mut self.outputs);
+                    }
                     self.redactor.redact_call(&mut call);
                     self.stats.api_calls += 1;
-                    self.calls.push(call);
+                    self.outputs.push(Output::Call(call));
                 }
                 SessionEvent::Error { error, .. } => {
                     *self

@@ -1,7 +1,7 @@
 //! What the agent writes, in one stream: API calls, findings, inventory changes.
 //!
 //! Every item is a JSON object with an `event.name` (`api.call`, `api.finding`,
-//! `api.inventory`), so one consumer can read the whole stream and tell them apart.
+//! `api.inventory.change`), so one consumer can read the whole stream and tell them apart.
 
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +32,7 @@ impl Serialize for Output {
 /// A change to the API inventory, reported the moment it is seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InventoryChange {
-    /// Always `api.inventory`.
+    /// Always `api.inventory.change`.
     #[serde(rename = "event.name")]
     pub event_name: String,
     pub timestamp: String,

@@ -5,9 +5,9 @@
 //! (start line, fields, empty line), then the parser's side parses it and frames the body. It
 //! never parses more than it must:
 //!
-//! - The start line is checked with `httparse` when it ends, and before that whenever it has
-//!   doubled in length, so bytes that are not HTTP are refused after a few dozen bytes and a
-//!   slow line costs linear work in all.
+//! - The start line is checked byte by byte as it arrives ([`start_line`](super::start_line)),
+//!   so bytes that are not HTTP are refused at the first byte that proves it, wherever the
+//!   stream was cut; `httparse` confirms every refusal and checks the whole line when it ends.
 //! - The empty line that ends the head is found by a small state machine that carries over
 //!   between segments, so no byte is scanned twice; `httparse` then runs once on the whole head.
 //! - Only head bytes are copied: the reader stops at the head's end and leaves the body to the
@@ -23,11 +23,12 @@ use std::mem::MaybeUninit;
 use memchr::memchr;
 
 use super::resync::{find_start, MessageKind, MAX_START_PATTERN};
+use super::start_line::StartLineCheck;
 use super::{ParseError, SyncLoss};
 
-/// The start line is first checked at this length if it has not ended, then each time it has
-/// doubled: enough for a method and the start of a target, so junk is refused early.
-const FIRST_CHECK_LEN: usize = 16;
+/// Runs of bytes of distinct arrival times remembered for the bytes held (see [`Arrivals`]):
+/// enough for a start line dribbled over 64 calls, 1 KiB at most.
+const MAX_ARRIVAL_RUNS: usize = 64;
 
 /// Buffer capacity kept between heads. Most heads are well under this; after an outlier the
 /// buffer shrinks back so an idle connection does not keep a 64 KiB head's memory.
@@ -52,7 +53,7 @@ pub(crate) fn field_table<'b>() -> [MaybeUninit<httparse::Header<'b>>; super::MA
 }
 
 /// What became of the bytes given to [`HeadReader::push`].
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum HeadEvent {
     /// Everything was taken; no head yet.
     NeedMore,
@@ -77,8 +78,12 @@ enum Phase {
     Idle,
     /// Sync was lost: `buf` holds only the last few bytes seen, which may begin a candidate.
     Seeking,
-    /// Reading the start line that begins at `start`.
-    StartLine { origin: Origin, next_check: usize },
+    /// Reading the start line that begins at `start`, checking each byte with `check` (`None`
+    /// once the check and `httparse` disagreed: then `httparse` alone judges, at the line end).
+    StartLine {
+        origin: Origin,
+        check: Option<StartLineCheck>,
+    },
     /// The start line was accepted; reading fields until the empty line.
     Fields { scan: HeadEndScan },
     /// `buf[start..end]` is a complete head, waiting to be taken.
@@ -99,9 +104,9 @@ pub(crate) struct HeadReader {
     start: usize,
     /// Kernel time of the head's first byte.
     start_ts: u64,
-    /// Where the latest segment's bytes begin in `buf`, and its time: the time given to a head
-    /// found inside `buf` after another candidate was refused.
-    latest: (usize, u64),
+    /// When the bytes in `buf` arrived: the time given to a head found inside `buf` after
+    /// another candidate was refused.
+    arrivals: Arrivals,
     /// Bytes dropped while seeking, and heads dropped as invalid.
     discarded: u64,
 }
@@ -117,7 +122,7 @@ impl HeadReader {
             buf_offset: 0,
             start: 0,
             start_ts: 0,
-            latest: (0, 0),
+            arrivals: Arrivals::default(),
             discarded: 0,
         }
     }
@@ -133,9 +138,7 @@ impl HeadReader {
             let (taken, event) = match self.phase {
                 Phase::Idle => self.skip_empty_lines(rest, ts, rest_offset),
                 Phase::Seeking => self.seek(rest, ts, rest_offset),
-                Phase::StartLine { origin, next_check } => {
-                    self.read_start_line(rest, ts, origin, next_check)
-                }
+                Phase::StartLine { origin, check } => self.read_start_line(rest, ts, origin, check),
                 Phase::Fields { scan } => self.read_fields(rest, ts, scan),
                 Phase::Complete { .. } => {
                     // The caller takes every complete head before pushing more; if it did not,
@@ -191,8 +194,24 @@ impl HeadReader {
         self.drop_head();
     }
 
-    /// A hole in the stream. Returns where it cost the reader its place, if it did; either
-    /// way the reader now looks for the next message.
+    /// Checks the start line being read on what has arrived of it. Between checks a line may
+    /// have become invalid unnoticed (checks run at doubling lengths); before anything is
+    /// decided from the line's state (a hole, the end of the stream) it is checked, so the
+    /// decision does not depend on how the stream was cut. Returns the error to report, if
+    /// the line began where a message was due and is refused.
+    pub(crate) fn settle(&mut self) -> Option<ParseError> {
+        let Phase::StartLine { origin, .. } = self.phase else {
+            return None;
+        };
+        let error = self.check_start_line(self.start).err()?;
+        match self.refuse_start_line(origin, error) {
+            Some(HeadEvent::Failed(error)) => Some(error),
+            _ => None,
+        }
+    }
+
+    /// A hole in the stream (call [`settle`](Self::settle) first). Returns where it cost the
+    /// reader its place, if it did; either way the reader now looks for the next message.
     pub(crate) fn gap(&mut self) -> Option<SyncLoss> {
         let loss = match self.phase {
             Phase::Idle => Some(SyncLoss::BetweenMessages),
@@ -212,7 +231,8 @@ impl HeadReader {
         loss
     }
 
-    /// The stream ended. Returns an error if a head was cut short.
+    /// The stream ended (call [`settle`](Self::settle) first). Returns an error if a head was
+    /// cut short.
     pub(crate) fn end(&mut self) -> Option<ParseError> {
         let cut_short = matches!(
             self.phase,
@@ -240,7 +260,7 @@ impl HeadReader {
         self.buf.clear();
         self.buf.shrink_to(RETAINED_CAPACITY);
         self.start = 0;
-        self.latest = (0, 0);
+        self.arrivals.runs.clear();
     }
 
     /// Begins a head at `offset`, with an empty buffer.
@@ -249,18 +269,24 @@ impl HeadReader {
         self.buf_offset = offset;
         self.start = 0;
         self.start_ts = ts;
-        self.latest = (0, ts);
+        self.arrivals.reset(offset, ts);
         self.phase = Phase::StartLine {
             origin,
-            next_check: FIRST_CHECK_LEN,
+            check: Some(self.new_check()),
         };
     }
 
     /// Appends bytes of the head being read.
     fn append(&mut self, bytes: &[u8], ts: u64) {
         self.compact();
-        self.latest = (self.buf.len(), ts);
+        let end = self.position_of(self.buf.len());
+        self.arrivals.record(end, ts, self.buf_offset);
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// Stream position of `buf[index]`.
+    fn position_of(&self, index: usize) -> u64 {
+        self.buf_offset.saturating_add(len_u64(index))
     }
 
     /// Drops the bytes before the head being read. `start` only moves when a candidate is
@@ -269,7 +295,6 @@ impl HeadReader {
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.buf_offset = self.buf_offset.saturating_add(len_u64(self.start));
-            self.latest.0 = self.latest.0.saturating_sub(self.start);
             self.start = 0;
         }
     }
@@ -307,10 +332,13 @@ impl HeadReader {
             {
                 self.discarded = self.discarded.saturating_add(len_u64(at));
                 self.start = at;
-                self.start_ts = self.latest.1;
+                self.start_ts = self.arrivals.time_of(self.position_of(at));
+                // The kept bytes from `at` are the start of a pattern, which the check accepts.
+                let mut check = self.new_check();
+                let refused = check.feed(&self.buf[at..]).is_some();
                 self.phase = Phase::StartLine {
                     origin: Origin::Resync,
-                    next_check: FIRST_CHECK_LEN,
+                    check: (!refused).then_some(check),
                 };
                 return (0, None);
             }
@@ -334,48 +362,67 @@ impl HeadReader {
             self.buf.clear();
             self.buf.extend_from_slice(&rest[tail_from..]);
             self.buf_offset = offset.saturating_add(len_u64(tail_from));
+            self.arrivals.reset(self.buf_offset, ts);
             dropped
         } else {
             if self.buf.is_empty() {
                 self.buf_offset = offset;
             }
+            let end = self.position_of(self.buf.len());
+            self.arrivals.record(end, ts, self.buf_offset);
             self.buf.extend_from_slice(rest);
             let excess = self.buf.len().saturating_sub(keep);
             self.buf.drain(..excess);
             self.buf_offset = self.buf_offset.saturating_add(len_u64(excess));
             excess
         };
-        self.latest = (0, ts);
         self.discarded = self.discarded.saturating_add(len_u64(dropped));
     }
 
-    fn read_start_line(&mut self, rest: &[u8], ts: u64, origin: Origin, next_check: usize) -> Step {
+    fn read_start_line(
+        &mut self,
+        rest: &[u8],
+        ts: u64,
+        origin: Origin,
+        mut check: Option<StartLineCheck>,
+    ) -> Step {
         let window = &rest[..rest.len().min(self.room())];
         let (taken, line_done) = match memchr(b'\n', window) {
             Some(at) => (at + 1, true),
             None => (window.len(), false),
         };
-        self.append(&window[..taken], ts);
-        let len = self.buf.len() - self.start;
-        if !line_done && len >= self.max_head_bytes {
-            return (taken, self.refuse_oversized(origin));
-        }
-        if line_done || len >= next_check {
+        let piece = &window[..taken];
+        self.append(piece, ts);
+        let refused = check.as_mut().and_then(|check| check.feed(piece)).is_some();
+        let too_large = !line_done && self.buf.len() - self.start >= self.max_head_bytes;
+        if refused || line_done || too_large {
             if let Err(error) = self.check_start_line(self.start) {
                 return (taken, self.refuse_start_line(origin, error));
             }
-            self.phase = if line_done {
-                Phase::Fields {
-                    scan: HeadEndScan::AfterLineEnd,
-                }
-            } else {
-                Phase::StartLine {
-                    origin,
-                    next_check: len.saturating_mul(2),
-                }
-            };
+            if refused {
+                // The quick check is stricter than httparse here: leave the line to httparse.
+                check = None;
+            }
         }
+        if too_large {
+            return (taken, self.refuse_oversized(origin));
+        }
+        self.phase = if line_done {
+            Phase::Fields {
+                scan: HeadEndScan::AfterLineEnd,
+            }
+        } else {
+            Phase::StartLine { origin, check }
+        };
         (taken, None)
+    }
+
+    /// A fresh byte-by-byte check for this reader's start lines.
+    fn new_check(&self) -> StartLineCheck {
+        match self.kind {
+            MessageKind::Request => StartLineCheck::request(),
+            MessageKind::Response => StartLineCheck::response(),
+        }
     }
 
     fn read_fields(&mut self, rest: &[u8], ts: u64, mut scan: HeadEndScan) -> Step {
@@ -448,27 +495,73 @@ impl HeadReader {
                 .discarded
                 .saturating_add(len_u64(candidate - self.start));
             self.start = candidate;
-            if candidate >= self.latest.0 {
-                self.start_ts = self.latest.1;
-            }
-            if self.check_start_line(candidate).is_err() {
+            self.start_ts = self.arrivals.time_of(self.position_of(candidate));
+            // Judge the candidate on what is held of its line, as if it had just arrived.
+            let mut check = self.new_check();
+            let refused = check.feed(&self.buf[candidate..]).is_some();
+            let line_done = self.buf.last() == Some(&b'\n');
+            if (refused || line_done) && self.check_start_line(candidate).is_err() {
                 from = candidate + 1;
                 continue;
             }
-            let len = self.buf.len() - candidate;
-            self.phase = if self.buf.last() == Some(&b'\n') {
+            self.phase = if line_done {
                 Phase::Fields {
                     scan: HeadEndScan::AfterLineEnd,
                 }
             } else {
                 Phase::StartLine {
                     origin: Origin::Resync,
-                    next_check: len.saturating_mul(2).max(FIRST_CHECK_LEN),
+                    check: (!refused).then_some(check),
                 }
             };
             break;
         }
         (origin == Origin::Boundary).then_some(HeadEvent::Failed(ParseError::InvalidHead(error)))
+    }
+}
+
+/// When the bytes a reader holds arrived: one entry per run of bytes that came at one time,
+/// by stream position, oldest first. Runs wholly before the bytes still held are forgotten as
+/// new ones come. Past [`MAX_ARRIVAL_RUNS`] the two oldest merge (the later bytes take the
+/// earlier time), which only a start line spread over more calls than that can notice.
+#[derive(Debug, Default)]
+struct Arrivals {
+    /// (stream position of a run's first byte, its time).
+    runs: Vec<(u64, u64)>,
+}
+
+impl Arrivals {
+    /// Only bytes from `position` on, which arrived at `ts`, are held.
+    fn reset(&mut self, position: u64, ts: u64) {
+        self.runs.clear();
+        self.runs.push((position, ts));
+    }
+
+    /// The bytes from `position` on arrived at `ts`; those before `held_from` are gone.
+    fn record(&mut self, position: u64, ts: u64, held_from: u64) {
+        let gone = self
+            .runs
+            .windows(2)
+            .take_while(|pair| pair[1].0 <= held_from)
+            .count();
+        self.runs.drain(..gone);
+        if self.runs.last().is_some_and(|&(_, last_ts)| last_ts == ts) {
+            return;
+        }
+        if self.runs.len() >= MAX_ARRIVAL_RUNS {
+            self.runs.remove(1);
+        }
+        self.runs.push((position, ts));
+    }
+
+    /// When the byte at `position` arrived.
+    fn time_of(&self, position: u64) -> u64 {
+        self.runs
+            .iter()
+            .rev()
+            .find(|&&(start, _)| start <= position)
+            .or(self.runs.first())
+            .map_or(0, |&(_, ts)| ts)
     }
 }
 
@@ -641,6 +734,79 @@ mod tests {
         let mut reader = HeadReader::new(MessageKind::Request, 1024);
         feed(&mut reader, &[b"GET / HT"]);
         assert_eq!(reader.gap(), Some(SyncLoss::InHead));
+    }
+
+    #[test]
+    fn a_start_line_is_refused_at_the_same_byte_however_it_is_cut() {
+        let line: &[u8] = b"POSTTTTTTTTTTTTTTTTT\x01TTT GET / HTTP/1.1\r\n\r\n";
+        let refused = HeadEvent::Failed(ParseError::InvalidHead(httparse::Error::Token));
+        for split in 0..line.len() {
+            let mut reader = reader(MessageKind::Request);
+            let (head, events) = feed(&mut reader, &[&line[..split], &line[split..]]);
+            assert_eq!(
+                events,
+                [refused.clone(), HeadEvent::Complete],
+                "split at {split}"
+            );
+            assert_eq!(head, b"GET / HTTP/1.1\r\n\r\n");
+        }
+        let mut bytewise = reader(MessageKind::Request);
+        let pieces: Vec<&[u8]> = line.chunks(1).collect();
+        let (_, events) = feed(&mut bytewise, &pieces);
+        assert_eq!(events, [refused, HeadEvent::Complete]);
+    }
+
+    #[test]
+    fn what_httparse_alone_refuses_is_settled_before_a_hole_or_the_end() {
+        // A target that is not UTF-8 passes the byte-by-byte check; httparse refuses it.
+        let mut reader = reader(MessageKind::Request);
+        let (_, events) = feed(&mut reader, &[b"GET /\xff "]);
+        assert_eq!(events, []);
+        assert_eq!(
+            reader.settle(),
+            Some(ParseError::InvalidHead(httparse::Error::Token))
+        );
+        assert_eq!(reader.end(), None);
+    }
+
+    #[test]
+    fn a_head_found_after_a_refused_line_has_the_time_its_first_byte_arrived() {
+        let first: &[u8] = b"CONNECT \x07GET /o";
+        let second: &[u8] = b"ne HTTP/1.1\r\n\r\n";
+        for split in 1..first.len() {
+            let mut reader = reader(MessageKind::Request);
+            let mut offset = 0;
+            let mut complete_at = None;
+            for (piece, ts) in [(&first[..split], 1), (&first[split..], 1), (second, 3)] {
+                let mut used = 0;
+                while used < piece.len() {
+                    let (taken, event) = reader.push(&piece[used..], ts, offset);
+                    used += taken;
+                    offset += len_u64(taken);
+                    if event == HeadEvent::Complete {
+                        complete_at = Some((reader.head_offset(), reader.head_ts()));
+                        reader.finish_head();
+                    }
+                }
+            }
+            assert_eq!(complete_at, Some((9, 1)), "split at {split}");
+        }
+    }
+
+    #[test]
+    fn arrival_times_are_kept_by_run_and_bounded() {
+        let mut arrivals = Arrivals::default();
+        arrivals.reset(100, 1);
+        arrivals.record(110, 1, 100);
+        arrivals.record(120, 2, 100);
+        assert_eq!(arrivals.runs, [(100, 1), (120, 2)]);
+        assert_eq!((arrivals.time_of(119), arrivals.time_of(120)), (1, 2));
+        arrivals.record(130, 3, 125);
+        assert_eq!(arrivals.runs, [(120, 2), (130, 3)]);
+        for ts in 4..200 {
+            arrivals.record(ts * 10, ts, 0);
+        }
+        assert_eq!(arrivals.runs.len(), MAX_ARRIVAL_RUNS);
     }
 
     #[test]

@@ -37,6 +37,7 @@ mod message;
 mod request;
 mod response;
 mod resync;
+mod start_line;
 mod stream;
 
 pub use error::{ParseError, SyncLoss};

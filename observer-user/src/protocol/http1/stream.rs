@@ -319,6 +319,9 @@ impl<S: Side> MessageStream<S> {
         self.stats.bytes_lost = self.stats.bytes_lost.saturating_add(len);
         match &mut self.state {
             State::Heads => {
+                if let Some(error) = self.heads.settle() {
+                    self.report(error, out);
+                }
                 if let Some(at) = self.heads.gap() {
                     self.report(ParseError::LostSync { len, at }, out);
                 }
@@ -367,6 +370,9 @@ impl<S: Side> MessageStream<S> {
     fn push_end(&mut self, out: &mut Vec<Output<S>>) {
         match &self.state {
             State::Heads => {
+                if let Some(error) = self.heads.settle() {
+                    self.report(error, out);
+                }
                 if let Some(error) = self.heads.end() {
                     self.report(error, out);
                 }

@@ -198,6 +198,9 @@ pub enum Hook {
     SslWrite = 10,
     SslReadEx = 11,
     SslWriteEx = 12,
+    /// OpenSSL's internal read or write function, which the four wrappers above call.
+    SslReadInternal = 13,
+    SslWriteInternal = 14,
 }
 
 impl Hook {
@@ -215,6 +218,8 @@ impl Hook {
             10 => Hook::SslWrite,
             11 => Hook::SslReadEx,
             12 => Hook::SslWriteEx,
+            13 => Hook::SslReadInternal,
+            14 => Hook::SslWriteInternal,
             _ => return None,
         })
     }

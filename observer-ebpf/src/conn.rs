@@ -14,6 +14,10 @@ use crate::{
     maps::{CONNS, IGNORED},
 };
 
+/// Bytes a call must move for its stream to be classified by them: the method tokens and the
+/// TLS record header are told apart by their first four bytes.
+const MIN_CLASSIFY_BYTES: u64 = 4;
+
 /// What the first bytes of a stream look like.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum FirstBytes {
@@ -189,6 +193,10 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
     state.bytes[d][s] = position + size;
 
     if state.protocol[s] == Protocol::Unknown as u8 {
+        if size < MIN_CLASSIFY_BYTES {
+            // Too few bytes to tell anything: wait for a call that moves more.
+            return;
+        }
         let first = peek(payload, size);
         let protocol = protocol_of(first);
         if protocol == Protocol::Other {

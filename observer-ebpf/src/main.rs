@@ -213,10 +213,11 @@ pub fn process_exit(_ctx: TracePointContext) -> u32 {
     0
 }
 
-macro_rules! tls_function {
-    ($enter:ident, $exit:ident, $hook:expr, $direction:expr) => {
+/// Entry of an OpenSSL wrapper, probed at its symbol.
+macro_rules! tls_enter_at_symbol {
+    ($program:ident, $hook:expr) => {
         #[uprobe]
-        pub fn $enter(ctx: ProbeContext) -> u32 {
+        pub fn $program(ctx: ProbeContext) -> u32 {
             report!(
                 &ctx,
                 "tls::enter_at_symbol",
@@ -224,83 +225,48 @@ macro_rules! tls_function {
             );
             0
         }
-
-        #[uretprobe]
-        pub fn $exit(ctx: RetProbeContext) -> u32 {
-            report!(
-                &ctx,
-                "tls::exit_at_return",
-                tls::exit_at_return(&ctx, $direction)
-            );
-            0
-        }
     };
 }
 
-tls_function!(
-    openssl_enter_ssl_read,
-    openssl_exit_ssl_read,
-    Hook::SslRead,
-    Direction::Ingress
-);
-tls_function!(
-    openssl_enter_ssl_write,
-    openssl_exit_ssl_write,
-    Hook::SslWrite,
-    Direction::Egress
-);
-tls_function!(
-    openssl_enter_ssl_read_ex,
-    openssl_exit_ssl_read_ex,
-    Hook::SslReadEx,
-    Direction::Ingress
-);
-tls_function!(
-    openssl_enter_ssl_write_ex,
-    openssl_exit_ssl_write_ex,
-    Hook::SslWriteEx,
-    Direction::Egress
-);
+tls_enter_at_symbol!(openssl_enter_ssl_read, Hook::SslRead);
+tls_enter_at_symbol!(openssl_enter_ssl_write, Hook::SslWrite);
+tls_enter_at_symbol!(openssl_enter_ssl_read_ex, Hook::SslReadEx);
+tls_enter_at_symbol!(openssl_enter_ssl_write_ex, Hook::SslWriteEx);
 
-/// Probes around the wrapper's call to OpenSSL's internal function, on instructions the kernel
-/// emulates: placed by the agent only where it recognised the wrapper's code (see
-/// observer-user/src/capture/placement.rs).
-macro_rules! tls_internal_call {
-    ($enter:ident, $exit:ident, $hook:expr, $direction:expr) => {
-        #[uprobe]
-        pub fn $enter(ctx: ProbeContext) -> u32 {
-            report!(
-                &ctx,
-                "tls::enter_at_internal_call",
-                tls::enter_at_internal_call(&ctx, $hook)
-            );
-            0
-        }
-
-        #[uprobe]
-        pub fn $exit(ctx: ProbeContext) -> u32 {
-            report!(
-                &ctx,
-                "tls::exit_after_internal_call",
-                tls::exit_after_internal_call(&ctx, $direction)
-            );
-            0
-        }
-    };
+/// Entry of the internal function every wrapper of one direction calls, placed there by the
+/// agent only where it recognised the wrappers' code (observer-user/src/capture/placement.rs).
+#[uprobe]
+pub fn openssl_enter_internal_read(ctx: ProbeContext) -> u32 {
+    report!(
+        &ctx,
+        "tls::enter_internal",
+        tls::enter_internal(&ctx, Hook::SslReadInternal)
+    );
+    0
 }
 
-tls_internal_call!(
-    openssl_enter_call_read,
-    openssl_exit_call_read,
-    Hook::SslRead,
-    Direction::Ingress
-);
-tls_internal_call!(
-    openssl_enter_call_write,
-    openssl_exit_call_write,
-    Hook::SslWrite,
-    Direction::Egress
-);
+#[uprobe]
+pub fn openssl_enter_internal_write(ctx: ProbeContext) -> u32 {
+    report!(
+        &ctx,
+        "tls::enter_internal",
+        tls::enter_internal(&ctx, Hook::SslWriteInternal)
+    );
+    0
+}
+
+/// Return of whichever function the entry probe was on.
+#[uretprobe]
+pub fn openssl_exit_read(ctx: RetProbeContext) -> u32 {
+    report!(&ctx, "tls::exit", tls::exit(&ctx, Direction::Ingress));
+    0
+}
+
+#[uretprobe]
+pub fn openssl_exit_write(ctx: RetProbeContext) -> u32 {
+    report!(&ctx, "tls::exit", tls::exit(&ctx, Direction::Egress));
+    0
+}
 
 #[cfg(not(test))]
 #[panic_handler]

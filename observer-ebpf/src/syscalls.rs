@@ -22,6 +22,9 @@ const RET_OFFSET: usize = 16;
 const EINPROGRESS: i64 = 115;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
+/// Peeked bytes are read again by the next call: shipping them would count them twice (nginx
+/// peeks one byte of every new connection to tell TLS from plaintext).
+const MSG_PEEK: u64 = 2;
 
 fn arg(ctx: &TracePointContext, index: usize) -> Result<u64, i64> {
     // SAFETY: reading the tracepoint record within its documented layout.
@@ -53,6 +56,10 @@ pub fn enter_data(ctx: &TracePointContext, hook: Hook, kind: PayloadKind) -> Res
     let Some((pid_tgid, tgid, _)) = watched_process() else {
         return Ok(());
     };
+    // recvfrom(fd, buf, len, flags, ...): a peek leaves the bytes for the next read.
+    if hook == Hook::Recvfrom && arg(ctx, 3)? & MSG_PEEK != 0 {
+        return Ok(());
+    }
     let fd = arg(ctx, 0)? as u32;
     let payload = Payload {
         ptr: arg(ctx, 1)?,
@@ -67,6 +74,10 @@ pub fn enter_msg(ctx: &TracePointContext, hook: Hook) -> Result<(), i64> {
     let Some((pid_tgid, tgid, _)) = watched_process() else {
         return Ok(());
     };
+    // recvmsg(fd, msg, flags): a peek leaves the bytes for the next read.
+    if hook == Hook::Recvmsg && arg(ctx, 2)? & MSG_PEEK != 0 {
+        return Ok(());
+    }
     let fd = arg(ctx, 0)? as u32;
     let msghdr = arg(ctx, 1)?;
     // struct user_msghdr: msg_iov at offset 16, msg_iovlen at 24.

@@ -28,10 +28,9 @@ pub fn enter_at_symbol(ctx: &ProbeContext, hook: Hook) -> Result<(), i64> {
     enter(ctx, hook, count_ptr)
 }
 
-/// Entry probed at the wrapper's call to OpenSSL's internal read or write function (an
-/// instruction the kernel emulates, unlike the stack adjustment the function starts with): the
-/// arguments are the wrapper's own, and rcx points where the internal function stores the count.
-pub fn enter_at_internal_call(ctx: &ProbeContext, hook: Hook) -> Result<(), i64> {
+/// Entry of OpenSSL's internal read or write function (ssl, buf, num, size_t *count), which every
+/// wrapper of its direction calls with its own arguments: rcx points where it stores the count.
+pub fn enter_internal(ctx: &ProbeContext, hook: Hook) -> Result<(), i64> {
     let count_ptr: u64 = ctx.arg(3).ok_or(0i64)?;
     enter(ctx, hook, count_ptr)
 }
@@ -55,21 +54,11 @@ fn enter(ctx: &ProbeContext, hook: Hook, count_ptr: u64) -> Result<(), i64> {
     Ok(())
 }
 
-/// Return of a uretprobe on the hooked function.
-pub fn exit_at_return(ctx: &RetProbeContext, direction: Direction) -> Result<(), i64> {
-    exit(ctx.ret::<u64>(), direction)
-}
-
-/// The first emulated instruction after the internal call, while eax still holds its result.
-pub fn exit_after_internal_call(ctx: &ProbeContext, direction: Direction) -> Result<(), i64> {
-    // SAFETY: reading a register from the probe's context.
-    exit(unsafe { (*ctx.regs).rax }, direction)
-}
-
-/// The call returned `rax`: the bytes are in `buf` now (for reads), and the count is the return
-/// value, or `*count_ptr` when there is one (the _ex variants and the internal functions return
-/// 1 on success and store the count).
-fn exit(rax: u64, direction: Direction) -> Result<(), i64> {
+/// The hooked function returned: the bytes are in `buf` now (for reads), and the count is the
+/// return value, or `*count_ptr` when there is one (the _ex variants and the internal functions
+/// return 1 on success and store the count).
+pub fn exit(ctx: &RetProbeContext, direction: Direction) -> Result<(), i64> {
+    let rax = ctx.ret::<u64>();
     let pid_tgid = bpf_get_current_pid_tgid();
     // SAFETY: value copied out before removal.
     let Some(args) = TLS_ARGS.get_ptr(pid_tgid).map(|p| unsafe { *p }) else {

@@ -24,61 +24,95 @@ use aya::{
 use object::{Object, ObjectSection, ObjectSymbol};
 
 use super::{
-    placement::{place, Placement, PlacementPolicy, MAX_WRAPPER_BYTES},
+    placement::{
+        starts_with_emulated_instruction, wrapper_call, CountSlot, PlacementPolicy, WrapperCall,
+        MAX_INSTRUCTION_BYTES, MAX_WRAPPER_BYTES,
+    },
     preflight::in_process_root,
 };
 
-/// An OpenSSL function hooked, and its programs: entry and return on the symbol, and the pair
-/// placed around the internal call where the function has that shape (see `placement`).
-struct Hooked {
-    symbol: &'static str,
-    enter: &'static str,
-    exit: &'static str,
-    around_call: Option<(&'static str, &'static str)>,
+/// Which way a hooked function moves plaintext.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Read,
+    Write,
 }
 
-const OPENSSL_FUNCTIONS: [Hooked; 4] = [
-    Hooked {
+impl Way {
+    /// The uretprobe program for this direction (it serves every placement).
+    fn exit_program(self) -> &'static str {
+        match self {
+            Way::Read => "openssl_exit_read",
+            Way::Write => "openssl_exit_write",
+        }
+    }
+
+    fn internal_enter_program(self) -> &'static str {
+        match self {
+            Way::Read => "openssl_enter_internal_read",
+            Way::Write => "openssl_enter_internal_write",
+        }
+    }
+}
+
+/// An OpenSSL wrapper the agent hooks, and its entry program on the symbol.
+#[derive(Debug)]
+struct Wrapper {
+    symbol: &'static str,
+    way: Way,
+    enter_program: &'static str,
+    /// The plain variant (int count returned) whose code confirms the internal call's shape.
+    plain: bool,
+}
+
+const WRAPPERS: [Wrapper; 4] = [
+    Wrapper {
         symbol: "SSL_read",
-        enter: "openssl_enter_ssl_read",
-        exit: "openssl_exit_ssl_read",
-        around_call: Some(("openssl_enter_call_read", "openssl_exit_call_read")),
+        way: Way::Read,
+        enter_program: "openssl_enter_ssl_read",
+        plain: true,
     },
-    Hooked {
+    Wrapper {
         symbol: "SSL_write",
-        enter: "openssl_enter_ssl_write",
-        exit: "openssl_exit_ssl_write",
-        around_call: Some(("openssl_enter_call_write", "openssl_exit_call_write")),
+        way: Way::Write,
+        enter_program: "openssl_enter_ssl_write",
+        plain: true,
     },
-    Hooked {
+    Wrapper {
         symbol: "SSL_read_ex",
-        enter: "openssl_enter_ssl_read_ex",
-        exit: "openssl_exit_ssl_read_ex",
-        around_call: None,
+        way: Way::Read,
+        enter_program: "openssl_enter_ssl_read_ex",
+        plain: false,
     },
-    Hooked {
+    Wrapper {
         symbol: "SSL_write_ex",
-        enter: "openssl_enter_ssl_write_ex",
-        exit: "openssl_exit_ssl_write_ex",
-        around_call: None,
+        way: Way::Write,
+        enter_program: "openssl_enter_ssl_write_ex",
+        plain: false,
     },
 ];
 
 /// Every OpenSSL program in the eBPF object, for loading.
-pub const OPENSSL_PROGRAMS: [&str; 12] = [
+pub const OPENSSL_PROGRAMS: [&str; 8] = [
     "openssl_enter_ssl_read",
-    "openssl_exit_ssl_read",
     "openssl_enter_ssl_write",
-    "openssl_exit_ssl_write",
     "openssl_enter_ssl_read_ex",
-    "openssl_exit_ssl_read_ex",
     "openssl_enter_ssl_write_ex",
-    "openssl_exit_ssl_write_ex",
-    "openssl_enter_call_read",
-    "openssl_exit_call_read",
-    "openssl_enter_call_write",
-    "openssl_exit_call_write",
+    "openssl_enter_internal_read",
+    "openssl_enter_internal_write",
+    "openssl_exit_read",
+    "openssl_exit_write",
 ];
+
+/// Where one hooked function's plaintext is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Entry uprobe and uretprobe on the function's own symbol.
+    AtSymbol,
+    /// On the internal function it calls, at this file offset (shared with the other wrapper of
+    /// the same direction).
+    Internal { offset: u64 },
+}
 
 /// A file on the host: device and inode, so hard links and bind mounts count once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -155,17 +189,17 @@ impl TlsProbes {
         if self.examined.contains_key(&id) {
             return None;
         }
-        let functions = match openssl_functions(&file, self.policy) {
-            Ok(functions) if !functions.is_empty() => functions,
+        let plan = match plan_probes(&file, self.policy) {
+            Ok(plan) if !plan.functions.is_empty() => plan,
             _ => {
                 self.examined.insert(id, None);
                 return None;
             }
         };
         let own_path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
-        let outcome = match attach(ebpf, &own_path, &functions) {
-            Ok(attached) => AttachOutcome::Attached {
-                functions: attached,
+        let outcome = match attach(ebpf, &own_path, &plan.probes) {
+            Ok(()) => AttachOutcome::Attached {
+                functions: plan.functions,
             },
             Err(error) => AttachOutcome::Failed { error },
         };
@@ -232,116 +266,144 @@ pub fn system_libraries() -> Vec<PathBuf> {
         .collect()
 }
 
-/// A hooked function found in a file: its name, file offset, and where its probes go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FunctionOffset {
-    name: &'static str,
+/// A wrapper found in a file.
+#[derive(Debug, Clone, Copy)]
+struct FoundWrapper {
+    wrapper: &'static Wrapper,
+    /// File offset of its first instruction.
     offset: u64,
-    placement: Placement,
+    /// Its call to the internal function, when its code has that shape.
+    call: Option<WrapperCall>,
 }
 
-/// Which OpenSSL functions `path` defines, and where. Reads only the symbol tables.
-fn openssl_functions(file: &File, policy: PlacementPolicy) -> Result<Vec<FunctionOffset>, String> {
+/// A probe to attach: a program at a file offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Probe {
+    program: &'static str,
+    offset: u64,
+}
+
+/// The hooked functions in a file, where each is read, and the probes that does it.
+#[derive(Debug, Default)]
+struct Plan {
+    functions: Vec<(&'static str, Placement)>,
+    probes: Vec<Probe>,
+}
+
+/// Find the OpenSSL wrappers `file` defines and plan their probes. Reads only the symbol
+/// tables and a few bytes of code.
+fn plan_probes(file: &File, policy: PlacementPolicy) -> Result<Plan, String> {
     let cache = object::read::ReadCache::new(file);
     let elf = object::File::parse(&cache).map_err(|e| e.to_string())?;
-    let mut found = Vec::new();
-    for symbol in elf.dynamic_symbols().chain(elf.symbols()) {
-        if !symbol.is_definition() {
-            continue;
-        }
-        let Ok(name) = symbol.name() else { continue };
-        let Some(function) = OPENSSL_FUNCTIONS
-            .iter()
-            .find(|f| f.symbol == name)
-            .map(|f| f.symbol)
-        else {
-            continue;
-        };
-        if found.iter().any(|f: &FunctionOffset| f.name == function) {
-            continue;
-        }
-        let Some(section) = symbol
-            .section_index()
-            .and_then(|i| elf.section_by_index(i).ok())
-        else {
-            continue;
-        };
-        let Some((section_offset, _)) = section.file_range() else {
-            continue;
-        };
-        let Ok(UProbeAttachLocation::AbsoluteOffset(offset)) =
-            UProbeAttachLocation::from_virtual_address(
-                symbol.address(),
-                section.address(),
-                section_offset,
+    let code_at = |address: u64, length: u64| -> Option<(u64, &[u8])> {
+        let section = elf
+            .sections()
+            .find(|s| (s.address()..s.address() + s.size()).contains(&address))?;
+        let (section_offset, _) = section.file_range()?;
+        let code = section
+            .data_range(
+                address,
+                length.min(section.address() + section.size() - address),
             )
-        else {
+            .ok()??;
+        Some((address - section.address() + section_offset, code))
+    };
+
+    let mut found: Vec<FoundWrapper> = Vec::new();
+    for symbol in elf.dynamic_symbols().chain(elf.symbols()) {
+        let Ok(name) = symbol.name() else { continue };
+        let Some(wrapper) = WRAPPERS.iter().find(|w| w.symbol == name) else {
             continue;
         };
+        if !symbol.is_definition() || found.iter().any(|f| f.wrapper.symbol == wrapper.symbol) {
+            continue;
+        }
         let length = if symbol.size() > 0 {
-            symbol.size().min(MAX_WRAPPER_BYTES as u64)
+            symbol.size()
         } else {
             MAX_WRAPPER_BYTES as u64
         };
-        let placement = section
-            .data_range(symbol.address(), length)
-            .ok()
-            .flatten()
-            .filter(|_| policy == PlacementPolicy::Auto)
-            .map_or(Placement::AtSymbol, |code| place(code, symbol.address()));
-        found.push(FunctionOffset {
-            name: function,
-            offset,
-            placement,
-        });
-    }
-    Ok(found)
-}
-
-fn attach(
-    ebpf: &mut Ebpf,
-    path: &Path,
-    functions: &[FunctionOffset],
-) -> Result<Vec<(&'static str, Placement)>, String> {
-    let mut attached = Vec::new();
-    for function in functions {
-        let Some(hooked) = OPENSSL_FUNCTIONS.iter().find(|f| f.symbol == function.name) else {
+        let Some((offset, code)) = code_at(symbol.address(), length.min(MAX_WRAPPER_BYTES as u64))
+        else {
             continue;
         };
-        let probes = match (function.placement, hooked.around_call) {
-            (Placement::AroundInternalCall { call, exit }, Some((enter_program, exit_program))) => {
-                [
-                    (enter_program, function.offset + call),
-                    (exit_program, function.offset + exit),
-                ]
-            }
-            _ => [
-                (hooked.enter, function.offset),
-                (hooked.exit, function.offset),
-            ],
-        };
-        for (program, offset) in probes {
-            let probe: &mut UProbe = ebpf
-                .program_mut(program)
-                .ok_or_else(|| format!("program {program} missing"))?
-                .try_into()
-                .map_err(|e| format!("{program}: {e}"))?;
-            probe
-                .attach(
-                    UProbeAttachLocation::AbsoluteOffset(offset),
-                    path,
-                    UProbeScope::AllProcesses,
-                )
-                .map_err(|e| format!("{program} on {}: {e}", function.name))?;
-        }
-        let placement = if hooked.around_call.is_some() {
-            function.placement
-        } else {
-            Placement::AtSymbol
-        };
-        attached.push((function.name, placement));
+        let call = (policy == PlacementPolicy::Auto)
+            .then(|| wrapper_call(code, symbol.address()))
+            .flatten();
+        found.push(FoundWrapper {
+            wrapper,
+            offset,
+            call,
+        });
     }
-    Ok(attached)
+
+    let mut plan = Plan::default();
+    for way in [Way::Read, Way::Write] {
+        let wrappers: Vec<&FoundWrapper> = found.iter().filter(|f| f.wrapper.way == way).collect();
+        // The plain wrapper's code confirms what the internal function takes and returns; the
+        // internal function must start with an instruction the kernel emulates.
+        let internal = wrappers
+            .iter()
+            .filter(|f| f.wrapper.plain)
+            .filter_map(|f| f.call)
+            .find(|call| call.confirmed && call.count == CountSlot::WrapperStack)
+            .and_then(|call| {
+                code_at(call.target, MAX_INSTRUCTION_BYTES as u64)
+                    .map(|(offset, code)| (call.target, offset, code))
+            })
+            .filter(|(_, _, code)| starts_with_emulated_instruction(code))
+            .map(|(target, offset, _)| (target, offset));
+        if let Some((_, offset)) = internal {
+            plan.probes.push(Probe {
+                program: way.internal_enter_program(),
+                offset,
+            });
+            plan.probes.push(Probe {
+                program: way.exit_program(),
+                offset,
+            });
+        }
+        for found in wrappers {
+            let covered = internal
+                .filter(|(target, _)| found.call.is_some_and(|call| call.target == *target));
+            match covered {
+                Some((_, offset)) => plan
+                    .functions
+                    .push((found.wrapper.symbol, Placement::Internal { offset })),
+                None => {
+                    plan.probes.push(Probe {
+                        program: found.wrapper.enter_program,
+                        offset: found.offset,
+                    });
+                    plan.probes.push(Probe {
+                        program: way.exit_program(),
+                        offset: found.offset,
+                    });
+                    plan.functions
+                        .push((found.wrapper.symbol, Placement::AtSymbol));
+                }
+            }
+        }
+    }
+    Ok(plan)
+}
+
+fn attach(ebpf: &mut Ebpf, path: &Path, probes: &[Probe]) -> Result<(), String> {
+    for probe in probes {
+        let program: &mut UProbe = ebpf
+            .program_mut(probe.program)
+            .ok_or_else(|| format!("program {} missing", probe.program))?
+            .try_into()
+            .map_err(|e| format!("{}: {e}", probe.program))?;
+        program
+            .attach(
+                UProbeAttachLocation::AbsoluteOffset(probe.offset),
+                path,
+                UProbeScope::AllProcesses,
+            )
+            .map_err(|e| format!("{} at offset {:#x}: {e}", probe.program, probe.offset))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -379,19 +441,21 @@ mod tests {
         // Every supported distribution ships OpenSSL's libssl; find it the way the agent does.
         // (Names alone are not enough: NSS ships a libssl3.so with none of these functions.)
         let libraries = system_libraries();
-        let openssl = libraries
+        let plan = |path: &PathBuf, policy| {
+            File::open(path)
+                .map_err(|e| e.to_string())
+                .and_then(|f| plan_probes(&f, policy))
+                .unwrap_or_default()
+        };
+        let Some(path) = libraries
             .iter()
-            .map(|path| {
-                let functions = File::open(path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|f| openssl_functions(&f, PlacementPolicy::Auto));
-                (path, functions.unwrap_or_default())
-            })
-            .find(|(_, functions)| !functions.is_empty());
-        let Some((path, functions)) = openssl else {
+            .find(|path| !plan(path, PlacementPolicy::Auto).functions.is_empty())
+        else {
             panic!("no OpenSSL libssl among {libraries:?}: install libssl (Debian: libssl3)");
         };
-        let names: Vec<_> = functions.iter().map(|f| f.name).collect();
+
+        let auto = plan(path, PlacementPolicy::Auto);
+        let names: Vec<_> = auto.functions.iter().map(|(name, _)| *name).collect();
         for expected in ["SSL_read", "SSL_write", "SSL_read_ex", "SSL_write_ex"] {
             assert!(
                 names.contains(&expected),
@@ -399,19 +463,25 @@ mod tests {
                 path.display()
             );
         }
-        assert!(functions.iter().all(|f| f.offset > 0));
-        // Debian's OpenSSL 3 has the wrapper shape the cheaper probes need.
-        for function in functions
+        // Debian's OpenSSL 3 has the shape the cheaper probes need: all four wrappers are read
+        // through two internal functions, one entry and one return probe each.
+        assert!(
+            auto.functions
+                .iter()
+                .all(|(_, placement)| matches!(placement, Placement::Internal { .. })),
+            "{}: {:?}",
+            path.display(),
+            auto.functions
+        );
+        assert_eq!(auto.probes.len(), 4, "{:?}", auto.probes);
+
+        // On the symbols: an entry and a return probe per wrapper.
+        let symbol = plan(path, PlacementPolicy::Symbol);
+        assert!(symbol
+            .functions
             .iter()
-            .filter(|f| f.name == "SSL_read" || f.name == "SSL_write")
-        {
-            assert!(
-                matches!(function.placement, Placement::AroundInternalCall { .. }),
-                "{} in {}: {:?}",
-                function.name,
-                path.display(),
-                function.placement
-            );
-        }
+            .all(|(_, placement)| *placement == Placement::AtSymbol));
+        assert_eq!(symbol.probes.len(), 8, "{:?}", symbol.probes);
+        assert!(symbol.probes.iter().all(|probe| probe.offset > 0));
     }
 }

@@ -102,6 +102,11 @@ pub struct OutputArgs {
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BODY_PREVIEW_BYTES)]
     pub body_preview: usize,
 
+    /// When stopping, also write the summary as JSON to this file (counters of everything seen
+    /// and lost, per kind and reason).
+    #[arg(long, value_name = "FILE")]
+    pub stats_file: Option<PathBuf>,
+
     /// What to hide: `secrets` (default) hides credentials, `drop-bodies` also drops bodies,
     /// `off` shows everything as captured.
     #[arg(long, value_enum, default_value_t = RedactionMode::Secrets)]

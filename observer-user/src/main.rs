@@ -24,6 +24,10 @@ fn main() -> ExitCode {
         )
         .init();
 
+    let stats_file = match &cli.command {
+        Command::Run(args) => args.output.stats_file.clone(),
+        Command::Replay(args) => args.output.stats_file.clone(),
+    };
     let result = match &cli.command {
         Command::Run(args) => match stop_on_signals() {
             Ok(stop) => agent::run(args, stop),
@@ -34,6 +38,16 @@ fn main() -> ExitCode {
     match result {
         Ok(summary) => {
             eprint!("{summary}");
+            if let Some(path) = stats_file {
+                let json = summary.to_json().to_string();
+                if let Err(error) = std::fs::write(&path, json) {
+                    eprintln!(
+                        "observer: cannot write the stats file {}: {error}",
+                        path.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(error) => {

@@ -17,6 +17,25 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Everything in the summary as JSON, for scripts and benchmarks: the pipeline's counters,
+    /// the kernel's (attempted and dropped per kind and reason), and the events lost per kind.
+    pub fn to_json(&self) -> serde_json::Value {
+        let kernel = self.kernel.as_ref().map(KernelCounters::named);
+        let lost: std::collections::BTreeMap<&str, u64> = self
+            .events_lost()
+            .into_iter()
+            .map(|(kind, n)| (kind_name(kind), n))
+            .collect();
+        let programs = self.kernel.as_ref().map(|k| &k.programs);
+        serde_json::json!({
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "pipeline": self.pipeline,
+            "kernel": kernel,
+            "programs": programs,
+            "events_lost": lost,
+        })
+    }
+
     /// Events the kernel tried to send but the agent never received, by kind.
     pub fn events_lost(&self) -> Vec<(EventKind, u64)> {
         let Some(kernel) = &self.kernel else {

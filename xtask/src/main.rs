@@ -5,6 +5,7 @@
 //! nightly and the agent with stable (`build`), then do their job. Each subcommand lives in its own
 //! module; adding one (`bench` is next) means one enum variant, one match arm and one module.
 
+mod bench;
 mod build;
 mod cmd;
 mod host;
@@ -38,6 +39,8 @@ enum Command {
     Run(run::RunArgs),
     /// Set up, build, then lint, unit tests, brief fuzzing and the privileged end-to-end tests.
     Test(test::TestArgs),
+    /// Set up, build, then measure what observing costs and print the table (needs root).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Build(args) => build::build(args.profile()).map(|built| built.print()),
         Command::Run(args) => run::run(args),
         Command::Test(args) => test::test(&args),
+        Command::Bench(args) => bench::bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -265,15 +265,35 @@ impl Capture {
             counters,
             tls: _,
         } = self;
+        let programs = program_stats(&ebpf);
         drop(ebpf);
         drop(logger);
-        read_counters(&counters)
+        let mut kernel = read_counters(&counters)?;
+        kernel.programs = programs;
+        Ok(kernel)
     }
 
     /// The kernel's counters, summed over CPUs.
     pub fn counters(&self) -> Result<KernelCounters, CaptureError> {
         read_counters(&self.counters)
     }
+}
+
+/// Run counts and times of every program that ran, as the kernel keeps them while
+/// `kernel.bpf_stats_enabled` is 1 (it costs a clock read per run, so it is off by default).
+fn program_stats(ebpf: &Ebpf) -> BTreeMap<String, ProgramStats> {
+    ebpf.programs()
+        .filter_map(|(name, program)| {
+            let info = program.info().ok()?;
+            (info.run_count() > 0).then(|| {
+                let stats = ProgramStats {
+                    runs: info.run_count(),
+                    run_time_ns: info.run_time().as_nanos() as u64,
+                };
+                (name.to_string(), stats)
+            })
+        })
+        .collect()
 }
 
 fn read_counters(counters: &PerCpuArray<MapData, u64>) -> Result<KernelCounters, CaptureError> {
@@ -284,7 +304,10 @@ fn read_counters(counters: &PerCpuArray<MapData, u64>) -> Result<KernelCounters,
             .map_err(map_error(names::COUNTERS))?;
         *total = values.iter().sum();
     }
-    Ok(KernelCounters { slots })
+    Ok(KernelCounters {
+        slots,
+        programs: BTreeMap::new(),
+    })
 }
 
 fn map_error(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> CaptureError {
@@ -369,6 +392,15 @@ fn load_uprobe(ebpf: &mut Ebpf, program: &str) -> Result<(), CaptureError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelCounters {
     slots: [u64; COUNTER_SLOTS as usize],
+    /// Per program, when the kernel's statistics were on (filled in by [`Capture::stop`]).
+    pub programs: BTreeMap<String, ProgramStats>,
+}
+
+/// How often a program ran and for how long in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ProgramStats {
+    pub runs: u64,
+    pub run_time_ns: u64,
 }
 
 impl KernelCounters {

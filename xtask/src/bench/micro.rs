@@ -1,0 +1,200 @@
+//! The cost of one event: tight loops timed with and without the agent, and the kernel's own
+//! run time per program (`kernel.bpf_stats_enabled`), so a regression shows as nanoseconds.
+
+use std::{
+    fs,
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    path::Path,
+    process::Command,
+    thread,
+    time::Instant,
+};
+
+use anyhow::{Context as _, Result};
+
+use super::{
+    observers::{self, ObserverKind},
+    OBSERVER_CPU, SERVER_CPU,
+};
+use crate::cmd;
+
+/// Iterations of the syscall loop: long enough that a 100 ns difference is far above the noise.
+const SYSCALL_ITERATIONS: u32 = 200_000;
+/// Iterations of the TLS loop (Python drives it, so each is slower).
+const TLS_ITERATIONS: u32 = 50_000;
+
+/// A request-sized message: what the kernel side ships.
+const HTTP_MESSAGE: &[u8] = b"POST /api/v1/items HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\":1,\"name\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}";
+/// The same size, but not HTTP: the kernel side looks once and then ignores the connection.
+const OTHER_MESSAGE: &[u8] = &[b'#'; 196];
+
+const BPF_STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+#[derive(Debug, Default)]
+pub struct Micro {
+    /// Added time per syscall event on an HTTP connection (its bytes are shipped).
+    pub syscall_http_ns: f64,
+    /// Added time per syscall event on a connection the kernel side ignores.
+    pub syscall_other_ns: f64,
+    /// Added time per TLS call (SSL_write or SSL_read, with the syscall underneath).
+    pub tls_call_ns: f64,
+    /// Kernel run time per program run: (program, runs, ns per run).
+    pub programs: Vec<(String, u64, f64)>,
+}
+
+pub fn measure(agent: &Path, pinned: bool) -> Result<Micro> {
+    eprintln!("bench: cost per event");
+    let loop_cpu = pinned.then_some(SERVER_CPU);
+    let http_base = syscall_loop(HTTP_MESSAGE, loop_cpu)?;
+    let other_base = syscall_loop(OTHER_MESSAGE, loop_cpu)?;
+    let tls_base = tls_loop(loop_cpu)?;
+
+    let previous_stats = fs::read_to_string(BPF_STATS_SYSCTL).unwrap_or_else(|_| "0".into());
+    fs::write(BPF_STATS_SYSCTL, "1").context("enabling kernel.bpf_stats_enabled")?;
+    let result = (|| -> Result<Micro> {
+        // Any port: the loops' own traffic is what the kernel side works on; the port filter
+        // only trims what the agent prints.
+        let observer = observers::start(
+            ObserverKind::Agent,
+            agent,
+            1,
+            pinned.then_some(OBSERVER_CPU),
+        )?;
+        let http = syscall_loop(HTTP_MESSAGE, loop_cpu)?;
+        let other = syscall_loop(OTHER_MESSAGE, loop_cpu)?;
+        let tls = tls_loop(loop_cpu)?;
+        let outcome = observer.stop()?;
+        let mut programs: Vec<(String, u64, f64)> = outcome
+            .stats
+            .as_ref()
+            .and_then(|stats| stats["programs"].as_object().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(name, stats)| {
+                let runs = stats["runs"].as_u64()?;
+                let time = stats["run_time_ns"].as_u64()?;
+                Some((name, runs, time as f64 / runs.max(1) as f64))
+            })
+            .collect();
+        programs.sort_by_key(|program| std::cmp::Reverse(program.1));
+        Ok(Micro {
+            // Each iteration is one write and one read: two events.
+            syscall_http_ns: (http - http_base) / 2.0,
+            syscall_other_ns: (other - other_base) / 2.0,
+            // Each iteration is one SSL_write and at least one SSL_read.
+            tls_call_ns: (tls - tls_base) / 2.0,
+            programs,
+        })
+    })();
+    let _ = fs::write(BPF_STATS_SYSCTL, previous_stats.trim());
+    result
+}
+
+/// Nanoseconds per iteration of: write `message` on a loopback TCP connection, read it back;
+/// on its own thread, pinned to `cpu` when given.
+fn syscall_loop(message: &'static [u8], cpu: Option<usize>) -> Result<f64> {
+    thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                if let Some(cpu) = cpu {
+                    pin_this_thread(cpu);
+                }
+                time_syscall_loop(message)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the syscall loop panicked")))
+    })
+}
+
+fn time_syscall_loop(message: &[u8]) -> Result<f64> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let mut client = TcpStream::connect(listener.local_addr()?)?;
+    let (mut server, _) = listener.accept()?;
+    client.set_nodelay(true)?;
+    let mut buffer = vec![0u8; message.len()];
+    let started = Instant::now();
+    for _ in 0..SYSCALL_ITERATIONS {
+        client.write_all(message)?;
+        server.read_exact(&mut buffer)?;
+    }
+    Ok(started.elapsed().as_nanos() as f64 / f64::from(SYSCALL_ITERATIONS))
+}
+
+/// Nanoseconds per iteration of a TLS 1.3 write and read through OpenSSL, driven by Python's
+/// ssl module (SSL_write_ex/SSL_read_ex).
+fn tls_loop(cpu: Option<usize>) -> Result<f64> {
+    let dir = std::env::temp_dir().join(format!("observer-bench-tls-{}", std::process::id()));
+    fs::create_dir_all(&dir)?;
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    cmd::stdout_of(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "1",
+            ])
+            .args(["-subj", "/CN=localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    )?;
+    let script = dir.join("tls_loop.py");
+    fs::write(&script, TLS_LOOP)?;
+    let mut command = super::load::pinned(cpu, "python3");
+    command
+        .arg(&script)
+        .arg(TLS_ITERATIONS.to_string())
+        .arg(&cert)
+        .arg(&key);
+    let output = cmd::stdout_of(&mut command).context("running the TLS loop (python3)");
+    let _ = fs::remove_dir_all(&dir);
+    output?
+        .trim()
+        .parse::<f64>()
+        .context("the TLS loop printed no number")
+}
+
+const TLS_LOOP: &str = r#"
+import socket, ssl, sys, threading, time
+n, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+payload = b"POST /api/v1/items HTTP/1.1\r\nHost: bench\r\nContent-Length: 100\r\n\r\n" + b"x" * 100
+server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+server_ctx.load_cert_chain(cert, key)
+client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+client_ctx.check_hostname = False
+client_ctx.verify_mode = ssl.CERT_NONE
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(1)
+def serve():
+    conn, _ = listener.accept()
+    tls = server_ctx.wrap_socket(conn, server_side=True)
+    for _ in range(n):
+        got = 0
+        while got < len(payload):
+            got += len(tls.recv(len(payload) - got))
+thread = threading.Thread(target=serve)
+thread.start()
+client = client_ctx.wrap_socket(socket.create_connection(listener.getsockname()))
+start = time.perf_counter_ns()
+for _ in range(n):
+    client.sendall(payload)
+thread.join()
+print((time.perf_counter_ns() - start) / n)
+"#;
+
+fn pin_this_thread(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t with one CPU set, for the calling thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+    }
+}

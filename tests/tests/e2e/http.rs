@@ -1,0 +1,386 @@
+//! Plaintext HTTP/1.1 between real programs on loopback: every exchange is reported once by
+//! the client process and once by the server process, with the right method, path, status,
+//! process and body.
+
+use anyhow::{ensure, Context};
+use observer_tests::{
+    calls::{self, Call},
+    curl, pipeline, python, Agent, Expect, KeepAliveClient, Nginx, PythonServer, Site,
+};
+
+const HELLO: &str = "hello from observer's end-to-end tests\n";
+const AFTER: &str = "sent after the agent started\n";
+
+/// Exactly 1 MiB: big enough to take many reads and writes, and far past the body preview.
+const LARGE_SIZE: usize = 1 << 20;
+const LARGE_PATTERN: &[u8] = b"observer large body 0123456789abcdefghijklmnopqrstuvwxyz\n";
+
+fn large_body() -> Vec<u8> {
+    LARGE_PATTERN
+        .iter()
+        .copied()
+        .cycle()
+        .take(LARGE_SIZE)
+        .collect()
+}
+
+/// The paths of `calls`, in output order.
+fn paths<'a>(calls: &[&'a Call]) -> Vec<&'a str> {
+    calls.iter().map(|c| c.path().unwrap_or("?")).collect()
+}
+
+/// All of `calls` are on one connection; returns it.
+fn one_connection<'a>(calls: &[&'a Call], side: &str, all: &[Call]) -> anyhow::Result<&'a str> {
+    let first = calls
+        .first()
+        .and_then(|c| c.connection())
+        .with_context(|| format!("no {side} calls"))?;
+    ensure!(
+        calls.iter().all(|c| c.connection() == Some(first)),
+        "the {side} calls should share one observer.connection; all calls:\n{}",
+        calls::list(all)
+    );
+    Ok(first)
+}
+
+#[test]
+fn plaintext_get_is_seen_from_both_sides() -> anyhow::Result<()> {
+    let python = python()?;
+    let server = PythonServer::start(Site::new()?.file("hello.txt", HELLO)?)?;
+    let mut agent = Agent::start(&["--port", &server.port().to_string()])?;
+
+    let client = curl(&[&server.url("/hello.txt?lang=en")])?;
+    ensure!(
+        client.stdout == HELLO,
+        "curl got {:?}, not the file",
+        client.stdout
+    );
+
+    let server_side = Expect::server()
+        .get("/hello.txt", 200)
+        .process(&python.executable_name, server.pid())
+        .body_prefix(HELLO)
+        .plaintext()
+        .server_port(server.port());
+    let client_side = Expect::client()
+        .get("/hello.txt", 200)
+        .process("curl", client.pid)
+        .body_prefix(HELLO)
+        .plaintext()
+        .server_port(server.port());
+    agent.wait_for(&[&server_side, &client_side])?;
+    let stopped = agent.stop()?;
+
+    let (s, c) = (
+        server_side.find(&stopped.calls)?,
+        client_side.find(&stopped.calls)?,
+    );
+    let all = calls::list(&stopped.calls);
+    // The client's ephemeral port is known to the server side from accept(); the client side
+    // may lack it when curl is gone before the agent looks at its socket.
+    ensure!(
+        s.client_port().is_some(),
+        "the server side should name the client's port:\n{all}"
+    );
+    if let Some(port) = c.client_port() {
+        ensure!(
+            s.client_port() == Some(port),
+            "both sides should name the same client port:\n{all}"
+        );
+    }
+    ensure!(
+        c.str("url.query") == Some("lang=en"),
+        "url.query should be lang=en:\n{all}"
+    );
+    ensure!(
+        c.str("network.protocol.version") == Some("1.1"),
+        "the protocol version should be 1.1:\n{all}"
+    );
+    ensure!(
+        c.request_header("user-agent")
+            .iter()
+            .any(|ua| ua.starts_with("curl/")),
+        "the client call should carry curl's user-agent header: {c}"
+    );
+    ensure!(
+        server_side.find_all(&stopped.calls).len() == 1
+            && client_side.find_all(&stopped.calls).len() == 1,
+        "one exchange must be reported once per side, not more:\n{all}"
+    );
+    Ok(())
+}
+
+#[test]
+fn keep_alive_requests_share_one_connection() -> anyhow::Result<()> {
+    let python = python()?;
+    let files = [
+        ("a.txt", "first file, alpha\n"),
+        ("b.txt", "second file, beta\n"),
+        ("c.txt", "third file, gamma\n"),
+    ];
+    let mut site = Site::new()?;
+    for (name, body) in files {
+        site = site.file(name, body)?;
+    }
+    let server = PythonServer::start(site)?;
+    let mut agent = Agent::start(&["--port", &server.port().to_string()])?;
+
+    // curl reuses its connection for several URLs of one host on one command line.
+    let urls: Vec<String> = files
+        .iter()
+        .map(|(name, _)| server.url(&format!("/{name}")))
+        .collect();
+    let client = curl(&urls.iter().map(String::as_str).collect::<Vec<_>>())?;
+    ensure!(
+        client.stderr.is_empty(),
+        "curl complained: {}",
+        client.stderr
+    );
+
+    let mut expected = Vec::new();
+    for (name, body) in files {
+        let path = format!("/{name}");
+        expected.push(
+            Expect::client()
+                .get(&path, 200)
+                .process("curl", client.pid)
+                .body_prefix(body),
+        );
+        expected.push(
+            Expect::server()
+                .get(&path, 200)
+                .process(&python.executable_name, server.pid())
+                .body_prefix(body),
+        );
+    }
+    agent.wait_for(&expected.iter().collect::<Vec<_>>())?;
+    let stopped = agent.stop()?;
+
+    for role in [
+        Expect::client().process("curl", client.pid),
+        Expect::server().process(&python.executable_name, server.pid()),
+    ] {
+        let side = role.find_all(&stopped.calls);
+        ensure!(
+            paths(&side) == ["/a.txt", "/b.txt", "/c.txt"],
+            "expected the three requests in order from {role}; all calls:\n{}",
+            calls::list(&stopped.calls)
+        );
+        one_connection(&side, "same-process", &stopped.calls)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn pipelined_requests_are_paired_in_order() -> anyhow::Result<()> {
+    let python = python()?;
+    let routes = [
+        ("/first", "first answer\n"),
+        ("/second", "second answer\n"),
+        ("/third", "third answer\n"),
+    ];
+    let nginx = Nginx::start(&routes)?;
+    let mut agent = Agent::start(&["--port", &nginx.port().to_string()])?;
+
+    let client = pipeline(nginx.port(), &routes.map(|(path, _)| path))?;
+    let answered = client.received.matches("HTTP/1.1 200 OK").count();
+    ensure!(
+        answered == 3,
+        "nginx should answer all three pipelined requests, got {answered}:\n{}",
+        client.received
+    );
+
+    let mut expected = Vec::new();
+    for (path, body) in routes {
+        expected.push(
+            Expect::client()
+                .get(path, 200)
+                .process(&python.executable_name, client.pid)
+                .body_prefix(body),
+        );
+        expected.push(
+            Expect::server()
+                .get(path, 200)
+                .process("nginx", nginx.pid())
+                .client_port(client.local_port)
+                .body_prefix(body),
+        );
+    }
+    agent.wait_for(&expected.iter().collect::<Vec<_>>())?;
+    let stopped = agent.stop()?;
+
+    for side in [
+        Expect::client().process(&python.executable_name, client.pid),
+        Expect::server().process("nginx", nginx.pid()),
+    ] {
+        let found = side.find_all(&stopped.calls);
+        ensure!(
+            paths(&found) == ["/first", "/second", "/third"],
+            "expected exactly the three pipelined calls in order from {side}; all calls:\n{}",
+            calls::list(&stopped.calls)
+        );
+        one_connection(&found, "pipelined", &stopped.calls)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn chunked_response_body_is_decoded() -> anyhow::Result<()> {
+    let python = python()?;
+    let server = PythonServer::start(Site::new()?)?;
+    let mut agent = Agent::start(&["--port", &server.port().to_string()])?;
+
+    let client = curl(&[&server.url("/chunked")])?;
+    // The body as the server's three chunks carry it, without the chunk framing.
+    let body = "chunked body starts here; then a second piece; and the third, last piece\n";
+    ensure!(client.stdout == body, "curl got {:?}", client.stdout);
+
+    let size = body.len() as u64;
+    let server_side = Expect::server()
+        .get("/chunked", 200)
+        .process(&python.executable_name, server.pid())
+        .body_prefix(body)
+        .body_size(size);
+    let client_side = Expect::client()
+        .get("/chunked", 200)
+        .process("curl", client.pid)
+        .body_prefix(body)
+        .body_size(size);
+    agent.wait_for(&[&server_side, &client_side])?;
+    let stopped = agent.stop()?;
+
+    let c = client_side.find(&stopped.calls)?;
+    ensure!(
+        c.response_header("transfer-encoding") == ["chunked"],
+        "the response header should say chunked: {c}"
+    );
+    server_side.find(&stopped.calls)?;
+    Ok(())
+}
+
+#[test]
+fn large_response_reports_full_size_and_a_truncated_preview() -> anyhow::Result<()> {
+    let python = python()?;
+    let body = large_body();
+    let server = PythonServer::start(Site::new()?.file("large.bin", &body)?)?;
+    let mut agent = Agent::start(&["--port", &server.port().to_string()])?;
+
+    let client = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{size_download}",
+        &server.url("/large.bin"),
+    ])?;
+    ensure!(
+        client.stdout.trim() == LARGE_SIZE.to_string(),
+        "curl downloaded {} bytes",
+        client.stdout
+    );
+
+    let prefix = std::str::from_utf8(&body[..200])?;
+    let server_side = Expect::server()
+        .get("/large.bin", 200)
+        .process(&python.executable_name, server.pid())
+        .body_size(LARGE_SIZE as u64)
+        .body_truncated(true)
+        .body_prefix(prefix);
+    let client_side = Expect::client()
+        .get("/large.bin", 200)
+        .process("curl", client.pid)
+        .body_size(LARGE_SIZE as u64)
+        .body_truncated(true)
+        .body_prefix(prefix);
+    agent.wait_for(&[&server_side, &client_side])?;
+    let stopped = agent.stop()?;
+
+    for side in [&server_side, &client_side] {
+        let call = side.find(&stopped.calls)?;
+        let preview = call.response_body_preview().unwrap_or_default().len();
+        ensure!(
+            preview < LARGE_SIZE,
+            "the preview should be capped, it has {preview} bytes: {call}"
+        );
+    }
+    Ok(())
+}
+
+/// A server, and a keep-alive client whose connection carried one request before any agent
+/// ran. Returns the client's local port.
+fn connection_from_before_the_agent() -> anyhow::Result<(PythonServer, KeepAliveClient, u16)> {
+    let site = Site::new()?
+        .file("before.txt", "sent before the agent\n")?
+        .file("after.txt", AFTER)?;
+    let server = PythonServer::start(site)?;
+    let mut client = KeepAliveClient::start(server.port(), false)?;
+    let before = client.get("/before.txt")?;
+    ensure!(before.status == 200, "the first request failed: {before:?}");
+    Ok((server, client, before.local_port))
+}
+
+/// `GET /after.txt` on that connection, as `side` sees it from process `pid`.
+fn after_request(
+    side: Expect,
+    pid: u32,
+    server: &PythonServer,
+    local_port: u16,
+) -> anyhow::Result<Expect> {
+    Ok(side
+        .get("/after.txt", 200)
+        .process(&python()?.executable_name, pid)
+        .client_port(local_port)
+        .server_port(server.port())
+        .body_prefix(AFTER))
+}
+
+/// A keep-alive connection that was open, and had carried a request, before the agent started.
+/// The client is kept running (and its connection open) until the calls are reported: a
+/// long-lived connection, as between services.
+#[test]
+fn connection_opened_before_the_agent_started_is_still_reported() -> anyhow::Result<()> {
+    let (server, mut client, local_port) = connection_from_before_the_agent()?;
+    let mut agent = Agent::start(&["--port", &server.port().to_string()])?;
+    let after = client.get("/after.txt")?;
+    ensure!(
+        after.status == 200 && after.local_port == local_port,
+        "the second request should reuse the connection from port {local_port}: {after:?}"
+    );
+
+    let client_side = after_request(Expect::client(), client.pid(), &server, local_port)?;
+    let server_side = after_request(Expect::server(), server.pid(), &server, local_port)?;
+    agent
+        .wait_for(&[&client_side])
+        .context("the client side of the connection")?;
+    agent
+        .wait_for(&[&server_side])
+        .context("the server side of the connection")?;
+    client.finish()?;
+    let stopped = agent.stop()?;
+
+    ensure!(
+        !stopped
+            .calls
+            .iter()
+            .any(|c| c.path() == Some("/before.txt")),
+        "a request made before the agent started cannot have been seen, yet it is reported:\n{}",
+        calls::list(&stopped.calls)
+    );
+    Ok(())
+}
+
+/// Like the test above, but the client closes its connection right after its request, as a
+/// short-lived client does: the call must still carry its addresses, so a `--port` filter
+/// keeps it.
+#[test]
+fn connection_opened_before_the_agent_and_closed_at_once_keeps_its_ports() -> anyhow::Result<()> {
+    let (server, mut client, local_port) = connection_from_before_the_agent()?;
+    let mut agent = Agent::start(&["--port", &server.port().to_string()])?;
+    client.get("/after.txt")?;
+    let client_pid = client.pid();
+    client.finish()?;
+
+    let client_side = after_request(Expect::client(), client_pid, &server, local_port)?;
+    agent.wait_for(&[&client_side])?;
+    agent.stop()?;
+    Ok(())
+}

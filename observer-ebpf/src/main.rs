@@ -52,7 +52,7 @@ macro_rules! data_syscall {
             report!(
                 &ctx,
                 "syscalls::exit_data",
-                syscalls::exit_data(&ctx, $direction)
+                syscalls::exit_data(&ctx, $hook, $kind, $direction)
             );
             0
         }
@@ -106,8 +106,8 @@ data_syscall!(
 pub fn syscall_enter_recvmsg(ctx: TracePointContext) -> u32 {
     report!(
         &ctx,
-        "syscalls::enter_msg",
-        syscalls::enter_msg(&ctx, Hook::Recvmsg)
+        "syscalls::enter_data",
+        syscalls::enter_data(&ctx, Hook::Recvmsg, PayloadKind::Vector)
     );
     0
 }
@@ -117,7 +117,7 @@ pub fn syscall_exit_recvmsg(ctx: TracePointContext) -> u32 {
     report!(
         &ctx,
         "syscalls::exit_data",
-        syscalls::exit_data(&ctx, Direction::Ingress)
+        syscalls::exit_data(&ctx, Hook::Recvmsg, PayloadKind::Vector, Direction::Ingress)
     );
     0
 }
@@ -126,8 +126,8 @@ pub fn syscall_exit_recvmsg(ctx: TracePointContext) -> u32 {
 pub fn syscall_enter_sendmsg(ctx: TracePointContext) -> u32 {
     report!(
         &ctx,
-        "syscalls::enter_msg",
-        syscalls::enter_msg(&ctx, Hook::Sendmsg)
+        "syscalls::enter_data",
+        syscalls::enter_data(&ctx, Hook::Sendmsg, PayloadKind::Vector)
     );
     0
 }
@@ -137,7 +137,7 @@ pub fn syscall_exit_sendmsg(ctx: TracePointContext) -> u32 {
     report!(
         &ctx,
         "syscalls::exit_data",
-        syscalls::exit_data(&ctx, Direction::Egress)
+        syscalls::exit_data(&ctx, Hook::Sendmsg, PayloadKind::Vector, Direction::Egress)
     );
     0
 }

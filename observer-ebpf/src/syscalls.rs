@@ -4,7 +4,11 @@
 //! value at offset 16 of the exit event (see `/sys/kernel/tracing/events/syscalls/*/format`).
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
+    bindings::pt_regs,
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_user,
+        generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+    },
     programs::TracePointContext,
 };
 use observer_common::{ConnOrigin, Counter, Direction, Hook, SockAddr, Source, TlsLibrary};
@@ -51,45 +55,57 @@ pub fn watched_process() -> Option<(u64, u32, u32)> {
     Some((pid_tgid, tgid, pid_tgid as u32))
 }
 
-/// Entry of read/write/readv/writev/recvfrom/sendto.
+/// Entry of read/write/readv/writev/recvfrom/sendto/recvmsg/sendmsg.
 pub fn enter_data(ctx: &TracePointContext, hook: Hook, kind: PayloadKind) -> Result<(), i64> {
     let Some((pid_tgid, tgid, _)) = watched_process() else {
         return Ok(());
     };
-    // recvfrom(fd, buf, len, flags, ...): a peek leaves the bytes for the next read.
-    if hook == Hook::Recvfrom && arg(ctx, 3)? & MSG_PEEK != 0 {
+    // Only recvfrom has a fourth argument worth reading (its flags); the records of the others
+    // end after their third.
+    let flags = if hook == Hook::Recvfrom {
+        arg(ctx, 3)?
+    } else {
+        0
+    };
+    let args = [arg(ctx, 0)?, arg(ctx, 1)?, arg(ctx, 2)?, flags];
+    let Some((fd, payload)) = data_call(hook, kind, args)? else {
         return Ok(());
-    }
-    let fd = arg(ctx, 0)? as u32;
-    let payload = Payload {
-        ptr: arg(ctx, 1)?,
-        len: arg(ctx, 2)?,
-        kind,
     };
     remember(pid_tgid, tgid, fd, hook as u8, payload)
 }
 
-/// Entry of recvmsg/sendmsg: the payload is the msghdr's iovec array.
-pub fn enter_msg(ctx: &TracePointContext, hook: Hook) -> Result<(), i64> {
-    let Some((pid_tgid, tgid, _)) = watched_process() else {
-        return Ok(());
+/// The fd and the payload of a data syscall from its first four arguments; `None` for a peek,
+/// whose bytes the next read takes again (nginx peeks one byte of every new connection).
+fn data_call(hook: Hook, kind: PayloadKind, args: [u64; 4]) -> Result<Option<(u32, Payload)>, i64> {
+    let fd = args[0] as u32;
+    let payload = match hook {
+        // recvmsg(fd, msg, flags), sendmsg(fd, msg, flags): the payload is the msghdr's iovecs.
+        Hook::Recvmsg | Hook::Sendmsg => {
+            if hook == Hook::Recvmsg && args[2] & MSG_PEEK != 0 {
+                return Ok(None);
+            }
+            let msghdr = args[1];
+            // struct user_msghdr: msg_iov at offset 16, msg_iovlen at 24.
+            // SAFETY: helper reads of user memory.
+            let iov =
+                unsafe { bpf_probe_read_user((msghdr + 16) as *const u64) }.map_err(i64::from)?;
+            let iovlen =
+                unsafe { bpf_probe_read_user((msghdr + 24) as *const u64) }.map_err(i64::from)?;
+            Payload {
+                ptr: iov,
+                len: iovlen,
+                kind: PayloadKind::Vector,
+            }
+        }
+        // recvfrom(fd, buf, len, flags, ...)
+        Hook::Recvfrom if args[3] & MSG_PEEK != 0 => return Ok(None),
+        _ => Payload {
+            ptr: args[1],
+            len: args[2],
+            kind,
+        },
     };
-    // recvmsg(fd, msg, flags): a peek leaves the bytes for the next read.
-    if hook == Hook::Recvmsg && arg(ctx, 2)? & MSG_PEEK != 0 {
-        return Ok(());
-    }
-    let fd = arg(ctx, 0)? as u32;
-    let msghdr = arg(ctx, 1)?;
-    // struct user_msghdr: msg_iov at offset 16, msg_iovlen at 24.
-    // SAFETY: helper reads of user memory.
-    let iov = unsafe { bpf_probe_read_user((msghdr + 16) as *const u64) }.map_err(i64::from)?;
-    let iovlen = unsafe { bpf_probe_read_user((msghdr + 24) as *const u64) }.map_err(i64::from)?;
-    let payload = Payload {
-        ptr: iov,
-        len: iovlen,
-        kind: PayloadKind::Vector,
-    };
-    remember(pid_tgid, tgid, fd, hook as u8, payload)
+    Ok(Some((fd, payload)))
 }
 
 #[inline(always)]
@@ -114,6 +130,43 @@ fn remember(pid_tgid: u64, tgid: u32, fd: u32, hook: u8, payload: Payload) -> Re
     Ok(())
 }
 
+/// A call whose entry we did not see, because it began before the programs were attached: a
+/// server thread blocked in read() on an idle keep-alive connection, whose next request would
+/// otherwise be lost. Its arguments are still in the thread's saved user registers (x86-64
+/// syscall ABI: rdi, rsi, rdx, r10). Calls skipped on purpose at entry (ignored fds, other
+/// processes) are skipped here too, by the same checks.
+fn args_of_a_call_begun_before_attach(
+    hook: Hook,
+    kind: PayloadKind,
+) -> Result<Option<SyscallArgs>, i64> {
+    let Some((_, tgid, _)) = watched_process() else {
+        return Ok(None);
+    };
+    // SAFETY: the helpers return the current task and its saved user registers; the fields are
+    // read through bpf_probe_read_kernel, which faults safely.
+    let args = unsafe {
+        let task = bpf_get_current_task_btf();
+        let regs = bpf_task_pt_regs(task) as *const pt_regs;
+        [
+            bpf_probe_read_kernel(core::ptr::addr_of!((*regs).rdi)).map_err(i64::from)?,
+            bpf_probe_read_kernel(core::ptr::addr_of!((*regs).rsi)).map_err(i64::from)?,
+            bpf_probe_read_kernel(core::ptr::addr_of!((*regs).rdx)).map_err(i64::from)?,
+            bpf_probe_read_kernel(core::ptr::addr_of!((*regs).r10)).map_err(i64::from)?,
+        ]
+    };
+    let Some((fd, payload)) = data_call(hook, kind, args)? else {
+        return Ok(None);
+    };
+    if !conn::worth_watching(tgid, fd) {
+        return Ok(None);
+    }
+    Ok(Some(SyscallArgs {
+        payload,
+        fd,
+        hook: hook as u8,
+    }))
+}
+
 fn take_args(pid_tgid: u64) -> Option<SyscallArgs> {
     // SAFETY: value copied out before removal.
     let args = unsafe { *SYSCALL_ARGS.get_ptr(pid_tgid)? };
@@ -122,10 +175,19 @@ fn take_args(pid_tgid: u64) -> Option<SyscallArgs> {
 }
 
 /// Exit of every data syscall.
-pub fn exit_data(ctx: &TracePointContext, direction: Direction) -> Result<(), i64> {
+pub fn exit_data(
+    ctx: &TracePointContext,
+    hook: Hook,
+    kind: PayloadKind,
+    direction: Direction,
+) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(args) = take_args(pid_tgid) else {
-        return Ok(());
+    let args = match take_args(pid_tgid) {
+        Some(args) => args,
+        None => match args_of_a_call_begun_before_attach(hook, kind)? {
+            Some(args) => args,
+            None => return Ok(()),
+        },
     };
     let size = ret(ctx)?;
     if size <= 0 {

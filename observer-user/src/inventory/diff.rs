@@ -242,11 +242,12 @@ fn newer_version<'a>(route: &str, routes: impl IntoIterator<Item = &'a str>) -> 
 }
 
 /// Everything to say about one observed endpoint against `spec` (shadow, zombie, drift).
-/// `routes` are the other routes observed on its service.
+/// `routes` are the (method, route) pairs observed on its service: a newer version of the
+/// same method and resource there, or in the spec, makes an answering older one a zombie.
 pub fn check_endpoint<'a>(
     spec: &'a ApiSpec,
     endpoint: &Endpoint,
-    routes: impl IntoIterator<Item = &'a str>,
+    routes: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Vec<DiffItem> {
     let mut out = Vec::new();
     let item = |kind, spec_path: Option<&str>, detail: String| DiffItem {
@@ -259,9 +260,18 @@ pub fn check_endpoint<'a>(
         calls: Some(endpoint.facts.calls),
     };
     let op = find_operation(spec, &endpoint.method, &endpoint.route);
-    let spec_paths = spec.operations.iter().map(|op| op.path.as_str());
+    let method = &*endpoint.method;
+    let spec_paths = spec
+        .operations
+        .iter()
+        .filter(|op| op.method == method)
+        .map(|op| op.path.as_str());
+    let observed = routes
+        .into_iter()
+        .filter(|(m, _)| *m == method)
+        .map(|(_, route)| route);
     let newer = if answers(endpoint) {
-        newer_version(&endpoint.route, routes.into_iter().chain(spec_paths))
+        newer_version(&endpoint.route, observed.chain(spec_paths))
     } else {
         None
     };
@@ -524,7 +534,10 @@ pub fn diff(spec: &ApiSpec, services: &[&Service]) -> DiffReport {
             if let Some(op) = find_operation(spec, &endpoint.method, &endpoint.route) {
                 matched.insert((op.method.clone(), op.path.clone()));
             }
-            let routes = service.endpoints().iter().map(|e| e.route.as_ref());
+            let routes = service
+                .endpoints()
+                .iter()
+                .map(|e| (e.method.as_ref(), e.route.as_ref()));
             for mut item in check_endpoint(spec, endpoint, routes) {
                 item.service = Some(name.clone());
                 match item.kind {

@@ -581,7 +581,9 @@ impl Inventory {
             items.extend(diff::check_endpoint(
                 &binding.spec,
                 &svc.endpoints[endpoint],
-                svc.endpoints.iter().map(|e| e.route.as_ref()),
+                svc.endpoints
+                    .iter()
+                    .map(|e| (e.method.as_ref(), e.route.as_ref())),
             ));
         }
         for item in items {

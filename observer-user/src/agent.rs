@@ -24,6 +24,8 @@ use crate::{
     events::{self, Event},
     export::{self, Sink},
     facts::{self, ClockSync, Fact},
+    inventory::commands::inventory_analyzer,
+    pcap,
     pipeline::Pipeline,
     record::{Record, RecordReader, RecordWriter},
     summary::Summary,
@@ -134,8 +136,13 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
         ),
         None => None,
     };
+    let mut pipeline = Pipeline::new(args.output.pipeline_config());
+    pipeline.add_analyzer(Box::new(inventory_analyzer(
+        &args.inventory,
+        Some(Path::new(crate::state::DEFAULT_STATE_DIR)),
+    )?));
     let mut live = Live {
-        pipeline: Pipeline::new(args.output.pipeline_config()),
+        pipeline,
         enricher: Enricher::default(),
         recorder,
         sink: open_sink(&args.output)?,
@@ -223,7 +230,27 @@ fn all_pids() -> Vec<u32> {
 pub fn replay(args: &ReplayArgs) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let mut pipeline = Pipeline::new(args.output.pipeline_config());
+    pipeline.add_analyzer(Box::new(inventory_analyzer(&args.inventory, None)?));
     let mut sink = open_sink(&args.output)?;
+    if pcap::is_capture(&args.recording)? {
+        // A packet capture: the same pipeline, fed from TCP flows instead of kernel events.
+        pcap::replay(&args.recording, &mut pipeline, |pipeline| {
+            for output in pipeline.take_outputs() {
+                sink.write(&output)?;
+            }
+            Ok(())
+        })?;
+        pipeline.finish();
+        for output in pipeline.take_outputs() {
+            sink.write(&output)?;
+        }
+        sink.flush()?;
+        return Ok(Summary {
+            elapsed: started.elapsed(),
+            pipeline: pipeline.stats(),
+            kernel: None,
+        });
+    }
     let reader = RecordReader::open(Path::new(&args.recording))?;
     let mut damaged = 0u64;
     for record in reader {

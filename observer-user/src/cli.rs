@@ -12,6 +12,7 @@ use crate::{
     pipeline::{CallFilter, PipelineConfig},
     protocol::http1::ParserLimits,
     redact::RedactionMode,
+    state::DEFAULT_STATE_DIR,
 };
 
 /// observer: see every API call on this host, plaintext and TLS, without touching applications.
@@ -28,6 +29,13 @@ pub enum Command {
     Run(RunArgs),
     /// Run the pipeline over a recording made with `run --record` (no root needed).
     Replay(ReplayArgs),
+    /// The API inventory: every service and endpoint seen, as a table or JSON.
+    Inventory(InventoryCommandArgs),
+    /// The inventory of one service as an OpenAPI 3.1 document.
+    Openapi(OpenapiArgs),
+    /// Compare the inventory with a spec (Swagger 2.0, OpenAPI 3.0/3.1): shadow, zombie,
+    /// orphan and drift. Exits with status 2 when shadow or zombie endpoints are found.
+    Diff(DiffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -64,15 +72,22 @@ pub struct RunArgs {
     /// function's code allows, `symbol` always on the function's first instruction.
     #[arg(long, value_enum, default_value_t = PlacementPolicy::Auto)]
     pub tls_probe_placement: PlacementPolicy,
+
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// A recording made with `observer run --record FILE`.
+    /// A recording made with `observer run --record FILE`, or a pcap/pcapng capture of
+    /// plaintext HTTP (told apart by their first bytes).
     pub recording: PathBuf,
 
     #[command(flatten)]
     pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
 }
 
 /// What to report and how: shared by `run` and `replay`.
@@ -132,4 +147,94 @@ impl OutputArgs {
             },
         }
     }
+}
+
+/// The inventory's options on `run` and `replay`.
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// Where the inventory (and other state) is kept. `run` defaults to /var/lib/observer;
+    /// `replay` keeps its inventory in memory unless given one.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// A spec to report drift against live, as `[SERVICE=]FILE` (repeatable). Its paths also
+    /// become route templates. Without SERVICE it applies to every local service.
+    #[arg(long, value_name = "[SERVICE=]FILE")]
+    pub spec: Vec<String>,
+}
+
+/// The state directory of the commands that read it.
+#[derive(Debug, Args)]
+pub struct StateDirArgs {
+    /// The state directory `observer run` (or `replay --state-dir`) wrote.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum InventoryFormat {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryCommandArgs {
+    #[command(flatten)]
+    pub state: StateDirArgs,
+
+    #[arg(long, value_enum, default_value_t = InventoryFormat::Table)]
+    pub format: InventoryFormat,
+
+    /// Only this service (its name, `host:port`, port, or process name).
+    #[arg(long, value_name = "SERVICE")]
+    pub service: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OpenapiFormat {
+    #[default]
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct OpenapiArgs {
+    #[command(flatten)]
+    pub state: StateDirArgs,
+
+    /// The service to describe (required when the inventory holds more than one).
+    #[arg(long, value_name = "SERVICE")]
+    pub service: Option<String>,
+
+    #[arg(long, value_enum, default_value_t = OpenapiFormat::Yaml)]
+    pub format: OpenapiFormat,
+
+    /// Write the document here instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DiffFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub state: StateDirArgs,
+
+    /// The documented API: Swagger 2.0, OpenAPI 3.0 or 3.1, YAML or JSON.
+    #[arg(long, value_name = "FILE")]
+    pub spec: PathBuf,
+
+    /// The service the spec documents (default: the local services it matches).
+    #[arg(long, value_name = "SERVICE")]
+    pub service: Option<String>,
+
+    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    pub format: DiffFormat,
 }

@@ -12,6 +12,7 @@ use clap::Parser;
 use observer::{
     agent,
     cli::{Cli, Command},
+    inventory::commands,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -34,6 +35,9 @@ fn main() -> ExitCode {
             Err(error) => Err(error),
         },
         Command::Replay(args) => agent::replay(args),
+        Command::Inventory(args) => return exit(commands::inventory(args)),
+        Command::Openapi(args) => return exit(commands::openapi(args)),
+        Command::Diff(args) => return exit(commands::diff(args)),
     };
     match result {
         Ok(summary) => {
@@ -55,6 +59,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The exit status of a command that prints its own result.
+fn exit(result: anyhow::Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|error| {
+        eprintln!("observer: {error:#}");
+        ExitCode::FAILURE
+    })
 }
 
 /// A flag set by SIGINT or SIGTERM; a second signal exits at once.

@@ -36,11 +36,22 @@ pub struct InventoryChange {
     #[serde(rename = "event.name")]
     pub event_name: String,
     pub timestamp: String,
-    /// `new_service`, `new_endpoint`, `changed_endpoint`, ...
     #[serde(rename = "inventory.change")]
-    pub change: String,
+    pub change: ChangeKind,
     #[serde(rename = "service.name")]
     pub service: String,
+    #[serde(
+        rename = "server.address",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub server_address: Option<String>,
+    #[serde(
+        rename = "server.port",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub server_port: Option<u16>,
     #[serde(
         rename = "http.request.method",
         default,
@@ -60,4 +71,47 @@ pub struct InventoryChange {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub details: Vec<String>,
+}
+
+/// What an inventory change is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    NewService,
+    NewEndpoint,
+    /// A query or header parameter not seen on the endpoint before.
+    NewParameter,
+    /// A JSON body field not seen on the endpoint before.
+    NewField,
+    NewStatusCode,
+    NewCaller,
+    /// Against a spec loaded with `run --spec`: an endpoint the spec does not declare.
+    ShadowEndpoint,
+    /// Against a spec: a deprecated operation called, or an older version still answering.
+    ZombieEndpoint,
+    /// Against a spec: traffic disagrees with the operation (parameter, field, status, content
+    /// type, auth).
+    Drift,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::NewService => "new_service",
+            ChangeKind::NewEndpoint => "new_endpoint",
+            ChangeKind::NewParameter => "new_parameter",
+            ChangeKind::NewField => "new_field",
+            ChangeKind::NewStatusCode => "new_status_code",
+            ChangeKind::NewCaller => "new_caller",
+            ChangeKind::ShadowEndpoint => "shadow_endpoint",
+            ChangeKind::ZombieEndpoint => "zombie_endpoint",
+            ChangeKind::Drift => "drift",
+        }
+    }
+}
+
+impl std::fmt::Display for ChangeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

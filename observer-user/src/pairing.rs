@@ -30,6 +30,10 @@ use crate::protocol::http1::{
 };
 use crate::protocol::Segment;
 
+/// Interim statuses kept for one exchange. Servers send one or two (100 Continue, 103 Early
+/// Hints); a peer sending more says nothing new, and must not make an exchange grow forever.
+pub const MAX_INTERIM_STATUSES: usize = 8;
+
 /// How much of an exchange was seen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExchangeStatus {
@@ -47,7 +51,8 @@ pub enum ExchangeStatus {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpExchange {
     pub request: Option<Message<RequestHead>>,
-    /// Interim (1xx) statuses received before the final response, in order.
+    /// Interim (1xx) statuses received before the final response, in order (the first
+    /// [`MAX_INTERIM_STATUSES`]).
     pub interim: Vec<u16>,
     pub response: Option<Message<ResponseHead>>,
     pub status: ExchangeStatus,
@@ -199,8 +204,8 @@ impl Pairing {
             Target::Missed => None,
         };
         match (index, is_interim(status)) {
-            (Some(index), true) => self.pending[index].interim.push(status),
-            (None, true) => self.unclaimed_interim.push(status),
+            (Some(index), true) => keep_interim(&mut self.pending[index].interim, status),
+            (None, true) => keep_interim(&mut self.unclaimed_interim, status),
             (Some(index), false) => {
                 let pending = &mut self.pending[index];
                 pending.response = Some(response);
@@ -308,6 +313,13 @@ impl Pairing {
             response: pending.response,
             status,
         });
+    }
+}
+
+/// Adds an interim status to `statuses`, up to [`MAX_INTERIM_STATUSES`].
+fn keep_interim(statuses: &mut Vec<u16>, status: u16) {
+    if statuses.len() < MAX_INTERIM_STATUSES {
+        statuses.push(status);
     }
 }
 
@@ -684,6 +696,23 @@ mod tests {
             out[1].request.as_ref().map(|m| m.head.target.as_str()),
             Some("/1")
         );
+    }
+
+    #[test]
+    fn endless_interim_statuses_are_kept_only_up_to_the_bound() {
+        let mut pairing = Pairing::new();
+        let mut out = Vec::new();
+        for _ in 0..1000 {
+            answer(&mut pairing, response(100, 5, 5), &mut out);
+        }
+        send(&mut pairing, request("/a", 10, 10), &mut out);
+        for _ in 0..1000 {
+            answer(&mut pairing, response(100, 20, 20), &mut out);
+        }
+        answer(&mut pairing, response(200, 30, 30), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].interim.len(), MAX_INTERIM_STATUSES);
+        assert!(pairing.unclaimed_interim.len() <= MAX_INTERIM_STATUSES);
     }
 
     #[test]

@@ -8,10 +8,16 @@ use anyhow::Result;
 use super::{apt, Progress};
 use crate::cmd;
 
-/// PyPI distributions the tests need, by the name pip installs them under. None yet: add one here
-/// (e.g. `openapi-spec-validator` once a test validates the exported OpenAPI document) rather than
-/// installing it by hand, so that a fresh machine and CI get it too.
-const PYTHON_PACKAGES: &[&str] = &[];
+/// PyPI distributions the tests need, by the name pip installs them under. Add one here rather
+/// than installing it by hand, so that a fresh machine and CI get it too.
+const PYTHON_PACKAGES: &[&str] = &[
+    // The real validator the exported OpenAPI documents must pass (inventory tests).
+    "openapi-spec-validator",
+    // Real API frameworks whose recorded traffic the inventory is tested on.
+    "flask",
+    "fastapi",
+    "uvicorn",
+];
 
 /// Prints, one a line, the distributions named in its arguments that are not installed.
 const PRINT_MISSING: &str = "\

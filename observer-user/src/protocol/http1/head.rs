@@ -22,6 +22,7 @@ use std::mem::MaybeUninit;
 
 use memchr::memchr;
 
+use super::message::len_u64;
 use super::resync::{find_start, MessageKind, MAX_START_PATTERN};
 use super::start_line::StartLineCheck;
 use super::{ParseError, SyncLoss};
@@ -609,10 +610,6 @@ impl HeadEndScan {
         }
         None
     }
-}
-
-fn len_u64(len: usize) -> u64 {
-    super::message::len_u64(len)
 }
 
 #[cfg(test)]

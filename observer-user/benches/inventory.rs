@@ -1,0 +1,257 @@
+//! Inventory benchmark: update throughput with 10,000 distinct endpoints, memory under
+//! unbounded path cardinality, and the cost of a flush. Prints figures; asserts nothing about
+//! time (machines differ), only that the inventory stayed within its caps.
+//!
+//! `cargo bench -p observer-user --bench inventory` (run by `cargo xtask bench`).
+
+use std::{
+    collections::BTreeMap,
+    hint::black_box,
+    time::{Duration, Instant},
+};
+
+use observer::{
+    conn::Role,
+    inventory::{Inventory, MAX_ENDPOINTS},
+    model::{ApiCall, CallStatus},
+    pipeline::Analyzer,
+    state::State,
+};
+
+/// Distinct endpoints in the throughput run: 20 services × 20 × 5 paths × 5 methods.
+const SERVICES: u16 = 20;
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
+/// Calls prepared once and replayed: enough that ids and bodies vary.
+const POOL: usize = 100_000;
+/// Calls measured per run.
+const CALLS: usize = 2_000_000;
+
+fn call(port: u16, method: &str, path: String, rng: &mut u64, bodies: bool) -> ApiCall {
+    let mut request_headers = BTreeMap::new();
+    request_headers.insert("host".to_string(), vec![format!("svc{port}.local")]);
+    request_headers.insert("user-agent".to_string(), vec!["bench/1.0".to_string()]);
+    request_headers.insert("x-request-id".to_string(), vec![format!("{:x}", next(rng))]);
+    let mut response_headers = BTreeMap::new();
+    response_headers.insert(
+        "content-type".to_string(),
+        vec!["application/json".to_string()],
+    );
+    let id = next(rng) % 1_000_000;
+    let (request_body_bytes, response_body_bytes) = if bodies {
+        if method == "POST" || method == "PUT" {
+            request_headers.insert(
+                "content-type".to_string(),
+                vec!["application/json".to_string()],
+            );
+        }
+        (
+            if method == "POST" || method == "PUT" {
+                format!(r#"{{"name":"item {id}","qty":{},"tags":["a","b"]}}"#, id % 7).into_bytes()
+            } else {
+                Vec::new()
+            },
+            format!(
+                r#"{{"id":{id},"name":"item {id}","created":"2026-01-02T03:04:05Z","owner":{{"email":"u{id}@example.com"}}}}"#
+            )
+            .into_bytes(),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    ApiCall {
+        event_name: "api.call",
+        timestamp: format!("2026-11-28T18:45:{:02}.125312Z", id % 60),
+        status: CallStatus::Complete,
+        role: Some(Role::Server),
+        method: Some(method.to_string()),
+        path: Some(path),
+        query: (method == "GET").then(|| format!("page={}&limit=20", id % 9)),
+        route: None,
+        status_code: Some(if id.is_multiple_of(50) { 404 } else { 200 }),
+        interim_status_codes: Vec::new(),
+        protocol_name: "http",
+        protocol_version: Some("1.1"),
+        transport: "tcp",
+        server_address: Some("10.0.0.1".to_string()),
+        server_port: Some(8000 + port),
+        client_address: Some(format!("10.0.1.{}", id % 20)),
+        client_port: Some(40_000),
+        tls: false,
+        tls_library: None,
+        duration_ms: Some((id % 5_000) as f64 / 100.0),
+        latency_ms: None,
+        pid: 1,
+        executable_name: Some("server".to_string()),
+        executable_path: None,
+        command_args: Vec::new(),
+        container_id: None,
+        pod_uid: None,
+        request_headers,
+        response_headers,
+        request_body: None,
+        response_body: None,
+        incomplete: Vec::new(),
+        connection: "1:3:1".to_string(),
+        start_ns: id,
+        request_body_bytes,
+        response_body_bytes,
+    }
+}
+
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// Resident memory of this process, in MiB.
+fn rss_mib() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0);
+    pages * 4096.0 / (1024.0 * 1024.0)
+}
+
+fn pool(bodies: bool) -> Vec<ApiCall> {
+    let mut rng = 0x9e37_79b9_7f4a_7c15;
+    (0..POOL)
+        .map(|i| {
+            let port = (i % usize::from(SERVICES)) as u16;
+            let a = next(&mut rng) % 20;
+            let b = next(&mut rng) % 5;
+            let method = METHODS[(next(&mut rng) % 5) as usize];
+            let id = next(&mut rng) % 100_000;
+            call(
+                port,
+                method,
+                format!("/api/r{a}x/s{b}x/{id}"),
+                &mut rng,
+                bodies,
+            )
+        })
+        .collect()
+}
+
+fn throughput(label: &str, bodies: bool) {
+    let mut calls = pool(bodies);
+    let mut inventory = Inventory::in_memory();
+    let mut out = Vec::new();
+    // Warm up: every endpoint exists before timing starts.
+    for call in calls.iter_mut() {
+        inventory.analyze(call, &mut out);
+    }
+    out.clear();
+    let endpoints: usize = inventory
+        .services()
+        .iter()
+        .map(|s| s.endpoints().len())
+        .sum();
+    let started = Instant::now();
+    for i in 0..CALLS {
+        inventory.analyze(&mut calls[i % POOL], &mut out);
+        out.clear();
+    }
+    let elapsed = started.elapsed();
+    black_box(&inventory);
+    println!(
+        "inventory update, {label}: {:.0} calls/s/core ({CALLS} calls over {endpoints} endpoints in {:.2} s)",
+        CALLS as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    assert_eq!(
+        endpoints, 10_000,
+        "the workload should have 10,000 endpoints"
+    );
+}
+
+fn flush_cost() {
+    let dir = std::env::temp_dir().join(format!("observer-bench-inventory-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut inventory = Inventory::open(State::open(&dir).expect("state dir")).expect("inventory");
+    let mut out = Vec::new();
+    let mut calls = pool(true);
+    for call in calls.iter_mut() {
+        inventory.analyze(call, &mut out);
+    }
+    let started = Instant::now();
+    inventory.flush().expect("flush");
+    let first = started.elapsed();
+    for call in calls.iter_mut().take(20_000) {
+        inventory.analyze(call, &mut out);
+    }
+    let started = Instant::now();
+    inventory.flush().expect("flush");
+    let steady = started.elapsed();
+    println!(
+        "flush: all 10,000 endpoints dirty {:.0} ms; after 20,000 calls {:.0} ms",
+        ms(first),
+        ms(steady)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn unbounded_cardinality() {
+    let mut rng = 0x2545_f491_4f6c_dd1d;
+    let mut inventory = Inventory::in_memory();
+    let mut out = Vec::new();
+    let start = rss_mib();
+    let mut checkpoints = Vec::new();
+    let total: usize = 1_000_000;
+    for i in 1..=total {
+        // Every call a new word in two positions, and a new parameter name: nothing repeats.
+        let a = next(&mut rng);
+        let b = next(&mut rng);
+        let mut c = call(
+            (i % 4) as u16,
+            "GET",
+            format!("/u/w{:x}q/p/z{:x}k", a % 1_000_000_007, b % 1_000_000_009),
+            &mut rng,
+            false,
+        );
+        c.query = Some(format!("k{}=1", a % 100_000));
+        inventory.analyze(&mut c, &mut out);
+        out.clear();
+        if i.is_multiple_of(250_000) {
+            let endpoints: usize = inventory
+                .services()
+                .iter()
+                .map(|s| s.endpoints().len())
+                .sum();
+            checkpoints.push(format!(
+                "{i} calls: {endpoints} endpoints, +{:.1} MiB",
+                rss_mib() - start
+            ));
+        }
+    }
+    println!(
+        "unbounded path cardinality (new words every call): {}",
+        checkpoints.join("; ")
+    );
+    let endpoints: usize = inventory
+        .services()
+        .iter()
+        .map(|s| s.endpoints().len())
+        .sum();
+    assert!(endpoints <= MAX_ENDPOINTS);
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs this too, with fewer calls
+    // worth nothing as a figure: only run the real thing under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("inventory bench: run with `cargo bench` for figures");
+        return;
+    }
+    throughput("headers, query and status only", false);
+    throughput("with JSON request and response bodies", true);
+    flush_cost();
+    unbounded_cardinality();
+}

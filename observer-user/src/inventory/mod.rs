@@ -1,0 +1,1025 @@
+//! The API inventory: every service and endpoint the agent has seen, what each carries, and how
+//! that changes. An [`Analyzer`]: it sees each call after pairing and before redaction.
+//!
+//! ```text
+//! pairing ─> ApiCall ─> Inventory::analyze ─┬─> call.route = "/users/{id}"   (then redact, export)
+//!                                           ├─> api.inventory.change events (new service,
+//!                                           │   endpoint, parameter, field, status, caller;
+//!                                           │   shadow / zombie / drift against loaded specs)
+//!                                           └─> memory ──(every FLUSH_INTERVAL)──> state database
+//! ```
+//!
+//! For each call: find its service (`service`), template its path in the service's tree
+//! (`template`), find or make the endpoint (method + route), and fold the call into its facts
+//! (`endpoint`, with `schema`, `sketch` and `auth`). All of that is in memory, with no SQL per
+//! call; [`Inventory::tick`] writes the endpoints that changed, in one transaction, every
+//! [`FLUSH_INTERVAL_NS`], so a crash loses at most that much (`store`). Readers load the same
+//! tables: `observer inventory` (`view`), `observer openapi` (`openapi`), and `observer diff`
+//! against an imported spec (`spec`, `diff`).
+//!
+//! Bounded everywhere: services, endpoints per service and in all, tree nodes, and every fact
+//! collection have caps; hitting one is logged once and counted in [`InventoryStats`].
+
+pub mod auth;
+pub mod commands;
+pub mod diff;
+pub mod endpoint;
+pub mod openapi;
+pub mod schema;
+pub mod service;
+pub mod sketch;
+pub mod spec;
+pub mod store;
+pub mod template;
+pub mod view;
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+};
+
+use serde::Serialize;
+use thiserror::Error;
+
+use self::{
+    diff::{DiffItem, DiffKind},
+    endpoint::{EndpointFacts, Novelty, Observation},
+    service::{ServiceFacts, ServiceKey, ServiceKind},
+    spec::ApiSpec,
+    store::{Batch, EndpointRow, ServiceRow, Store},
+    template::{NodeId, PathTree, Seg},
+};
+use crate::{
+    model::{rfc3339, ApiCall},
+    output::{ChangeKind, InventoryChange, Output},
+    pipeline::Analyzer,
+    state::{State, StateError},
+};
+
+/// How often (kernel time) changed endpoints are written to the state database: at most this
+/// much is lost when the agent is killed. Each flush is one transaction of the endpoints that
+/// changed, so a shorter interval costs little more than a few fsyncs.
+pub const FLUSH_INTERVAL_NS: u64 = 2_000_000_000;
+
+/// Services tracked. A host serves a few dozen and calls a few hundred; past this, calls to new
+/// services are counted, not inventoried.
+pub const MAX_SERVICES: usize = 1024;
+
+/// Endpoints per service: templating keeps real APIs far below this; it stops a service whose
+/// paths defeat templating (every position a new word, under the fan-out limit) from growing.
+pub const MAX_ENDPOINTS_PER_SERVICE: usize = 10_000;
+
+/// Endpoints in all. An endpoint costs one to a few kilobytes (more with large body schemas):
+/// this bounds the inventory to a few hundred megabytes in the worst case.
+pub const MAX_ENDPOINTS: usize = 100_000;
+
+/// Labels other stages may queue between two calls before they are applied.
+pub const MAX_PENDING_LABELS: usize = 10_000;
+
+/// Drift items reported live per endpoint (each once); past this, drift is left to
+/// `observer diff`.
+const MAX_DRIFT_REPORTED_PER_ENDPOINT: usize = 64;
+
+#[derive(Debug, Error)]
+pub enum InventoryError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cannot encode inventory facts: {0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("{0}")]
+    Spec(#[from] spec::SpecError),
+    #[error("no service named {name:?}; known services: {known}")]
+    UnknownService { name: String, known: String },
+    #[error("the inventory holds {count} services; choose one with --service: {known}")]
+    AmbiguousService { count: usize, known: String },
+    #[error("the inventory is empty: run `observer run` (or `observer replay --state-dir`) first")]
+    Empty,
+}
+
+/// What the inventory counted, including everything a cap left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct InventoryStats {
+    pub calls: u64,
+    /// Calls without a method or path (responses to unseen requests), or without a server.
+    pub calls_skipped: u64,
+    pub services_capped: u64,
+    pub endpoints_capped: u64,
+    /// New path literals folded into parameters by the tree's node cap.
+    pub tree_capped: u64,
+    pub labels_dropped: u64,
+    pub flushes: u64,
+    pub flush_errors: u64,
+}
+
+/// One endpoint in memory.
+pub struct Endpoint {
+    pub method: Box<str>,
+    pub route: Arc<str>,
+    pub facts: EndpointFacts,
+    node: NodeId,
+    segs: Vec<Seg>,
+    /// The route this endpoint is stored under, if it was stored.
+    stored_route: Option<String>,
+    dirty: bool,
+    reported_drift: BTreeSet<String>,
+}
+
+/// One service in memory.
+pub struct Service {
+    pub key: ServiceKey,
+    pub facts: ServiceFacts,
+    tree: PathTree,
+    endpoints: Vec<Endpoint>,
+    by_node: HashMap<NodeId, Vec<usize>>,
+    dirty: bool,
+    tree_dirty: bool,
+    /// Routes merged away since the last flush: (method, route).
+    removed: Vec<(String, String)>,
+}
+
+impl Service {
+    fn new(key: ServiceKey) -> Service {
+        Service {
+            key,
+            facts: ServiceFacts::default(),
+            tree: PathTree::default(),
+            endpoints: Vec::new(),
+            by_node: HashMap::new(),
+            dirty: true,
+            tree_dirty: true,
+            removed: Vec::new(),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        service::display_name(&self.key, &self.facts)
+    }
+
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    fn find(&self, node: NodeId, method: &str) -> Option<usize> {
+        self.by_node
+            .get(&node)?
+            .iter()
+            .copied()
+            .find(|&i| &*self.endpoints[i].method == method)
+    }
+
+    /// The tree changed shape: move every endpoint to the node its template reaches now,
+    /// merging endpoints that became one.
+    fn reshape(&mut self) {
+        let old = std::mem::take(&mut self.endpoints);
+        self.by_node.clear();
+        for mut endpoint in old {
+            let node = self.tree.resolve(&endpoint.segs);
+            let route = self.tree.route(node);
+            match self.find(node, &endpoint.method) {
+                Some(existing) => {
+                    let target = &mut self.endpoints[existing];
+                    target.facts.merge(&endpoint.facts);
+                    target.dirty = true;
+                    if let Some(stored) = endpoint.stored_route.take() {
+                        self.removed.push((endpoint.method.to_string(), stored));
+                    }
+                }
+                None => {
+                    if endpoint.route != route {
+                        if let Some(stored) = endpoint.stored_route.take() {
+                            self.removed.push((endpoint.method.to_string(), stored));
+                        }
+                        endpoint.route = route;
+                        endpoint.dirty = true;
+                    }
+                    endpoint.node = node;
+                    endpoint.segs = self.tree.segs(node);
+                    self.by_node
+                        .entry(node)
+                        .or_default()
+                        .push(self.endpoints.len());
+                    self.endpoints.push(endpoint);
+                }
+            }
+        }
+        self.tree_dirty = true;
+        self.dirty = true;
+    }
+
+    fn add_endpoint(&mut self, node: NodeId, method: &str) -> usize {
+        let index = self.endpoints.len();
+        self.endpoints.push(Endpoint {
+            method: method.into(),
+            route: self.tree.route(node),
+            facts: EndpointFacts::default(),
+            node,
+            segs: self.tree.segs(node),
+            stored_route: None,
+            dirty: true,
+            reported_drift: BTreeSet::new(),
+        });
+        self.by_node.entry(node).or_default().push(index);
+        index
+    }
+}
+
+/// A spec loaded at startup for live drift reports, and the service it is about (`None`: every
+/// local service).
+pub struct SpecBinding {
+    pub service: Option<String>,
+    pub spec: ApiSpec,
+}
+
+impl SpecBinding {
+    fn applies_to(&self, service: &Service) -> bool {
+        match &self.service {
+            None => service.key.kind == ServiceKind::Local,
+            Some(name) => service_matches(service, name),
+        }
+    }
+}
+
+/// Whether `--service NAME` means this service: its display name, its `host:port`, its port
+/// alone, or one of its process names.
+pub fn service_matches(service: &Service, name: &str) -> bool {
+    name == service.name()
+        || name == service.key.to_string()
+        || name
+            .parse::<u16>()
+            .is_ok_and(|port| port == service.key.port)
+        || service.facts.processes.contains(name)
+        || service.facts.hosts.contains(name)
+}
+
+/// A label another stage wants attached to the endpoint of a call.
+struct PendingLabel {
+    call: LabelTarget,
+    label: String,
+}
+
+/// What of a call decides its endpoint.
+struct LabelTarget {
+    role: Option<crate::conn::Role>,
+    server_address: Option<String>,
+    server_port: Option<u16>,
+    host: Option<String>,
+    method: String,
+    route: String,
+}
+
+/// A handle other stages use to attach labels (sensitive-data kinds...) to endpoints: the slot
+/// the inventory keeps for detectors. Cheap to clone; labels are applied at the inventory's
+/// next call or tick, and persisted with the endpoint.
+#[derive(Clone, Default)]
+pub struct Labeler {
+    pending: Arc<Mutex<Vec<PendingLabel>>>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Labeler {
+    /// Attach `label` to the endpoint `call` belongs to. The call must have gone through the
+    /// inventory already (its `route` set), as it has for any analyzer added after it.
+    pub fn label(&self, call: &ApiCall, label: &str) {
+        let (Some(method), Some(route)) =
+            (&call.method, call.route.as_ref().or(call.path.as_ref()))
+        else {
+            return;
+        };
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        if pending.len() >= MAX_PENDING_LABELS {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        pending.push(PendingLabel {
+            call: LabelTarget {
+                role: call.role,
+                server_address: call.server_address.clone(),
+                server_port: call.server_port,
+                host: service::host_header(call).map(str::to_string),
+                method: method.clone(),
+                route: route.clone(),
+            },
+            label: label.to_string(),
+        });
+    }
+}
+
+/// The inventory: in memory, persisted to the state database.
+pub struct Inventory {
+    services: Vec<Service>,
+    index: HashMap<ServiceKey, usize>,
+    endpoint_count: usize,
+    store: Option<Store>,
+    specs: Vec<SpecBinding>,
+    labeler: Labeler,
+    last_flush_ns: Option<u64>,
+    stats: InventoryStats,
+    warned: BTreeSet<&'static str>,
+}
+
+impl Inventory {
+    /// An inventory kept in memory only (tests, benchmarks).
+    pub fn in_memory() -> Inventory {
+        Inventory {
+            services: Vec::new(),
+            index: HashMap::new(),
+            endpoint_count: 0,
+            store: None,
+            specs: Vec::new(),
+            labeler: Labeler::default(),
+            last_flush_ns: None,
+            stats: InventoryStats::default(),
+            warned: BTreeSet::new(),
+        }
+    }
+
+    /// The inventory persisted in `state`, with what it already holds loaded.
+    pub fn open(state: State) -> Result<Inventory, InventoryError> {
+        let store = Store::open(state)?;
+        let mut inventory = Inventory::in_memory();
+        for stored in store.load()? {
+            let mut service = Service::new(stored.key.clone());
+            service.facts = stored.facts;
+            service.tree = stored.tree.unwrap_or_default();
+            service.dirty = false;
+            service.tree_dirty = false;
+            for e in stored.endpoints {
+                let node = service.tree.resolve(&e.segs);
+                let index = match service.find(node, &e.method) {
+                    Some(existing) => {
+                        service.endpoints[existing].facts.merge(&e.facts);
+                        service.removed.push((e.method, e.route));
+                        continue;
+                    }
+                    None => service.add_endpoint(node, &e.method),
+                };
+                let endpoint = &mut service.endpoints[index];
+                endpoint.facts = e.facts;
+                endpoint.dirty = *endpoint.route != *e.route;
+                if endpoint.dirty {
+                    service.removed.push((e.method, e.route));
+                } else {
+                    endpoint.stored_route = Some(e.route);
+                }
+            }
+            inventory.endpoint_count += service.endpoints.len();
+            inventory
+                .index
+                .insert(service.key.clone(), inventory.services.len());
+            inventory.services.push(service);
+        }
+        inventory.store = Some(store);
+        Ok(inventory)
+    }
+
+    /// Load specs for live drift reports; their paths become user templates.
+    pub fn with_specs(mut self, specs: Vec<SpecBinding>) -> Inventory {
+        self.specs = specs;
+        for i in 0..self.services.len() {
+            self.declare_spec_templates(i);
+        }
+        self
+    }
+
+    fn declare_spec_templates(&mut self, index: usize) {
+        let service = &mut self.services[index];
+        let mut declared = false;
+        for binding in &self.specs {
+            if binding.applies_to(service) {
+                for operation in &binding.spec.operations {
+                    service.tree.declare(&operation.path);
+                    declared = true;
+                }
+            }
+        }
+        if declared && !service.endpoints.is_empty() {
+            service.reshape();
+        }
+    }
+
+    /// The handle other analyzers use to label endpoints.
+    pub fn labeler(&self) -> Labeler {
+        self.labeler.clone()
+    }
+
+    pub fn stats(&self) -> InventoryStats {
+        let mut stats = self.stats.clone();
+        stats.labels_dropped += self
+            .labeler
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed);
+        stats
+    }
+
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+
+    /// The one service `name` designates (see [`service_matches`]), or the only local service
+    /// when `name` is `None`.
+    pub fn select(&self, name: Option<&str>) -> Result<Vec<&Service>, InventoryError> {
+        let known = || {
+            self.services
+                .iter()
+                .map(Service::name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if self.services.is_empty() {
+            return Err(InventoryError::Empty);
+        }
+        match name {
+            Some(name) => {
+                let found: Vec<&Service> = self
+                    .services
+                    .iter()
+                    .filter(|s| service_matches(s, name))
+                    .collect();
+                if found.is_empty() {
+                    return Err(InventoryError::UnknownService {
+                        name: name.to_string(),
+                        known: known(),
+                    });
+                }
+                Ok(found)
+            }
+            None => Ok(self.services.iter().collect()),
+        }
+    }
+
+    /// Attach a label to an endpoint directly; false if there is no such endpoint.
+    pub fn label_endpoint(
+        &mut self,
+        key: &ServiceKey,
+        method: &str,
+        route: &str,
+        label: &str,
+    ) -> bool {
+        let Some(&index) = self.index.get(key) else {
+            return false;
+        };
+        let service = &mut self.services[index];
+        match service
+            .endpoints
+            .iter_mut()
+            .find(|e| &*e.method == method && &*e.route == route)
+        {
+            Some(endpoint) => {
+                if endpoint.facts.label(label) {
+                    endpoint.dirty = true;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn apply_pending_labels(&mut self) {
+        let pending = match self.labeler.pending.try_lock() {
+            Ok(mut pending) if !pending.is_empty() => std::mem::take(&mut *pending),
+            _ => return,
+        };
+        for PendingLabel { call, label } in pending {
+            let target = service::Target {
+                role: call.role,
+                server_address: call.server_address.as_deref(),
+                server_port: call.server_port,
+                host: call.host.as_deref(),
+            };
+            if let Some(key) = service::key_for(target, |a, p| self.is_local(a, p)) {
+                self.label_endpoint(&key, &call.method, &call.route, &label);
+            }
+        }
+    }
+
+    fn is_local(&self, address: &str, port: u16) -> bool {
+        self.index.contains_key(&ServiceKey {
+            kind: ServiceKind::Local,
+            host: address.to_string(),
+            port,
+        })
+    }
+
+    fn warn_once(&mut self, what: &'static str, message: impl FnOnce() -> String) {
+        if self.warned.insert(what) {
+            tracing::warn!("inventory: {}", message());
+        }
+    }
+
+    fn service_index(
+        &mut self,
+        key: ServiceKey,
+        call: &ApiCall,
+        out: &mut Vec<Output>,
+    ) -> Option<usize> {
+        if let Some(&index) = self.index.get(&key) {
+            return Some(index);
+        }
+        if self.services.len() >= MAX_SERVICES {
+            self.stats.services_capped += 1;
+            self.warn_once("services", || {
+                format!("{MAX_SERVICES} services tracked: calls to new services are counted, not inventoried")
+            });
+            return None;
+        }
+        let index = self.services.len();
+        self.index.insert(key.clone(), index);
+        self.services.push(Service::new(key));
+        self.declare_spec_templates(index);
+        // Named after this first call's attributes (its process, when it is the server).
+        self.services[index]
+            .facts
+            .observe(call, parse_rfc3339(&call.timestamp).unwrap_or(0));
+        out.push(Output::Inventory(self.change(
+            index,
+            call,
+            ChangeKind::NewService,
+            None,
+            Vec::new(),
+        )));
+        Some(index)
+    }
+
+    fn change(
+        &self,
+        service: usize,
+        call: &ApiCall,
+        change: ChangeKind,
+        endpoint: Option<usize>,
+        details: Vec<String>,
+    ) -> InventoryChange {
+        let service = &self.services[service];
+        let endpoint = endpoint.map(|i| &service.endpoints[i]);
+        InventoryChange {
+            event_name: "api.inventory.change".to_string(),
+            timestamp: call.timestamp.clone(),
+            change,
+            service: service.name(),
+            server_address: Some(service.key.host.clone()),
+            server_port: Some(service.key.port),
+            method: endpoint.map(|e| e.method.to_string()),
+            route: endpoint.map(|e| e.route.to_string()),
+            details,
+        }
+    }
+
+    /// Compare one endpoint with the specs that apply to its service, reporting each finding
+    /// once.
+    fn live_drift(
+        &mut self,
+        service: usize,
+        endpoint: usize,
+        call: &ApiCall,
+        out: &mut Vec<Output>,
+    ) {
+        let svc = &self.services[service];
+        let mut items: Vec<DiffItem> = Vec::new();
+        for binding in self.specs.iter().filter(|b| b.applies_to(svc)) {
+            items.extend(diff::check_endpoint(
+                &binding.spec,
+                &svc.endpoints[endpoint],
+                svc.endpoints
+                    .iter()
+                    .map(|e| (e.method.as_ref(), e.route.as_ref())),
+            ));
+        }
+        for item in items {
+            let reported = &mut self.services[service].endpoints[endpoint].reported_drift;
+            let key = format!("{:?}:{}", item.kind, item.detail);
+            if reported.len() >= MAX_DRIFT_REPORTED_PER_ENDPOINT || !reported.insert(key) {
+                continue;
+            }
+            let kind = match item.kind {
+                DiffKind::Shadow => ChangeKind::ShadowEndpoint,
+                DiffKind::Zombie => ChangeKind::ZombieEndpoint,
+                DiffKind::Orphan => continue,
+                DiffKind::Drift => ChangeKind::Drift,
+            };
+            out.push(Output::Inventory(self.change(
+                service,
+                call,
+                kind,
+                Some(endpoint),
+                vec![item.detail],
+            )));
+        }
+    }
+
+    /// Write what changed since the last flush.
+    pub fn flush(&mut self) -> Result<(), InventoryError> {
+        let Some(store) = &mut self.store else {
+            return Ok(());
+        };
+        let mut batch = Batch::default();
+        for service in &self.services {
+            if service.dirty {
+                batch.services.push(ServiceRow {
+                    key: &service.key,
+                    facts: &service.facts,
+                    tree: service.tree_dirty.then_some(&service.tree),
+                });
+            }
+            for (method, route) in &service.removed {
+                batch
+                    .removed
+                    .push((&service.key, method.clone(), route.clone()));
+            }
+            for endpoint in service.endpoints.iter().filter(|e| e.dirty) {
+                batch.endpoints.push(EndpointRow {
+                    service: &service.key,
+                    method: &endpoint.method,
+                    route: &endpoint.route,
+                    segs: &endpoint.segs,
+                    facts: &endpoint.facts,
+                });
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        store.save(&batch)?;
+        drop(batch);
+        for service in &mut self.services {
+            service.dirty = false;
+            service.tree_dirty = false;
+            service.removed.clear();
+            for endpoint in &mut service.endpoints {
+                if endpoint.dirty {
+                    endpoint.dirty = false;
+                    endpoint.stored_route = Some(endpoint.route.to_string());
+                }
+            }
+        }
+        self.stats.flushes += 1;
+        Ok(())
+    }
+
+    fn flush_logged(&mut self) {
+        if let Err(error) = self.flush() {
+            self.stats.flush_errors += 1;
+            // Dirty state stays dirty: the next flush tries again.
+            tracing::error!("inventory: cannot write the state database: {error}");
+        }
+    }
+
+    fn observe(&mut self, call: &mut ApiCall, out: &mut Vec<Output>) -> Option<()> {
+        let (Some(method), Some(path)) = (call.method.as_deref(), call.path.as_deref()) else {
+            return None;
+        };
+        let key = service::key_for(service::Target::of(call), |a, p| self.is_local(a, p))?;
+        let s = self.service_index(key, call, out)?;
+        let at_ns = parse_rfc3339(&call.timestamp).unwrap_or(0);
+        let service = &mut self.services[s];
+        let counts = call.role == Some(crate::conn::Role::Server) || !service.facts.server_seen;
+        service.facts.observe(call, at_ns);
+        if counts {
+            service.facts.calls += 1;
+        }
+        service.dirty = true;
+
+        let lookup = service.tree.lookup(path);
+        if lookup.grew || lookup.reshaped {
+            service.tree_dirty = true;
+        }
+        if lookup.reshaped {
+            let before = service.endpoints.len();
+            service.reshape();
+            self.endpoint_count -= before - self.services[s].endpoints.len();
+        }
+        if lookup.capped {
+            self.stats.tree_capped += 1;
+            self.warn_once("tree", || {
+                format!(
+                    "a service's path tree reached {} nodes: new path segments are taken for parameters",
+                    template::MAX_NODES_PER_SERVICE
+                )
+            });
+        }
+        let service = &mut self.services[s];
+        let (e, new_endpoint) = match service.find(lookup.node, method) {
+            Some(e) => (e, false),
+            None => {
+                if service.endpoints.len() >= MAX_ENDPOINTS_PER_SERVICE
+                    || self.endpoint_count >= MAX_ENDPOINTS
+                {
+                    self.stats.endpoints_capped += 1;
+                    self.warn_once("endpoints", || {
+                        format!(
+                            "endpoint cap reached ({MAX_ENDPOINTS_PER_SERVICE} per service, \
+                             {MAX_ENDPOINTS} in all): calls to new endpoints are counted, not inventoried"
+                        )
+                    });
+                    return None;
+                }
+                self.endpoint_count += 1;
+                (service.add_endpoint(lookup.node, method), true)
+            }
+        };
+        let endpoint = &mut service.endpoints[e];
+        call.route = Some(endpoint.route.to_string());
+
+        let mut values: Vec<&str> = Vec::new();
+        for (segment, seg) in template::segments(path).zip(&endpoint.segs) {
+            if *seg == Seg::Param {
+                values.push(segment);
+            }
+        }
+        let mut novelties = Vec::new();
+        endpoint.facts.record(
+            &Observation {
+                call,
+                at_ns,
+                path_values: &values,
+                counts,
+            },
+            &mut novelties,
+        );
+        endpoint.dirty = true;
+
+        if new_endpoint {
+            out.push(Output::Inventory(self.change(
+                s,
+                call,
+                ChangeKind::NewEndpoint,
+                Some(e),
+                Vec::new(),
+            )));
+        }
+        for novelty in &novelties {
+            let kind = match novelty {
+                Novelty::Parameter { .. } => ChangeKind::NewParameter,
+                Novelty::Field { .. } => ChangeKind::NewField,
+                Novelty::StatusCode(_) => ChangeKind::NewStatusCode,
+                Novelty::Caller(_) => ChangeKind::NewCaller,
+            };
+            out.push(Output::Inventory(self.change(
+                s,
+                call,
+                kind,
+                Some(e),
+                vec![novelty.describe()],
+            )));
+        }
+        if !self.specs.is_empty() && (new_endpoint || !novelties.is_empty()) {
+            self.live_drift(s, e, call, out);
+        }
+        Some(())
+    }
+}
+
+impl Analyzer for Inventory {
+    fn analyze(&mut self, call: &mut ApiCall, out: &mut Vec<Output>) {
+        self.apply_pending_labels();
+        self.stats.calls += 1;
+        if self.observe(call, out).is_none() {
+            self.stats.calls_skipped += 1;
+        }
+    }
+
+    fn tick(&mut self, now_ns: u64, _out: &mut Vec<Output>) {
+        self.apply_pending_labels();
+        let last = *self.last_flush_ns.get_or_insert(now_ns);
+        if now_ns.saturating_sub(last) >= FLUSH_INTERVAL_NS {
+            self.last_flush_ns = Some(now_ns);
+            self.flush_logged();
+        }
+    }
+
+    fn finish(&mut self, _out: &mut Vec<Output>) {
+        self.apply_pending_labels();
+        self.flush_logged();
+        let stats = self.stats();
+        tracing::info!(
+            "inventory: {} services, {} endpoints from {} calls ({} skipped; capped: {} services, \
+             {} endpoints, {} path segments; {} flushes, {} failed)",
+            self.services.len(),
+            self.endpoint_count,
+            stats.calls,
+            stats.calls_skipped,
+            stats.services_capped,
+            stats.endpoints_capped,
+            stats.tree_capped,
+            stats.flushes,
+            stats.flush_errors
+        );
+    }
+}
+
+/// Nanoseconds since the epoch of an RFC 3339 UTC timestamp as `model::rfc3339` writes it
+/// (`2026-11-28T18:45:55.125312Z`).
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u64> {
+        let s = text.get(range)?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || year < 1970 {
+        return None;
+    }
+    let mut nanos = 0u64;
+    if b[19] == b'.' {
+        let digits: String = text[20..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let padded = format!("{digits:0<9}");
+        nanos = padded.get(..9)?.parse().ok()?;
+    }
+    // Days from civil (Howard Hinnant's algorithm), the inverse of model's.
+    let y = if month <= 2 { year - 1 } else { year } as i64;
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = month as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = u64::try_from(days).ok()? * 86_400 + hour * 3600 + minute * 60 + second;
+    Some(secs * 1_000_000_000 + nanos)
+}
+
+/// A wall-clock time for people (`2026-11-28T18:45:55Z`), or `-` when unknown.
+pub fn format_time(ns: u64) -> String {
+    if ns == 0 {
+        return "-".to_string();
+    }
+    let full = rfc3339(ns);
+    format!("{}Z", &full[..19])
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::conn::Role;
+
+    /// A complete server-side call, for tests.
+    pub(crate) fn call(method: &str, path: &str, status: u16) -> ApiCall {
+        ApiCall {
+            event_name: "api.call",
+            timestamp: "2026-01-02T03:04:05.000006Z".into(),
+            status: crate::model::CallStatus::Complete,
+            role: Some(Role::Server),
+            method: Some(method.into()),
+            path: Some(path.into()),
+            query: None,
+            route: None,
+            status_code: Some(status),
+            interim_status_codes: Vec::new(),
+            protocol_name: "http",
+            protocol_version: Some("1.1"),
+            transport: "tcp",
+            server_address: Some("127.0.0.1".into()),
+            server_port: Some(8080),
+            client_address: Some("127.0.0.1".into()),
+            client_port: Some(40000),
+            tls: false,
+            tls_library: None,
+            duration_ms: Some(1.5),
+            latency_ms: Some(1.0),
+            pid: 100,
+            executable_name: Some("python3".into()),
+            executable_path: None,
+            command_args: Vec::new(),
+            container_id: None,
+            pod_uid: None,
+            request_headers: Default::default(),
+            response_headers: Default::default(),
+            request_body: None,
+            response_body: None,
+            incomplete: Vec::new(),
+            connection: "100:3:1".into(),
+            start_ns: 1,
+            request_body_bytes: Vec::new(),
+            response_body_bytes: Vec::new(),
+        }
+    }
+
+    fn run(
+        inventory: &mut Inventory,
+        calls: impl IntoIterator<Item = ApiCall>,
+    ) -> Vec<InventoryChange> {
+        let mut out = Vec::new();
+        for mut call in calls {
+            inventory.analyze(&mut call, &mut out);
+        }
+        out.into_iter()
+            .filter_map(|o| match o {
+                Output::Inventory(c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn calls_are_templated_and_changes_reported() {
+        let mut inventory = Inventory::in_memory();
+        let mut first = call("GET", "/users/1", 200);
+        let mut out = Vec::new();
+        inventory.analyze(&mut first, &mut out);
+        assert_eq!(first.route.as_deref(), Some("/users/{id}"));
+        let changes = run(
+            &mut inventory,
+            [
+                call("GET", "/users/2", 200),
+                call("GET", "/users/3", 404),
+                call("POST", "/users", 201),
+            ],
+        );
+        let kinds: Vec<_> = changes.iter().map(|c| c.change).collect();
+        assert_eq!(
+            kinds,
+            vec![ChangeKind::NewStatusCode, ChangeKind::NewEndpoint]
+        );
+        let service = &inventory.services()[0];
+        assert_eq!(service.name(), "python3@127.0.0.1:8080");
+        assert_eq!(service.endpoints()[0].facts.calls, 3);
+        assert_eq!(service.facts.calls, 4);
+    }
+
+    #[test]
+    fn a_call_seen_from_both_sides_counts_once() {
+        let mut inventory = Inventory::in_memory();
+        let server = call("GET", "/a", 200);
+        let mut client = server.clone();
+        client.role = Some(Role::Client);
+        client.executable_name = Some("curl".into());
+        let changes = run(&mut inventory, [server, client]);
+        let endpoint = &inventory.services()[0].endpoints()[0];
+        assert_eq!(endpoint.facts.calls, 1);
+        assert_eq!(inventory.services().len(), 1);
+        assert_eq!(
+            changes.last().unwrap().details,
+            vec!["new caller curl (127.0.0.1)"]
+        );
+    }
+
+    #[test]
+    fn learned_parameters_merge_endpoints() {
+        let mut inventory = Inventory::in_memory();
+        let calls: Vec<ApiCall> = (0..40)
+            .map(|i| call("GET", &format!("/users/name{i}x/profile"), 200))
+            .collect();
+        run(&mut inventory, calls);
+        let service = &inventory.services()[0];
+        assert_eq!(service.endpoints().len(), 1);
+        assert_eq!(&*service.endpoints()[0].route, "/users/{id}/profile");
+        assert_eq!(service.endpoints()[0].facts.calls, 40);
+        assert_eq!(inventory.endpoint_count, 1);
+    }
+
+    #[test]
+    fn labels_from_other_stages_reach_the_endpoint() {
+        let mut inventory = Inventory::in_memory();
+        let labeler = inventory.labeler();
+        let mut c = call("GET", "/users/7", 200);
+        let mut out = Vec::new();
+        inventory.analyze(&mut c, &mut out);
+        labeler.label(&c, "email");
+        inventory.tick(1, &mut out);
+        let endpoint = &inventory.services()[0].endpoints()[0];
+        assert!(endpoint.facts.labels.contains("email"));
+    }
+
+    #[test]
+    fn the_inventory_survives_reopening() {
+        let dir = std::env::temp_dir().join(format!("observer-inventory-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let mut inventory = Inventory::open(State::open(&dir).unwrap()).unwrap();
+            run(
+                &mut inventory,
+                (0..30).map(|i| call("GET", &format!("/items/item{i}x"), 200)),
+            );
+            inventory.flush().unwrap();
+            run(&mut inventory, [call("GET", "/items/more", 200)]);
+            let mut out = Vec::new();
+            inventory.finish(&mut out);
+        }
+        let mut inventory = Inventory::open(State::open(&dir).unwrap()).unwrap();
+        let service = &inventory.services()[0];
+        assert_eq!(service.endpoints().len(), 1);
+        assert_eq!(&*service.endpoints()[0].route, "/items/{id}");
+        assert_eq!(service.endpoints()[0].facts.calls, 31);
+        // The learned tree came back too: no new endpoint for another id.
+        let changes = run(&mut inventory, [call("GET", "/items/another", 200)]);
+        assert!(changes.is_empty(), "{changes:?}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn timestamps_parse_back() {
+        for ns in [0u64, 1_795_000_000_123_456_000, 951_782_400_000_000_000] {
+            assert_eq!(parse_rfc3339(&rfc3339(ns)), Some(ns));
+        }
+        assert_eq!(parse_rfc3339("garbage"), None);
+    }
+}

@@ -11,8 +11,9 @@ use std::{
 use clap::Parser;
 use observer::{
     agent,
-    cli::{Cli, Command},
+    cli::{Cli, Command, OutputArgs},
     inventory::commands,
+    summary::Summary,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -25,40 +26,38 @@ fn main() -> ExitCode {
         )
         .init();
 
-    let stats_file = match &cli.command {
-        Command::Run(args) => args.output.stats_file.clone(),
-        Command::Replay(args) => args.output.stats_file.clone(),
-    };
-    let result = match &cli.command {
-        Command::Run(args) => match stop_on_signals() {
-            Ok(stop) => agent::run(args, stop),
-            Err(error) => Err(error),
-        },
-        Command::Replay(args) => agent::replay(args),
-        Command::Inventory(args) => return exit(commands::inventory(args)),
-        Command::Openapi(args) => return exit(commands::openapi(args)),
-        Command::Diff(args) => return exit(commands::diff(args)),
-    };
-    match result {
-        Ok(summary) => {
-            eprint!("{summary}");
-            if let Some(path) = stats_file {
-                let json = summary.to_json().to_string();
-                if let Err(error) = std::fs::write(&path, json) {
-                    eprintln!(
-                        "observer: cannot write the stats file {}: {error}",
-                        path.display()
-                    );
-                    return ExitCode::FAILURE;
-                }
-            }
-            ExitCode::SUCCESS
-        }
+    match &cli.command {
+        Command::Run(args) => finish(
+            stop_on_signals().and_then(|stop| agent::run(args, stop)),
+            &args.output,
+        ),
+        Command::Replay(args) => finish(agent::replay(args), &args.output),
+        Command::Inventory(args) => exit(commands::inventory(args)),
+        Command::Openapi(args) => exit(commands::openapi(args)),
+        Command::Diff(args) => exit(commands::diff(args)),
+    }
+}
+
+/// Print the summary of a run or replay (and write it as JSON if asked).
+fn finish(result: anyhow::Result<Summary>, output: &OutputArgs) -> ExitCode {
+    let summary = match result {
+        Ok(summary) => summary,
         Err(error) => {
             eprintln!("observer: {error:#}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
+        }
+    };
+    eprint!("{summary}");
+    if let Some(path) = &output.stats_file {
+        if let Err(error) = std::fs::write(path, summary.to_json().to_string()) {
+            eprintln!(
+                "observer: cannot write the stats file {}: {error}",
+                path.display()
+            );
+            return ExitCode::FAILURE;
         }
     }
+    ExitCode::SUCCESS
 }
 
 /// The exit status of a command that prints its own result.

@@ -15,7 +15,7 @@ use core::mem::size_of;
 
 /// Version of the event layouts in this file. Bumped on any incompatible change so that a
 /// recording made by an older agent is refused with a clear message instead of misread.
-pub const EVENT_VERSION: u16 = 1;
+pub const EVENT_VERSION: u16 = 2;
 
 /// Names of the maps and programs, shared so the agent never spells one differently.
 pub mod names {
@@ -24,11 +24,14 @@ pub mod names {
     pub const CONNS: &str = "CONNS";
     pub const IGNORED: &str = "IGNORED";
     pub const FILTER_PIDS: &str = "FILTER_PIDS";
+    pub const FILTER_PORTS: &str = "FILTER_PORTS";
     /// Globals the agent sets at load time (see `limits` for what each bounds).
     pub const GLOBAL_AGENT_TGID: &str = "AGENT_TGID";
     pub const GLOBAL_CHUNK_SIZE: &str = "CHUNK_SIZE";
     pub const GLOBAL_MAX_BYTES_PER_CALL: &str = "MAX_BYTES_PER_CALL";
     pub const GLOBAL_FILTER_BY_PID: &str = "FILTER_BY_PID";
+    pub const GLOBAL_FILTER_BY_PORT: &str = "FILTER_BY_PORT";
+    pub const GLOBAL_KERNEL_LAYOUT: &str = "KERNEL_LAYOUT";
     pub const GLOBAL_WAKEUP_BATCH: &str = "WAKEUP_BATCH";
 }
 
@@ -333,8 +336,11 @@ pub struct DataEvent<const N: usize> {
 pub struct ConnOpenEvent {
     pub header: EventHeader,
     pub conn: ConnId,
-    /// The peer: the server for `Connect`, the client for `Accept`; zero when `Inferred`.
+    /// The peer: the server for `Connect`, the client for `Accept`. Read from the socket when the
+    /// kernel layout is known, else from connect()/accept(); zero if neither.
     pub remote: SockAddr,
+    /// This end of the connection, read from the socket (zero when the layout is unknown).
+    pub local: SockAddr,
     /// For `Accept`: the listening fd, so the agent can find the local port once per listener.
     pub listen_fd: u32,
     /// Thread that opened (or first used) the connection.
@@ -402,6 +408,7 @@ pub struct ConnState {
     /// Bytes moved so far, by [`Direction`] then [`Source`]: the next event's position.
     pub bytes: [[u64; Source::COUNT]; 2],
     pub remote: SockAddr,
+    pub local: SockAddr,
     pub listen_fd: u32,
     /// A [`Protocol`] per [`Source`].
     pub protocol: [u8; Source::COUNT],
@@ -414,6 +421,32 @@ pub struct ConnState {
     /// A [`RoleHint`] from the first classified bytes.
     pub role_hint: u8,
     pub _pad: [u8; 6],
+}
+
+/// Where this kernel keeps what the programs read to go from an fd to its socket's addresses:
+/// byte offsets of struct members, found by the agent in the kernel's BTF at start-up (they
+/// differ between kernel builds). `available == 0`: unknown, the programs do not look.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct KernelLayout {
+    pub available: u32,
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdtable_max_fds: u32,
+    pub fdtable_fd: u32,
+    /// `file.f_inode` and `inode.i_mode`: the file type tells a socket from a file or a pipe.
+    pub file_inode: u32,
+    pub inode_mode: u32,
+    pub file_private_data: u32,
+    pub socket_sk: u32,
+    /// Offsets within `struct sock` (its `sock_common` comes first).
+    pub sock_family: u32,
+    pub sock_num: u32,
+    pub sock_dport: u32,
+    pub sock_daddr: u32,
+    pub sock_rcv_saddr: u32,
+    pub sock_v6_daddr: u32,
+    pub sock_v6_rcv_saddr: u32,
 }
 
 /// Per-CPU counters, indexed densely. Stable numbers, like event kinds.
@@ -440,6 +473,10 @@ pub enum Counter {
     CallsOtherProtocol = 22,
     /// Data chunks lost because the argument map was full (nested or too many in-flight calls).
     DropArgsTableFull = 23,
+    /// fds that looked like HTTP but the socket check found were files or pipes.
+    NotSockets = 24,
+    /// Connections left out by the port filter.
+    ConnsFilteredByPort = 25,
 }
 
 /// Slots in the counters array (with room for kinds and reasons still to come).
@@ -457,11 +494,12 @@ const _: () = assert!(size_of::<ConnId>() == 16);
 const _: () = assert!(size_of::<SockAddr>() == 24);
 const _: () = assert!(size_of::<DataHeader>() == 64);
 const _: () = assert!(size_of::<DataEvent<1>>() == 72);
-const _: () = assert!(size_of::<ConnOpenEvent>() == 88);
+const _: () = assert!(size_of::<ConnOpenEvent>() == 112);
 const _: () = assert!(size_of::<ConnCloseEvent>() == 64);
 const _: () = assert!(size_of::<ProcessExecEvent>() == 40);
 const _: () = assert!(size_of::<ProcessExitEvent>() == 24);
-const _: () = assert!(size_of::<ConnState>() == 80);
+const _: () = assert!(size_of::<ConnState>() == 104);
+const _: () = assert!(size_of::<KernelLayout>() == 64);
 const _: () = assert!(EventKind::ALL.len() <= (Counter::DropRingFull as usize));
 const _: () = assert!(
     Counter::DropRingFull as usize + EventKind::ALL.len() <= Counter::DropReadUserFailed as usize
@@ -482,4 +520,5 @@ mod pod {
     unsafe impl aya::Pod for ProcessExecEvent {}
     unsafe impl aya::Pod for ProcessExitEvent {}
     unsafe impl aya::Pod for ConnState {}
+    unsafe impl aya::Pod for KernelLayout {}
 }

@@ -54,3 +54,6 @@ pub const INFERRED_PEEK_CALLS: u8 = 8;
 
 /// Processes in the optional pid filter.
 pub const MAX_FILTER_PIDS: u32 = 1024;
+
+/// Ports in the optional port filter.
+pub const MAX_FILTER_PORTS: u32 = 256;

@@ -11,7 +11,8 @@ use crate::{
     counters,
     emit::{self, emit_call, CallMeta},
     inflight::{Payload, PayloadKind},
-    maps::{CONNS, IGNORED},
+    maps::{filter_by_port, CONNS, FILTER_PORTS, IGNORED},
+    socket::{self, FdKind},
 };
 
 /// Bytes a call must move for its stream to be classified by them: the method tokens and the
@@ -97,7 +98,14 @@ fn role_hint(first: FirstBytes, direction: Direction) -> RoleHint {
 /// Start tracking a connection the process just opened with connect() or accept().
 pub fn track_new(tgid: u32, fd: u32, origin: ConnOrigin, remote: SockAddr, listen_fd: u32) {
     let key = conn_key(tgid, fd);
-    let state = fresh_state(origin, remote, listen_fd);
+    let mut state = fresh_state(origin, remote, listen_fd);
+    // The socket knows both ends, including the local port connect() just picked.
+    if let FdKind::Socket { local, remote } = socket::inspect(fd) {
+        state.local = local;
+        if remote.family != 0 {
+            state.remote = remote;
+        }
+    }
     if CONNS.insert(key, state, 0).is_err() {
         counters::add(Counter::DropConnTableFull, 1);
     }
@@ -111,6 +119,7 @@ fn fresh_state(origin: ConnOrigin, remote: SockAddr, listen_fd: u32) -> ConnStat
         generation: unsafe { bpf_ktime_get_ns() },
         bytes: [[0; Source::COUNT]; 2],
         remote,
+        local: SockAddr::default(),
         listen_fd,
         protocol: [Protocol::Unknown as u8; Source::COUNT],
         origin: origin as u8,
@@ -175,7 +184,7 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
     let key = conn_key(tgid, fd);
     let state = match CONNS.get_ptr_mut(key) {
         Some(state) => state,
-        None => match start_inferred(key, payload, size) {
+        None => match start_inferred(key, fd, payload, size) {
             Some(state) => state,
             None => return,
         },
@@ -234,6 +243,12 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
         generation: state.generation,
     };
     if state.announced == 0 {
+        if !wanted_ports(state) {
+            counters::add(Counter::ConnsFilteredByPort, 1);
+            let _ = CONNS.remove(key);
+            let _ = IGNORED.insert(key, 0, 0);
+            return;
+        }
         state.announced = 1;
         announce(conn, state, tid);
     }
@@ -251,8 +266,9 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
 }
 
 /// An fd the kernel has not seen opened: a connection older than the agent, or a file, pipe or
-/// socket of another protocol. Track it only once its bytes look like HTTP or TLS.
-fn start_inferred(key: u64, payload: &Payload, size: u64) -> Option<*mut ConnState> {
+/// socket of another protocol. Files and pipes are ignored at once when the socket check can
+/// tell; sockets are tracked once their bytes look like HTTP or TLS.
+fn start_inferred(key: u64, fd: u32, payload: &Payload, size: u64) -> Option<*mut ConnState> {
     let peeks_left = match IGNORED.get_ptr_mut(key) {
         // SAFETY: map value pointer from a successful lookup.
         Some(peeks) => unsafe { &mut *peeks },
@@ -269,8 +285,21 @@ fn start_inferred(key: u64, payload: &Payload, size: u64) -> Option<*mut ConnSta
         *peeks_left -= 1;
         return None;
     }
+    let mut state = fresh_state(ConnOrigin::Inferred, SockAddr::default(), 0);
+    match socket::inspect(fd) {
+        FdKind::NotSocket => {
+            // A file or pipe whose bytes looked like HTTP.
+            *peeks_left = 0;
+            counters::add(Counter::NotSockets, 1);
+            return None;
+        }
+        FdKind::Socket { local, remote } => {
+            state.local = local;
+            state.remote = remote;
+        }
+        FdKind::Unknown => {}
+    }
     let _ = IGNORED.remove(key);
-    let state = fresh_state(ConnOrigin::Inferred, SockAddr::default(), 0);
     if CONNS.insert(key, state, 0).is_err() {
         counters::add(Counter::DropConnTableFull, 1);
         return None;
@@ -278,9 +307,23 @@ fn start_inferred(key: u64, payload: &Payload, size: u64) -> Option<*mut ConnSta
     CONNS.get_ptr_mut(key)
 }
 
+/// With a port filter set, whether either end of the connection is on a wanted port. Ends the
+/// kernel could not read pass: the agent filters again once it knows them.
+fn wanted_ports(state: &ConnState) -> bool {
+    if !filter_by_port() || (state.local.family == 0 && state.remote.family == 0) {
+        return true;
+    }
+    // SAFETY: plain lookups.
+    unsafe {
+        FILTER_PORTS.get(state.local.port).is_some()
+            || FILTER_PORTS.get(state.remote.port).is_some()
+    }
+}
+
 fn announce(conn: ConnId, state: &ConnState, tid: u32) {
     let comm = bpf_get_current_comm().unwrap_or([0; 16]);
     let remote = state.remote;
+    let local = state.local;
     let listen_fd = state.listen_fd;
     let origin = state.origin;
     let role_hint = state.role_hint;
@@ -288,6 +331,7 @@ fn announce(conn: ConnId, state: &ConnState, tid: u32) {
         event.header = emit::header(EventKind::ConnOpen, core::mem::size_of::<ConnOpenEvent>());
         event.conn = conn;
         event.remote = remote;
+        event.local = local;
         event.listen_fd = listen_fd;
         event.tid = tid;
         event.origin = origin;

@@ -13,6 +13,7 @@ mod emit;
 mod inflight;
 mod maps;
 mod process;
+mod socket;
 mod syscalls;
 mod tls;
 

@@ -8,11 +8,12 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use observer_common::{
+    limits::MAX_FILTER_PORTS,
     limits::{
         DEFAULT_CHUNK_SIZE, DEFAULT_MAX_BYTES_PER_CALL, DEFAULT_RING_BUFFER_BYTES,
         DEFAULT_WAKEUP_BATCH, MAX_CONNS, MAX_FILTER_PIDS, MAX_INFLIGHT_CALLS, MAX_TLS_SESSIONS,
     },
-    ConnState, COUNTER_SLOTS,
+    ConnState, KernelLayout, COUNTER_SLOTS,
 };
 
 use crate::inflight::{SyscallArgs, TlsArgs, TlsSessionKey};
@@ -59,6 +60,10 @@ pub static TLS_SESSIONS: LruHashMap<TlsSessionKey, u32> =
 #[map]
 pub static FILTER_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(MAX_FILTER_PIDS, 0);
 
+/// Ports to watch (either end of a connection) when `FILTER_BY_PORT` is set.
+#[map]
+pub static FILTER_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(MAX_FILTER_PORTS, 0);
+
 // Load-time globals. `#[no_mangle]` keeps their symbol names for the loader; reads go through
 // `read_volatile` so the compiler cannot fold the defaults in.
 
@@ -78,6 +83,31 @@ static FILTER_BY_PID: u32 = 0;
 
 #[unsafe(no_mangle)]
 static WAKEUP_BATCH: u32 = DEFAULT_WAKEUP_BATCH;
+
+/// Non-zero: only connections with an end on a port in `FILTER_PORTS` are shipped.
+#[unsafe(no_mangle)]
+static FILTER_BY_PORT: u32 = 0;
+
+/// Offsets to read a socket's addresses (see `socket.rs`); all zero until the agent sets them.
+#[unsafe(no_mangle)]
+static KERNEL_LAYOUT: KernelLayout = KernelLayout {
+    available: 0,
+    task_files: 0,
+    files_fdt: 0,
+    fdtable_max_fds: 0,
+    fdtable_fd: 0,
+    file_inode: 0,
+    inode_mode: 0,
+    file_private_data: 0,
+    socket_sk: 0,
+    sock_family: 0,
+    sock_num: 0,
+    sock_dport: 0,
+    sock_daddr: 0,
+    sock_rcv_saddr: 0,
+    sock_v6_daddr: 0,
+    sock_v6_rcv_saddr: 0,
+};
 
 #[inline(always)]
 fn global(value: &'static u32) -> u32 {
@@ -103,4 +133,13 @@ pub fn filter_by_pid() -> bool {
 
 pub fn wakeup_batch() -> u32 {
     global(&WAKEUP_BATCH)
+}
+
+pub fn filter_by_port() -> bool {
+    global(&FILTER_BY_PORT) != 0
+}
+
+pub fn kernel_layout() -> KernelLayout {
+    // SAFETY: reading a static; volatile so the loader's value is used, not the default.
+    unsafe { core::ptr::read_volatile(&KERNEL_LAYOUT) }
 }

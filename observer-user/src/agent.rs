@@ -124,6 +124,7 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
         ring_buffer_bytes: args.ring_buffer_size,
         wakeup_batch: args.wakeup_batch,
         pids: args.output.pid.clone(),
+        ports: args.output.port.clone(),
         tls_placement: args.tls_probe_placement,
     };
     let mut capture = Capture::start(&config)?;

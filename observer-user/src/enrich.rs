@@ -43,7 +43,16 @@ impl Enricher {
                 if self.known_processes.insert(open.conn.tgid) {
                     facts.extend(read_process(open.conn.tgid).map(Fact::Process));
                 }
-                let mut socket = resolve_socket(open.conn, open.remote);
+                let mut socket = match (open.local, open.remote) {
+                    // The kernel read both ends from the socket itself.
+                    (Some(local), Some(remote)) => SocketInfo {
+                        conn: open.conn,
+                        is_socket: true,
+                        local: Some(local),
+                        remote: Some(remote),
+                    },
+                    _ => resolve_socket(open.conn, open.remote),
+                };
                 if let (None, Some(listen_fd)) = (socket.local, open.listen_fd) {
                     // Short connections are often closed before we look; the listener is not.
                     socket.local = *self

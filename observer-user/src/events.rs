@@ -107,9 +107,11 @@ pub struct ConnOpen {
     pub conn: ConnId,
     pub origin: ConnOrigin,
     pub role_hint: RoleHint,
-    /// The peer as connect()/accept() saw it; `None` for inferred connections and non-IP
-    /// families.
+    /// The peer, from the socket (or as connect()/accept() saw it); `None` when unknown and for
+    /// non-IP families.
     pub remote: Option<SocketAddr>,
+    /// This end, from the socket; `None` when the kernel could not read it.
+    pub local: Option<SocketAddr>,
     /// The kernel's address family number (AF_INET, AF_INET6, AF_UNIX, ...), 0 if unknown.
     pub family: u16,
     pub listen_fd: Option<u32>,
@@ -189,7 +191,12 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
                 origin,
                 role_hint,
                 remote: socket_addr(&e.remote),
-                family: e.remote.family,
+                local: socket_addr(&e.local),
+                family: if e.remote.family != 0 {
+                    e.remote.family
+                } else {
+                    e.local.family
+                },
                 listen_fd: (origin == ConnOrigin::Accept).then_some(e.listen_fd),
                 tid: e.tid,
                 comm: comm(&e.comm),
@@ -371,6 +378,7 @@ pub mod encode {
                 ),
                 conn: o.conn,
                 remote: sock_addr(o.remote, o.family),
+                local: sock_addr(o.local, 0),
                 listen_fd: o.listen_fd.unwrap_or(0),
                 tid: o.tid,
                 origin: o.origin as u8,
@@ -449,6 +457,7 @@ mod tests {
                 origin: ConnOrigin::Accept,
                 role_hint: RoleHint::Server,
                 remote: Some("10.1.2.3:5555".parse().expect("literal")),
+                local: Some("10.1.2.4:80".parse().expect("literal")),
                 family: AF_INET,
                 listen_fd: Some(3),
                 tid: 42,
@@ -460,6 +469,7 @@ mod tests {
                 origin: ConnOrigin::Connect,
                 role_hint: RoleHint::Client,
                 remote: Some("[2001:db8::1]:443".parse().expect("literal")),
+                local: None,
                 family: AF_INET6,
                 listen_fd: None,
                 tid: 42,

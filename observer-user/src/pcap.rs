@@ -367,6 +367,7 @@ impl FlowTable {
                 origin: ConnOrigin::Accept,
                 role_hint: RoleHint::Server,
                 remote: Some(flow.client),
+                local: None,
                 family: if flow.client.is_ipv4() {
                     AF_INET
                 } else {

@@ -52,6 +52,7 @@ impl Scenario {
             origin,
             role_hint: RoleHint::Unknown,
             remote: Some(remote.parse().expect("address literal")),
+            local: None,
             family: 2,
             listen_fd: (origin == ConnOrigin::Accept).then_some(3),
             tid: conn.tgid,

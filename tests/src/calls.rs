@@ -29,9 +29,18 @@ impl Role {
     }
 }
 
-/// Parse the agent's output: one JSON object per line. A line that is not complete yet (the
-/// agent is still writing it) is left for the next read.
+/// Parse the agent's output: one JSON object per line, keeping the API calls (`event.name`
+/// `api.call`; findings and inventory changes share the stream). A line that is not complete
+/// yet (the agent is still writing it) is left for the next read.
 pub fn parse_calls(text: &str) -> anyhow::Result<Vec<Call>> {
+    Ok(parse_events(text)?
+        .into_iter()
+        .filter(|event| event.str("event.name") == Some("api.call"))
+        .collect())
+}
+
+/// Every object of the output stream, whatever its `event.name`.
+pub fn parse_events(text: &str) -> anyhow::Result<Vec<Call>> {
     let complete = match text.rfind('\n') {
         Some(end) => &text[..end],
         None => "",
@@ -557,8 +566,15 @@ mod tests {
 
     #[test]
     fn a_partial_last_line_waits_for_the_next_read() {
-        let calls = parse_calls("{\"role\":\"client\"}\n{\"role\":\"ser").expect("parses");
-        assert_eq!(calls.len(), 1);
+        let text = "{\"event.name\":\"api.call\",\"role\":\"client\"}\n{\"event.name\":\"api.call\",\"role\":\"ser";
+        assert_eq!(parse_calls(text).expect("parses").len(), 1);
+    }
+
+    #[test]
+    fn only_api_calls_are_calls() {
+        let text = "{\"event.name\":\"api.inventory.change\"}\n{\"event.name\":\"api.call\"}\n";
+        assert_eq!(parse_calls(text).expect("parses").len(), 1);
+        assert_eq!(parse_events(text).expect("parses").len(), 2);
     }
 
     #[test]

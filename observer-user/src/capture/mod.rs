@@ -4,6 +4,7 @@
 //! First stage of the pipeline. It hands raw event bytes to `events` and knows nothing about
 //! HTTP. Dropping [`Capture`] detaches every program and frees every map.
 
+pub mod kernel_layout;
 pub mod placement;
 mod preflight;
 mod ring;
@@ -16,7 +17,9 @@ use aya::{
     programs::{TracePoint, UProbe},
     Ebpf, EbpfLoader,
 };
-use observer_common::{conn_key, limits, names, ConnState, Counter, EventKind, COUNTER_SLOTS};
+use observer_common::{
+    conn_key, limits, names, ConnState, Counter, EventKind, KernelLayout, COUNTER_SLOTS,
+};
 use thiserror::Error;
 
 pub use preflight::{ensure_tracefs, in_process_root, AgentLock, PreflightError};
@@ -70,6 +73,8 @@ pub struct CaptureConfig {
     pub wakeup_batch: u32,
     /// Watch only these processes (empty: all).
     pub pids: Vec<u32>,
+    /// Ship only connections with an end on one of these ports (empty: all).
+    pub ports: Vec<u16>,
     pub tls_placement: placement::PlacementPolicy,
 }
 
@@ -81,6 +86,7 @@ impl Default for CaptureConfig {
             ring_buffer_bytes: limits::DEFAULT_RING_BUFFER_BYTES,
             wakeup_batch: limits::DEFAULT_WAKEUP_BATCH,
             pids: Vec::new(),
+            ports: Vec::new(),
             tls_placement: placement::PlacementPolicy::Auto,
         }
     }
@@ -146,6 +152,14 @@ impl Capture {
 
         let agent_tgid = std::process::id();
         let filter_by_pid = u32::from(!config.pids.is_empty());
+        let filter_by_port = u32::from(!config.ports.is_empty());
+        let layout = kernel_layout::read().unwrap_or_else(|error| {
+            tracing::warn!(
+                "socket addresses will be looked up from user space, which misses connections that \
+                 close within milliseconds: {error}"
+            );
+            KernelLayout::default()
+        });
         let mut ebpf = EbpfLoader::new()
             .override_global(names::GLOBAL_AGENT_TGID, &agent_tgid, true)
             .override_global(names::GLOBAL_CHUNK_SIZE, &config.chunk_size, true)
@@ -155,6 +169,8 @@ impl Capture {
                 true,
             )
             .override_global(names::GLOBAL_FILTER_BY_PID, &filter_by_pid, true)
+            .override_global(names::GLOBAL_FILTER_BY_PORT, &filter_by_port, true)
+            .override_global(names::GLOBAL_KERNEL_LAYOUT, &layout, true)
             .override_global(names::GLOBAL_WAKEUP_BATCH, &config.wakeup_batch, true)
             .map_max_entries(names::EVENTS, config.ring_buffer_bytes)
             .load(EBPF_OBJECT)
@@ -179,6 +195,19 @@ impl Capture {
             for pid in &config.pids {
                 pids.insert(pid, 1, 0)
                     .map_err(map_error(names::FILTER_PIDS))?;
+            }
+        }
+
+        if !config.ports.is_empty() {
+            let mut ports: BpfHashMap<_, u16, u8> = BpfHashMap::try_from(
+                ebpf.map_mut(names::FILTER_PORTS)
+                    .ok_or_else(|| CaptureError::Missing(names::FILTER_PORTS.into()))?,
+            )
+            .map_err(map_error(names::FILTER_PORTS))?;
+            for port in &config.ports {
+                ports
+                    .insert(port, 1, 0)
+                    .map_err(map_error(names::FILTER_PORTS))?;
             }
         }
 
@@ -438,6 +467,8 @@ impl KernelCounters {
             (Counter::TlsCiphertextBytes, "tls_ciphertext_bytes"),
             (Counter::CallsOtherProtocol, "calls_other_protocol"),
             (Counter::DropArgsTableFull, "dropped_args_table_full"),
+            (Counter::NotSockets, "not_sockets"),
+            (Counter::ConnsFilteredByPort, "connections_filtered_by_port"),
         ] {
             out.insert(name.to_string(), self.get(counter));
         }

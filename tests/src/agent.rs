@@ -115,6 +115,16 @@ impl Agent {
         self.process.pid()
     }
 
+    /// Stop the agent's process (SIGSTOP): its programs keep running in the kernel, but nothing
+    /// reads the ring buffer until [`Agent::resume`].
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.process.signal("STOP")
+    }
+
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.process.signal("CONT")
+    }
+
     /// Calls written so far.
     pub fn calls(&self) -> anyhow::Result<Vec<Call>> {
         read_calls(&self.output)

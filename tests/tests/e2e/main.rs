@@ -6,4 +6,5 @@
 
 mod agent;
 mod http;
+mod loss;
 mod tls;

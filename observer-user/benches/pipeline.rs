@@ -1,0 +1,344 @@
+//! Pipeline benchmark: API calls per second per core through the whole user-side pipeline
+//! (decode, reassembly, HTTP/1 parsing, pairing, call building, redaction), on a replayed stream
+//! of mixed traffic, and memory with many live idle connections. Prints figures; asserts nothing
+//! about time (machines differ).
+//!
+//! `cargo bench -p observer-user --bench pipeline` (run by `cargo xtask bench`).
+//!
+//! The stream is a few hundred thousand calls over keep-alive connections: small JSON GETs,
+//! POSTs with bodies, chunked responses, 64 KiB responses in 16 KiB chunks, a third of it TLS
+//! plaintext. Each call's events are encoded once as templates; replaying patches the connection
+//! id, position and time into a scratch buffer (a copy and a few stores, like reading the ring).
+
+use std::{hint::black_box, time::Instant};
+
+use observer::{
+    events::{encode, ConnClose, ConnOpen, Data, Event},
+    pipeline::{Pipeline, PipelineConfig},
+};
+use observer_common::{
+    ConnId, ConnOrigin, DataHeader, Direction, Hook, RoleHint, Source, TlsLibrary,
+};
+
+/// Calls in the throughput run.
+const CALLS: usize = 300_000;
+/// Connections they are spread over (keep-alive: each carries CALLS / CONNECTIONS calls).
+const CONNECTIONS: usize = 1_000;
+/// Kernel chunk size: large bodies arrive in pieces of this size.
+const CHUNK: usize = 16 * 1024;
+
+/// Idle connections for the memory figures: the target (10,000) and the cap (100,000).
+const IDLE_CONNECTIONS: [usize; 2] = [10_000, 100_000];
+
+/// Byte offsets inside an encoded data event, from the shared layout.
+const CONN_OFFSET: usize = 16;
+const POSITION_OFFSET: usize = 32;
+const TIMESTAMP_OFFSET: usize = 8;
+
+/// One call's events, encoded with connection 0, position 0 and time 0.
+struct Template {
+    /// (bytes, direction index, source index, payload length)
+    events: Vec<(Vec<u8>, usize, usize, u64)>,
+    tls: bool,
+}
+
+fn data_event(
+    direction: Direction,
+    source: Source,
+    payload: &[u8],
+    call_size: u32,
+    call_offset: u32,
+) -> Vec<u8> {
+    encode::event(&Event::Data(Data {
+        timestamp_ns: 0,
+        conn: ConnId {
+            tgid: 0,
+            fd: 0,
+            generation: 0,
+        },
+        position: u64::from(call_offset),
+        call_size,
+        call_offset,
+        tid: 1,
+        direction,
+        source,
+        hook: if direction == Direction::Egress {
+            Hook::Write
+        } else {
+            Hook::Read
+        },
+        tls_library: if source == Source::Tls {
+            TlsLibrary::OpenSsl
+        } else {
+            TlsLibrary::None
+        },
+        last_chunk: u64::from(call_offset) + payload.len() as u64 == u64::from(call_size),
+        call_truncated: false,
+        payload,
+    }))
+}
+
+fn template(request: &[u8], response: &[u8], tls: bool) -> Template {
+    let source = if tls { Source::Tls } else { Source::Syscall };
+    let mut events = Vec::new();
+    // Server side: the request comes in, the response goes out.
+    for (direction, message) in [(Direction::Ingress, request), (Direction::Egress, response)] {
+        for (i, chunk) in message.chunks(CHUNK).enumerate() {
+            let bytes = data_event(
+                direction,
+                source,
+                chunk,
+                message.len() as u32,
+                (i * CHUNK) as u32,
+            );
+            events.push((bytes, direction.index(), source.index(), chunk.len() as u64));
+        }
+    }
+    Template { events, tls }
+}
+
+fn templates() -> Vec<Template> {
+    let json = |n: usize| {
+        format!(
+            "{{\"items\":[{}]}}",
+            vec!["{\"id\":12345,\"name\":\"widget\"}"; n].join(",")
+        )
+    };
+    let get = |path: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: api.local\r\nAccept: application/json\r\nAuthorization: Bearer abc.def.ghi\r\n\r\n")
+    };
+    let ok = |body: &str| {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let small = json(8);
+    let post_body = json(16);
+    let post = format!("POST /api/orders HTTP/1.1\r\nHost: api.local\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{post_body}", post_body.len());
+    let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n100\r\n".to_string()
+        + &"x".repeat(256)
+        + "\r\n100\r\n"
+        + &"y".repeat(256)
+        + "\r\n0\r\n\r\n";
+    let large = "z".repeat(64 * 1024);
+    let mut out = Vec::new();
+    for tls in [false, true] {
+        out.push(template(
+            get("/api/users/42").as_bytes(),
+            ok(&small).as_bytes(),
+            tls,
+        ));
+        out.push(template(
+            get("/api/users/42/orders?page=2").as_bytes(),
+            ok(&small).as_bytes(),
+            tls,
+        ));
+        out.push(template(
+            post.as_bytes(),
+            b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+            tls,
+        ));
+        out.push(template(
+            get("/api/feed").as_bytes(),
+            chunked.as_bytes(),
+            tls,
+        ));
+        out.push(template(
+            get("/static/bundle.js").as_bytes(),
+            ok(&large).as_bytes(),
+            tls,
+        ));
+    }
+    out
+}
+
+/// Which template the i-th call uses: mostly small calls, some bodies, few large responses,
+/// a third of them TLS.
+fn pick(i: usize) -> usize {
+    let kind = match i % 20 {
+        0..=8 => 0,
+        9..=13 => 1,
+        14..=16 => 2,
+        17..=18 => 3,
+        _ => 4,
+    };
+    if i % 3 == 0 {
+        kind + 5
+    } else {
+        kind
+    }
+}
+
+fn conn(i: usize) -> ConnId {
+    ConnId {
+        tgid: 1000 + (i % 16) as u32,
+        fd: 10 + i as u32,
+        generation: 1 + i as u64,
+    }
+}
+
+fn open_event(conn: ConnId, ts: u64) -> Vec<u8> {
+    encode::event(&Event::ConnOpen(ConnOpen {
+        timestamp_ns: ts,
+        conn,
+        origin: ConnOrigin::Accept,
+        role_hint: RoleHint::Server,
+        remote: Some("10.0.0.2:40000".parse().expect("literal")),
+        local: Some("10.0.0.1:8080".parse().expect("literal")),
+        family: 2,
+        listen_fd: Some(3),
+        tid: conn.tgid,
+        comm: "api".into(),
+    }))
+}
+
+fn patch(scratch: &mut Vec<u8>, template: &[u8], conn: ConnId, position: u64, ts: u64) {
+    scratch.clear();
+    scratch.extend_from_slice(template);
+    scratch[TIMESTAMP_OFFSET..TIMESTAMP_OFFSET + 8].copy_from_slice(&ts.to_ne_bytes());
+    scratch[CONN_OFFSET..CONN_OFFSET + 4].copy_from_slice(&conn.tgid.to_ne_bytes());
+    scratch[CONN_OFFSET + 4..CONN_OFFSET + 8].copy_from_slice(&conn.fd.to_ne_bytes());
+    scratch[CONN_OFFSET + 8..CONN_OFFSET + 16].copy_from_slice(&conn.generation.to_ne_bytes());
+    // The template's position is the chunk's offset in its call; add the call's start.
+    let offset = u64::from_ne_bytes(
+        scratch[POSITION_OFFSET..POSITION_OFFSET + 8]
+            .try_into()
+            .expect("8 bytes"),
+    );
+    scratch[POSITION_OFFSET..POSITION_OFFSET + 8]
+        .copy_from_slice(&(position + offset).to_ne_bytes());
+}
+
+fn throughput() {
+    let templates = templates();
+    let mut pipeline = Pipeline::new(PipelineConfig::default());
+    let mut positions = vec![[[0u64; 2]; 2]; CONNECTIONS];
+    let mut scratch = Vec::with_capacity(CHUNK + size_of::<DataHeader>());
+    let mut ts = 1_000u64;
+    let mut bytes = 0u64;
+    let mut calls = 0u64;
+    let mut tls_calls = 0u64;
+    for i in 0..CONNECTIONS {
+        pipeline.push_kernel_event(&open_event(conn(i), ts));
+    }
+    let started = Instant::now();
+    for i in 0..CALLS {
+        let c = i % CONNECTIONS;
+        let template = &templates[pick(i)];
+        tls_calls += u64::from(template.tls);
+        let call_start = positions[c];
+        for (event, direction, source, len) in &template.events {
+            ts += 1_000;
+            let start = call_start[*direction][*source];
+            patch(&mut scratch, event, conn(c), start, ts);
+            pipeline.push_kernel_event(&scratch);
+            bytes += len;
+        }
+        // Advance each stream by what this call moved.
+        for direction in 0..2 {
+            for source in 0..2 {
+                let moved: u64 = template
+                    .events
+                    .iter()
+                    .filter(|(_, d, s, _)| *d == direction && *s == source)
+                    .map(|(_, _, _, len)| len)
+                    .sum();
+                positions[c][direction][source] = call_start[direction][source] + moved;
+            }
+        }
+        calls += pipeline.take_calls().count() as u64;
+    }
+    for i in 0..CONNECTIONS {
+        ts += 1_000;
+        let close = ConnClose {
+            timestamp_ns: ts,
+            conn: conn(i),
+            bytes: positions[i],
+        };
+        pipeline.push_kernel_event(&encode::event(&Event::ConnClose(close)));
+    }
+    pipeline.finish();
+    calls += pipeline.take_calls().count() as u64;
+    let elapsed = started.elapsed();
+    let stats = pipeline.stats();
+    black_box(&stats);
+    println!("pipeline: {CALLS} calls ({tls_calls} TLS) over {CONNECTIONS} keep-alive connections, {:.1} MB of payload", bytes as f64 / 1e6);
+    println!(
+        "pipeline: {calls} API calls out in {:.2} s: {:.0} calls/s on one core (target ≥ 500,000), {:.0} MB/s of payload",
+        elapsed.as_secs_f64(),
+        calls as f64 / elapsed.as_secs_f64(),
+        bytes as f64 / 1e6 / elapsed.as_secs_f64()
+    );
+    let errors: u64 =
+        stats.parse_errors.values().sum::<u64>() + stats.decode_errors.values().sum::<u64>();
+    println!(
+        "pipeline: parse or decode errors: {errors}; peak RSS so far {} MiB",
+        peak_rss_kib() / 1024
+    );
+}
+
+/// Memory with `count` live connections, each mid-request (a request head seen, no response):
+/// the state a busy server's idle keep-alive connections leave behind.
+fn idle_connections(count: usize) {
+    let mut pipeline = Pipeline::new(PipelineConfig::default());
+    let before = current_rss_kib();
+    let request = b"GET /api/users/42 HTTP/1.1\r\nHost: api.local\r\n\r\n";
+    for i in 0..count {
+        let c = ConnId {
+            tgid: 5000 + (i % 64) as u32,
+            fd: i as u32,
+            generation: i as u64 + 1,
+        };
+        pipeline.push_kernel_event(&open_event(c, i as u64));
+        let mut event = data_event(
+            Direction::Ingress,
+            Source::Syscall,
+            request,
+            request.len() as u32,
+            0,
+        );
+        event[CONN_OFFSET..CONN_OFFSET + 4].copy_from_slice(&c.tgid.to_ne_bytes());
+        event[CONN_OFFSET + 4..CONN_OFFSET + 8].copy_from_slice(&c.fd.to_ne_bytes());
+        event[CONN_OFFSET + 8..CONN_OFFSET + 16].copy_from_slice(&c.generation.to_ne_bytes());
+        pipeline.push_kernel_event(&event);
+    }
+    let after = current_rss_kib();
+    let stats = pipeline.stats();
+    println!(
+        "idle connections: {count} opened, {} tracked, {} refused at the cap; RSS grew by {} MiB ({:.0} bytes per connection); process RSS {} MiB (target ≤ 128 MiB at 10,000)",
+        pipeline.connections(),
+        stats.connections.connections_over_limit,
+        after.saturating_sub(before) / 1024,
+        after.saturating_sub(before) as f64 * 1024.0 / pipeline.connections().max(1) as f64,
+        after / 1024,
+    );
+    black_box(pipeline);
+}
+
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(field))
+                .map(|v| v.trim().trim_end_matches(" kB").parse().unwrap_or(0))
+        })
+        .unwrap_or(0)
+}
+
+fn current_rss_kib() -> u64 {
+    status_kib("VmRSS:")
+}
+
+fn peak_rss_kib() -> u64 {
+    status_kib("VmHWM:")
+}
+
+fn main() {
+    throughput();
+    for count in IDLE_CONNECTIONS {
+        idle_connections(count);
+    }
+}

@@ -163,7 +163,7 @@ fn pick(i: usize) -> usize {
         17..=18 => 3,
         _ => 4,
     };
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         kind + 5
     } else {
         kind
@@ -249,12 +249,12 @@ fn throughput() {
         }
         calls += pipeline.take_calls().count() as u64;
     }
-    for i in 0..CONNECTIONS {
+    for (i, bytes) in positions.iter().enumerate() {
         ts += 1_000;
         let close = ConnClose {
             timestamp_ns: ts,
             conn: conn(i),
-            bytes: positions[i],
+            bytes: *bytes,
         };
         pipeline.push_kernel_event(&encode::event(&Event::ConnClose(close)));
     }

@@ -109,7 +109,9 @@ pub struct PipelineStats {
 /// Per-connection state of the HTTP stage.
 pub struct HttpConn {
     /// One session per source: a TLS connection is parsed from its plaintext.
-    sessions: [Option<Http1Session>; Source::COUNT],
+    /// Boxed: a connection uses one source, and a session is large (two parsers and the
+    /// pairing), so an idle connection should not carry room for two.
+    sessions: [Option<Box<Http1Session>>; Source::COUNT],
     /// The direction that carries requests, once known.
     request_direction: Option<Direction>,
     /// Time of the newest segment, to close sessions at.
@@ -404,7 +406,7 @@ impl StreamHandler<HttpConn> for HttpStage {
         }
         let limits = self.limits;
         let session =
-            state.sessions[source.index()].get_or_insert_with(|| Http1Session::new(limits));
+            state.sessions[source.index()].get_or_insert_with(|| Box::new(Http1Session::new(limits)));
         if Some(direction) == state.request_direction {
             session.push_request_side(segment, &mut self.events);
         } else {

@@ -15,6 +15,8 @@ use core::mem::size_of;
 
 /// Version of the event layouts in this file. Bumped on any incompatible change so that a
 /// recording made by an older agent is refused with a clear message instead of misread.
+/// (Turning a zeroed padding byte into a field whose zero means what it always meant, as
+/// `ConnOpenEvent::flags` did, is compatible and keeps the version.)
 pub const EVENT_VERSION: u16 = 2;
 
 /// Names of the maps and programs, shared so the agent never spells one differently.
@@ -33,6 +35,8 @@ pub mod names {
     pub const GLOBAL_FILTER_BY_PORT: &str = "FILTER_BY_PORT";
     pub const GLOBAL_KERNEL_LAYOUT: &str = "KERNEL_LAYOUT";
     pub const GLOBAL_WAKEUP_BATCH: &str = "WAKEUP_BATCH";
+    /// Go `crypto/tls` call arguments between entry and return, by goroutine.
+    pub const GO_TLS_ARGS: &str = "GO_TLS_ARGS";
 }
 
 /// What an event is. Stable numbers: recorded streams outlive agent versions.
@@ -173,6 +177,14 @@ pub enum TlsLibrary {
     None = 0,
     /// OpenSSL (libssl, or a program that links it statically and exports its symbols).
     OpenSsl = 1,
+    /// Go's `crypto/tls`, in any Go binary with a symbol table.
+    Go = 2,
+    /// GnuTLS (libgnutls): wget and many system tools.
+    GnuTls = 3,
+    /// NSS, through NSPR's I/O functions (libnspr4).
+    Nss = 4,
+    /// BoringSSL, OpenSSL's fork: the same SSL_read/SSL_write, linked statically into programs.
+    BoringSsl = 5,
 }
 
 impl TlsLibrary {
@@ -180,6 +192,10 @@ impl TlsLibrary {
         match value {
             0 => Some(TlsLibrary::None),
             1 => Some(TlsLibrary::OpenSsl),
+            2 => Some(TlsLibrary::Go),
+            3 => Some(TlsLibrary::GnuTls),
+            4 => Some(TlsLibrary::Nss),
+            5 => Some(TlsLibrary::BoringSsl),
             _ => None,
         }
     }
@@ -204,6 +220,17 @@ pub enum Hook {
     /// OpenSSL's internal read or write function, which the four wrappers above call.
     SslReadInternal = 13,
     SslWriteInternal = 14,
+    /// Go's `crypto/tls.(*Conn).Read` and `.Write`.
+    GoTlsRead = 15,
+    GoTlsWrite = 16,
+    /// GnuTLS's record functions.
+    GnutlsRecordRecv = 17,
+    GnutlsRecordSend = 18,
+    /// NSPR's I/O functions, which NSS's SSL layer serves for TLS sockets.
+    PrRead = 19,
+    PrWrite = 20,
+    PrRecv = 21,
+    PrSend = 22,
 }
 
 impl Hook {
@@ -223,6 +250,14 @@ impl Hook {
             12 => Hook::SslWriteEx,
             13 => Hook::SslReadInternal,
             14 => Hook::SslWriteInternal,
+            15 => Hook::GoTlsRead,
+            16 => Hook::GoTlsWrite,
+            17 => Hook::GnutlsRecordRecv,
+            18 => Hook::GnutlsRecordSend,
+            19 => Hook::PrRead,
+            20 => Hook::PrWrite,
+            21 => Hook::PrRecv,
+            22 => Hook::PrSend,
             _ => return None,
         })
     }
@@ -349,11 +384,17 @@ pub struct ConnOpenEvent {
     pub origin: u8,
     /// A [`RoleHint`].
     pub role_hint: u8,
-    pub _pad: [u8; 6],
+    /// `CONN_FLAG_*` bits.
+    pub flags: u8,
+    pub _pad: [u8; 5],
     /// `comm` of the thread, NUL-padded: kept because short-lived processes may be gone from
     /// /proc before the agent looks.
     pub comm: [u8; 16],
 }
+
+/// The connection carries TLS records on the wire: announced for its ciphertext, so that the
+/// agent counts its bytes even when no TLS hook sees its plaintext.
+pub const CONN_FLAG_TLS: u8 = 1 << 0;
 
 /// Emitted when a connection that had a [`ConnOpenEvent`] is closed.
 #[repr(C)]
@@ -423,6 +464,14 @@ pub struct ConnState {
     pub _pad: [u8; 6],
 }
 
+/// Where Go keeps the fd behind a `*tls.Conn` (Go 1.9 and later, on 64-bit targets): the data
+/// word of the `tls.Conn.conn` interface (its first field; an interface is a type word then a
+/// data word), which points to a `net.TCPConn`, whose first word is its `*netFD`, whose first
+/// field is a `poll.FD`, whose `Sysfd int` follows its 16-byte `fdMutex`.
+pub const GO_CONN_DATA_OFFSET: u64 = 8;
+pub const GO_TCPCONN_FD_OFFSET: u64 = 0;
+pub const GO_NETFD_SYSFD_OFFSET: u64 = 16;
+
 /// Where this kernel keeps what the programs read to go from an fd to its socket's addresses:
 /// byte offsets of struct members, found by the agent in the kernel's BTF at start-up (they
 /// differ between kernel builds). `available == 0`: unknown, the programs do not look.
@@ -477,6 +526,10 @@ pub enum Counter {
     NotSockets = 24,
     /// Connections left out by the port filter.
     ConnsFilteredByPort = 25,
+    /// TLS library calls skipped because their fd is not a socket seen carrying TLS records:
+    /// NSPR's PR_Read/PR_Write on files and pipes, Go's crypto/tls over something other than a
+    /// TCP connection.
+    TlsCallsNotOnTlsSocket = 26,
 }
 
 /// Slots in the counters array (with room for kinds and reasons still to come).

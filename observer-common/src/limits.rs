@@ -48,6 +48,15 @@ pub const MAX_INFLIGHT_CALLS: u32 = 16_384;
 /// buffer without a syscall underneath.
 pub const MAX_TLS_SESSIONS: u32 = 65_536;
 
+/// Go `crypto/tls` calls in flight at once, keyed by goroutine. An LRU map: a goroutine that
+/// never returns from a hooked call (it panicked through it) leaves an entry nothing removes,
+/// and the oldest such entries must make room rather than fill the map for good.
+pub const MAX_GO_TLS_CALLS: u32 = 16_384;
+
+/// Largest fd number read from a Go `net.Conn` that is taken as one: Linux's default hard limit
+/// on open files is 2^20, so anything larger is a misread, not an fd.
+pub const MAX_GO_FD: i64 = 1 << 20;
+
 /// Calls in which a connection first seen mid-stream (older than the agent) may still show the
 /// start of an HTTP message before the kernel stops looking at it.
 pub const INFERRED_PEEK_CALLS: u8 = 8;

@@ -4,7 +4,8 @@
 use aya_ebpf::helpers::{bpf_get_current_comm, bpf_ktime_get_ns, bpf_probe_read_user};
 use observer_common::{
     conn_key, limits::INFERRED_PEEK_CALLS, ConnCloseEvent, ConnId, ConnOpenEvent, ConnOrigin,
-    ConnState, Counter, Direction, EventKind, Protocol, RoleHint, SockAddr, Source,
+    ConnState, Counter, Direction, EventKind, Protocol, RoleHint, SockAddr, Source, TlsLibrary,
+    CONN_FLAG_TLS,
 };
 
 use crate::{
@@ -168,6 +169,28 @@ pub struct DataCall {
     pub tls_library: u8,
 }
 
+impl DataCall {
+    /// Plaintext a TLS library moved on `fd` for the current thread `pid_tgid`.
+    #[inline(always)]
+    pub fn tls_plaintext(
+        pid_tgid: u64,
+        fd: u32,
+        direction: Direction,
+        hook: u8,
+        library: TlsLibrary,
+    ) -> DataCall {
+        DataCall {
+            tgid: (pid_tgid >> 32) as u32,
+            tid: pid_tgid as u32,
+            fd,
+            direction,
+            source: Source::Tls,
+            hook,
+            tls_library: library as u8,
+        }
+    }
+}
+
 /// A call moved `size` bytes (`size` > 0) on its fd: classify the stream if needed, advance its
 /// position, and ship the bytes if the stream is one the agent parses.
 #[inline(always)]
@@ -227,30 +250,25 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
         }
     }
 
+    let conn = ConnId {
+        tgid,
+        fd,
+        generation: state.generation,
+    };
     let protocol = state.protocol[s];
     if protocol == Protocol::Tls as u8 {
+        // Ciphertext: never shipped, but the connection is announced so that the agent knows
+        // it exists and counts its bytes at close, whether or not a TLS hook sees inside it.
         counters::add(Counter::TlsCiphertextBytes, size);
+        announce_once(key, state, conn, tid, source);
         return;
     }
     if protocol != Protocol::Http1 as u8 && protocol != Protocol::Http2 as u8 {
         counters::add(Counter::CallsOtherProtocol, 1);
         return;
     }
-
-    let conn = ConnId {
-        tgid,
-        fd,
-        generation: state.generation,
-    };
-    if state.announced == 0 {
-        if !wanted_ports(state) {
-            counters::add(Counter::ConnsFilteredByPort, 1);
-            let _ = CONNS.remove(key);
-            let _ = IGNORED.insert(key, 0, 0);
-            return;
-        }
-        state.announced = 1;
-        announce(conn, state, tid);
+    if !announce_once(key, state, conn, tid, source) {
+        return;
     }
     let meta = CallMeta {
         conn,
@@ -320,7 +338,40 @@ fn wanted_ports(state: &ConnState) -> bool {
     }
 }
 
-fn announce(conn: ConnId, state: &ConnState, tid: u32) {
+/// Send the connection's open event unless it went out already. False when the port filter
+/// leaves the connection out: it is forgotten, and its fd ignored until closed.
+#[inline(always)]
+fn announce_once(key: u64, state: &mut ConnState, conn: ConnId, tid: u32, source: Source) -> bool {
+    if state.announced != 0 {
+        return true;
+    }
+    if !wanted_ports(state) {
+        counters::add(Counter::ConnsFilteredByPort, 1);
+        let _ = CONNS.remove(key);
+        let _ = IGNORED.insert(key, 0, 0);
+        return false;
+    }
+    state.announced = 1;
+    let tls =
+        source == Source::Tls || state.protocol[Source::Syscall as usize] == Protocol::Tls as u8;
+    announce(conn, state, tid, if tls { CONN_FLAG_TLS } else { 0 });
+    true
+}
+
+/// Whether `fd` of `tgid` is a connection whose bytes on the wire are TLS records: the only fds
+/// a TLS library's plaintext is believed for when the library's fd could be something else.
+#[inline(always)]
+pub fn is_tls_socket(tgid: u32, fd: u32) -> bool {
+    match CONNS.get_ptr(conn_key(tgid, fd)) {
+        // SAFETY: map value pointer from a successful lookup.
+        Some(state) => unsafe {
+            (*state).protocol[Source::Syscall as usize] == Protocol::Tls as u8
+        },
+        None => false,
+    }
+}
+
+fn announce(conn: ConnId, state: &ConnState, tid: u32, flags: u8) {
     let comm = bpf_get_current_comm().unwrap_or([0; 16]);
     let remote = state.remote;
     let local = state.local;
@@ -336,6 +387,7 @@ fn announce(conn: ConnId, state: &ConnState, tid: u32) {
         event.tid = tid;
         event.origin = origin;
         event.role_hint = role_hint;
+        event.flags = flags;
         event.comm = comm;
     });
 }

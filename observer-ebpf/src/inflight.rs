@@ -18,6 +18,17 @@ pub struct Payload {
     pub kind: PayloadKind,
 }
 
+impl Payload {
+    /// One buffer of `len` bytes.
+    pub fn buffer(ptr: u64, len: u64) -> Payload {
+        Payload {
+            ptr,
+            len,
+            kind: PayloadKind::Buffer,
+        }
+    }
+}
+
 /// What the syscall entry saw. Connect and accept reuse `payload.ptr` for the sockaddr pointer.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -37,12 +48,39 @@ pub const CALL_SENDFILE: u8 = 102;
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct TlsArgs {
+    /// The library's session handle (`SSL *`, `gnutls_session_t`, NSPR's `PRFileDesc *`).
     pub ssl: u64,
     pub buf: u64,
     /// For the `_ex` variants: where the library writes the byte count.
     pub count_ptr: u64,
     /// The socket fd, once a syscall underneath revealed it; -1 until then.
     pub fd: i64,
+    /// An `observer_common::Hook`.
+    pub hook: u8,
+    /// An `observer_common::TlsLibrary`: says how wide the return value is, and whether the fd
+    /// must be checked to be a TLS socket.
+    pub library: u8,
+}
+
+/// A goroutine of one process: Go's `g` pointer (in r14 under Go's register ABI) is unique per
+/// live goroutine within an address space, and stays the goroutine's own however often the
+/// scheduler moves it between threads.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct GoroutineKey {
+    pub goroutine: u64,
+    pub tgid: u32,
+    pub _pad: u32,
+}
+
+/// A Go `crypto/tls.(*Conn).Read` or `.Write` between entry and return.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct GoTlsArgs {
+    /// The `*tls.Conn` receiver.
+    pub conn: u64,
+    /// The `[]byte` argument's data pointer.
+    pub buf: u64,
     /// An `observer_common::Hook`.
     pub hook: u8,
 }

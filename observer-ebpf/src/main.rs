@@ -1,5 +1,6 @@
-//! observer's kernel side: thin programs on syscall tracepoints and OpenSSL uprobes that ship
-//! the bytes of HTTP connections, bounded, through one ring buffer.
+//! observer's kernel side: thin programs on syscall tracepoints and TLS library uprobes (OpenSSL,
+//! BoringSSL, GnuTLS, NSS, Go's crypto/tls) that ship the bytes of HTTP connections, bounded,
+//! through one ring buffer.
 //!
 //! Each program is a one-line entry point over a `Result`-returning function in the module for
 //! its area; errors only mean "nothing to report" (a failed read of the tracepoint record), and
@@ -10,6 +11,7 @@
 mod conn;
 mod counters;
 mod emit;
+mod go_tls;
 mod inflight;
 mod maps;
 mod process;
@@ -21,7 +23,7 @@ use aya_ebpf::{
     macros::{tracepoint, uprobe, uretprobe},
     programs::{ProbeContext, RetProbeContext, TracePointContext},
 };
-use observer_common::{Direction, Hook};
+use observer_common::{Direction, Hook, TlsLibrary};
 
 use crate::inflight::{PayloadKind, CALL_ACCEPT, CALL_CONNECT};
 
@@ -214,25 +216,57 @@ pub fn process_exit(_ctx: TracePointContext) -> u32 {
     0
 }
 
-/// Entry of an OpenSSL wrapper, probed at its symbol.
+/// Entry of a C TLS library's (session, buffer, count) function, probed at its symbol.
 macro_rules! tls_enter_at_symbol {
-    ($program:ident, $hook:expr) => {
+    ($program:ident, $hook:expr, $library:expr) => {
         #[uprobe]
         pub fn $program(ctx: ProbeContext) -> u32 {
             report!(
                 &ctx,
                 "tls::enter_at_symbol",
-                tls::enter_at_symbol(&ctx, $hook)
+                tls::enter_at_symbol(&ctx, $hook, $library)
             );
             0
         }
     };
 }
 
-tls_enter_at_symbol!(openssl_enter_ssl_read, Hook::SslRead);
-tls_enter_at_symbol!(openssl_enter_ssl_write, Hook::SslWrite);
-tls_enter_at_symbol!(openssl_enter_ssl_read_ex, Hook::SslReadEx);
-tls_enter_at_symbol!(openssl_enter_ssl_write_ex, Hook::SslWriteEx);
+tls_enter_at_symbol!(openssl_enter_ssl_read, Hook::SslRead, TlsLibrary::OpenSsl);
+tls_enter_at_symbol!(openssl_enter_ssl_write, Hook::SslWrite, TlsLibrary::OpenSsl);
+tls_enter_at_symbol!(
+    openssl_enter_ssl_read_ex,
+    Hook::SslReadEx,
+    TlsLibrary::OpenSsl
+);
+tls_enter_at_symbol!(
+    openssl_enter_ssl_write_ex,
+    Hook::SslWriteEx,
+    TlsLibrary::OpenSsl
+);
+tls_enter_at_symbol!(
+    boringssl_enter_ssl_read,
+    Hook::SslRead,
+    TlsLibrary::BoringSsl
+);
+tls_enter_at_symbol!(
+    boringssl_enter_ssl_write,
+    Hook::SslWrite,
+    TlsLibrary::BoringSsl
+);
+tls_enter_at_symbol!(
+    gnutls_enter_record_recv,
+    Hook::GnutlsRecordRecv,
+    TlsLibrary::GnuTls
+);
+tls_enter_at_symbol!(
+    gnutls_enter_record_send,
+    Hook::GnutlsRecordSend,
+    TlsLibrary::GnuTls
+);
+tls_enter_at_symbol!(nss_enter_pr_read, Hook::PrRead, TlsLibrary::Nss);
+tls_enter_at_symbol!(nss_enter_pr_write, Hook::PrWrite, TlsLibrary::Nss);
+tls_enter_at_symbol!(nss_enter_pr_recv, Hook::PrRecv, TlsLibrary::Nss);
+tls_enter_at_symbol!(nss_enter_pr_send, Hook::PrSend, TlsLibrary::Nss);
 
 /// Entry of the internal function every wrapper of one direction calls, placed there by the
 /// agent only where it recognised the wrappers' code (observer-user/src/capture/placement.rs).
@@ -256,16 +290,43 @@ pub fn openssl_enter_internal_write(ctx: ProbeContext) -> u32 {
     0
 }
 
-/// Return of whichever function the entry probe was on.
+/// Return of whichever C library function an entry probe above was on.
 #[uretprobe]
-pub fn openssl_exit_read(ctx: RetProbeContext) -> u32 {
+pub fn tls_exit_read(ctx: RetProbeContext) -> u32 {
     report!(&ctx, "tls::exit", tls::exit(&ctx, Direction::Ingress));
     0
 }
 
 #[uretprobe]
-pub fn openssl_exit_write(ctx: RetProbeContext) -> u32 {
+pub fn tls_exit_write(ctx: RetProbeContext) -> u32 {
     report!(&ctx, "tls::exit", tls::exit(&ctx, Direction::Egress));
+    0
+}
+
+/// Entry of Go's `(*tls.Conn).Read` and `.Write`.
+#[uprobe]
+pub fn go_tls_enter_read(ctx: ProbeContext) -> u32 {
+    report!(&ctx, "go_tls::enter", go_tls::enter(&ctx, Hook::GoTlsRead));
+    0
+}
+
+#[uprobe]
+pub fn go_tls_enter_write(ctx: ProbeContext) -> u32 {
+    report!(&ctx, "go_tls::enter", go_tls::enter(&ctx, Hook::GoTlsWrite));
+    0
+}
+
+/// A `ret` instruction of Go's `(*tls.Conn).Read` or `.Write` (plain uprobes: see go_tls.rs
+/// for why never uretprobes).
+#[uprobe]
+pub fn go_tls_exit_read(ctx: ProbeContext) -> u32 {
+    report!(&ctx, "go_tls::exit", go_tls::exit(&ctx, Direction::Ingress));
+    0
+}
+
+#[uprobe]
+pub fn go_tls_exit_write(ctx: ProbeContext) -> u32 {
+    report!(&ctx, "go_tls::exit", go_tls::exit(&ctx, Direction::Egress));
     0
 }
 

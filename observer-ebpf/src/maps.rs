@@ -11,12 +11,13 @@ use observer_common::{
     limits::MAX_FILTER_PORTS,
     limits::{
         DEFAULT_CHUNK_SIZE, DEFAULT_MAX_BYTES_PER_CALL, DEFAULT_RING_BUFFER_BYTES,
-        DEFAULT_WAKEUP_BATCH, MAX_CONNS, MAX_FILTER_PIDS, MAX_INFLIGHT_CALLS, MAX_TLS_SESSIONS,
+        DEFAULT_WAKEUP_BATCH, MAX_CONNS, MAX_FILTER_PIDS, MAX_GO_TLS_CALLS, MAX_INFLIGHT_CALLS,
+        MAX_TLS_SESSIONS,
     },
     ConnState, KernelLayout, COUNTER_SLOTS,
 };
 
-use crate::inflight::{SyscallArgs, TlsArgs, TlsSessionKey};
+use crate::inflight::{GoTlsArgs, GoroutineKey, SyscallArgs, TlsArgs, TlsSessionKey};
 
 /// The one ring buffer every event goes through. The agent may resize it at load.
 #[map]
@@ -55,6 +56,11 @@ pub static TLS_ARGS: HashMap<u64, TlsArgs> = HashMap::with_max_entries(MAX_INFLI
 #[map]
 pub static TLS_SESSIONS: LruHashMap<TlsSessionKey, u32> =
     LruHashMap::with_max_entries(MAX_TLS_SESSIONS, 0);
+
+/// Go `crypto/tls` call arguments between entry and return, by goroutine (see `go_tls.rs`).
+#[map]
+pub static GO_TLS_ARGS: LruHashMap<GoroutineKey, GoTlsArgs> =
+    LruHashMap::with_max_entries(MAX_GO_TLS_CALLS, 0);
 
 /// Processes to watch when `FILTER_BY_PID` is set.
 #[map]

@@ -1,41 +1,44 @@
-//! OpenSSL: the plaintext of SSL_read/SSL_write and their _ex variants.
+//! C TLS libraries: the plaintext of OpenSSL's SSL_read/SSL_write (and their _ex variants),
+//! BoringSSL's, GnuTLS's gnutls_record_recv/send and NSPR's PR_Read/PR_Write/PR_Recv/PR_Send.
 //!
-//! The connection is found without OpenSSL struct offsets (they change with every release): the
-//! read or write syscall OpenSSL makes underneath, on the same thread, names the socket, and
-//! `TLS_SESSIONS` remembers it for calls OpenSSL answers from its buffer.
+//! They all take (session, buffer, count) and return the count moved, so one entry and one
+//! return program per direction serve them; the entry notes which library it is. The connection
+//! is found without struct offsets (they change with every release): the read or write syscall
+//! the library makes underneath, on the same thread, names the socket, and `TLS_SESSIONS`
+//! remembers it for calls answered from the library's buffer.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
     programs::{ProbeContext, RetProbeContext},
 };
-use observer_common::{Counter, Direction, Hook, Source, TlsLibrary};
+use observer_common::{Counter, Direction, Hook, TlsLibrary};
 
 use crate::{
     conn::{self, DataCall},
     counters,
-    inflight::{Payload, PayloadKind, TlsArgs, TlsSessionKey},
+    inflight::{Payload, TlsArgs, TlsSessionKey},
     maps::{TLS_ARGS, TLS_SESSIONS},
     syscalls::watched_process,
 };
 
-/// Entry of SSL_read/SSL_write(ssl, buf, num) and the _ex variants (ssl, buf, num, size_t *n),
-/// probed at the symbol.
-pub fn enter_at_symbol(ctx: &ProbeContext, hook: Hook) -> Result<(), i64> {
+/// Entry of a (session, buf, num) function probed at its symbol, or of an _ex variant
+/// (ssl, buf, num, size_t *n).
+pub fn enter_at_symbol(ctx: &ProbeContext, hook: Hook, library: TlsLibrary) -> Result<(), i64> {
     let count_ptr: u64 = match hook {
         Hook::SslReadEx | Hook::SslWriteEx => ctx.arg(3).ok_or(0i64)?,
         _ => 0,
     };
-    enter(ctx, hook, count_ptr)
+    enter(ctx, hook, library, count_ptr)
 }
 
 /// Entry of OpenSSL's internal read or write function (ssl, buf, num, size_t *count), which every
 /// wrapper of its direction calls with its own arguments: rcx points where it stores the count.
 pub fn enter_internal(ctx: &ProbeContext, hook: Hook) -> Result<(), i64> {
     let count_ptr: u64 = ctx.arg(3).ok_or(0i64)?;
-    enter(ctx, hook, count_ptr)
+    enter(ctx, hook, TlsLibrary::OpenSsl, count_ptr)
 }
 
-fn enter(ctx: &ProbeContext, hook: Hook, count_ptr: u64) -> Result<(), i64> {
+fn enter(ctx: &ProbeContext, hook: Hook, library: TlsLibrary, count_ptr: u64) -> Result<(), i64> {
     let Some((pid_tgid, _, _)) = watched_process() else {
         return Ok(());
     };
@@ -47,11 +50,24 @@ fn enter(ctx: &ProbeContext, hook: Hook, count_ptr: u64) -> Result<(), i64> {
         count_ptr,
         fd: -1,
         hook: hook as u8,
+        library: library as u8,
     };
     if TLS_ARGS.insert(pid_tgid, args, 0).is_err() {
         counters::add(Counter::DropArgsTableFull, 1);
     }
     Ok(())
+}
+
+/// The call's result: positive is a byte count (or, with a count pointer, success).
+fn result(rax: u64, library: u8) -> i64 {
+    if library == TlsLibrary::GnuTls as u8 {
+        // gnutls_record_recv/send return ssize_t.
+        rax as i64
+    } else {
+        // The others return a C int (PRInt32 for NSPR): only eax is meaningful (the upper half
+        // of rax is garbage or zero, so -1 would otherwise read as 4294967295).
+        i64::from(rax as u32 as i32)
+    }
 }
 
 /// The hooked function returned: the bytes are in `buf` now (for reads), and the count is the
@@ -66,9 +82,7 @@ pub fn exit(ctx: &RetProbeContext, direction: Direction) -> Result<(), i64> {
     };
     let _ = TLS_ARGS.remove(pid_tgid);
 
-    // Every hooked function returns a C int: only eax is meaningful (the upper half of rax is
-    // garbage or zero, so -1 would otherwise read as 4294967295).
-    let ret = rax as u32 as i32;
+    let ret = result(rax, args.library);
     if ret <= 0 {
         return Ok(());
     }
@@ -102,21 +116,18 @@ pub fn exit(ctx: &RetProbeContext, direction: Direction) -> Result<(), i64> {
             }
         }
     };
+    // NSPR's functions serve files, pipes and plain sockets too: only a socket whose bytes on
+    // the wire are TLS records carries plaintext worth shipping from here (a plain socket's
+    // bytes are shipped by the syscall hooks already).
+    if args.library == TlsLibrary::Nss as u8 && !conn::is_tls_socket(tgid, fd) {
+        counters::add(Counter::TlsCallsNotOnTlsSocket, 1);
+        return Ok(());
+    }
 
-    let payload = Payload {
-        ptr: args.buf,
-        len: size,
-        kind: PayloadKind::Buffer,
+    let Some(library) = TlsLibrary::from_u8(args.library) else {
+        return Ok(());
     };
-    let call = DataCall {
-        tgid,
-        tid: pid_tgid as u32,
-        fd,
-        direction,
-        source: Source::Tls,
-        hook: args.hook,
-        tls_library: TlsLibrary::OpenSsl as u8,
-    };
-    conn::on_data(&call, &payload, size);
+    let call = DataCall::tls_plaintext(pid_tgid, fd, direction, args.hook, library);
+    conn::on_data(&call, &Payload::buffer(args.buf, size), size);
     Ok(())
 }

@@ -190,6 +190,7 @@ fn open_event(conn: ConnId, ts: u64) -> Vec<u8> {
         listen_fd: Some(3),
         tid: conn.tgid,
         comm: "api".into(),
+        tls: false,
     }))
 }
 

@@ -20,7 +20,8 @@ use anyhow::Context;
 use crate::{
     capture::{self, Capture, CaptureConfig, POLL_INTERVAL},
     cli::{OutputArgs, ReplayArgs, RunArgs},
-    enrich::Enricher,
+    coverage::{self, store::CoverageStore, ProcessTlsStack},
+    enrich::{self, Enricher},
     events::{self, Event},
     export::{self, Sink},
     facts::{self, ClockSync, Fact},
@@ -41,6 +42,13 @@ const EXEC_RESCAN_DELAYS: [Duration; 2] = [Duration::from_millis(100), Duration:
 /// A recording's buffered events are flushed to disk at least this often, so a crash loses
 /// only the last moments.
 const RECORD_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often the TLS coverage is written to the state directory when it changed: often enough
+/// that `observer coverage` run beside the agent is current, rare enough to cost nothing.
+const COVERAGE_SAVE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How often the agent logs its one-line TLS coverage summary.
+const COVERAGE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 fn open_sink(output: &OutputArgs) -> anyhow::Result<Box<dyn Sink + Send>> {
     let writer: Box<dyn Write + Send> = match &output.output {
@@ -63,12 +71,16 @@ struct Live {
     sink: Box<dyn Sink + Send>,
     /// Processes that exec'd since the last look, for TLS library discovery.
     execs: Vec<u32>,
+    /// Processes that exited since the last look, whose TLS scan state is forgotten.
+    exits: Vec<u32>,
     /// Facts saying an fd is not a socket: the kernel is told to stop looking at it.
     not_sockets: Vec<(u32, u32)>,
 }
 
 impl Live {
-    fn event(&mut self, bytes: &[u8]) {
+    /// Feed one ring-buffer entry. `capture` is there while the programs are attached: a
+    /// process exit then reads what the kernel still holds of the process's connections.
+    fn event(&mut self, bytes: &[u8], capture: Option<&mut Capture>) {
         let event = match events::decode(bytes) {
             Ok(event) => event,
             Err(_) => {
@@ -86,8 +98,21 @@ impl Live {
             }
             self.fact(fact);
         }
-        if let Event::ProcessExec(exec) = &event {
-            self.execs.push(exec.tgid);
+        match &event {
+            Event::ProcessExec(exec) => self.execs.push(exec.tgid),
+            Event::ProcessExit(exit) => {
+                self.exits.push(exit.tgid);
+                if let Some(capture) = capture {
+                    // The kernel closes a dying process's fds without close() calls the
+                    // programs see: its connections' byte counts are only in the table now.
+                    for conn in self.pipeline.open_connections_of(exit.tgid) {
+                        if let Some(totals) = capture.take_conn_totals(conn) {
+                            self.fact(Fact::ConnTotals(totals));
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
         self.record(|r| r.kernel_event(bytes));
         self.pipeline.push_event(&event);
@@ -105,6 +130,36 @@ impl Live {
                 self.recorder = None;
             }
         }
+    }
+
+    /// Look at `pid`'s TLS libraries (attaching new ones), and record what changed as a fact.
+    fn scan_tls(&mut self, capture: &mut Capture, pid: u32) {
+        if let Some(stack) = capture.attach_tls_in_process(pid) {
+            let stack = ProcessTlsStack {
+                process: enrich::read_process(pid),
+                ..stack
+            };
+            self.fact(Fact::TlsStack(stack));
+        }
+    }
+
+    fn save_coverage(&mut self, store: &mut Option<CoverageStore>) {
+        if self.pipeline.coverage().take_changed() {
+            self.save_coverage_now(store);
+        }
+    }
+
+    fn save_coverage_now(&mut self, store: &mut Option<CoverageStore>) {
+        let Some(writer) = store else { return };
+        if let Err(error) = writer.save(&self.pipeline.coverage().rows()) {
+            tracing::error!("TLS coverage is no longer saved: {error}");
+            *store = None;
+        }
+    }
+
+    fn log_coverage(&mut self) {
+        let report = coverage::report::report(&self.pipeline.coverage().rows());
+        tracing::info!("{}", coverage::report::log_line(&report));
     }
 
     fn write_outputs(&mut self) -> io::Result<()> {
@@ -148,15 +203,17 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
         recorder,
         sink: open_sink(&args.output)?,
         execs: Vec::new(),
+        exits: Vec::new(),
         not_sockets: Vec::new(),
     };
+    let mut coverage_store = open_coverage_store(args);
     live.fact(Fact::Clock(ClockSync::now()));
 
     for path in capture::tls::system_libraries() {
         capture.attach_tls_file(&path);
     }
     for pid in all_pids() {
-        capture.attach_tls_in_process(pid);
+        live.scan_tls(&mut capture, pid);
     }
     tracing::info!("observer is watching; Ctrl-C to stop");
 
@@ -166,9 +223,11 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
     let mut rescans: Vec<(Instant, u32)> = Vec::new();
     let mut next_full_rescan = Instant::now() + FULL_TLS_RESCAN;
     let mut next_record_flush = Instant::now() + RECORD_FLUSH_INTERVAL;
+    let mut next_coverage_save = Instant::now() + COVERAGE_SAVE_INTERVAL;
+    let mut next_coverage_log = Instant::now() + COVERAGE_LOG_INTERVAL;
 
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
-        ring.poll(POLL_INTERVAL, |bytes| live.event(bytes))
+        ring.poll(POLL_INTERVAL, |bytes| live.event(bytes, Some(&mut capture)))
             .context("reading the ring buffer")?;
         live.pipeline.tick(facts::monotonic_now_ns());
         live.write_outputs().context("writing API calls")?;
@@ -180,22 +239,36 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
             }
         }
         let now = Instant::now();
-        for pid in live.execs.drain(..) {
-            capture.attach_tls_in_process(pid);
+        for pid in std::mem::take(&mut live.exits) {
+            capture.forget_tls_process(pid);
+        }
+        for pid in std::mem::take(&mut live.execs) {
+            capture.forget_tls_process(pid);
+            live.scan_tls(&mut capture, pid);
             rescans.extend(EXEC_RESCAN_DELAYS.iter().map(|delay| (now + *delay, pid)));
         }
-        rescans.retain(|&(due, pid)| {
-            if due > now {
-                return true;
-            }
-            capture.attach_tls_in_process(pid);
-            false
-        });
+        let due: Vec<u32> = rescans
+            .iter()
+            .filter(|(due, _)| *due <= now)
+            .map(|(_, pid)| *pid)
+            .collect();
+        rescans.retain(|(due, _)| *due > now);
+        for pid in due {
+            live.scan_tls(&mut capture, pid);
+        }
         if now >= next_full_rescan {
             for pid in all_pids() {
-                capture.attach_tls_in_process(pid);
+                live.scan_tls(&mut capture, pid);
             }
             next_full_rescan = now + FULL_TLS_RESCAN;
+        }
+        if now >= next_coverage_save {
+            live.save_coverage(&mut coverage_store);
+            next_coverage_save = now + COVERAGE_SAVE_INTERVAL;
+        }
+        if now >= next_coverage_log {
+            live.log_coverage();
+            next_coverage_log = now + COVERAGE_LOG_INTERVAL;
         }
         if now >= next_record_flush {
             live.record(RecordWriter::flush);
@@ -206,15 +279,42 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
     // Detach first, then read what is still in the ring: after this nothing new arrives, so
     // the counters and what we received can be compared exactly.
     let kernel = capture.stop()?;
-    ring.drain(&mut |bytes| live.event(bytes));
+    ring.drain(&mut |bytes| live.event(bytes, None));
     live.pipeline.finish();
     live.write_outputs().context("writing API calls")?;
     live.record(RecordWriter::flush);
+    live.pipeline.coverage().take_changed();
+    live.save_coverage_now(&mut coverage_store);
+    live.log_coverage();
     Ok(Summary {
         elapsed: started.elapsed(),
         pipeline: live.pipeline.stats(),
         kernel: Some(kernel),
     })
+}
+
+/// The coverage section of the state directory, or `None` (with a warning) when it cannot be
+/// opened: coverage then lives in the log lines only.
+fn open_coverage_store(args: &RunArgs) -> Option<CoverageStore> {
+    let dir = args
+        .inventory
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| crate::state::DEFAULT_STATE_DIR.into());
+    let run = i64::try_from(ClockSync::now().realtime_ns).unwrap_or(i64::MAX);
+    match crate::state::State::open(&dir)
+        .map_err(coverage::store::CoverageStoreError::from)
+        .and_then(|state| CoverageStore::open(state, run))
+    {
+        Ok(store) => Some(store),
+        Err(error) => {
+            tracing::warn!(
+                "TLS coverage will not be saved in {}: {error}",
+                dir.display()
+            );
+            None
+        }
+    }
 }
 
 /// Every pid in /proc.

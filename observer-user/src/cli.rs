@@ -36,6 +36,9 @@ pub enum Command {
     /// Compare the inventory with a spec (Swagger 2.0, OpenAPI 3.0/3.1): shadow, zombie,
     /// orphan and drift. Exits with status 2 when shadow or zombie endpoints are found.
     Diff(DiffArgs),
+    /// TLS coverage: per process, executable and container, whether the agent sees inside its
+    /// TLS, through which library, and when it does not, why.
+    Coverage(CoverageArgs),
 }
 
 #[derive(Debug, Args)]
@@ -237,4 +240,13 @@ pub struct DiffArgs {
 
     #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
     pub format: DiffFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CoverageArgs {
+    #[command(flatten)]
+    pub state: StateDirArgs,
+
+    #[arg(long, value_enum, default_value_t = InventoryFormat::Table)]
+    pub format: InventoryFormat,
 }

@@ -76,6 +76,8 @@ pub struct ConnInfo {
     pub opened_ns: u64,
     /// The TLS library whose plaintext this connection's data came from, if any.
     pub tls_library: Option<TlsLibrary>,
+    /// The kernel saw TLS records on the wire: the syscall stream is ciphertext.
+    pub tls: bool,
 }
 
 /// Why a connection's streams ended.
@@ -237,6 +239,7 @@ impl<S> ConnTable<S> {
             comm: event.comm.clone(),
             opened_ns: event.timestamp_ns,
             tls_library: None,
+            tls: event.tls,
         };
         self.insert(info, event.timestamp_ns, handler);
     }
@@ -291,6 +294,7 @@ impl<S> ConnTable<S> {
                 comm: String::new(),
                 opened_ns: data.timestamp_ns,
                 tls_library: None,
+                tls: data.source == Source::Tls,
             };
             if self.insert(info, data.timestamp_ns, handler).is_none() {
                 return;
@@ -353,6 +357,15 @@ impl<S> ConnTable<S> {
         }
         tracked.last_event_ns = event.timestamp_ns;
         self.finish(tracked, CloseReason::Closed, handler);
+    }
+
+    /// Ids of the connections of one process.
+    pub fn ids_of(&self, tgid: u32) -> Vec<ConnId> {
+        self.conns
+            .keys()
+            .filter(|id| id.tgid == tgid)
+            .copied()
+            .collect()
     }
 
     /// Close every connection of a process that exited.
@@ -461,7 +474,7 @@ impl<S> ConnTable<S> {
 /// the plaintext, and their syscall stream (ciphertext, never shipped) has no gaps to report.
 fn source_in_use(info: &ConnInfo, source: Source) -> bool {
     match source {
-        Source::Syscall => info.tls_library.is_none(),
+        Source::Syscall => !info.tls && info.tls_library.is_none(),
         Source::Tls => info.tls_library.is_some(),
     }
 }
@@ -681,6 +694,7 @@ mod tests {
             listen_fd: None,
             tid: 10,
             comm: "test".into(),
+            tls: false,
         }
     }
 

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use observer_common::{
     ConnCloseEvent, ConnId, ConnOpenEvent, ConnOrigin, DataHeader, Direction, EventHeader,
     EventKind, Hook, ProcessExecEvent, ProcessExitEvent, RoleHint, SockAddr, Source, TlsLibrary,
-    DATA_FLAG_CALL_TRUNCATED, DATA_FLAG_LAST_CHUNK, EVENT_VERSION,
+    CONN_FLAG_TLS, DATA_FLAG_CALL_TRUNCATED, DATA_FLAG_LAST_CHUNK, EVENT_VERSION,
 };
 
 /// Why a ring-buffer entry could not be decoded.
@@ -117,6 +117,9 @@ pub struct ConnOpen {
     pub listen_fd: Option<u32>,
     pub tid: u32,
     pub comm: String,
+    /// The bytes on the wire are TLS records: announced for its ciphertext (its plaintext may
+    /// or may not follow from a TLS hook).
+    pub tls: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +203,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
                 listen_fd: (origin == ConnOrigin::Accept).then_some(e.listen_fd),
                 tid: e.tid,
                 comm: comm(&e.comm),
+                tls: e.flags & CONN_FLAG_TLS != 0,
             })
         }
         EventKind::ConnClose => {
@@ -383,7 +387,8 @@ pub mod encode {
                 tid: o.tid,
                 origin: o.origin as u8,
                 role_hint: o.role_hint as u8,
-                _pad: [0; 6],
+                flags: if o.tls { CONN_FLAG_TLS } else { 0 },
+                _pad: [0; 5],
                 comm: comm_bytes(&o.comm),
             })
             .to_vec(),
@@ -462,6 +467,7 @@ mod tests {
                 listen_fd: Some(3),
                 tid: 42,
                 comm: "nginx".into(),
+                tls: false,
             }),
             Event::ConnOpen(ConnOpen {
                 timestamp_ns: 6,
@@ -474,6 +480,7 @@ mod tests {
                 listen_fd: None,
                 tid: 42,
                 comm: "curl".into(),
+                tls: true,
             }),
             Event::ConnClose(ConnClose {
                 timestamp_ns: 7,

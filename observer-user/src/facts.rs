@@ -11,12 +11,19 @@ use std::net::SocketAddr;
 use observer_common::ConnId;
 use serde::{Deserialize, Serialize};
 
+use crate::coverage::{ConnTotals, ProcessTlsStack};
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "fact", rename_all = "snake_case")]
 pub enum Fact {
     Process(ProcessInfo),
     Socket(SocketInfo),
     Clock(ClockSync),
+    /// What the agent found of a process's TLS libraries (see `coverage`).
+    TlsStack(ProcessTlsStack),
+    /// A connection's byte counts, read from the kernel when its process died without closing
+    /// it (see `coverage`).
+    ConnTotals(ConnTotals),
 }
 
 /// A process, as /proc described it when the agent first needed it.

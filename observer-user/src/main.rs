@@ -12,6 +12,7 @@ use clap::Parser;
 use observer::{
     agent,
     cli::{Cli, Command, OutputArgs},
+    coverage,
     inventory::commands,
     summary::Summary,
 };
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         Command::Inventory(args) => exit(commands::inventory(args)),
         Command::Openapi(args) => exit(commands::openapi(args)),
         Command::Diff(args) => exit(commands::diff(args)),
+        Command::Coverage(args) => exit(coverage::command(args)),
     }
 }
 

@@ -300,6 +300,10 @@ pub fn tls_library_name(library: TlsLibrary) -> &'static str {
     match library {
         TlsLibrary::None => "none",
         TlsLibrary::OpenSsl => "openssl",
+        TlsLibrary::Go => "go",
+        TlsLibrary::GnuTls => "gnutls",
+        TlsLibrary::Nss => "nss",
+        TlsLibrary::BoringSsl => "boringssl",
     }
 }
 

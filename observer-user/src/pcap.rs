@@ -376,6 +376,7 @@ impl FlowTable {
                 listen_fd: Some(0),
                 tid: CAPTURE_TGID,
                 comm: String::new(),
+                tls: false,
             }));
             pipeline.push_fact(Fact::Socket(SocketInfo {
                 conn: flow.conn,

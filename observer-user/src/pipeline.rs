@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::{
     capture::kind_name,
     conn::{CloseReason, ConnInfo, ConnStats, ConnTable, Role, StreamHandler},
+    coverage::CoverageTracker,
     events::{self, Event},
     facts::{ClockSync, Fact, ProcessInfo, SocketInfo},
     model::{ApiCall, CallContext, DEFAULT_BODY_PREVIEW_BYTES},
@@ -130,6 +131,8 @@ struct HttpStage {
     outputs: Vec<Output>,
     events: Vec<SessionEvent>,
     stats: PipelineStats,
+    /// TLS connections, decrypted or not, per process.
+    coverage: CoverageTracker,
 }
 
 pub struct Pipeline {
@@ -161,6 +164,7 @@ impl Pipeline {
                 outputs: Vec::new(),
                 events: Vec::new(),
                 stats: PipelineStats::default(),
+                coverage: CoverageTracker::default(),
             },
             latest_ns: 0,
         }
@@ -192,19 +196,39 @@ impl Pipeline {
         match event {
             Event::Data(data) => {
                 self.http.stats.bytes_captured += data.payload.len() as u64;
+                if data.source == Source::Tls {
+                    self.http.coverage.decrypted(data.conn, data.timestamp_ns);
+                }
                 self.conns.data(data, &mut self.http);
             }
             Event::ConnOpen(open) => {
+                if open.tls {
+                    let process = self.http.processes.get(&open.conn.tgid);
+                    self.http.coverage.tls_conn_opened(
+                        open.conn,
+                        open.remote,
+                        process,
+                        open.timestamp_ns,
+                    );
+                }
                 self.conns.open(open, &mut self.http);
                 if let Some(socket) = self.sockets.remove(&open.conn) {
                     self.apply_socket(socket);
                 }
             }
-            Event::ConnClose(close) => self.conns.close(close, &mut self.http),
-            Event::ProcessExec(_) => {}
+            Event::ConnClose(close) => {
+                self.http
+                    .coverage
+                    .conn_closed(close.conn, &close.bytes, close.timestamp_ns);
+                self.conns.close(close, &mut self.http)
+            }
+            Event::ProcessExec(exec) => self.http.coverage.process_exec(exec.tgid),
             Event::ProcessExit(exit) => {
                 self.conns.process_exited(exit.tgid, &mut self.http);
                 self.http.processes.remove(&exit.tgid);
+                self.http
+                    .coverage
+                    .process_exited(exit.tgid, exit.timestamp_ns);
             }
         }
     }
@@ -212,7 +236,14 @@ impl Pipeline {
     pub fn push_fact(&mut self, fact: Fact) {
         match fact {
             Fact::Process(info) => {
+                self.http.coverage.process_info(&info);
                 self.http.processes.insert(info.pid, info);
+            }
+            Fact::TlsStack(stack) => self.http.coverage.stack(stack, self.latest_ns),
+            Fact::ConnTotals(totals) => {
+                self.http
+                    .coverage
+                    .conn_closed(totals.conn, &totals.bytes, self.latest_ns)
             }
             Fact::Socket(socket) if self.conns.info(&socket.conn).is_some() => {
                 self.apply_socket(socket)
@@ -294,6 +325,16 @@ impl Pipeline {
     pub fn connections(&self) -> usize {
         self.conns.len()
     }
+
+    /// TLS coverage per process, so far.
+    pub fn coverage(&mut self) -> &mut CoverageTracker {
+        &mut self.http.coverage
+    }
+
+    /// Connections of `tgid` still open, for what the kernel holds of them when it exits.
+    pub fn open_connections_of(&self, tgid: u32) -> Vec<ConnId> {
+        self.conns.ids_of(tgid)
+    }
 }
 
 impl HttpStage {
@@ -314,6 +355,10 @@ impl HttpStage {
                     if !self.filter.accepts(&call, comm) {
                         self.stats.api_calls_filtered += 1;
                         continue;
+                    }
+                    if let Some(library) = conn.tls_library {
+                        self.coverage
+                            .decrypted_call(conn.id.tgid, library, call.start_ns);
                     }
                     for analyzer in &mut self.analyzers {
                         analyzer.analyze(&mut call, &mut self.outputs);
@@ -405,8 +450,8 @@ impl StreamHandler<HttpConn> for HttpStage {
             }
         }
         let limits = self.limits;
-        let session =
-            state.sessions[source.index()].get_or_insert_with(|| Box::new(Http1Session::new(limits)));
+        let session = state.sessions[source.index()]
+            .get_or_insert_with(|| Box::new(Http1Session::new(limits)));
         if Some(direction) == state.request_direction {
             session.push_request_side(segment, &mut self.events);
         } else {

@@ -61,6 +61,7 @@ impl Scenario {
             } else {
                 "client".into()
             },
+            tls: false,
         })));
         self
     }

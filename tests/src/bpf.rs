@@ -21,11 +21,15 @@ pub const UPROBE_EVENTS: &str = "/sys/kernel/tracing/uprobe_events";
 /// The agent's program names follow `<area>_<enter|exit>_<hook>`; these prefixes cover all of
 /// them and are at most 15 bytes, so they still match where the kernel cut a name to its
 /// 15-byte limit (bpftool shows the full name only when the program carries BTF).
-const PROGRAM_PREFIXES: [&str; 6] = [
+const PROGRAM_PREFIXES: [&str; 10] = [
     "syscall_enter_",
     "syscall_exit_",
     "openssl_enter_",
-    "openssl_exit_",
+    "boringssl_enter",
+    "gnutls_enter_",
+    "nss_enter_",
+    "tls_exit_",
+    "go_tls_",
     "process_exec",
     "process_exit",
 ];

@@ -1,10 +1,14 @@
 //! The only module that touches the kernel: load the eBPF object, attach the syscall tracepoints
-//! and the TLS uprobes, read the ring buffer and the counters.
+//! and the TLS uprobes (OpenSSL, BoringSSL, GnuTLS, NSS, Go), read the ring buffer, the counters
+//! and what the connection table still holds of connections whose process died.
 //!
 //! First stage of the pipeline. It hands raw event bytes to `events` and knows nothing about
 //! HTTP. Dropping [`Capture`] detaches every program and frees every map.
 
+pub mod binary;
+pub mod go;
 pub mod kernel_layout;
+pub mod libraries;
 pub mod placement;
 mod preflight;
 mod ring;
@@ -18,9 +22,11 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use observer_common::{
-    conn_key, limits, names, ConnState, Counter, EventKind, KernelLayout, COUNTER_SLOTS,
+    conn_key, limits, names, ConnId, ConnState, Counter, EventKind, KernelLayout, COUNTER_SLOTS,
 };
 use thiserror::Error;
+
+use crate::coverage::{ConnTotals, ProcessTlsStack};
 
 pub use preflight::{ensure_tracefs, in_process_root, AgentLock, PreflightError};
 pub use ring::RingReader;
@@ -217,7 +223,7 @@ impl Capture {
         for (program, tracepoint) in SCHED_TRACEPOINTS {
             attach_tracepoint(&mut ebpf, program, "sched", tracepoint)?;
         }
-        for program in tls::OPENSSL_PROGRAMS {
+        for program in libraries::C_LIBRARY_PROGRAMS.iter().chain(&go::GO_PROGRAMS) {
             load_uprobe(&mut ebpf, program)?;
         }
 
@@ -245,9 +251,33 @@ impl Capture {
         RingReader::new(map)
     }
 
-    /// Attach the TLS uprobes to the libraries and executables in `pid` not yet attached.
-    pub fn attach_tls_in_process(&mut self, pid: u32) -> Vec<tls::AttachReport> {
+    /// Attach the TLS uprobes to the libraries and executables in `pid` not yet attached, and
+    /// say what the process's TLS is when that changed since the last look.
+    pub fn attach_tls_in_process(&mut self, pid: u32) -> Option<ProcessTlsStack> {
         self.tls.scan_process(&mut self.ebpf, pid)
+    }
+
+    /// The process exited or exec'd: look at it afresh next time.
+    pub fn forget_tls_process(&mut self, pid: u32) {
+        self.tls.forget_process(pid);
+    }
+
+    /// What the kernel's connection table still holds of `conn`: its byte counts, when its
+    /// process died without closing it (the kernel closes a dying process's fds without the
+    /// close() calls the programs see). The entry is removed: nothing will use it again.
+    pub fn take_conn_totals(&mut self, conn: ConnId) -> Option<ConnTotals> {
+        let map = self.ebpf.map_mut(names::CONNS)?;
+        let mut conns: BpfHashMap<_, u64, ConnState> = BpfHashMap::try_from(map).ok()?;
+        let key = conn_key(conn.tgid, conn.fd);
+        let state = conns.get(&key, 0).ok()?;
+        if state.generation != conn.generation {
+            return None;
+        }
+        let _ = conns.remove(&key);
+        Some(ConnTotals {
+            conn,
+            bytes: state.bytes,
+        })
     }
 
     /// Attach the TLS uprobes to a library file by path (as seen from the agent).
@@ -469,6 +499,10 @@ impl KernelCounters {
             (Counter::DropArgsTableFull, "dropped_args_table_full"),
             (Counter::NotSockets, "not_sockets"),
             (Counter::ConnsFilteredByPort, "connections_filtered_by_port"),
+            (
+                Counter::TlsCallsNotOnTlsSocket,
+                "tls_calls_not_on_tls_socket",
+            ),
         ] {
             out.insert(name.to_string(), self.get(counter));
         }

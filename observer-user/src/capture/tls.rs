@@ -1,11 +1,17 @@
-//! Finding OpenSSL on the host and attaching the TLS uprobes to it.
+//! Finding the TLS libraries on the host, attaching the TLS uprobes to them, and telling for
+//! each process which TLS it speaks through, or what keeps it dark.
 //!
-//! Uprobes attach to a file (an inode), not to a process: once a libssl is attached, every
+//! Uprobes attach to a file (an inode), not to a process: once a library is attached, every
 //! process that maps it, now or later, is covered. So the work is to find each distinct file
-//! that carries OpenSSL, once: shared libssl copies (the system's, and private ones such as
-//! those bundled in Python wheels), and executables that link OpenSSL statically and export its
-//! symbols (node, for one). Files in other mount namespaces are reached through
-//! `/proc/<pid>/root`.
+//! that carries a TLS library, once: shared libraries (libssl, libgnutls, libnspr4, and private
+//! copies such as the libssl bundled in Python wheels), and executables that link a library
+//! statically and keep its symbols (node with OpenSSL, programs with BoringSSL) or are Go
+//! programs. Files in other mount namespaces are reached through `/proc/<pid>/root`. What each
+//! library is and how it is probed is in `libraries.rs`.
+//!
+//! Per process, the agent also notes what no probe reaches: Java (libjvm), stripped Go
+//! programs, Rust programs without OpenSSL (rustls), static programs without symbols. Those
+//! become [`ProcessTlsStack`] facts for the coverage report.
 
 use std::{
     collections::HashMap,
@@ -21,98 +27,19 @@ use aya::{
     },
     Ebpf,
 };
-use object::{Object, ObjectSection, ObjectSymbol};
+use observer_common::TlsLibrary;
 
+pub use super::libraries::Placement;
 use super::{
-    placement::{
-        starts_with_emulated_instruction, wrapper_call, CountSlot, PlacementPolicy, WrapperCall,
-        MAX_INSTRUCTION_BYTES, MAX_WRAPPER_BYTES,
-    },
+    binary::{BinaryTraits, GoVersion, MIN_GO_VERSION},
+    libraries::{self, Plan, Probe},
+    placement::PlacementPolicy,
     preflight::in_process_root,
 };
-
-/// Which way a hooked function moves plaintext.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Way {
-    Read,
-    Write,
-}
-
-impl Way {
-    /// The uretprobe program for this direction (it serves every placement).
-    fn exit_program(self) -> &'static str {
-        match self {
-            Way::Read => "openssl_exit_read",
-            Way::Write => "openssl_exit_write",
-        }
-    }
-
-    fn internal_enter_program(self) -> &'static str {
-        match self {
-            Way::Read => "openssl_enter_internal_read",
-            Way::Write => "openssl_enter_internal_write",
-        }
-    }
-}
-
-/// An OpenSSL wrapper the agent hooks, and its entry program on the symbol.
-#[derive(Debug)]
-struct Wrapper {
-    symbol: &'static str,
-    way: Way,
-    enter_program: &'static str,
-    /// The plain variant (int count returned) whose code confirms the internal call's shape.
-    plain: bool,
-}
-
-const WRAPPERS: [Wrapper; 4] = [
-    Wrapper {
-        symbol: "SSL_read",
-        way: Way::Read,
-        enter_program: "openssl_enter_ssl_read",
-        plain: true,
-    },
-    Wrapper {
-        symbol: "SSL_write",
-        way: Way::Write,
-        enter_program: "openssl_enter_ssl_write",
-        plain: true,
-    },
-    Wrapper {
-        symbol: "SSL_read_ex",
-        way: Way::Read,
-        enter_program: "openssl_enter_ssl_read_ex",
-        plain: false,
-    },
-    Wrapper {
-        symbol: "SSL_write_ex",
-        way: Way::Write,
-        enter_program: "openssl_enter_ssl_write_ex",
-        plain: false,
-    },
-];
-
-/// Every OpenSSL program in the eBPF object, for loading.
-pub const OPENSSL_PROGRAMS: [&str; 8] = [
-    "openssl_enter_ssl_read",
-    "openssl_enter_ssl_write",
-    "openssl_enter_ssl_read_ex",
-    "openssl_enter_ssl_write_ex",
-    "openssl_enter_internal_read",
-    "openssl_enter_internal_write",
-    "openssl_exit_read",
-    "openssl_exit_write",
-];
-
-/// Where one hooked function's plaintext is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement {
-    /// Entry uprobe and uretprobe on the function's own symbol.
-    AtSymbol,
-    /// On the internal function it calls, at this file offset (shared with the other wrapper of
-    /// the same direction).
-    Internal { offset: u64 },
-}
+use crate::{
+    coverage::{DarkReason, LibraryProbes, ProcessTlsStack},
+    model::tls_library_name,
+};
 
 /// A file on the host: device and inode, so hard links and bind mounts count once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -128,7 +55,7 @@ pub enum AttachOutcome {
     Attached {
         functions: Vec<(&'static str, Placement)>,
     },
-    /// The file has OpenSSL symbols but attaching failed.
+    /// The file carries the library but it could not be hooked.
     Failed { error: String },
 }
 
@@ -138,45 +65,130 @@ pub struct AttachReport {
     pub path: PathBuf,
     /// The process the file was found in, if found in one.
     pub pid: Option<u32>,
+    pub library: TlsLibrary,
     pub outcome: AttachOutcome,
 }
 
-/// The files examined so far, so each is looked at once.
+/// What is known of one file, once examined.
+#[derive(Debug, Default)]
+struct FileFacts {
+    traits: BinaryTraits,
+    report: Option<AttachReport>,
+}
+
+/// The files examined so far, so each is looked at once, and the TLS stack last reported for
+/// each process, so a fact is only made when it changes.
 #[derive(Debug, Default)]
 pub struct TlsProbes {
-    examined: HashMap<FileId, Option<AttachReport>>,
+    examined: HashMap<FileId, FileFacts>,
+    stacks: HashMap<u32, ProcessTlsStack>,
     policy: PlacementPolicy,
 }
 
 impl TlsProbes {
     pub fn new(policy: PlacementPolicy) -> TlsProbes {
         TlsProbes {
-            examined: HashMap::new(),
             policy,
+            ..TlsProbes::default()
         }
     }
 
-    /// Reports for every file that had OpenSSL symbols.
+    /// Reports for every file that carries a TLS library.
     pub fn reports(&self) -> impl Iterator<Item = &AttachReport> {
-        self.examined.values().flatten()
+        self.examined.values().filter_map(|f| f.report.as_ref())
     }
 
-    /// Look at the executable and the libssl copies `pid` maps.
-    pub fn scan_process(&mut self, ebpf: &mut Ebpf, pid: u32) -> Vec<AttachReport> {
-        candidate_files(pid)
-            .into_iter()
-            .filter_map(|path| self.attach_file(ebpf, &in_process_root(pid, &path), Some(pid)))
-            .collect()
-    }
-
-    /// Attach to `path` if it carries OpenSSL and was not examined before. Returns a report only
-    /// the first time a file with OpenSSL symbols is seen.
+    /// Attach to `path` if it carries a TLS library and was not examined before. Returns a
+    /// report only the first time such a file is seen.
     pub fn attach_file(
         &mut self,
         ebpf: &mut Ebpf,
         path: &Path,
         pid: Option<u32>,
     ) -> Option<AttachReport> {
+        let (id, new) = self.examine(ebpf, path, pid)?;
+        if !new {
+            return None;
+        }
+        self.examined.get(&id)?.report.clone()
+    }
+
+    /// Look at the executable and the TLS libraries `pid` maps, attach to those not yet
+    /// attached, and say what the process's TLS is: `Some` only when that changed since the
+    /// last look (or is the first worth telling).
+    pub fn scan_process(&mut self, ebpf: &mut Ebpf, pid: u32) -> Option<ProcessTlsStack> {
+        if pid == std::process::id() {
+            // The agent's own traffic is never captured; its TLS is nobody's concern.
+            return None;
+        }
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        let mapped: Vec<&str> = maps.lines().filter_map(mapped_path).collect();
+
+        let mut libraries = Vec::new();
+        let mut exe_traits = BinaryTraits::default();
+        let mut candidates = vec![exe.clone()];
+        for path in &mapped {
+            let path = PathBuf::from(path);
+            if is_tls_library(&path) && !candidates.contains(&path) {
+                candidates.push(path);
+            }
+        }
+        for (index, path) in candidates.iter().enumerate() {
+            let Some((id, _)) = self.examine(ebpf, &in_process_root(pid, path), Some(pid)) else {
+                continue;
+            };
+            let Some(facts) = self.examined.get(&id) else {
+                continue;
+            };
+            if index == 0 {
+                exe_traits = facts.traits.clone();
+            }
+            if let Some(report) = &facts.report {
+                libraries.push(LibraryProbes {
+                    library: tls_library_name(report.library).to_string(),
+                    path: path.display().to_string(),
+                    attached: matches!(report.outcome, AttachOutcome::Attached { .. }),
+                    error: match &report.outcome {
+                        AttachOutcome::Failed { error } => Some(error.clone()),
+                        AttachOutcome::Attached { .. } => None,
+                    },
+                });
+            }
+        }
+        let java = file_name(&exe) == "java"
+            || mapped
+                .iter()
+                .any(|p| file_name(Path::new(p)).starts_with("libjvm.so"));
+        let stack = ProcessTlsStack {
+            pid,
+            process: None,
+            dark: dark_hint(java, &exe_traits, &libraries),
+            libraries,
+        };
+        if stack.libraries.is_empty() && stack.dark.is_none() {
+            return None;
+        }
+        if self.stacks.get(&pid) == Some(&stack) {
+            return None;
+        }
+        self.stacks.insert(pid, stack.clone());
+        Some(stack)
+    }
+
+    /// The process exited or exec'd: its next look starts afresh.
+    pub fn forget_process(&mut self, pid: u32) {
+        self.stacks.remove(&pid);
+    }
+
+    /// Examine `path` once: its traits, and its TLS library's probes attached. Returns the
+    /// file's id and whether this was the first look.
+    fn examine(
+        &mut self,
+        ebpf: &mut Ebpf,
+        path: &Path,
+        pid: Option<u32>,
+    ) -> Option<(FileId, bool)> {
         // Work through our own open file: a path under /proc/<pid>/root vanishes when the
         // process exits, and a file opened once is the same inode for the stat, the symbol
         // read and the attach.
@@ -187,55 +199,110 @@ impl TlsProbes {
             ino: metadata.ino(),
         };
         if self.examined.contains_key(&id) {
-            return None;
+            return Some((id, false));
         }
-        let plan = match plan_probes(&file, self.policy) {
-            Ok(plan) if !plan.functions.is_empty() => plan,
-            _ => {
-                self.examined.insert(id, None);
-                return None;
+        let examined = match libraries::examine(&file, self.policy) {
+            Ok(examined) => examined,
+            Err(error) => {
+                tracing::debug!(path = %path.display(), %error, "not an ELF file the agent reads");
+                self.examined.insert(id, FileFacts::default());
+                return Some((id, true));
             }
         };
-        let own_path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
-        let outcome = match attach(ebpf, &own_path, &plan.probes) {
-            Ok(()) => AttachOutcome::Attached {
-                functions: plan.functions,
+        let report = examined.plan.map(|plan| {
+            let (library, outcome) = match plan {
+                Ok(plan) => {
+                    let own_path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+                    (plan.library, attach_plan(ebpf, &own_path, plan))
+                }
+                Err(error) => (
+                    library_of(&examined.traits),
+                    AttachOutcome::Failed { error },
+                ),
+            };
+            let report = AttachReport {
+                path: path.to_path_buf(),
+                pid,
+                library,
+                outcome,
+            };
+            match &report.outcome {
+                AttachOutcome::Attached { functions } => tracing::info!(
+                    path = %path.display(),
+                    library = tls_library_name(library),
+                    ?functions,
+                    "TLS probes attached"
+                ),
+                AttachOutcome::Failed { error } => tracing::warn!(
+                    path = %path.display(),
+                    library = tls_library_name(library),
+                    %error,
+                    "TLS probes failed to attach"
+                ),
+            }
+            report
+        });
+        self.examined.insert(
+            id,
+            FileFacts {
+                traits: examined.traits,
+                report,
             },
-            Err(error) => AttachOutcome::Failed { error },
-        };
-        let report = AttachReport {
-            path: path.to_path_buf(),
-            pid,
-            outcome,
-        };
-        match &report.outcome {
-            AttachOutcome::Attached { functions } => {
-                tracing::info!(path = %path.display(), ?functions, "TLS probes attached")
-            }
-            AttachOutcome::Failed { error } => {
-                tracing::warn!(path = %path.display(), %error, "TLS probes failed to attach")
-            }
-        }
-        self.examined.insert(id, Some(report.clone()));
-        Some(report)
+        );
+        Some((id, true))
     }
 }
 
-/// Files in `pid` worth examining: mapped libraries named like libssl, and the executable.
-fn candidate_files(pid: u32) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
-        out.push(exe);
+/// The library a file that could not be planned carries, as far as its traits say.
+fn library_of(traits: &BinaryTraits) -> TlsLibrary {
+    if traits.go.is_some() {
+        TlsLibrary::Go
+    } else {
+        TlsLibrary::None
     }
-    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
-        return out;
-    };
-    for path in maps.lines().filter_map(mapped_path) {
-        if is_libssl(path) && !out.iter().any(|p| p == path) {
-            out.push(PathBuf::from(path));
+}
+
+fn attach_plan(ebpf: &mut Ebpf, path: &Path, plan: Plan) -> AttachOutcome {
+    match attach(ebpf, path, &plan.probes) {
+        Ok(()) => AttachOutcome::Attached {
+            functions: plan.functions,
+        },
+        Err(error) => AttachOutcome::Failed { error },
+    }
+}
+
+/// What keeps a process's TLS out of reach, as far as its executable and mappings tell.
+fn dark_hint(java: bool, exe: &BinaryTraits, libraries: &[LibraryProbes]) -> Option<DarkReason> {
+    if java {
+        return Some(DarkReason::Java);
+    }
+    if let Some(go) = &exe.go {
+        if !go.has_symbols {
+            return Some(DarkReason::StrippedGo);
         }
+        if let Some(version) = &go.version {
+            if GoVersion::parse(version).is_some_and(|v| v < MIN_GO_VERSION) {
+                return Some(DarkReason::GoTooOld {
+                    version: version.clone(),
+                });
+            }
+        }
+        return None;
     }
-    out
+    let has_openssl = libraries
+        .iter()
+        .any(|l| l.library == "openssl" || l.library == "boringssl");
+    if exe.rust && !has_openssl {
+        return Some(DarkReason::Rustls);
+    }
+    if exe.static_without_symbols && libraries.is_empty() {
+        return Some(DarkReason::StaticWithoutSymbols);
+    }
+    None
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or("")
 }
 
 /// The path column of a /proc/<pid>/maps line, when it names a file.
@@ -246,13 +313,20 @@ fn mapped_path(line: &str) -> Option<&str> {
         .then_some(path.trim_end_matches(" (deleted)"))
 }
 
-fn is_libssl(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    name.starts_with("libssl") && name.contains(".so")
+/// Shared libraries worth examining by name: OpenSSL's libssl (and private copies, which keep
+/// the prefix), GnuTLS, and NSPR (NSS's I/O layer). Whether one really carries the library is
+/// decided by its symbols.
+fn is_tls_library(path: &Path) -> bool {
+    let name = file_name(path);
+    let shared = name.contains(".so");
+    shared
+        && (name.starts_with("libssl")
+            || name.starts_with("libgnutls.so")
+            || name.starts_with("libnspr4"))
 }
 
-/// System libssl copies the dynamic linker knows about, from `ldconfig -p`: attaching them at
-/// start covers short-lived clients that load libssl after exec.
+/// System TLS libraries the dynamic linker knows about, from `ldconfig -p`: attaching them at
+/// start covers short-lived clients that load them after exec, before the agent looks at them.
 pub fn system_libraries() -> Vec<PathBuf> {
     let Ok(output) = std::process::Command::new("ldconfig").arg("-p").output() else {
         return Vec::new();
@@ -260,132 +334,9 @@ pub fn system_libraries() -> Vec<PathBuf> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| line.split(" => ").nth(1))
-        .map(str::trim)
-        .filter(|path| is_libssl(path))
-        .map(PathBuf::from)
+        .map(|path| PathBuf::from(path.trim()))
+        .filter(|path| is_tls_library(path))
         .collect()
-}
-
-/// A wrapper found in a file.
-#[derive(Debug, Clone, Copy)]
-struct FoundWrapper {
-    wrapper: &'static Wrapper,
-    /// File offset of its first instruction.
-    offset: u64,
-    /// Its call to the internal function, when its code has that shape.
-    call: Option<WrapperCall>,
-}
-
-/// A probe to attach: a program at a file offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Probe {
-    program: &'static str,
-    offset: u64,
-}
-
-/// The hooked functions in a file, where each is read, and the probes that does it.
-#[derive(Debug, Default)]
-struct Plan {
-    functions: Vec<(&'static str, Placement)>,
-    probes: Vec<Probe>,
-}
-
-/// Find the OpenSSL wrappers `file` defines and plan their probes. Reads only the symbol
-/// tables and a few bytes of code.
-fn plan_probes(file: &File, policy: PlacementPolicy) -> Result<Plan, String> {
-    let cache = object::read::ReadCache::new(file);
-    let elf = object::File::parse(&cache).map_err(|e| e.to_string())?;
-    let code_at = |address: u64, length: u64| -> Option<(u64, &[u8])> {
-        let section = elf
-            .sections()
-            .find(|s| (s.address()..s.address() + s.size()).contains(&address))?;
-        let (section_offset, _) = section.file_range()?;
-        let code = section
-            .data_range(
-                address,
-                length.min(section.address() + section.size() - address),
-            )
-            .ok()??;
-        Some((address - section.address() + section_offset, code))
-    };
-
-    let mut found: Vec<FoundWrapper> = Vec::new();
-    for symbol in elf.dynamic_symbols().chain(elf.symbols()) {
-        let Ok(name) = symbol.name() else { continue };
-        let Some(wrapper) = WRAPPERS.iter().find(|w| w.symbol == name) else {
-            continue;
-        };
-        if !symbol.is_definition() || found.iter().any(|f| f.wrapper.symbol == wrapper.symbol) {
-            continue;
-        }
-        let length = if symbol.size() > 0 {
-            symbol.size()
-        } else {
-            MAX_WRAPPER_BYTES as u64
-        };
-        let Some((offset, code)) = code_at(symbol.address(), length.min(MAX_WRAPPER_BYTES as u64))
-        else {
-            continue;
-        };
-        let call = (policy == PlacementPolicy::Auto)
-            .then(|| wrapper_call(code, symbol.address()))
-            .flatten();
-        found.push(FoundWrapper {
-            wrapper,
-            offset,
-            call,
-        });
-    }
-
-    let mut plan = Plan::default();
-    for way in [Way::Read, Way::Write] {
-        let wrappers: Vec<&FoundWrapper> = found.iter().filter(|f| f.wrapper.way == way).collect();
-        // The plain wrapper's code confirms what the internal function takes and returns; the
-        // internal function must start with an instruction the kernel emulates.
-        let internal = wrappers
-            .iter()
-            .filter(|f| f.wrapper.plain)
-            .filter_map(|f| f.call)
-            .find(|call| call.confirmed && call.count == CountSlot::WrapperStack)
-            .and_then(|call| {
-                code_at(call.target, MAX_INSTRUCTION_BYTES as u64)
-                    .map(|(offset, code)| (call.target, offset, code))
-            })
-            .filter(|(_, _, code)| starts_with_emulated_instruction(code))
-            .map(|(target, offset, _)| (target, offset));
-        if let Some((_, offset)) = internal {
-            plan.probes.push(Probe {
-                program: way.internal_enter_program(),
-                offset,
-            });
-            plan.probes.push(Probe {
-                program: way.exit_program(),
-                offset,
-            });
-        }
-        for found in wrappers {
-            let covered = internal
-                .filter(|(target, _)| found.call.is_some_and(|call| call.target == *target));
-            match covered {
-                Some((_, offset)) => plan
-                    .functions
-                    .push((found.wrapper.symbol, Placement::Internal { offset })),
-                None => {
-                    plan.probes.push(Probe {
-                        program: found.wrapper.enter_program,
-                        offset: found.offset,
-                    });
-                    plan.probes.push(Probe {
-                        program: way.exit_program(),
-                        offset: found.offset,
-                    });
-                    plan.functions
-                        .push((found.wrapper.symbol, Placement::AtSymbol));
-                }
-            }
-        }
-    }
-    Ok(plan)
 }
 
 fn attach(ebpf: &mut Ebpf, path: &Path, probes: &[Probe]) -> Result<(), String> {
@@ -427,34 +378,51 @@ mod tests {
     }
 
     #[test]
-    fn libssl_copies_are_recognised_by_name() {
-        assert!(is_libssl("/usr/lib/x86_64-linux-gnu/libssl.so.3"));
-        assert!(is_libssl(
-            "/venv/lib/python3.11/site-packages/pycurl.libs/libssl-8d3b4d3e.so.3"
-        ));
-        assert!(!is_libssl("/usr/lib/x86_64-linux-gnu/libssl3.a"));
-        assert!(!is_libssl("/usr/lib/x86_64-linux-gnu/libcrypto.so.3"));
+    fn tls_libraries_are_recognised_by_name() {
+        for path in [
+            "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+            "/venv/lib/python3.11/site-packages/pycurl.libs/libssl-8b66dd34.so.3",
+            "/usr/lib/x86_64-linux-gnu/libgnutls.so.30",
+            "/usr/lib/x86_64-linux-gnu/libnspr4.so",
+        ] {
+            assert!(is_tls_library(Path::new(path)), "{path}");
+        }
+        for path in [
+            "/usr/lib/x86_64-linux-gnu/libssl3.a",
+            "/usr/lib/x86_64-linux-gnu/libcrypto.so.3",
+            "/usr/lib/x86_64-linux-gnu/libgnutls-openssl.so.27",
+        ] {
+            assert!(!is_tls_library(Path::new(path)), "{path}");
+        }
+    }
+
+    fn examine_path(path: &Path, policy: PlacementPolicy) -> Option<Plan> {
+        let file = File::open(path).ok()?;
+        libraries::examine(&file, policy).ok()?.plan?.ok()
+    }
+
+    /// The first system library (as the agent finds them) that plans as `library`.
+    fn system_plan(library: TlsLibrary, policy: PlacementPolicy) -> (PathBuf, Plan) {
+        let libraries = system_libraries();
+        libraries
+            .iter()
+            .find_map(|path| {
+                examine_path(path, policy)
+                    .filter(|plan| plan.library == library)
+                    .map(|plan| (path.clone(), plan))
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {} among {libraries:?}: install it (Debian: libssl3, libgnutls30, libnspr4)",
+                    tls_library_name(library)
+                )
+            })
     }
 
     #[test]
     fn the_system_libssl_exports_the_hooked_functions() {
-        // Every supported distribution ships OpenSSL's libssl; find it the way the agent does.
-        // (Names alone are not enough: NSS ships a libssl3.so with none of these functions.)
-        let libraries = system_libraries();
-        let plan = |path: &PathBuf, policy| {
-            File::open(path)
-                .map_err(|e| e.to_string())
-                .and_then(|f| plan_probes(&f, policy))
-                .unwrap_or_default()
-        };
-        let Some(path) = libraries
-            .iter()
-            .find(|path| !plan(path, PlacementPolicy::Auto).functions.is_empty())
-        else {
-            panic!("no OpenSSL libssl among {libraries:?}: install libssl (Debian: libssl3)");
-        };
-
-        let auto = plan(path, PlacementPolicy::Auto);
+        // Names alone are not enough: NSS ships a libssl3.so with none of these functions.
+        let (path, auto) = system_plan(TlsLibrary::OpenSsl, PlacementPolicy::Auto);
         let names: Vec<_> = auto.functions.iter().map(|(name, _)| *name).collect();
         for expected in ["SSL_read", "SSL_write", "SSL_read_ex", "SSL_write_ex"] {
             assert!(
@@ -476,12 +444,76 @@ mod tests {
         assert_eq!(auto.probes.len(), 4, "{:?}", auto.probes);
 
         // On the symbols: an entry and a return probe per wrapper.
-        let symbol = plan(path, PlacementPolicy::Symbol);
+        let symbol = examine_path(&path, PlacementPolicy::Symbol).expect("planned");
         assert!(symbol
             .functions
             .iter()
             .all(|(_, placement)| *placement == Placement::AtSymbol));
         assert_eq!(symbol.probes.len(), 8, "{:?}", symbol.probes);
         assert!(symbol.probes.iter().all(|probe| probe.offset > 0));
+    }
+
+    #[test]
+    fn gnutls_and_nspr_are_planned_on_their_record_functions() {
+        let (_, gnutls) = system_plan(TlsLibrary::GnuTls, PlacementPolicy::Auto);
+        let names: Vec<_> = gnutls.functions.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.contains(&"gnutls_record_recv") && names.contains(&"gnutls_record_send"));
+        assert_eq!(gnutls.probes.len(), 4);
+
+        let (_, nss) = system_plan(TlsLibrary::Nss, PlacementPolicy::Auto);
+        let mut names: Vec<_> = nss.functions.iter().map(|(name, _)| *name).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["PR_Read", "PR_Recv", "PR_Send", "PR_Write"]);
+        assert!(nss
+            .probes
+            .iter()
+            .all(|p| p.program.starts_with("nss_enter_") || p.program.starts_with("tls_exit_")));
+    }
+
+    #[test]
+    fn what_keeps_a_process_dark() {
+        let go = |has_symbols, version: &str| BinaryTraits {
+            go: Some(super::super::binary::GoBinary {
+                version: Some(version.into()),
+                has_symbols,
+            }),
+            ..BinaryTraits::default()
+        };
+        let rust = BinaryTraits {
+            rust: true,
+            ..BinaryTraits::default()
+        };
+        let openssl = [LibraryProbes {
+            library: "openssl".into(),
+            path: "/lib/libssl.so.3".into(),
+            attached: true,
+            error: None,
+        }];
+        assert_eq!(
+            dark_hint(true, &BinaryTraits::default(), &[]),
+            Some(DarkReason::Java)
+        );
+        assert_eq!(
+            dark_hint(false, &go(false, "go1.19.8"), &[]),
+            Some(DarkReason::StrippedGo)
+        );
+        assert_eq!(
+            dark_hint(false, &go(true, "go1.16.2"), &[]),
+            Some(DarkReason::GoTooOld {
+                version: "go1.16.2".into()
+            })
+        );
+        assert_eq!(dark_hint(false, &go(true, "go1.19.8"), &[]), None);
+        assert_eq!(dark_hint(false, &rust, &[]), Some(DarkReason::Rustls));
+        assert_eq!(dark_hint(false, &rust, &openssl), None);
+        let static_binary = BinaryTraits {
+            static_without_symbols: true,
+            ..BinaryTraits::default()
+        };
+        assert_eq!(
+            dark_hint(false, &static_binary, &[]),
+            Some(DarkReason::StaticWithoutSymbols)
+        );
     }
 }

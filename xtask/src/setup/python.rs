@@ -17,6 +17,8 @@ const PYTHON_PACKAGES: &[&str] = &[
     "flask",
     "fastapi",
     "uvicorn",
+    // A client whose wheel bundles its own libcurl and libssl (TLS stack tests).
+    "pycurl",
 ];
 
 /// Prints, one a line, the distributions named in its arguments that are not installed.

@@ -139,6 +139,10 @@ impl Live {
                 process: enrich::read_process(pid),
                 ..stack
             };
+            if let Some(dark) = &stack.dark {
+                let exe = stack.process.as_ref().and_then(|p| p.exe.as_deref());
+                tracing::info!(pid, exe, "its TLS would stay dark: {}", dark.explain());
+            }
             self.fact(Fact::TlsStack(stack));
         }
     }
@@ -278,9 +282,13 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
 
     // Detach first, then read what is still in the ring: after this nothing new arrives, so
     // the counters and what we received can be compared exactly.
+    let stopping = Instant::now();
     let kernel = capture.stop()?;
+    tracing::debug!("programs detached in {:?}", stopping.elapsed());
     ring.drain(&mut |bytes| live.event(bytes, None));
+    tracing::debug!("ring buffer drained after {:?}", stopping.elapsed());
     live.pipeline.finish();
+    tracing::debug!("pipeline finished after {:?}", stopping.elapsed());
     live.write_outputs().context("writing API calls")?;
     live.record(RecordWriter::flush);
     live.pipeline.coverage().take_changed();

@@ -207,6 +207,7 @@ impl Pipeline {
                     self.http.coverage.tls_conn_opened(
                         open.conn,
                         open.remote,
+                        &open.comm,
                         process,
                         open.timestamp_ns,
                     );

@@ -325,6 +325,7 @@ impl Capture {
             tls: _,
         } = self;
         let programs = program_stats(&ebpf);
+
         drop(ebpf);
         drop(logger);
         let mut kernel = read_counters(&counters)?;

@@ -1,10 +1,17 @@
-//! Reading the ring buffer: wait for a wake-up or a short timeout, then drain everything.
+//! Reading the ring buffer: wait for a wake-up or a short timeout, then read what is there, a
+//! bounded batch at a time.
 
 use std::{io, os::fd::AsRawFd, time::Duration};
 
 use aya::maps::{Map, MapData, RingBuf};
 
 use super::{map_error, CaptureError};
+
+/// Events read per [`RingReader::poll`] at most. While traffic outpaces the agent, the ring
+/// never empties; an unbounded read would then never return, and the loop around it would stop
+/// writing calls, ticking timers and attaching probes to new processes. The ring's poll is
+/// level-triggered, so the next call returns at once while events remain.
+const MAX_EVENTS_PER_POLL: usize = 16_384;
 
 /// Owns the ring buffer map and an epoll instance watching it.
 pub struct RingReader {
@@ -41,8 +48,8 @@ impl RingReader {
         Ok(RingReader { ring, epoll })
     }
 
-    /// Wait until the kernel wakes us or `timeout` passes, then hand every available event to
-    /// `on_event`. Returns how many events were read.
+    /// Wait until the kernel wakes us or `timeout` passes, then hand the available events, at
+    /// most [`MAX_EVENTS_PER_POLL`], to `on_event`. Returns how many events were read.
     ///
     /// Each event is a borrow of ring memory, released when `on_event` returns: keep the work
     /// per event short, or copy.
@@ -61,7 +68,13 @@ impl RingReader {
                 return Err(error);
             }
         }
-        Ok(self.drain(&mut on_event))
+        let mut count = 0;
+        while count < MAX_EVENTS_PER_POLL {
+            let Some(item) = self.ring.next() else { break };
+            on_event(&item);
+            count += 1;
+        }
+        Ok(count)
     }
 
     /// Hand every event available now to `on_event`.

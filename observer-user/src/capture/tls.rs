@@ -121,7 +121,13 @@ impl TlsProbes {
             // The agent's own traffic is never captured; its TLS is nobody's concern.
             return None;
         }
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+        let exe = match std::fs::read_link(format!("/proc/{pid}/exe")) {
+            Ok(exe) => exe,
+            Err(error) => {
+                tracing::debug!(pid, %error, "gone before its TLS libraries were looked at");
+                return None;
+            }
+        };
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
         let mapped: Vec<&str> = maps.lines().filter_map(mapped_path).collect();
 
@@ -166,6 +172,7 @@ impl TlsProbes {
             dark: dark_hint(java, &exe_traits, &libraries),
             libraries,
         };
+        tracing::debug!(pid, exe = %exe.display(), ?exe_traits, ?stack, "TLS stack");
         if stack.libraries.is_empty() && stack.dark.is_none() {
             return None;
         }
@@ -326,8 +333,19 @@ fn is_tls_library(path: &Path) -> bool {
 }
 
 /// System TLS libraries the dynamic linker knows about, from `ldconfig -p`: attaching them at
-/// start covers short-lived clients that load them after exec, before the agent looks at them.
+/// start covers short-lived clients that load them after exec, before the agent looks at them
+/// (curl with libssl, wget with GnuTLS). NSPR is left for when a process maps it: its users are
+/// long-lived (browsers, mail clients), and every probe costs the agent about 0.1 s at stop,
+/// when the kernel removes it.
 pub fn system_libraries() -> Vec<PathBuf> {
+    known_tls_libraries()
+        .into_iter()
+        .filter(|path| !file_name(path).starts_with("libnspr4"))
+        .collect()
+}
+
+/// Every TLS library `ldconfig -p` lists.
+fn known_tls_libraries() -> Vec<PathBuf> {
     let Ok(output) = std::process::Command::new("ldconfig").arg("-p").output() else {
         return Vec::new();
     };
@@ -403,7 +421,7 @@ mod tests {
 
     /// The first system library (as the agent finds them) that plans as `library`.
     fn system_plan(library: TlsLibrary, policy: PlacementPolicy) -> (PathBuf, Plan) {
-        let libraries = system_libraries();
+        let libraries = known_tls_libraries();
         libraries
             .iter()
             .find_map(|path| {

@@ -243,10 +243,13 @@ impl CoverageTracker {
     }
 
     /// A connection carrying TLS records was announced.
+    /// `comm` is the opening thread's, from the kernel: the name of a process gone before the
+    /// agent could read more about it.
     pub fn tls_conn_opened(
         &mut self,
         conn: ConnId,
         remote: Option<SocketAddr>,
+        comm: &str,
         process: Option<&ProcessInfo>,
         now_ns: u64,
     ) {
@@ -254,6 +257,8 @@ impl CoverageTracker {
         row.tls_connections += 1;
         if let Some(process) = process {
             describe(row, process);
+        } else if row.comm.is_empty() {
+            row.comm = comm.to_string();
         }
         if self.conns.len() >= MAX_CONNECTIONS {
             self.connections_over_limit += 1;
@@ -411,8 +416,14 @@ mod tests {
     #[test]
     fn decrypted_and_undecrypted_connections_are_told_apart() {
         let mut tracker = CoverageTracker::default();
-        tracker.tls_conn_opened(conn(1, 3), None, None, 1);
-        tracker.tls_conn_opened(conn(1, 4), Some("10.0.0.1:443".parse().unwrap()), None, 1);
+        tracker.tls_conn_opened(conn(1, 3), None, "p", None, 1);
+        tracker.tls_conn_opened(
+            conn(1, 4),
+            Some("10.0.0.1:443".parse().unwrap()),
+            "p",
+            None,
+            1,
+        );
         tracker.decrypted(conn(1, 3), 2);
         tracker.decrypted(conn(1, 3), 3);
         tracker.decrypted_call(1, TlsLibrary::Go, 3);
@@ -438,10 +449,10 @@ mod tests {
     #[test]
     fn connections_of_an_exited_process_end_with_their_totals() {
         let mut tracker = CoverageTracker::default();
-        tracker.tls_conn_opened(conn(7, 3), None, None, 1);
+        tracker.tls_conn_opened(conn(7, 3), None, "p", None, 1);
         // The totals fact comes before the exit.
         tracker.conn_closed(conn(7, 3), &bytes(5, 6), 2);
-        tracker.tls_conn_opened(conn(7, 4), None, None, 2);
+        tracker.tls_conn_opened(conn(7, 4), None, "p", None, 2);
         tracker.process_exited(7, 3);
         let row = &tracker.rows()[0];
         assert!(row.exited);
@@ -453,10 +464,10 @@ mod tests {
     fn rows_are_bounded_and_exited_processes_go_first() {
         let mut tracker = CoverageTracker::default();
         for pid in 0..MAX_PROCESSES as u32 {
-            tracker.tls_conn_opened(conn(pid, 3), None, None, u64::from(pid) + 10);
+            tracker.tls_conn_opened(conn(pid, 3), None, "p", None, u64::from(pid) + 10);
         }
         tracker.process_exited(500, 20_000);
-        tracker.tls_conn_opened(conn(1_000_000, 3), None, None, 30_000);
+        tracker.tls_conn_opened(conn(1_000_000, 3), None, "p", None, 30_000);
         assert_eq!(tracker.rows().len(), MAX_PROCESSES);
         assert!(tracker.rows().iter().all(|row| row.pid != 500));
     }

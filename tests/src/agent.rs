@@ -115,6 +115,17 @@ impl Agent {
         self.process.pid()
     }
 
+    /// Wait at most `timeout` for a line of the agent's log (its standard error) containing
+    /// `needle`: what it says when it attached probes to a program the test started.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        self.process.wait_for_stderr(needle, timeout)
+    }
+
+    /// Everything the agent logged so far.
+    pub fn log(&self) -> String {
+        self.process.stderr_text()
+    }
+
     /// Stop the agent's process (SIGSTOP): its programs keep running in the kernel, but nothing
     /// reads the ring buffer until [`Agent::resume`].
     pub fn pause(&self) -> anyhow::Result<()> {

@@ -13,6 +13,7 @@ pub mod process;
 pub mod programs;
 pub mod servers;
 pub mod tempdir;
+pub mod tls_stacks;
 
 pub use agent::{Agent, Stopped};
 pub use calls::{find_call, Call, Expect, Role};

@@ -8,3 +8,4 @@ mod agent;
 mod http;
 mod loss;
 mod tls;
+mod tls_stacks;

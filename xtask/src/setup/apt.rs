@@ -16,7 +16,9 @@ pub const TEST_PACKAGES: &[&str] = &[
     "curl",      // a client, plain and TLS through libssl
     "openssl",   // throwaway certificates; `s_server`/`s_client`
     "python3",   // small scripted servers and clients
-    "golang-go", // a server whose TLS is not libssl: the uprobes must not see its plaintext
+    "golang-go", // Go HTTPS programs built by the tests: crypto/tls probes, stripped binaries
+    "wget",      // a client whose TLS is GnuTLS
+    "default-jdk-headless", // a Java client: JSSE, which the coverage report must call dark
     "iproute2",  // `ss`, `ip netns` for test hosts on their own network namespaces
     "procps",    // `ps`/`pgrep` to find and check processes
     "bpftool",   // lists loaded programs and maps, to check attach and detach

@@ -57,17 +57,23 @@ fn file_name(path: &std::path::Path) -> anyhow::Result<String> {
         .to_string())
 }
 
+/// An agent watching `port` that keeps its coverage in a state directory of its own.
+fn agent_with_state_dir(port: u16) -> anyhow::Result<(Agent, TempDir)> {
+    let state = TempDir::new("state")?;
+    let agent = Agent::start(&[
+        "--port",
+        &port.to_string(),
+        "--state-dir",
+        &state.path().display().to_string(),
+    ])?;
+    Ok((agent, state))
+}
+
 #[test]
 fn go_client_and_server_are_seen_through_crypto_tls() -> anyhow::Result<()> {
     let certificate = Certificate::self_signed()?;
     let server = GoServer::start(&certificate)?;
-    let state = TempDir::new("state")?;
-    let mut agent = Agent::start(&[
-        "--port",
-        &server.port().to_string(),
-        "--state-dir",
-        &state.path().display().to_string(),
-    ])?;
+    let (mut agent, state) = agent_with_state_dir(server.port())?;
 
     let mut client = LineClient::go(false)?;
     let client_name = file_name(&client.program)?;
@@ -143,13 +149,7 @@ fn wget_is_seen_through_gnutls() -> anyhow::Result<()> {
     let python = python()?;
     let certificate = Certificate::self_signed()?;
     let server = PythonServer::start_tls(Site::new()?.file("hello.txt", HELLO)?, &certificate)?;
-    let state = TempDir::new("state")?;
-    let mut agent = Agent::start(&[
-        "--port",
-        &server.port().to_string(),
-        "--state-dir",
-        &state.path().display().to_string(),
-    ])?;
+    let (mut agent, state) = agent_with_state_dir(server.port())?;
     // wget is short-lived: the system's libgnutls is attached when the agent starts.
     ensure!(
         agent.log().contains("library=\"gnutls\""),
@@ -185,13 +185,7 @@ fn pycurl_is_seen_through_the_libssl_its_wheel_bundles() -> anyhow::Result<()> {
     let python = python()?;
     let certificate = Certificate::self_signed()?;
     let server = GoServer::start(&certificate)?;
-    let state = TempDir::new("state")?;
-    let mut agent = Agent::start(&[
-        "--port",
-        &server.port().to_string(),
-        "--state-dir",
-        &state.path().display().to_string(),
-    ])?;
+    let (mut agent, state) = agent_with_state_dir(server.port())?;
     let mut client = LineClient::pycurl()?;
     ensure!(
         agent.wait_for_log("pycurl.libs/libssl", ATTACH_TIMEOUT),
@@ -237,13 +231,7 @@ fn pycurl_is_seen_through_the_libssl_its_wheel_bundles() -> anyhow::Result<()> {
 fn clients_out_of_reach_are_reported_dark_with_their_encrypted_bytes() -> anyhow::Result<()> {
     let certificate = Certificate::self_signed()?;
     let server = GoServer::start(&certificate)?;
-    let state = TempDir::new("state")?;
-    let mut agent = Agent::start(&[
-        "--port",
-        &server.port().to_string(),
-        "--state-dir",
-        &state.path().display().to_string(),
-    ])?;
+    let (mut agent, state) = agent_with_state_dir(server.port())?;
 
     let mut stripped = LineClient::go(true)?;
     // A client that makes one request and exits can be gone before the agent looks at its

@@ -80,7 +80,7 @@ struct Live {
 impl Live {
     /// Feed one ring-buffer entry. `capture` is there while the programs are attached: a
     /// process exit then reads what the kernel still holds of the process's connections.
-    fn event(&mut self, bytes: &[u8], capture: Option<&mut Capture>) {
+    fn event(&mut self, bytes: &[u8], mut capture: Option<&mut Capture>) {
         let event = match events::decode(bytes) {
             Ok(event) => event,
             Err(_) => {
@@ -100,9 +100,19 @@ impl Live {
         }
         match &event {
             Event::ProcessExec(exec) => self.execs.push(exec.tgid),
+            Event::ConnOpen(open) if open.tls => {
+                // It speaks TLS: if nothing is known of its TLS yet (its library was mapped
+                // after the look at its exec), look now, while it is still there.
+                if let Some(stack) = capture
+                    .as_deref_mut()
+                    .and_then(|capture| capture.attach_tls_for_speaker(open.conn.tgid))
+                {
+                    self.tls_stack(stack);
+                }
+            }
             Event::ProcessExit(exit) => {
                 self.exits.push(exit.tgid);
-                if let Some(capture) = capture {
+                if let Some(capture) = capture.as_deref_mut() {
                     // The kernel closes a dying process's fds without close() calls the
                     // programs see: its connections' byte counts are only in the table now.
                     for conn in self.pipeline.open_connections_of(exit.tgid) {
@@ -116,6 +126,12 @@ impl Live {
         }
         self.record(|r| r.kernel_event(bytes));
         self.pipeline.push_event(&event);
+        if let (Event::ProcessExec(exec), Some(capture)) = (&event, capture) {
+            // At once rather than after the batch: a short-lived client may be gone by then.
+            // After the exec event, which makes the pipeline forget the old program's stack.
+            capture.forget_tls_process(exec.tgid);
+            self.scan_tls(capture, exec.tgid);
+        }
     }
 
     fn fact(&mut self, fact: Fact) {
@@ -135,16 +151,22 @@ impl Live {
     /// Look at `pid`'s TLS libraries (attaching new ones), and record what changed as a fact.
     fn scan_tls(&mut self, capture: &mut Capture, pid: u32) {
         if let Some(stack) = capture.attach_tls_in_process(pid) {
-            let stack = ProcessTlsStack {
-                process: enrich::read_process(pid),
-                ..stack
-            };
-            if let Some(dark) = &stack.dark {
-                let exe = stack.process.as_ref().and_then(|p| p.exe.as_deref());
-                tracing::info!(pid, exe, "its TLS would stay dark: {}", dark.explain());
-            }
-            self.fact(Fact::TlsStack(stack));
+            self.tls_stack(stack);
         }
+    }
+
+    /// Record what was found of a process's TLS, with what /proc says of the process.
+    fn tls_stack(&mut self, stack: ProcessTlsStack) {
+        let pid = stack.pid;
+        let stack = ProcessTlsStack {
+            process: enrich::read_process(pid),
+            ..stack
+        };
+        if let Some(dark) = &stack.dark {
+            let exe = stack.process.as_ref().and_then(|p| p.exe.as_deref());
+            tracing::info!(pid, exe, "its TLS would stay dark: {}", dark.explain());
+        }
+        self.fact(Fact::TlsStack(stack));
     }
 
     fn save_coverage(&mut self, store: &mut Option<CoverageStore>) {
@@ -247,8 +269,7 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
             capture.forget_tls_process(pid);
         }
         for pid in std::mem::take(&mut live.execs) {
-            capture.forget_tls_process(pid);
-            live.scan_tls(&mut capture, pid);
+            // Looked at once already, as its exec event went by.
             rescans.extend(EXEC_RESCAN_DELAYS.iter().map(|delay| (now + *delay, pid)));
         }
         let due: Vec<u32> = rescans

@@ -257,6 +257,11 @@ impl Capture {
         self.tls.scan_process(&mut self.ebpf, pid)
     }
 
+    /// Look at `pid` again because it was seen speaking TLS (see [`tls::TlsProbes::scan_speaker`]).
+    pub fn attach_tls_for_speaker(&mut self, pid: u32) -> Option<ProcessTlsStack> {
+        self.tls.scan_speaker(&mut self.ebpf, pid)
+    }
+
     /// The process exited or exec'd: look at it afresh next time.
     pub fn forget_tls_process(&mut self, pid: u32) {
         self.tls.forget_process(pid);

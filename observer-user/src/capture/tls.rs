@@ -14,7 +14,7 @@
 //! become [`ProcessTlsStack`] facts for the coverage report.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     fs::File,
     os::{fd::AsRawFd, unix::fs::MetadataExt},
     path::{Path, PathBuf},
@@ -82,6 +82,8 @@ struct FileFacts {
 pub struct TlsProbes {
     examined: HashMap<FileId, FileFacts>,
     stacks: HashMap<u32, ProcessTlsStack>,
+    /// Processes looked at because they spoke TLS, since they started (or exec'd).
+    speakers: HashSet<u32>,
     policy: PlacementPolicy,
 }
 
@@ -183,9 +185,20 @@ impl TlsProbes {
         Some(stack)
     }
 
+    /// Look at `pid` again because it speaks TLS, unless what it uses is known already or it
+    /// was looked at for this reason before: a short-lived client may have mapped its TLS
+    /// library only after the look at its exec, and be gone by the next.
+    pub fn scan_speaker(&mut self, ebpf: &mut Ebpf, pid: u32) -> Option<ProcessTlsStack> {
+        if self.stacks.contains_key(&pid) || !self.speakers.insert(pid) {
+            return None;
+        }
+        self.scan_process(ebpf, pid)
+    }
+
     /// The process exited or exec'd: its next look starts afresh.
     pub fn forget_process(&mut self, pid: u32) {
         self.stacks.remove(&pid);
+        self.speakers.remove(&pid);
     }
 
     /// Examine `path` once: its traits, and its TLS library's probes attached. Returns the

@@ -173,7 +173,9 @@ fn wget_is_seen_through_gnutls() -> anyhow::Result<()> {
     agent.wait_for(&[&client_side, &server_side])?;
     wait_for_coverage(state.path(), "wget decrypted through GnuTLS", |report| {
         process_row(report, client.pid).is_some_and(|row| {
-            str_of(row, "status") == "decrypted" && decrypted_calls(row, "gnutls") == 1
+            str_of(row, "status") == "decrypted"
+                && decrypted_calls(row, "gnutls") == 1
+                && attached(row, "gnutls")
         })
     })?;
     agent.stop()?;

@@ -26,5 +26,6 @@ pub mod pipeline;
 pub mod protocol;
 pub mod record;
 pub mod redact;
+pub mod sensitive;
 pub mod state;
 pub mod summary;

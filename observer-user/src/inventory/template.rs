@@ -20,7 +20,11 @@
 //! endpoints hang off the node their path ends at, so the inventory never builds a route string
 //! per call.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    hash::{BuildHasherDefault, Hasher},
+    sync::Arc,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -189,12 +193,58 @@ fn is_opaque(bytes: &[u8]) -> bool {
     switches >= MIN_OPAQUE_CLASS_SWITCHES
 }
 
+/// A fast, unkeyed hash (FxHash's multiply-rotate) for maps whose keys an attacker cannot
+/// flood: a node holds at most [`LITERAL_FANOUT_LIMIT`] literals, so even keys chosen to
+/// collide cost a couple of dozen comparisons. SipHash, the default, costs more per segment
+/// than the whole rest of a lookup.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FastHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// Maps with [`FastHasher`].
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Node {
     parent: NodeId,
     /// How the parent reaches this node.
     seg: Seg,
-    literals: HashMap<Box<str>, NodeId>,
+    literals: FastMap<Box<str>, NodeId>,
     param: Option<NodeId>,
     /// For a parameter node: what its values looked like.
     kind: Option<ParamKind>,
@@ -218,7 +268,7 @@ impl Node {
         Node {
             parent,
             seg,
-            literals: HashMap::new(),
+            literals: FastMap::default(),
             param: None,
             kind: None,
             declared_name: None,

@@ -36,6 +36,19 @@ pub enum Command {
     /// Compare the inventory with a spec (Swagger 2.0, OpenAPI 3.0/3.1): shadow, zombie,
     /// orphan and drift. Exits with status 2 when shadow or zombie endpoints are found.
     Diff(DiffArgs),
+    /// Sensitive data and other findings kept in the state directory, and the sensitive types
+    /// each endpoint accepts and returns.
+    Findings(FindingsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FindingsArgs {
+    #[command(flatten)]
+    pub state: StateDirArgs,
+
+    /// `table` for people, `json` for one JSON object per line.
+    #[arg(long, value_enum, default_value_t = InventoryFormat::Table)]
+    pub format: InventoryFormat,
 }
 
 #[derive(Debug, Args)]
@@ -117,10 +130,16 @@ pub struct OutputArgs {
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BODY_PREVIEW_BYTES)]
     pub body_preview: usize,
 
-    /// What to hide: `secrets` (default) hides credentials, `drop-bodies` also drops bodies,
-    /// `off` shows everything as captured.
-    #[arg(long, value_enum, default_value_t = RedactionMode::Secrets)]
+    /// What to hide: `pii` (default) hides credentials and every personal or financial value
+    /// the detectors recognise, `secrets` hides credentials only, `drop-bodies` also drops
+    /// bodies, `off` shows full payloads as captured.
+    #[arg(long, value_enum, default_value_t = RedactionMode::Pii)]
     pub redact: RedactionMode,
+
+    /// Sensitive-data policy (YAML): which types may appear where, severities, custom types.
+    /// Without one, the built-in rules apply.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 }
 
 impl OutputArgs {

@@ -1,6 +1,7 @@
 //! The `observer` binary: parse the command line, set up logging and signals, run.
 
 use std::{
+    io,
     process::ExitCode,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -11,15 +12,16 @@ use std::{
 use clap::Parser;
 use observer::{
     agent,
-    cli::{Cli, Command},
+    cli::{Cli, Command, InventoryFormat},
     inventory::commands,
+    sensitive,
 };
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(io::stderr)
         .with_env_filter(
             EnvFilter::try_from_env("OBSERVER_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
@@ -34,6 +36,11 @@ fn main() -> ExitCode {
         Command::Inventory(args) => return exit(commands::inventory(args)),
         Command::Openapi(args) => return exit(commands::openapi(args)),
         Command::Diff(args) => return exit(commands::diff(args)),
+        Command::Findings(args) => {
+            let json = args.format == InventoryFormat::Json;
+            let written = sensitive::report::write(&args.state.state_dir, json, &mut io::stdout());
+            return exit(written.map(|()| ExitCode::SUCCESS).map_err(Into::into));
+        }
     };
     match result {
         Ok(summary) => {

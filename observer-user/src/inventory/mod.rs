@@ -1068,6 +1068,69 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn specs_given_to_run_report_drift_live_and_template_routes() {
+        let spec = ApiSpec::parse(
+            r##"{"openapi": "3.1.0", "info": {"title": "T", "version": "1"},
+                 "paths": {"/files/{name}": {"get": {"responses": {"200": {"description": "ok"}}}},
+                           "/old": {"get": {"deprecated": true, "responses": {"200": {"description": "ok"}}}}}}"##,
+            "t.json",
+        )
+        .unwrap();
+        let mut inventory = Inventory::in_memory().with_specs(vec![SpecBinding {
+            service: None,
+            spec,
+        }]);
+        let mut first = call("GET", "/files/report", 200);
+        let mut out = Vec::new();
+        inventory.analyze(&mut first, &mut out);
+        // The spec's template wins over a literal segment.
+        assert_eq!(first.route.as_deref(), Some("/files/{name}"));
+        let mut with_query = call("GET", "/files/other", 500);
+        with_query.query = Some("debug=1".into());
+        let changes = run(
+            &mut inventory,
+            [
+                with_query,
+                call("GET", "/old", 200),
+                call("POST", "/admin", 200),
+            ],
+        );
+        let live: Vec<(ChangeKind, String)> = changes
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.change,
+                    ChangeKind::Drift | ChangeKind::ShadowEndpoint | ChangeKind::ZombieEndpoint
+                )
+            })
+            .map(|c| (c.change, c.details.join("; ")))
+            .collect();
+        assert!(
+            live.contains(&(
+                ChangeKind::Drift,
+                "undeclared query parameter `debug` (integer)".into()
+            )),
+            "{live:#?}"
+        );
+        assert!(
+            live.contains(&(ChangeKind::Drift, "undeclared status code 500".into())),
+            "{live:#?}"
+        );
+        assert!(
+            live.iter()
+                .any(|(k, d)| *k == ChangeKind::ZombieEndpoint && d.starts_with("deprecated")),
+            "{live:#?}"
+        );
+        assert!(
+            live.iter().any(|(k, _)| *k == ChangeKind::ShadowEndpoint),
+            "{live:#?}"
+        );
+        // Each is reported once.
+        let again = run(&mut inventory, [call("GET", "/files/x", 500)]);
+        assert!(again.is_empty(), "{again:#?}");
+    }
+
+    #[test]
     fn timestamps_parse_back() {
         for ns in [0u64, 1_795_000_000_123_456_000, 951_782_400_000_000_000] {
             assert_eq!(parse_rfc3339(&rfc3339(ns)), Some(ns));

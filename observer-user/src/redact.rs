@@ -159,7 +159,17 @@ impl Redactor {
         }
         call.command_args = redact_args(&call.command_args);
         for arg in &mut call.command_args {
-            self.redact_in_place(Source::Argument, arg);
+            // Payloads given on the command line (`curl -d '{"password": ...}'`) are read with
+            // their structure, so their field names count as they do in bodies.
+            let trimmed = arg.trim_start();
+            let source = if trimmed.starts_with(['{', '[']) {
+                Source::Body(Some("application/json"))
+            } else if !arg.contains("://") && arg.contains('=') && !arg.starts_with('-') {
+                Source::Body(Some("application/x-www-form-urlencoded"))
+            } else {
+                Source::Argument
+            };
+            self.redact_in_place(source, arg);
         }
         let content_types = [
             call.request_headers
@@ -289,18 +299,47 @@ pub fn redact_pairs(pairs: &str, separator: char) -> String {
         .join(&separator.to_string())
 }
 
+/// Flags whose next argument is a credential, though their names do not say so.
+const CREDENTIAL_FLAGS: &[&str] = &["--oauth2-bearer"];
+
+/// Flags whose next argument is `user:password` (curl), or a user name alone (mysql `-u root`,
+/// which is kept).
+const USER_FLAGS: &[&str] = &["-u", "--user", "-U", "--proxy-user"];
+
+/// Flags whose next argument is a cookie header's value (`curl -b 'sid=...; theme=dark'`).
+const COOKIE_FLAGS: &[&str] = &["-b", "--cookie"];
+
 /// Command-line arguments carry secrets as `--password x`, `--token=x`, `name=secret`,
 /// `Authorization: Bearer x` (curl -H), or `user:pass@` in URLs.
 pub fn redact_args(args: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
     let mut hide_next = false;
+    let mut cookies_next = false;
+    let mut user_next = false;
     for arg in args {
+        if std::mem::take(&mut user_next) {
+            match arg.split_once(':') {
+                Some((user, _)) => out.push(format!("{user}:{REDACTED}")),
+                None => out.push(arg.clone()),
+            }
+            continue;
+        }
         if std::mem::take(&mut hide_next) {
             out.push(REDACTED.to_string());
             continue;
         }
+        if std::mem::take(&mut cookies_next) {
+            out.push(redact_cookie(arg, false));
+            continue;
+        }
         let flag = arg.trim_start_matches('-');
-        if arg.starts_with('-') && !flag.is_empty() {
+        if CREDENTIAL_FLAGS.contains(&arg.as_str()) {
+            hide_next = true;
+        } else if COOKIE_FLAGS.contains(&arg.as_str()) {
+            cookies_next = true;
+        } else if USER_FLAGS.contains(&arg.as_str()) {
+            user_next = true;
+        } else if arg.starts_with('-') && !flag.is_empty() {
             match flag.split_once('=') {
                 Some((name, _)) if is_secret_name(name) => {
                     let prefix = &arg[..arg.len() - flag.len() + name.len()];
@@ -531,6 +570,14 @@ mod tests {
                 "Authorization: Bearer [REDACTED]",
                 "https://u:[REDACTED]@h/x"
             ])
+        );
+        assert_eq!(
+            redact_args(&args(&["curl", "-u", "ann:hunter2", "http://h/"])),
+            args(&["curl", "-u", "ann:[REDACTED]", "http://h/"])
+        );
+        assert_eq!(
+            redact_args(&args(&["curl", "-b", "theme=dark; sid=abc"])),
+            args(&["curl", "-b", "theme=[REDACTED]; sid=[REDACTED]"])
         );
         let plain = args(&["python3", "-m", "http.server", "8000", "http://h:80/x"]);
         assert_eq!(redact_args(&plain), plain);

@@ -372,10 +372,13 @@ pub fn is_email(text: &str) -> bool {
 }
 
 /// An IPv4 address in dotted-quad form: four decimal octets of at most 255, without leading
-/// zeros (which some parsers read as octal: `010.0.0.1` is ambiguous, not an address).
+/// zeros (which some parsers read as octal: `010.0.0.1` is ambiguous, not an address). Loopback
+/// and unspecified addresses name no one and are not reported.
 pub fn is_ipv4(text: &str) -> bool {
     let parts: Vec<&str> = text.split('.').collect();
     parts.len() == 4
+        && parts[0] != "127"
+        && text != "0.0.0.0"
         && parts.iter().all(|p| {
             !p.is_empty()
                 && p.len() <= 3
@@ -389,7 +392,9 @@ pub fn is_ipv4(text: &str) -> bool {
 /// times (`12:30:00`) and MAC-like ids are not addresses.
 pub fn is_ipv6(text: &str) -> bool {
     text.split(':').filter(|group| !group.is_empty()).count() >= 2
-        && text.parse::<std::net::Ipv6Addr>().is_ok()
+        && text
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| !ip.is_loopback() && !ip.is_unspecified())
 }
 
 /// A calendar date as people write birth dates: `YYYY-MM-DD`, `YYYY/MM/DD`, `MM/DD/YYYY`,
@@ -786,6 +791,7 @@ mod tests {
         assert!(!is_ipv4("256.1.1.1"));
         assert!(!is_ipv4("010.0.0.1"));
         assert!(!is_ipv4("1.2.3"));
+        assert!(!is_ipv4("127.0.0.1"), "loopback names no one");
         assert!(is_ipv6("2001:db8::8a2e:370:7334"));
         assert!(is_ipv6("fe80::1"));
         assert!(!is_ipv6("12:30:00"));

@@ -175,6 +175,11 @@ pub struct InventoryArgs {
     /// become route templates. Without SERVICE it applies to every local service.
     #[arg(long, value_name = "[SERVICE=]FILE")]
     pub spec: Vec<String>,
+
+    /// A route template (`/users/{userId}/orders`) that wins over learned ones, like a spec's
+    /// paths (repeatable): for APIs whose ids templating cannot tell from words.
+    #[arg(long = "route", value_name = "TEMPLATE")]
+    pub routes: Vec<String>,
 }
 
 /// The state directory of the commands that read it.

@@ -347,6 +347,8 @@ pub struct Inventory {
     endpoint_count: usize,
     store: Option<Store>,
     specs: Vec<SpecBinding>,
+    /// Route templates from the command line (`--route`), for every service.
+    routes: Vec<String>,
     labeler: Labeler,
     last_flush_ns: Option<u64>,
     stats: InventoryStats,
@@ -363,6 +365,7 @@ impl Inventory {
             endpoint_count: 0,
             store: None,
             specs: Vec::new(),
+            routes: Vec::new(),
             labeler: Labeler::default(),
             last_flush_ns: None,
             stats: InventoryStats::default(),
@@ -415,9 +418,22 @@ impl Inventory {
         self
     }
 
+    /// Route templates that win over learned ones in every service (`--route`).
+    pub fn with_routes(mut self, routes: Vec<String>) -> Inventory {
+        self.routes = routes;
+        for i in 0..self.services.len() {
+            self.declare_spec_templates(i);
+        }
+        self
+    }
+
     fn declare_spec_templates(&mut self, index: usize) {
         let service = &mut self.services[index];
         let mut declared = false;
+        for route in &self.routes {
+            service.tree.declare(route);
+            declared = true;
+        }
         for binding in &self.specs {
             if binding.applies_to(service) {
                 for operation in &binding.spec.operations {
@@ -1128,6 +1144,20 @@ pub(crate) mod tests {
         // Each is reported once.
         let again = run(&mut inventory, [call("GET", "/files/x", 500)]);
         assert!(again.is_empty(), "{again:#?}");
+    }
+
+    #[test]
+    fn command_line_routes_win_in_every_service() {
+        let mut inventory =
+            Inventory::in_memory().with_routes(vec!["/repos/{owner}/{repo}".into()]);
+        let mut c = call("GET", "/repos/rust-lang/rust", 200);
+        let mut out = Vec::new();
+        inventory.analyze(&mut c, &mut out);
+        assert_eq!(c.route.as_deref(), Some("/repos/{owner}/{repo}"));
+        let mut other = call("GET", "/repos/torvalds/linux", 200);
+        other.server_port = Some(9999);
+        inventory.analyze(&mut other, &mut out);
+        assert_eq!(other.route.as_deref(), Some("/repos/{owner}/{repo}"));
     }
 
     #[test]

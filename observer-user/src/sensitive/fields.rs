@@ -45,8 +45,10 @@ impl Part {
 #[derive(Debug)]
 pub struct Field<'a> {
     pub part: Part,
-    /// Parameter, header or cookie name, or JSON path.
+    /// Parameter, header or cookie name (JSON fields name themselves through `json`).
     pub name: Option<&'a str>,
+    /// The scalar a JSON field is, which knows its path.
+    pub json: Option<&'a json::Scalar<'a>>,
     /// The name that says what the value is: the last key of a JSON path, else `name`.
     pub key: Option<&'a str>,
     /// The key above `key` in JSON, for generic members (`card.number`).
@@ -59,6 +61,16 @@ pub struct Field<'a> {
     pub decoded: bool,
     /// A JSON value that was not a string (a number): replacing it needs quotes.
     pub bare: bool,
+}
+
+impl Field<'_> {
+    /// Parameter, header or cookie name, or JSON path (`$.user.email`), built on demand.
+    pub fn name_string(&self) -> Option<String> {
+        match self.json {
+            Some(scalar) => Some(scalar.path_on_demand()),
+            None => self.name.map(str::to_string),
+        }
+    }
 }
 
 /// What kind of text a source is, which decides how it is cut into fields.
@@ -91,6 +103,7 @@ fn whole<'a>(part: Part, name: Option<&'a str>, text: &'a str) -> Field<'a> {
     Field {
         part,
         name,
+        json: None,
         key: name,
         parent_key: None,
         text,
@@ -121,6 +134,7 @@ fn header(name: &str, value: &str, visit: &mut dyn FnMut(&Field<'_>)) {
             visit(&Field {
                 part: Part::Cookie,
                 name: Some(cookie.trim()),
+                json: None,
                 key: Some(cookie.trim()),
                 parent_key: None,
                 text: trimmed,
@@ -154,7 +168,7 @@ fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
 }
 
 fn json_fields(text: &str, visit: &mut dyn FnMut(&Field<'_>)) {
-    let end = json::walk(text, |scalar| {
+    let end = json::walk_unnamed(text, |scalar| {
         let raw_text = text.get(scalar.raw.clone()).unwrap_or("");
         let unescaped;
         let value: &str = if scalar.escaped {
@@ -165,7 +179,8 @@ fn json_fields(text: &str, visit: &mut dyn FnMut(&Field<'_>)) {
         };
         visit(&Field {
             part: Part::Json,
-            name: Some(scalar.path),
+            name: None,
+            json: Some(scalar),
             key: scalar.key,
             parent_key: scalar.parent_key,
             text: value,
@@ -203,6 +218,7 @@ fn pairs(text: &str, part: Part, visit: &mut dyn FnMut(&Field<'_>)) {
         visit(&Field {
             part,
             name,
+            json: None,
             key: name,
             parent_key: None,
             text: &decoded,
@@ -249,7 +265,7 @@ mod tests {
         fields(source, text, &mut |f| {
             out.push((
                 f.part,
-                f.name.map(str::to_string),
+                f.name_string(),
                 f.text.to_string(),
                 text[f.raw.clone()].to_string(),
             ))

@@ -21,8 +21,12 @@ pub const MAX_PATH_BYTES: usize = 256;
 /// One scalar of a document.
 #[derive(Debug)]
 pub struct Scalar<'a> {
-    /// `$.user.emails[1]`.
+    /// `$.user.emails[1]` from [`walk`]; empty from [`walk_unnamed`], where [`Scalar::path_on_demand`]
+    /// builds it.
     pub path: &'a str,
+    /// The containers the scalar is in, outermost first.
+    frames: &'a [Frame],
+    text: &'a str,
     /// The nearest object key above the value (an array's elements take their array's key).
     pub key: Option<&'a str>,
     /// The key above that one, for generic keys (`{"card": {"number": ...}}`).
@@ -42,6 +46,20 @@ pub struct WalkEnd {
     pub consumed: usize,
 }
 
+impl Scalar<'_> {
+    /// `$.user.emails[1]`, built from the containers: for walks that did not build paths.
+    pub fn path_on_demand(&self) -> String {
+        if !self.path.is_empty() {
+            return self.path.to_string();
+        }
+        let mut path = String::from("$");
+        for frame in self.frames {
+            push_segment(&mut path, self.text, Some(frame));
+        }
+        path
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Frame {
     object: bool,
@@ -56,8 +74,19 @@ struct Frame {
     member_key: Option<Range<usize>>,
 }
 
-/// Walks `text`, calling `visit` for every string and number.
-pub fn walk(text: &str, mut visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
+/// Walks `text`, calling `visit` for every string and number, with its path.
+pub fn walk(text: &str, visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
+    walk_inner(text, true, visit)
+}
+
+/// Like [`walk`] without building each scalar's path (`path` is empty): for callers that name
+/// few scalars, which ask [`Scalar::path_on_demand`]. Building every path costs more than
+/// scanning most values.
+pub fn walk_unnamed(text: &str, visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
+    walk_inner(text, false, visit)
+}
+
+fn walk_inner(text: &str, paths: bool, mut visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
     let bytes = text.as_bytes();
     let mut path = String::from("$");
     let mut stack: Vec<Frame> = Vec::new();
@@ -74,7 +103,9 @@ pub fn walk(text: &str, mut visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
                     .last()
                     .and_then(|f| f.member_key.clone().or(f.key.clone()));
                 let path_len = path.len();
-                push_segment(&mut path, text, stack.last());
+                if paths {
+                    push_segment(&mut path, text, stack.last());
+                }
                 if let Some(parent) = stack.last_mut() {
                     parent.expect_key = false;
                 }
@@ -116,7 +147,15 @@ pub fn walk(text: &str, mut visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
                         continue;
                     }
                 }
-                emit(text, &mut path, &stack, inner, true, escaped, &mut visit);
+                emit(
+                    text,
+                    paths.then_some(&mut path),
+                    &stack,
+                    inner,
+                    true,
+                    escaped,
+                    &mut visit,
+                );
             }
             _ => {
                 let start = i;
@@ -146,7 +185,15 @@ pub fn walk(text: &str, mut visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
                     .iter()
                     .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
                 if numeric {
-                    emit(text, &mut path, &stack, start..i, false, false, &mut visit);
+                    emit(
+                        text,
+                        paths.then_some(&mut path),
+                        &stack,
+                        start..i,
+                        false,
+                        false,
+                        &mut visit,
+                    );
                 }
             }
         }
@@ -207,15 +254,19 @@ fn truncate_at_char(text: &str, max: usize) -> &str {
 
 fn emit(
     text: &str,
-    path: &mut String,
+    path: Option<&mut String>,
     stack: &[Frame],
     raw: Range<usize>,
     is_string: bool,
     escaped: bool,
     visit: &mut impl FnMut(&Scalar<'_>),
 ) {
+    let mut unnamed = String::new();
+    let path = path.unwrap_or(&mut unnamed);
     let before = path.len();
-    push_segment(path, text, stack.last());
+    if before > 0 {
+        push_segment(path, text, stack.last());
+    }
     let frame = stack.last();
     let key_range = frame.and_then(|f| f.member_key.clone().or(f.key.clone()));
     let parent_range = frame.and_then(|f| {
@@ -227,6 +278,8 @@ fn emit(
     });
     let scalar = Scalar {
         path,
+        frames: stack,
+        text,
         key: key_range.and_then(|r| text.get(r)),
         parent_key: parent_range.and_then(|r| text.get(r)),
         raw,
@@ -337,6 +390,20 @@ mod tests {
         );
         assert_eq!(scalars("{{{:::,,,]]]").len(), 0);
         assert_eq!(unescape(r#"a\"b\u00e9\n"#), "a\"bé\n");
+    }
+
+    #[test]
+    fn paths_built_on_demand_match_paths_built_while_walking() {
+        let text = r#"{"a":[{"b":1},{"c":[2,{"d":"x"}]}],"e":"y"}"#;
+        let mut built = Vec::new();
+        walk(text, |s| built.push(s.path.to_string()));
+        let mut on_demand = Vec::new();
+        walk_unnamed(text, |s| {
+            assert!(s.path.is_empty());
+            on_demand.push(s.path_on_demand());
+        });
+        assert_eq!(built, on_demand);
+        assert_eq!(built, ["$.a[0].b", "$.a[1].c[0]", "$.a[1].c[1].d", "$.e"]);
     }
 
     #[test]

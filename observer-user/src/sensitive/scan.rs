@@ -354,7 +354,7 @@ impl Scanner {
                 out.push(Found {
                     kind: hit.kind,
                     part: field.part,
-                    name: field.name.map(str::to_string),
+                    name: field.name_string(),
                     raw,
                     value: field.text.get(hit.span.clone()).unwrap_or("").to_string(),
                     bare: field.bare,
@@ -410,9 +410,11 @@ impl Scanner {
             self.whole_value_by_hint(field, hints, out);
         }
         for (index, custom) in self.custom.iter().enumerate() {
+            // The hint is matched against the name that says what the value is: the
+            // parameter, header or cookie name, or a JSON member's key.
             let named = custom.key_hint.as_deref().is_none_or(|hint| {
                 field
-                    .name
+                    .key
                     .is_some_and(|name| name.to_ascii_lowercase().contains(hint))
             });
             if named {

@@ -441,7 +441,8 @@ fn positive_of(rng: &mut Rng, data_type: DataType) -> Value {
             } else {
                 format!(
                     "{}.{}.{}.{}",
-                    11 + rng.below(200),
+                    // Public-looking first octets: never 127 (loopback names no one).
+                    rng.pick(&[23, 45, 81, 93, 104, 151, 185, 203]),
                     rng.below(256),
                     rng.below(256),
                     1 + rng.below(254)

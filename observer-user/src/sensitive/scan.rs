@@ -788,18 +788,39 @@ fn numbers(text: &str, hints: Hints, out: &mut Vec<Hit>) {
         {
             continue;
         }
-        // Not one number: perhaps several, separated by spaces.
+        // Not one number: perhaps several, separated by spaces. Try a few pieces at a time
+        // (a grouped card is four or five, a phone number two to four), longest first.
+        let mut pieces: Vec<Range<usize>> = Vec::new();
         let mut piece_start = run.start;
         for piece in text[run.clone()].split(' ') {
-            let range = piece_start..piece_start + piece.len();
-            piece_start += piece.len() + 1;
-            let trimmed = piece.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-            if trimmed.len() >= MIN_NUMBER_DIGITS && range.len() < run.len() {
-                classify_number(trimmed, hints, false, range.start, out);
+            if !piece.is_empty() {
+                pieces.push(piece_start..piece_start + piece.len());
             }
+            piece_start += piece.len() + 1;
+        }
+        let mut first = 0;
+        while first < pieces.len() {
+            let mut taken = 1;
+            for count in (1..=MAX_GROUPED_PIECES.min(pieces.len() - first)).rev() {
+                let range = pieces[first].start..pieces[first + count - 1].end;
+                let candidate =
+                    text[range.clone()].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+                if range.len() < run.len()
+                    && candidate.len() >= MIN_NUMBER_DIGITS
+                    && classify_number(candidate, hints, false, range.start, out)
+                {
+                    taken = count;
+                    break;
+                }
+            }
+            first += taken;
         }
     }
 }
+
+/// Space-separated pieces tried together as one number: a card in groups of four is at most
+/// five pieces (19 digits), an international phone number about as many.
+const MAX_GROUPED_PIECES: usize = 5;
 
 /// Decides what a number is, if anything, and records it. `whole_field` says the number is the
 /// field's entire value, which is when the field's name speaks for it.

@@ -349,7 +349,12 @@ fn canary_run(work: &Path) -> Result<()> {
             .context("cannot start the agent")?,
     );
     let stderr = agent.0.stderr.take().context("agent stderr")?;
-    let agent_log = wait_for_line(stderr, "observer is watching", Some(log.clone()))?;
+    let agent_log =
+        wait_for_line(stderr, "observer is watching", Some(log.clone())).with_context(|| {
+            // Say why: most often another agent is running (one per host).
+            let said = fs::read_to_string(&log).unwrap_or_default();
+            format!("the agent did not start; it said:\n{said}")
+        })?;
 
     let mut server = Running(
         Command::new("python3")

@@ -182,10 +182,11 @@ impl DataType {
             | DataType::BasicAuth
             | DataType::Password
             | DataType::SecretField => Severity::Low,
-            DataType::Iban | DataType::Passport | DataType::NationalId | DataType::Ssn => {
-                Severity::Medium
-            }
-            DataType::CardNumber
+            DataType::Iban
+            | DataType::Passport
+            | DataType::NationalId
+            | DataType::Ssn
+            | DataType::CardNumber
             | DataType::AwsAccessKey
             | DataType::GithubToken
             | DataType::GitlabToken

@@ -12,6 +12,7 @@ pub mod agent;
 pub mod capture;
 pub mod cli;
 pub mod conn;
+pub mod detect;
 pub mod enrich;
 pub mod events;
 pub mod export;

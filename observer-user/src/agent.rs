@@ -25,10 +25,11 @@ use crate::{
     events::{self, Event},
     export::{self, Sink},
     facts::{self, ClockSync, Fact},
-    inventory::commands::inventory_analyzer,
+    inventory::{commands::inventory_analyzer, Labeler},
     pcap,
     pipeline::Pipeline,
     record::{Record, RecordReader, RecordWriter},
+    sensitive,
     summary::Summary,
 };
 
@@ -60,6 +61,24 @@ fn open_sink(output: &OutputArgs) -> anyhow::Result<Box<dyn Sink + Send>> {
         None => Box::new(BufWriter::new(io::stdout())),
     };
     Ok(export::sink(output.format, writer))
+}
+
+/// The sensitive-data analyzer, and the redactor it shares a policy and key with. Added after
+/// the inventory, which sets `http.route`, so findings and labels name routes; the endpoints'
+/// sensitive types (`returns:email`) go to the inventory through its labeler.
+fn add_detectors(
+    pipeline: &mut Pipeline,
+    output: &OutputArgs,
+    state_dir: Option<&Path>,
+    labeler: Labeler,
+) -> anyhow::Result<()> {
+    let mut detectors = sensitive::detectors(output.policy.as_deref(), state_dir, output.redact)?;
+    detectors
+        .analyzer
+        .set_label_sink(Box::new(move |call, label| labeler.label(call, label)));
+    pipeline.set_redactor(detectors.redactor);
+    pipeline.add_analyzer(Box::new(detectors.analyzer));
+    Ok(())
 }
 
 /// Everything the live loop feeds, so that events read before and after the programs are
@@ -219,10 +238,19 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
         None => None,
     };
     let mut pipeline = Pipeline::new(args.output.pipeline_config());
-    pipeline.add_analyzer(Box::new(inventory_analyzer(
+    let inventory = inventory_analyzer(
         &args.inventory,
         Some(Path::new(crate::state::DEFAULT_STATE_DIR)),
-    )?));
+    )?;
+    let labeler = inventory.labeler();
+    pipeline.add_analyzer(Box::new(inventory));
+    let state_dir = args.inventory.state_dir.as_deref();
+    add_detectors(
+        &mut pipeline,
+        &args.output,
+        Some(state_dir.unwrap_or(Path::new(crate::state::DEFAULT_STATE_DIR))),
+        labeler,
+    )?;
     let mut live = Live {
         pipeline,
         enricher: Enricher::default(),
@@ -360,7 +388,15 @@ fn all_pids() -> Vec<u32> {
 pub fn replay(args: &ReplayArgs) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let mut pipeline = Pipeline::new(args.output.pipeline_config());
-    pipeline.add_analyzer(Box::new(inventory_analyzer(&args.inventory, None)?));
+    let inventory = inventory_analyzer(&args.inventory, None)?;
+    let labeler = inventory.labeler();
+    pipeline.add_analyzer(Box::new(inventory));
+    add_detectors(
+        &mut pipeline,
+        &args.output,
+        args.inventory.state_dir.as_deref(),
+        labeler,
+    )?;
     let mut sink = open_sink(&args.output)?;
     if pcap::is_capture(&args.recording)? {
         // A packet capture: the same pipeline, fed from TCP flows instead of kernel events.

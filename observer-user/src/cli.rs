@@ -39,6 +39,19 @@ pub enum Command {
     /// TLS coverage: per process, executable and container, whether the agent sees inside its
     /// TLS, through which library, and when it does not, why.
     Coverage(CoverageArgs),
+    /// Sensitive data and other findings kept in the state directory, and the sensitive types
+    /// each endpoint accepts and returns.
+    Findings(FindingsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FindingsArgs {
+    #[command(flatten)]
+    pub state: StateDirArgs,
+
+    /// `table` for people, `json` for one JSON object per line.
+    #[arg(long, value_enum, default_value_t = InventoryFormat::Table)]
+    pub format: InventoryFormat,
 }
 
 #[derive(Debug, Args)]
@@ -125,10 +138,16 @@ pub struct OutputArgs {
     #[arg(long, value_name = "FILE")]
     pub stats_file: Option<PathBuf>,
 
-    /// What to hide: `secrets` (default) hides credentials, `drop-bodies` also drops bodies,
-    /// `off` shows everything as captured.
-    #[arg(long, value_enum, default_value_t = RedactionMode::Secrets)]
+    /// What to hide: `pii` (default) hides credentials and every personal or financial value
+    /// the detectors recognise, `secrets` hides credentials only, `drop-bodies` also drops
+    /// bodies, `off` shows full payloads as captured.
+    #[arg(long, value_enum, default_value_t = RedactionMode::Pii)]
     pub redact: RedactionMode,
+
+    /// Sensitive-data policy (YAML): which types may appear where, severities, custom types.
+    /// Without one, the built-in rules apply.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 }
 
 impl OutputArgs {
@@ -164,6 +183,11 @@ pub struct InventoryArgs {
     /// become route templates. Without SERVICE it applies to every local service.
     #[arg(long, value_name = "[SERVICE=]FILE")]
     pub spec: Vec<String>,
+
+    /// A route template (`/users/{userId}/orders`) that wins over learned ones, like a spec's
+    /// paths (repeatable): for APIs whose ids templating cannot tell from words.
+    #[arg(long = "route", value_name = "TEMPLATE")]
+    pub routes: Vec<String>,
 }
 
 /// The state directory of the commands that read it.

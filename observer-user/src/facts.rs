@@ -94,7 +94,8 @@ impl ClockSync {
     }
 }
 
-fn clock_ns(clock: libc::clockid_t) -> u64 {
+/// Nanoseconds on `clock` (`CLOCK_MONOTONIC`, `CLOCK_THREAD_CPUTIME_ID`...), now.
+pub fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

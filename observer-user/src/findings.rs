@@ -200,3 +200,110 @@ impl Finding {
         }
     }
 }
+
+/// A finding as kept in the state directory: reported once, counted every time it recurs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFinding {
+    #[serde(flatten)]
+    pub finding: Finding,
+    /// When the finding was first and last seen (RFC 3339).
+    #[serde(rename = "finding.first_seen")]
+    pub first_seen: String,
+    #[serde(rename = "finding.last_seen")]
+    pub last_seen: String,
+    /// Calls it was seen in.
+    #[serde(rename = "finding.count")]
+    pub count: u64,
+}
+
+/// The findings table, shared by every detector: one row per distinct finding, keyed by a
+/// fingerprint the detector chooses (what, where, who), so a finding seen in a million calls
+/// is one row with a count.
+pub mod store {
+    use rusqlite::{params, Connection};
+
+    use super::{Finding, StoredFinding};
+    use crate::state::{State, StateError};
+
+    /// The component name in `schema_versions`.
+    pub const COMPONENT: &str = "findings";
+
+    /// Append-only: never edit a migration that has shipped.
+    const MIGRATIONS: &[&str] = &["CREATE TABLE findings (
+            fingerprint TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            finding TEXT NOT NULL
+        )"];
+
+    /// Longest list `observer findings` reads: a bound on memory whatever the table holds.
+    pub const MAX_LISTED: usize = 100_000;
+
+    pub fn migrate(state: &mut State) -> Result<(), StateError> {
+        state.migrate(COMPONENT, MIGRATIONS)
+    }
+
+    /// Record `count` more sightings of `finding` (inside the caller's transaction). The
+    /// finding's evidence must already be redacted: it is stored as given.
+    pub fn record(
+        connection: &Connection,
+        fingerprint: &str,
+        finding: &Finding,
+        count: u64,
+    ) -> Result<(), StateError> {
+        let json = serde_json::to_string(finding).unwrap_or_default();
+        let severity = serde_json::to_value(finding.severity)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        connection.execute(
+            "INSERT INTO findings (fingerprint, kind, severity, first_seen, last_seen, count, finding)
+             VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)
+             ON CONFLICT (fingerprint) DO UPDATE SET
+                last_seen = excluded.last_seen,
+                count = count + excluded.count",
+            params![
+                fingerprint,
+                finding.kind,
+                severity,
+                finding.timestamp,
+                i64::try_from(count).unwrap_or(i64::MAX),
+                json
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Every stored finding, most severe first, then most recent.
+    pub fn list(state: &State) -> Result<Vec<StoredFinding>, StateError> {
+        let mut statement = state.connection().prepare(
+            "SELECT finding, first_seen, last_seen, count FROM findings ORDER BY last_seen DESC",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows.take(MAX_LISTED) {
+            let (json, first_seen, last_seen, count) = row?;
+            // A row this version cannot read (written by a newer detector) is skipped, not fatal.
+            if let Ok(finding) = serde_json::from_str::<Finding>(&json) {
+                out.push(StoredFinding {
+                    finding,
+                    first_seen,
+                    last_seen,
+                    count: u64::try_from(count).unwrap_or(0),
+                });
+            }
+        }
+        out.sort_by_key(|f| std::cmp::Reverse(f.finding.severity));
+        Ok(out)
+    }
+}

@@ -1,6 +1,7 @@
 //! The `observer` binary: parse the command line, set up logging and signals, run.
 
 use std::{
+    io,
     process::ExitCode,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -11,9 +12,10 @@ use std::{
 use clap::Parser;
 use observer::{
     agent,
-    cli::{Cli, Command, OutputArgs},
+    cli::{Cli, Command, InventoryFormat, OutputArgs},
     coverage,
     inventory::commands,
+    sensitive,
     summary::Summary,
 };
 use tracing_subscriber::EnvFilter;
@@ -21,7 +23,7 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(io::stderr)
         .with_env_filter(
             EnvFilter::try_from_env("OBSERVER_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
@@ -37,6 +39,11 @@ fn main() -> ExitCode {
         Command::Openapi(args) => exit(commands::openapi(args)),
         Command::Diff(args) => exit(commands::diff(args)),
         Command::Coverage(args) => exit(coverage::command(args)),
+        Command::Findings(args) => {
+            let json = args.format == InventoryFormat::Json;
+            let written = sensitive::report::write(&args.state.state_dir, json, &mut io::stdout());
+            exit(written.map(|()| ExitCode::SUCCESS).map_err(Into::into))
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! Header and body values may hold secrets: `redact` runs over every call before anything is
 //! serialized.
 
-use std::{collections::BTreeMap, net::SocketAddr};
+use std::{collections::BTreeMap, fmt, net::SocketAddr};
 
 use observer_common::TlsLibrary;
 use serde::Serialize;
@@ -34,7 +34,7 @@ pub enum CallStatus {
 }
 
 /// One API call, as observed from one process.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Clone, PartialEq, Serialize)]
 pub struct ApiCall {
     #[serde(rename = "event.name")]
     pub event_name: &'static str,
@@ -149,7 +149,7 @@ pub struct ApiCall {
 }
 
 /// A body as shown in an API call: its size and a preview.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Clone, PartialEq, Serialize)]
 pub struct BodyView {
     /// Body bytes the message carried (including bytes that were not captured).
     pub size: u64,
@@ -158,6 +158,57 @@ pub struct BodyView {
     pub preview: Option<String>,
     /// The preview is shorter than the body.
     pub truncated: bool,
+}
+
+/// `Debug` shows what a call is (who, where, when, how it went) but no value it carried: the
+/// path and query, header values, bodies and command line appear by size only, whether or not the call
+/// has been redacted yet, since `Debug` output ends up in logs and test failures.
+impl fmt::Debug for ApiCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers = |map: &BTreeMap<String, Vec<String>>| {
+            map.iter()
+                .map(|(name, values)| {
+                    let bytes: usize = values.iter().map(String::len).sum();
+                    format!("{name}: <{bytes} bytes>")
+                })
+                .collect::<Vec<_>>()
+        };
+        f.debug_struct("ApiCall")
+            .field("timestamp", &self.timestamp)
+            .field("status", &self.status)
+            .field("role", &self.role)
+            .field("method", &self.method)
+            .field("path_bytes", &self.path.as_ref().map(String::len))
+            .field("query_bytes", &self.query.as_ref().map(String::len))
+            .field("route", &self.route)
+            .field("status_code", &self.status_code)
+            .field("server", &(&self.server_address, self.server_port))
+            .field("client", &(&self.client_address, self.client_port))
+            .field("tls", &self.tls)
+            .field("pid", &self.pid)
+            .field("executable_name", &self.executable_name)
+            .field("command_args", &self.command_args.len())
+            .field("request_headers", &headers(&self.request_headers))
+            .field("response_headers", &headers(&self.response_headers))
+            .field("request_body", &self.request_body)
+            .field("response_body", &self.response_body)
+            .field("request_body_bytes", &self.request_body_bytes.len())
+            .field("response_body_bytes", &self.response_body_bytes.len())
+            .field("incomplete", &self.incomplete)
+            .field("connection", &self.connection)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Size and whether it was cut; never the preview.
+impl fmt::Debug for BodyView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodyView")
+            .field("size", &self.size)
+            .field("preview_bytes", &self.preview.as_ref().map(String::len))
+            .field("truncated", &self.truncated)
+            .finish()
+    }
 }
 
 /// What a call is built from besides the exchange.

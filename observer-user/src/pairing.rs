@@ -136,6 +136,7 @@ pub struct Pairing {
 }
 
 impl Pairing {
+    /// The pairing of a new connection.
     pub fn new() -> Pairing {
         Pairing::default()
     }
@@ -381,6 +382,7 @@ pub struct Http1Session {
 }
 
 impl Http1Session {
+    /// A session for a new connection; both parsers work within `limits`.
     pub fn new(limits: ParserLimits) -> Http1Session {
         Http1Session {
             requests: RequestParser::new(limits),

@@ -719,6 +719,56 @@ mod tests {
         assert_eq!(stats.packets, 10);
     }
 
+    /// The same frames as a pcapng file: section header, interface (Ethernet, microseconds),
+    /// enhanced packet blocks.
+    fn pcapng_file(frames: &[Vec<u8>]) -> Vec<u8> {
+        fn block(kind: u32, body: &[u8]) -> Vec<u8> {
+            let mut padded = body.to_vec();
+            padded.resize(body.len().div_ceil(4) * 4, 0);
+            let len = (12 + padded.len()) as u32;
+            let mut out = Vec::new();
+            out.extend_from_slice(&kind.to_le_bytes());
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&padded);
+            out.extend_from_slice(&len.to_le_bytes());
+            out
+        }
+        let mut shb = Vec::new();
+        shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+        shb.extend_from_slice(&1u16.to_le_bytes());
+        shb.extend_from_slice(&0u16.to_le_bytes());
+        shb.extend_from_slice(&(-1i64).to_le_bytes());
+        let mut out = block(0x0a0d_0d0a, &shb);
+        let mut idb = Vec::new();
+        idb.extend_from_slice(&1u16.to_le_bytes());
+        idb.extend_from_slice(&0u16.to_le_bytes());
+        idb.extend_from_slice(&65535u32.to_le_bytes());
+        out.extend(block(1, &idb));
+        for (i, f) in frames.iter().enumerate() {
+            let ts = 1_700_000_000_000_000u64 + i as u64 * 1000;
+            let mut epb = Vec::new();
+            epb.extend_from_slice(&0u32.to_le_bytes());
+            epb.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+            epb.extend_from_slice(&(ts as u32).to_le_bytes());
+            epb.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            epb.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            epb.extend_from_slice(f);
+            out.extend(block(6, &epb));
+        }
+        out
+    }
+
+    #[test]
+    fn pcapng_reads_like_pcap() {
+        let bytes = pcapng_file(&conversation());
+        assert_eq!(bytes[..4], PCAPNG_MAGIC);
+        let (calls, stats) = replay_bytes(&bytes);
+        assert_eq!(calls.len(), 1, "{calls:#?}");
+        assert_eq!(calls[0].path.as_deref(), Some("/users/42"));
+        assert_eq!(calls[0].timestamp, "2023-11-14T22:13:20.003000Z");
+        assert_eq!(stats.packets, 10);
+    }
+
     #[test]
     fn a_capture_that_starts_mid_flow_still_reads_the_next_request() {
         let frames = conversation();

@@ -270,6 +270,12 @@ impl Pipeline {
             .set_addresses(&socket.conn, socket.local, socket.remote);
     }
 
+    /// Redact with `redactor` (the installation's key, the policy's custom types) instead of
+    /// the default one built from `PipelineConfig::redaction`.
+    pub fn set_redactor(&mut self, redactor: Redactor) {
+        self.http.redactor = redactor;
+    }
+
     /// Add a stage that sees every call before redaction (after those already added).
     pub fn add_analyzer(&mut self, analyzer: Box<dyn Analyzer>) {
         self.http.analyzers.push(analyzer);

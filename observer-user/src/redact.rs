@@ -1,12 +1,33 @@
-//! Redaction: secrets seen in traffic never leave the agent unless the operator asks.
+//! Redaction: secrets and personal data seen in traffic never leave the agent unless the
+//! operator asks.
 //!
-//! Runs over every [`ApiCall`] before any consumer serializes it. By default it hides
-//! credentials wherever the protocol puts them by name: authorization and cookie headers, query
-//! parameters, JSON and form fields, and command-line arguments whose names say they hold a
-//! secret. Values are replaced, names and structure are kept, so the output still says *that*
-//! a call carried a token and where.
+//! Runs over every [`ApiCall`] before any consumer serializes it, in two layers:
+//!
+//! 1. **By name.** Credentials wherever the protocol puts them by name: authorization and
+//!    cookie headers, query parameters, JSON and form fields, and command-line arguments whose
+//!    names say they hold a secret, become `[REDACTED]`.
+//! 2. **By value.** The sensitive-data scanner (`sensitive::scan`) reads every header, the path,
+//!    the query, the body previews and the command line with the same structure-aware detectors
+//!    the findings use, and replaces each value it recognises wherever it is: card numbers are
+//!    masked to their first six and last four digits, everything else becomes
+//!    `[REDACTED:<type>:<tag>]` with a keyed hash (`sensitive::keyed`), so the same email in two
+//!    calls has the same tag and the address itself is never shown.
+//!
+//! Values are replaced, names and structure are kept, so the output still says *that* a call
+//! carried a token or an email address and where.
 
-use crate::model::{ApiCall, BodyView};
+use std::sync::Arc;
+
+use crate::{
+    model::{ApiCall, BodyView},
+    sensitive::{
+        fields::{percent_decode, Source},
+        keyed::HashKey,
+        mask::mask,
+        scan::{Found, Scanner},
+        types::Category,
+    },
+};
 
 /// What replaces a secret.
 pub const REDACTED: &str = "[REDACTED]";
@@ -14,12 +35,14 @@ pub const REDACTED: &str = "[REDACTED]";
 /// How much the operator lets through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum RedactionMode {
-    /// Hide secrets (default).
+    /// Hide secrets and every personal or financial value the detectors recognise (default).
     #[default]
+    Pii,
+    /// Hide secrets only (credentials by name and by shape); personal data is shown.
     Secrets,
-    /// Keep no bodies at all, and hide secrets elsewhere.
+    /// Keep no bodies at all, and hide secrets and personal data elsewhere.
     DropBodies,
-    /// Show everything as captured. Only for debugging on a machine you own.
+    /// Show full payloads as captured. Only for debugging on a machine you own.
     Off,
 }
 
@@ -79,14 +102,34 @@ pub fn is_secret_name(name: &str) -> bool {
     SECRET_NAMES.contains(&trimmed) || SECRET_NAME_FRAGMENTS.iter().any(|f| normalized.contains(f))
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+/// Hides what its mode says to hide, with the scanner's detectors and a hashing key.
+#[derive(Debug, Clone)]
 pub struct Redactor {
     pub mode: RedactionMode,
+    scanner: Arc<Scanner>,
+    key: HashKey,
+}
+
+impl Default for Redactor {
+    fn default() -> Redactor {
+        Redactor::new(RedactionMode::default())
+    }
 }
 
 impl Redactor {
+    /// The built-in detectors and a key for this process only: tags correlate within the run.
+    /// The agent uses [`Redactor::with_detectors`] with the installation's key.
     pub fn new(mode: RedactionMode) -> Redactor {
-        Redactor { mode }
+        let key = HashKey::random().unwrap_or_else(|error| {
+            tracing::warn!("{error}; redaction tags use a key derived from the clock");
+            HashKey::from_clock()
+        });
+        Redactor::with_detectors(mode, Scanner::builtin(), key)
+    }
+
+    /// `scanner` (with the policy's custom types) and the installation's `key`.
+    pub fn with_detectors(mode: RedactionMode, scanner: Arc<Scanner>, key: HashKey) -> Redactor {
+        Redactor { mode, scanner, key }
     }
 
     /// Hide what `mode` says to hide, in place.
@@ -101,12 +144,33 @@ impl Redactor {
         {
             for value in values.iter_mut() {
                 *value = redact_header(name, value);
+                self.redact_in_place(Source::Header(name), value);
             }
         }
         if let Some(query) = &mut call.query {
             *query = redact_pairs(query, '&');
+            self.redact_in_place(Source::Query, query);
+        }
+        if let Some(path) = &mut call.path {
+            self.redact_in_place(Source::Path, path);
+        }
+        if let Some(route) = &mut call.route {
+            self.redact_in_place(Source::Path, route);
         }
         call.command_args = redact_args(&call.command_args);
+        for arg in &mut call.command_args {
+            // Payloads given on the command line (`curl -d '{"password": ...}'`) are read with
+            // their structure, so their field names count as they do in bodies.
+            let trimmed = arg.trim_start();
+            let source = if trimmed.starts_with(['{', '[']) {
+                Source::Body(Some("application/json"))
+            } else if !arg.contains("://") && arg.contains('=') && !arg.starts_with('-') {
+                Source::Body(Some("application/x-www-form-urlencoded"))
+            } else {
+                Source::Argument
+            };
+            self.redact_in_place(source, arg);
+        }
         let content_types = [
             call.request_headers
                 .get("content-type")
@@ -127,7 +191,12 @@ impl Redactor {
                         body.preview = None;
                     }
                 }
-                _ => redact_body(body, content_type.as_deref()),
+                _ => {
+                    redact_body(body, content_type.as_deref());
+                    if let Some(preview) = body.as_mut().and_then(|b| b.preview.as_mut()) {
+                        self.redact_in_place(Source::Body(content_type.as_deref()), preview);
+                    }
+                }
             }
         }
         // The raw bodies are for analysis inside the agent; they never leave it, but a mode
@@ -136,6 +205,48 @@ impl Redactor {
             call.request_body_bytes.clear();
             call.response_body_bytes.clear();
         }
+    }
+
+    fn redact_in_place(&self, source: Source<'_>, text: &mut String) {
+        if let Some(redacted) = self.redact_values(source, text) {
+            *text = redacted;
+        }
+    }
+
+    /// `text` with every value the detectors recognise (and the mode hides) replaced by its
+    /// masked form; `None` if nothing was.
+    pub fn redact_values(&self, source: Source<'_>, text: &str) -> Option<String> {
+        if self.mode == RedactionMode::Off || text.is_empty() {
+            return None;
+        }
+        let mut found: Vec<Found> = Vec::new();
+        self.scanner.scan_source(source, text, 0, &mut found);
+        if self.mode == RedactionMode::Secrets {
+            found.retain(|f| self.scanner.category(f.kind) == Category::Secret);
+        }
+        if found.is_empty() {
+            return None;
+        }
+        found.sort_by_key(|f| (f.raw.start, std::cmp::Reverse(f.raw.end)));
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for f in &found {
+            if f.raw.start < at || f.raw.end > text.len() {
+                continue;
+            }
+            out.push_str(&text[at..f.raw.start]);
+            let masked = mask(&self.key, f.kind, self.scanner.type_name(f.kind), &f.value);
+            if f.bare {
+                out.push('"');
+                out.push_str(&masked);
+                out.push('"');
+            } else {
+                out.push_str(&masked);
+            }
+            at = f.raw.end;
+        }
+        out.push_str(&text[at..]);
+        Some(out)
     }
 }
 
@@ -179,7 +290,7 @@ pub fn redact_pairs(pairs: &str, separator: char) -> String {
     pairs
         .split(separator)
         .map(|pair| match pair.split_once('=') {
-            Some((name, _)) if is_secret_name(&percent_decode_lossy(name)) => {
+            Some((name, _)) if is_secret_name(&percent_decode(name)) => {
                 format!("{name}={REDACTED}")
             }
             _ => pair.to_string(),
@@ -188,46 +299,47 @@ pub fn redact_pairs(pairs: &str, separator: char) -> String {
         .join(&separator.to_string())
 }
 
-fn percent_decode_lossy(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[i] {
-            b'%' => {
-                match (
-                    bytes.get(i + 1).copied().and_then(hex),
-                    bytes.get(i + 2).copied().and_then(hex),
-                ) {
-                    (Some(high), Some(low)) => {
-                        out.push((high * 16 + low) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+/// Flags whose next argument is a credential, though their names do not say so.
+const CREDENTIAL_FLAGS: &[&str] = &["--oauth2-bearer"];
+
+/// Flags whose next argument is `user:password` (curl), or a user name alone (mysql `-u root`,
+/// which is kept).
+const USER_FLAGS: &[&str] = &["-u", "--user", "-U", "--proxy-user"];
+
+/// Flags whose next argument is a cookie header's value (`curl -b 'sid=...; theme=dark'`).
+const COOKIE_FLAGS: &[&str] = &["-b", "--cookie"];
 
 /// Command-line arguments carry secrets as `--password x`, `--token=x`, `name=secret`,
 /// `Authorization: Bearer x` (curl -H), or `user:pass@` in URLs.
 pub fn redact_args(args: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
     let mut hide_next = false;
+    let mut cookies_next = false;
+    let mut user_next = false;
     for arg in args {
+        if std::mem::take(&mut user_next) {
+            match arg.split_once(':') {
+                Some((user, _)) => out.push(format!("{user}:{REDACTED}")),
+                None => out.push(arg.clone()),
+            }
+            continue;
+        }
         if std::mem::take(&mut hide_next) {
             out.push(REDACTED.to_string());
             continue;
         }
+        if std::mem::take(&mut cookies_next) {
+            out.push(redact_cookie(arg, false));
+            continue;
+        }
         let flag = arg.trim_start_matches('-');
-        if arg.starts_with('-') && !flag.is_empty() {
+        if CREDENTIAL_FLAGS.contains(&arg.as_str()) {
+            hide_next = true;
+        } else if COOKIE_FLAGS.contains(&arg.as_str()) {
+            cookies_next = true;
+        } else if USER_FLAGS.contains(&arg.as_str()) {
+            user_next = true;
+        } else if arg.starts_with('-') && !flag.is_empty() {
             match flag.split_once('=') {
                 Some((name, _)) if is_secret_name(name) => {
                     let prefix = &arg[..arg.len() - flag.len() + name.len()];
@@ -458,6 +570,14 @@ mod tests {
                 "Authorization: Bearer [REDACTED]",
                 "https://u:[REDACTED]@h/x"
             ])
+        );
+        assert_eq!(
+            redact_args(&args(&["curl", "-u", "ann:hunter2", "http://h/"])),
+            args(&["curl", "-u", "ann:[REDACTED]", "http://h/"])
+        );
+        assert_eq!(
+            redact_args(&args(&["curl", "-b", "theme=dark; sid=abc"])),
+            args(&["curl", "-b", "theme=[REDACTED]; sid=[REDACTED]"])
         );
         let plain = args(&["python3", "-m", "http.server", "8000", "http://h:80/x"]);
         assert_eq!(redact_args(&plain), plain);

@@ -54,19 +54,6 @@ impl fmt::Display for AuthScheme {
     }
 }
 
-/// Header names that carry API keys. Compared lowercased.
-const API_KEY_HEADERS: &[&str] = &[
-    "x-api-key",
-    "api-key",
-    "apikey",
-    "x-apikey",
-    "x-api-token",
-    "x-auth-token",
-    "x-access-token",
-    "x-token",
-    "private-token",
-];
-
 /// Query parameter names that carry API keys or tokens.
 const API_KEY_PARAMS: &[&str] = &[
     "api_key",
@@ -94,6 +81,38 @@ const MAX_JWT_HEADER_BYTES: usize = 1024;
 /// Longest `alg` kept: real ones are five characters; anything longer is not an algorithm.
 const MAX_ALG_LEN: usize = 16;
 
+/// Whether the call carries no credentials at all: the cheap check before [`schemes`].
+pub fn is_anonymous(call: &ApiCall) -> bool {
+    !call.request_headers.contains_key("authorization")
+        && !call.request_headers.contains_key("cookie")
+        && !call
+            .request_headers
+            .keys()
+            .any(|name| is_api_key_header(name))
+        && !call.query.as_deref().is_some_and(|query| {
+            query.split('&').any(|pair| {
+                let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+                API_KEY_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name))
+            })
+        })
+}
+
+/// Header names (lowercase, as calls carry them) that carry API keys.
+fn is_api_key_header(name: &str) -> bool {
+    matches!(
+        name,
+        "x-api-key"
+            | "api-key"
+            | "apikey"
+            | "x-apikey"
+            | "x-api-token"
+            | "x-auth-token"
+            | "x-access-token"
+            | "x-token"
+            | "private-token"
+    ) || (name.ends_with("-api-key") && name.len() < 40)
+}
+
 /// Every scheme the call used (`None` alone when it used none).
 pub fn schemes(call: &ApiCall) -> Vec<AuthScheme> {
     let mut out = Vec::new();
@@ -106,9 +125,7 @@ pub fn schemes(call: &ApiCall) -> Vec<AuthScheme> {
         out.push(authorization(value));
     }
     for name in call.request_headers.keys() {
-        if API_KEY_HEADERS.contains(&name.as_str())
-            || (name.ends_with("-api-key") && name.len() < 40)
-        {
+        if is_api_key_header(name) {
             out.push(AuthScheme::ApiKeyHeader { name: name.clone() });
         }
     }
@@ -171,6 +188,51 @@ pub fn jwt_alg(token: &str) -> Option<String> {
     let alg = json.get("alg")?.as_str()?;
     (alg.len() <= MAX_ALG_LEN && alg.bytes().all(|b| b.is_ascii_alphanumeric()))
         .then(|| alg.to_string())
+}
+
+/// Longest JWT payload decoded: real ones are a few hundred bytes.
+const MAX_JWT_PAYLOAD_BYTES: usize = 8 * 1024;
+
+/// Longest subject kept: user ids and emails are far shorter; the bound keeps a hostile token
+/// from putting kilobytes into every finding about its caller.
+const MAX_SUBJECT_LEN: usize = 128;
+
+/// What a JWT says about who sent it and until when. Nothing is verified (observer holds no
+/// keys): this attributes a call to a subject, it never authenticates one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtClaims {
+    pub alg: String,
+    /// `sub`, as text (numbers too), printable and bounded.
+    pub sub: Option<String>,
+    /// `exp`, in seconds since the epoch.
+    pub exp: Option<u64>,
+}
+
+/// The claims of a JWT (its header must name an `alg`; a payload that cannot be read leaves
+/// `sub` and `exp` empty).
+pub fn jwt_claims(token: &str) -> Option<JwtClaims> {
+    let alg = jwt_alg(token)?;
+    let payload = token
+        .split('.')
+        .nth(1)
+        .filter(|p| p.len() <= MAX_JWT_PAYLOAD_BYTES * 4 / 3 + 4)
+        .and_then(base64url_decode)
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+    let claim = |name: &str| payload.as_ref().and_then(|p| p.get(name));
+    let sub = claim("sub")
+        .and_then(|sub| match sub {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .filter(|s| {
+            !s.is_empty() && s.len() <= MAX_SUBJECT_LEN && !s.chars().any(char::is_control)
+        });
+    let exp = claim("exp").and_then(|exp| {
+        exp.as_u64()
+            .or_else(|| exp.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+    });
+    Some(JwtClaims { alg, sub, exp })
 }
 
 /// Unpadded (or padded) base64url, as JWTs use.
@@ -290,5 +352,29 @@ mod tests {
             assert_eq!(jwt_alg(token), None, "{token}");
         }
         assert_eq!(base64url_decode("aGk"), Some(b"hi".to_vec()));
+    }
+
+    #[test]
+    fn claims_name_the_subject_and_expiry() {
+        // {"alg":"HS256","typ":"JWT"} . {"sub":"alice","exp":1700000000} . signature
+        let token =
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6MTcwMDAwMDAwMH0.c2ln";
+        assert_eq!(
+            jwt_claims(token),
+            Some(JwtClaims {
+                alg: "HS256".into(),
+                sub: Some("alice".into()),
+                exp: Some(1_700_000_000),
+            })
+        );
+        // {"alg":"none"} . {"sub":42} . (no signature)
+        let numeric = jwt_claims("eyJhbGciOiJub25lIn0.eyJzdWIiOjQyfQ.").unwrap();
+        assert_eq!(
+            (numeric.alg.as_str(), numeric.sub.as_deref()),
+            ("none", Some("42"))
+        );
+        // A payload that is not JSON still has its header's alg.
+        assert_eq!(jwt_claims("eyJhbGciOiJub25lIn0.bm9wZQ.").unwrap().sub, None);
+        assert_eq!(jwt_claims("not.a.jwt"), None);
     }
 }

@@ -63,7 +63,7 @@ pub fn inventory_analyzer(
             spec: loaded,
         });
     }
-    Ok(inventory.with_specs(specs))
+    Ok(inventory.with_specs(specs).with_routes(args.routes.clone()))
 }
 
 /// Open what `observer run` wrote, refusing plainly when there is nothing there.

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use super::{
     auth::AuthScheme,
-    endpoint::content_type_matches,
+    endpoint::{content_type_matches, sorted},
     format_time,
     schema::Schema,
     spec::{ApiSpec, ParamLocation, SpecOperation},
@@ -333,7 +333,7 @@ fn drift(spec: &ApiSpec, op: &SpecOperation, endpoint: &Endpoint) -> Vec<String>
             _ => None,
         })
         .collect();
-    for (name, param) in &facts.query {
+    for (name, param) in sorted(&facts.query) {
         if !declared(ParamLocation::Query, name) && !auth_names.contains(&name.to_ascii_lowercase())
         {
             out.push(format!(
@@ -342,10 +342,10 @@ fn drift(spec: &ApiSpec, op: &SpecOperation, endpoint: &Endpoint) -> Vec<String>
             ));
         }
     }
-    for (name, param) in &facts.headers {
+    for (name, param) in sorted(&facts.headers) {
         if !declared(ParamLocation::Header, name)
             && !auth_names.contains(name)
-            && !INFRASTRUCTURE_HEADERS.contains(&name.as_str())
+            && !INFRASTRUCTURE_HEADERS.contains(&name)
             && !name.starts_with("x-forwarded-")
             && !name.starts_with("x-b3-")
         {

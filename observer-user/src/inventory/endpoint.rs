@@ -7,7 +7,10 @@
 //! collection is capped (the constants below): one endpoint never grows without bound, whatever
 //! its callers send.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, BTreeSet},
+};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -16,6 +19,7 @@ use super::{
     auth::{self, AuthScheme},
     schema::{BodySchema, ScalarType},
     sketch::LatencySketch,
+    template::{self, FastMap, Seg},
 };
 use crate::{conn::Role, model::ApiCall};
 
@@ -44,38 +48,43 @@ pub const MAX_LABELS: usize = 32;
 const MAX_NAME_LEN: usize = 128;
 
 /// Request headers that every HTTP client sends or that HTTP itself defines: not parameters of
-/// an API, so not recorded (credentials are recorded as auth schemes instead).
-const STANDARD_HEADERS: &[&str] = &[
-    "accept",
-    "accept-charset",
-    "accept-encoding",
-    "accept-language",
-    "authorization",
-    "cache-control",
-    "connection",
-    "content-encoding",
-    "content-length",
-    "content-type",
-    "cookie",
-    "expect",
-    "host",
-    "if-match",
-    "if-modified-since",
-    "if-none-match",
-    "keep-alive",
-    "origin",
-    "pragma",
-    "proxy-authorization",
-    "proxy-connection",
-    "range",
-    "referer",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "user-agent",
-    "via",
-];
+/// an API, so not recorded (credentials are recorded as auth schemes instead). A `match`, which
+/// compiles to a switch on length and a compare or two: this runs for every header of every
+/// call.
+fn is_standard_header(name: &str) -> bool {
+    matches!(
+        name,
+        "accept"
+            | "accept-charset"
+            | "accept-encoding"
+            | "accept-language"
+            | "authorization"
+            | "cache-control"
+            | "connection"
+            | "content-encoding"
+            | "content-length"
+            | "content-type"
+            | "cookie"
+            | "expect"
+            | "host"
+            | "if-match"
+            | "if-modified-since"
+            | "if-none-match"
+            | "keep-alive"
+            | "origin"
+            | "pragma"
+            | "proxy-authorization"
+            | "proxy-connection"
+            | "range"
+            | "referer"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "user-agent"
+            | "via"
+    ) || name.starts_with("sec-")
+}
 
 /// A parameter (query or header) as seen: how often, and the type of its values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,17 +126,18 @@ pub struct EndpointFacts {
     /// Path parameter value types, in path order.
     #[serde(default)]
     pub path_params: Vec<Option<ScalarType>>,
+    /// Hash maps (looked up by name for every call); [`sorted`] orders them for output.
     #[serde(default)]
-    pub query: BTreeMap<String, ParamFacts>,
+    pub query: FastMap<String, ParamFacts>,
     #[serde(default)]
-    pub headers: BTreeMap<String, ParamFacts>,
+    pub headers: FastMap<String, ParamFacts>,
     /// Auth schemes and how many calls used each.
     #[serde(default, with = "pairs")]
     pub auth: BTreeMap<AuthScheme, u64>,
     /// Client addresses, and the processes seen calling from each (when the agent saw the
     /// client side).
     #[serde(default)]
-    pub callers: BTreeMap<String, BTreeSet<String>>,
+    pub callers: FastMap<String, BTreeSet<String>>,
     /// Calls from callers past [`MAX_CALLERS`].
     #[serde(default)]
     pub other_callers: u64,
@@ -179,8 +189,10 @@ pub struct Observation<'a> {
     pub call: &'a ApiCall,
     /// Wall-clock time of the call.
     pub at_ns: u64,
-    /// The raw values of the route's parameters, in path order.
-    pub path_values: &'a [&'a str],
+    /// The call's path and the endpoint's template segments: the raw values at the template's
+    /// parameters are typed.
+    pub path: &'a str,
+    pub segs: &'a [Seg],
     /// The call counts toward traffic (the server side of a call seen from both sides counts
     /// once); when false only its caller is recorded.
     pub counts: bool,
@@ -208,7 +220,7 @@ impl EndpointFacts {
         if let Some(ms) = call.duration_ms {
             self.latency.add(ms);
         }
-        self.record_path_params(obs.path_values);
+        self.record_path_params(obs.path, obs.segs);
         self.record_query(call, &mut novelties);
         self.record_headers(call, &mut novelties);
         self.record_auth(call);
@@ -252,12 +264,17 @@ impl EndpointFacts {
         }
     }
 
-    fn record_path_params(&mut self, values: &[&str]) {
-        if self.path_params.len() < values.len() {
-            self.path_params.resize(values.len(), None);
-        }
-        for (slot, value) in self.path_params.iter_mut().zip(values) {
+    fn record_path_params(&mut self, path: &str, segs: &[Seg]) {
+        let values = template::segments(path)
+            .zip(segs)
+            .filter(|(_, seg)| **seg == Seg::Param)
+            .map(|(value, _)| value);
+        for (i, value) in values.enumerate() {
+            if self.path_params.len() <= i {
+                self.path_params.resize(i + 1, None);
+            }
             let ty = ScalarType::of(value);
+            let slot = &mut self.path_params[i];
             *slot = Some(slot.map_or(ty, |t| t.merge(ty)));
         }
     }
@@ -281,7 +298,7 @@ impl EndpointFacts {
 
     fn record_headers(&mut self, call: &ApiCall, novelties: &mut Vec<Novelty>) {
         for (name, values) in &call.request_headers {
-            if STANDARD_HEADERS.contains(&name.as_str()) || name.starts_with("sec-") {
+            if is_standard_header(name) {
                 continue;
             }
             let value = values.first().map_or("", String::as_str);
@@ -297,6 +314,13 @@ impl EndpointFacts {
     }
 
     fn record_auth(&mut self, call: &ApiCall) {
+        if auth::is_anonymous(call) {
+            // Most calls of most endpoints: counted without building a scheme list.
+            if let Some(count) = self.auth.get_mut(&AuthScheme::None) {
+                *count += 1;
+                return;
+            }
+        }
         for scheme in auth::schemes(call) {
             let full = self.auth.len() >= MAX_AUTH_SCHEMES;
             match self.auth.get_mut(&scheme) {
@@ -319,7 +343,8 @@ impl EndpointFacts {
                 &mut self.capped,
             );
         }
-        if let Some(value) = json_body(content_type.as_deref(), &call.request_body_bytes) {
+        let body = &call.request_body_bytes;
+        if let Some(value) = json_body(content_type.as_deref(), body, &mut self.request_body) {
             let schema = self.request_body.get_or_insert_with(BodySchema::default);
             for path in schema.add(&value) {
                 novelties.push(Novelty::Field {
@@ -350,7 +375,8 @@ impl EndpointFacts {
                 &mut self.capped,
             );
         }
-        if let Some(value) = json_body(content_type.as_deref(), &call.response_body_bytes) {
+        let body = &call.response_body_bytes;
+        if let Some(value) = json_body(content_type.as_deref(), body, &mut response.body) {
             let schema = response.body.get_or_insert_with(BodySchema::default);
             for path in schema.add(&value) {
                 novelties.push(Novelty::Field {
@@ -494,8 +520,15 @@ fn merge_schema(mine: &mut Option<BodySchema>, theirs: &Option<BodySchema>) {
     }
 }
 
+/// A hash map's entries in name order, for output that reads the same every time.
+pub fn sorted<V>(map: &FastMap<String, V>) -> Vec<(&str, &V)> {
+    let mut entries: Vec<(&str, &V)> = map.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    entries.sort_unstable_by_key(|(k, _)| *k);
+    entries
+}
+
 fn record_param(
-    map: &mut BTreeMap<String, ParamFacts>,
+    map: &mut FastMap<String, ParamFacts>,
     capped: &mut u64,
     name: &str,
     value: &str,
@@ -533,10 +566,17 @@ fn count_capped(map: &mut BTreeMap<String, u64>, key: &str, cap: usize, capped: 
 }
 
 /// The media type of a message (`application/json`), without parameters, lowercased.
-pub fn content_type(headers: &BTreeMap<String, Vec<String>>) -> Option<String> {
+pub fn content_type(headers: &BTreeMap<String, Vec<String>>) -> Option<Cow<'_, str>> {
     let value = headers.get("content-type")?.first()?;
     let media = value.split(';').next()?.trim();
-    (!media.is_empty() && media.len() <= MAX_NAME_LEN).then(|| media.to_ascii_lowercase())
+    if media.is_empty() || media.len() > MAX_NAME_LEN {
+        return None;
+    }
+    Some(if media.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(media.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(media)
+    })
 }
 
 /// Whether an observed media type is covered by a declared one (`*/*`, `application/*`, or
@@ -554,15 +594,23 @@ pub fn is_json(media_type: &str) -> bool {
     media_type == "application/json" || media_type.ends_with("+json")
 }
 
-/// The body as JSON, when it says it is JSON (or has no content type and parses) and was
-/// captured whole.
-fn json_body(content_type: Option<&str>, body: &[u8]) -> Option<Value> {
+/// The body as JSON, when it says it is JSON (or has no content type and looks like it), was
+/// captured whole, and `schema` wants this sample (see [`BodySchema::wants_sample`]).
+fn json_body(
+    content_type: Option<&str>,
+    body: &[u8],
+    schema: &mut Option<BodySchema>,
+) -> Option<Value> {
     match content_type {
         Some(ct) if !is_json(ct) => return None,
         None if !body.first().is_some_and(|b| *b == b'{' || *b == b'[') => return None,
         _ => {}
     }
-    if body.is_empty() {
+    if body.is_empty()
+        || !schema
+            .get_or_insert_with(BodySchema::default)
+            .wants_sample()
+    {
         return None;
     }
     // A body cut at the capture limit does not parse; it is skipped, not half-described.
@@ -570,9 +618,9 @@ fn json_body(content_type: Option<&str>, body: &[u8]) -> Option<Value> {
 }
 
 /// `%20` and `+` decoded, invalid escapes kept as they are.
-pub fn percent_decode(text: &str) -> String {
+pub fn percent_decode(text: &str) -> Cow<'_, str> {
     if !text.contains(['%', '+']) {
-        return text.to_string();
+        return Cow::Borrowed(text);
     }
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -591,7 +639,7 @@ pub fn percent_decode(text: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -614,7 +662,8 @@ mod tests {
             &Observation {
                 call,
                 at_ns: 1_000,
-                path_values: &["42"],
+                path: &call.path.clone().unwrap_or_default(),
+                segs: &[Seg::Literal("users".into()), Seg::Param],
                 counts: true,
             },
             &mut out,

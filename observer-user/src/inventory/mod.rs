@@ -124,13 +124,38 @@ pub struct Endpoint {
     reported_drift: BTreeSet<String>,
 }
 
+/// A method as a number, so finding an endpoint compares a byte, not a string in memory the
+/// cache may not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MethodCode(u8);
+
+impl MethodCode {
+    /// Any method but the common ones: the name itself is compared.
+    const OTHER: MethodCode = MethodCode(u8::MAX);
+
+    fn of(method: &str) -> MethodCode {
+        MethodCode(match method {
+            "GET" => 0,
+            "POST" => 1,
+            "PUT" => 2,
+            "DELETE" => 3,
+            "PATCH" => 4,
+            "HEAD" => 5,
+            "OPTIONS" => 6,
+            _ => return MethodCode::OTHER,
+        })
+    }
+}
+
 /// One service in memory.
 pub struct Service {
     pub key: ServiceKey,
     pub facts: ServiceFacts,
     tree: PathTree,
     endpoints: Vec<Endpoint>,
-    by_node: HashMap<NodeId, Vec<usize>>,
+    /// Endpoints by the node their route ends at: (method, index) pairs, so a lookup touches
+    /// no endpoint but the one it finds.
+    by_node: template::FastMap<NodeId, Vec<(MethodCode, usize)>>,
     dirty: bool,
     tree_dirty: bool,
     /// Routes merged away since the last flush: (method, route).
@@ -144,7 +169,7 @@ impl Service {
             facts: ServiceFacts::default(),
             tree: PathTree::default(),
             endpoints: Vec::new(),
-            by_node: HashMap::new(),
+            by_node: template::FastMap::default(),
             dirty: true,
             tree_dirty: true,
             removed: Vec::new(),
@@ -160,11 +185,14 @@ impl Service {
     }
 
     fn find(&self, node: NodeId, method: &str) -> Option<usize> {
+        let code = MethodCode::of(method);
         self.by_node
             .get(&node)?
             .iter()
-            .copied()
-            .find(|&i| &*self.endpoints[i].method == method)
+            .find(|(c, i)| {
+                *c == code && (code != MethodCode::OTHER || &*self.endpoints[*i].method == method)
+            })
+            .map(|(_, i)| *i)
     }
 
     /// The tree changed shape: move every endpoint to the node its template reaches now,
@@ -197,7 +225,7 @@ impl Service {
                     self.by_node
                         .entry(node)
                         .or_default()
-                        .push(self.endpoints.len());
+                        .push((MethodCode::of(&endpoint.method), self.endpoints.len()));
                     self.endpoints.push(endpoint);
                 }
             }
@@ -218,7 +246,10 @@ impl Service {
             dirty: true,
             reported_drift: BTreeSet::new(),
         });
-        self.by_node.entry(node).or_default().push(index);
+        self.by_node
+            .entry(node)
+            .or_default()
+            .push((MethodCode::of(method), index));
         index
     }
 }
@@ -311,9 +342,13 @@ impl Labeler {
 pub struct Inventory {
     services: Vec<Service>,
     index: HashMap<ServiceKey, usize>,
+    /// Local services by port, then address: found per call without allocating a key.
+    local_by_port: template::FastMap<u16, Vec<(Box<str>, usize)>>,
     endpoint_count: usize,
     store: Option<Store>,
     specs: Vec<SpecBinding>,
+    /// Route templates from the command line (`--route`), for every service.
+    routes: Vec<String>,
     labeler: Labeler,
     last_flush_ns: Option<u64>,
     stats: InventoryStats,
@@ -326,9 +361,11 @@ impl Inventory {
         Inventory {
             services: Vec::new(),
             index: HashMap::new(),
+            local_by_port: template::FastMap::default(),
             endpoint_count: 0,
             store: None,
             specs: Vec::new(),
+            routes: Vec::new(),
             labeler: Labeler::default(),
             last_flush_ns: None,
             stats: InventoryStats::default(),
@@ -366,10 +403,7 @@ impl Inventory {
                 }
             }
             inventory.endpoint_count += service.endpoints.len();
-            inventory
-                .index
-                .insert(service.key.clone(), inventory.services.len());
-            inventory.services.push(service);
+            inventory.insert_service(service);
         }
         inventory.store = Some(store);
         Ok(inventory)
@@ -384,9 +418,22 @@ impl Inventory {
         self
     }
 
+    /// Route templates that win over learned ones in every service (`--route`).
+    pub fn with_routes(mut self, routes: Vec<String>) -> Inventory {
+        self.routes = routes;
+        for i in 0..self.services.len() {
+            self.declare_spec_templates(i);
+        }
+        self
+    }
+
     fn declare_spec_templates(&mut self, index: usize) {
         let service = &mut self.services[index];
         let mut declared = false;
+        for route in &self.routes {
+            service.tree.declare(route);
+            declared = true;
+        }
         for binding in &self.specs {
             if binding.applies_to(service) {
                 for operation in &binding.spec.operations {
@@ -496,11 +543,30 @@ impl Inventory {
     }
 
     fn is_local(&self, address: &str, port: u16) -> bool {
-        self.index.contains_key(&ServiceKey {
-            kind: ServiceKind::Local,
-            host: address.to_string(),
-            port,
-        })
+        self.local_service(address, port).is_some()
+    }
+
+    /// The local service at `address:port`, without building a key: the lookup every call
+    /// makes first.
+    fn local_service(&self, address: &str, port: u16) -> Option<usize> {
+        self.local_by_port
+            .get(&port)?
+            .iter()
+            .find(|(a, _)| &**a == address)
+            .map(|(_, index)| *index)
+    }
+
+    fn insert_service(&mut self, service: Service) -> usize {
+        let index = self.services.len();
+        if service.key.kind == ServiceKind::Local {
+            self.local_by_port
+                .entry(service.key.port)
+                .or_default()
+                .push((service.key.host.as_str().into(), index));
+        }
+        self.index.insert(service.key.clone(), index);
+        self.services.push(service);
+        index
     }
 
     fn warn_once(&mut self, what: &'static str, message: impl FnOnce() -> String) {
@@ -525,9 +591,7 @@ impl Inventory {
             });
             return None;
         }
-        let index = self.services.len();
-        self.index.insert(key.clone(), index);
-        self.services.push(Service::new(key));
+        let index = self.insert_service(Service::new(key));
         self.declare_spec_templates(index);
         // Named after this first call's attributes (its process, when it is the server).
         self.services[index]
@@ -669,8 +733,18 @@ impl Inventory {
         let (Some(method), Some(path)) = (call.method.as_deref(), call.path.as_deref()) else {
             return None;
         };
-        let key = service::key_for(service::Target::of(call), |a, p| self.is_local(a, p))?;
-        let s = self.service_index(key, call, out)?;
+        let known = call
+            .server_address
+            .as_deref()
+            .zip(call.server_port)
+            .and_then(|(address, port)| self.local_service(address, port));
+        let s = match known {
+            Some(s) => s,
+            None => {
+                let key = service::key_for(service::Target::of(call), |a, p| self.is_local(a, p))?;
+                self.service_index(key, call, out)?
+            }
+        };
         let at_ns = parse_rfc3339(&call.timestamp).unwrap_or(0);
         let service = &mut self.services[s];
         let counts = call.role == Some(crate::conn::Role::Server) || !service.facts.server_seen;
@@ -719,20 +793,15 @@ impl Inventory {
             }
         };
         let endpoint = &mut service.endpoints[e];
-        call.route = Some(endpoint.route.to_string());
+        call.route = Some(String::from(&*endpoint.route));
 
-        let mut values: Vec<&str> = Vec::new();
-        for (segment, seg) in template::segments(path).zip(&endpoint.segs) {
-            if *seg == Seg::Param {
-                values.push(segment);
-            }
-        }
         let mut novelties = Vec::new();
         endpoint.facts.record(
             &Observation {
                 call,
                 at_ns,
-                path_values: &values,
+                path,
+                segs: &endpoint.segs,
                 counts,
             },
             &mut novelties,
@@ -828,12 +897,11 @@ pub fn parse_rfc3339(text: &str) -> Option<u64> {
     }
     let mut nanos = 0u64;
     if b[19] == b'.' {
-        let digits: String = text[20..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        let padded = format!("{digits:0<9}");
-        nanos = padded.get(..9)?.parse().ok()?;
+        let mut scale = 100_000_000;
+        for digit in b[20..].iter().take_while(|c| c.is_ascii_digit()) {
+            nanos += u64::from(digit - b'0') * scale;
+            scale /= 10;
+        }
     }
     // Days from civil (Howard Hinnant's algorithm), the inverse of model's.
     let y = if month <= 2 { year - 1 } else { year } as i64;
@@ -1013,6 +1081,83 @@ pub(crate) mod tests {
         let changes = run(&mut inventory, [call("GET", "/items/another", 200)]);
         assert!(changes.is_empty(), "{changes:?}");
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn specs_given_to_run_report_drift_live_and_template_routes() {
+        let spec = ApiSpec::parse(
+            r##"{"openapi": "3.1.0", "info": {"title": "T", "version": "1"},
+                 "paths": {"/files/{name}": {"get": {"responses": {"200": {"description": "ok"}}}},
+                           "/old": {"get": {"deprecated": true, "responses": {"200": {"description": "ok"}}}}}}"##,
+            "t.json",
+        )
+        .unwrap();
+        let mut inventory = Inventory::in_memory().with_specs(vec![SpecBinding {
+            service: None,
+            spec,
+        }]);
+        let mut first = call("GET", "/files/report", 200);
+        let mut out = Vec::new();
+        inventory.analyze(&mut first, &mut out);
+        // The spec's template wins over a literal segment.
+        assert_eq!(first.route.as_deref(), Some("/files/{name}"));
+        let mut with_query = call("GET", "/files/other", 500);
+        with_query.query = Some("debug=1".into());
+        let changes = run(
+            &mut inventory,
+            [
+                with_query,
+                call("GET", "/old", 200),
+                call("POST", "/admin", 200),
+            ],
+        );
+        let live: Vec<(ChangeKind, String)> = changes
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.change,
+                    ChangeKind::Drift | ChangeKind::ShadowEndpoint | ChangeKind::ZombieEndpoint
+                )
+            })
+            .map(|c| (c.change, c.details.join("; ")))
+            .collect();
+        assert!(
+            live.contains(&(
+                ChangeKind::Drift,
+                "undeclared query parameter `debug` (integer)".into()
+            )),
+            "{live:#?}"
+        );
+        assert!(
+            live.contains(&(ChangeKind::Drift, "undeclared status code 500".into())),
+            "{live:#?}"
+        );
+        assert!(
+            live.iter()
+                .any(|(k, d)| *k == ChangeKind::ZombieEndpoint && d.starts_with("deprecated")),
+            "{live:#?}"
+        );
+        assert!(
+            live.iter().any(|(k, _)| *k == ChangeKind::ShadowEndpoint),
+            "{live:#?}"
+        );
+        // Each is reported once.
+        let again = run(&mut inventory, [call("GET", "/files/x", 500)]);
+        assert!(again.is_empty(), "{again:#?}");
+    }
+
+    #[test]
+    fn command_line_routes_win_in_every_service() {
+        let mut inventory =
+            Inventory::in_memory().with_routes(vec!["/repos/{owner}/{repo}".into()]);
+        let mut c = call("GET", "/repos/rust-lang/rust", 200);
+        let mut out = Vec::new();
+        inventory.analyze(&mut c, &mut out);
+        assert_eq!(c.route.as_deref(), Some("/repos/{owner}/{repo}"));
+        let mut other = call("GET", "/repos/torvalds/linux", 200);
+        other.server_port = Some(9999);
+        inventory.analyze(&mut other, &mut out);
+        assert_eq!(other.route.as_deref(), Some("/repos/{owner}/{repo}"));
     }
 
     #[test]

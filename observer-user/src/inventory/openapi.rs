@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::{
     auth::AuthScheme,
-    endpoint::{is_json, EndpointFacts},
+    endpoint::{is_json, sorted, EndpointFacts},
     format_time,
     schema::ScalarType,
     service::ServiceKind,
@@ -279,7 +279,10 @@ fn operation(
             .map(|(s, n)| (s.to_string(), *n))
             .collect::<BTreeMap<_, _>>()),
     );
-    op.insert("x-observer-callers".into(), json!(facts.callers));
+    op.insert(
+        "x-observer-callers".into(),
+        json!(facts.callers.iter().collect::<BTreeMap<_, _>>()),
+    );
     if !facts.labels.is_empty() {
         op.insert("x-observer-labels".into(), json!(facts.labels));
     }
@@ -314,7 +317,7 @@ fn parameters(endpoint: &Endpoint) -> Vec<Value> {
         })
         .collect();
     for (location, params) in [("query", &facts.query), ("header", &facts.headers)] {
-        for (name, param) in params {
+        for (name, param) in sorted(params) {
             // Credentials are security schemes, not parameters.
             if api_keys.contains(name.to_ascii_lowercase().as_str()) {
                 continue;

@@ -32,6 +32,16 @@ pub const MAX_SCHEMA_NODES: usize = 1024;
 /// every element of a ten-thousand-element page would cost time for nothing.
 pub const MAX_ARRAY_ITEMS_SAMPLED: usize = 16;
 
+/// Bodies in a row that taught the schema nothing (no new field, no new type) before it is
+/// taken as settled and only sampled.
+pub const SETTLED_AFTER: u32 = 8;
+
+/// Once settled, one body in this many is merged; any sample that teaches something new puts
+/// the schema back to merging every body. Parsing is most of the cost of an API call to the
+/// inventory, a settled schema changes rarely, and a field that appears in a share of the
+/// bodies still shows up within a few dozen calls.
+pub const SAMPLE_INTERVAL: u64 = 16;
+
 /// New field paths reported from one sample, at most (for change events).
 const MAX_NEW_FIELDS_REPORTED: usize = 8;
 
@@ -226,9 +236,22 @@ pub struct BodySchema {
     /// Some properties were left out by [`MAX_SCHEMA_NODES`] or [`MAX_DEPTH`].
     #[serde(default)]
     pub truncated: bool,
+    /// Bodies offered, merged or not.
+    #[serde(default)]
+    pub offered: u64,
+    /// Samples in a row that changed nothing.
+    #[serde(default)]
+    pub unchanged: u32,
 }
 
 impl BodySchema {
+    /// Whether the next body should be parsed and merged: every one until the schema settles
+    /// ([`SETTLED_AFTER`]), then one in [`SAMPLE_INTERVAL`].
+    pub fn wants_sample(&mut self) -> bool {
+        self.offered += 1;
+        self.unchanged < SETTLED_AFTER || self.offered.is_multiple_of(SAMPLE_INTERVAL)
+    }
+
     /// Fold one body in. Returns the field paths (`$.user.email`) seen for the first time,
     /// when this is not the first sample (the first one defines the schema, it adds nothing).
     pub fn add(&mut self, value: &Value) -> Vec<String> {
@@ -237,9 +260,15 @@ impl BodySchema {
             truncated: &mut self.truncated,
             new_fields: Vec::new(),
             report: self.samples > 0,
+            changed: false,
         };
         self.root.add(value, 0, &mut String::from("$"), &mut ctx);
         self.samples += 1;
+        self.unchanged = if ctx.changed {
+            0
+        } else {
+            self.unchanged.saturating_add(1)
+        };
         ctx.new_fields
     }
 
@@ -247,6 +276,8 @@ impl BodySchema {
     pub fn merge(&mut self, other: &BodySchema) {
         self.root.merge(&other.root);
         self.samples += other.samples;
+        self.offered += other.offered;
+        self.unchanged = self.unchanged.min(other.unchanged);
         self.nodes = self.root.count_nodes();
         self.truncated |= other.truncated;
     }
@@ -261,10 +292,24 @@ struct AddContext<'a> {
     truncated: &'a mut bool,
     new_fields: Vec<String>,
     report: bool,
+    /// This sample added a property or a type somewhere.
+    changed: bool,
 }
 
 impl Schema {
     fn add(&mut self, value: &Value, depth: usize, path: &mut String, ctx: &mut AddContext<'_>) {
+        let types = self.types;
+        self.add_value(value, depth, path, ctx);
+        ctx.changed |= self.types != types;
+    }
+
+    fn add_value(
+        &mut self,
+        value: &Value,
+        depth: usize,
+        path: &mut String,
+        ctx: &mut AddContext<'_>,
+    ) {
         match value {
             Value::Null => self.types |= NULL,
             Value::Bool(_) => self.types |= BOOLEAN,
@@ -347,6 +392,7 @@ impl Schema {
                 None if *ctx.nodes >= MAX_SCHEMA_NODES => *ctx.truncated = true,
                 None => {
                     *ctx.nodes += 1;
+                    ctx.changed = true;
                     if ctx.report && ctx.new_fields.len() < MAX_NEW_FIELDS_REPORTED {
                         ctx.new_fields.push(path.clone());
                     }
@@ -379,7 +425,6 @@ impl Schema {
     fn merge(&mut self, other: &Schema) {
         self.types |= other.types;
         self.format.merge(other.format);
-        let objects = self.objects;
         self.objects += other.objects;
         if self.additional.is_some() || other.additional.is_some() {
             let values = self.additional.get_or_insert_with(Box::default);
@@ -404,8 +449,6 @@ impl Schema {
                     }
                 }
             }
-            // Properties the other side never had were optional there.
-            let _ = objects;
         }
         if let Some(theirs) = &other.items {
             self.items.get_or_insert_with(Box::default).merge(theirs);
@@ -683,6 +726,38 @@ mod tests {
         b.add(&json!({"x": 2}));
         a.merge(&b);
         assert_eq!(a.to_json_schema()["required"], json!(["x"]));
+    }
+
+    #[test]
+    fn settled_schemas_are_sampled_until_something_changes() {
+        let mut schema = BodySchema::default();
+        let mut merged = 0;
+        for i in 0..200u64 {
+            if schema.wants_sample() {
+                merged += 1;
+                let body = if i == 150 {
+                    json!({"a": 1, "b": 2})
+                } else {
+                    json!({"a": i})
+                };
+                schema.add(&body);
+            }
+        }
+        // Settled after the first few, sampled, then the new field made it learn again.
+        assert!(merged < 40, "{merged} bodies merged");
+        let mut schema = BodySchema::default();
+        for _ in 0..=SETTLED_AFTER {
+            assert!(schema.wants_sample());
+            schema.add(&json!({"a": 1}));
+        }
+        assert!(
+            (0..SAMPLE_INTERVAL)
+                .filter(|_| schema.wants_sample())
+                .count()
+                == 1
+        );
+        schema.add(&json!({"a": 1, "new": true}));
+        assert!(schema.wants_sample());
     }
 
     #[test]

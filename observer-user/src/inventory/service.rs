@@ -121,7 +121,7 @@ pub fn host_header(call: &ApiCall) -> Option<&str> {
 }
 
 /// The host part of a `Host` value (`api.example.com:8443` → `api.example.com`), lowercased.
-fn host_name(host: &str) -> String {
+pub fn host_name(host: &str) -> String {
     let name = if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or(rest)
     } else {

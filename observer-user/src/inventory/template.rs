@@ -20,7 +20,11 @@
 //! endpoints hang off the node their path ends at, so the inventory never builds a route string
 //! per call.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    hash::{BuildHasherDefault, Hasher},
+    sync::Arc,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -189,12 +193,60 @@ fn is_opaque(bytes: &[u8]) -> bool {
     switches >= MIN_OPAQUE_CLASS_SWITCHES
 }
 
+/// A fast, unkeyed hash (FxHash's multiply-rotate) for the inventory's small maps: every one of
+/// them is capped (a few dozen entries), so even keys chosen to collide cost a few dozen
+/// comparisons. SipHash, the default, costs more per key than the rest of a lookup.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FastHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// Maps with [`FastHasher`].
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Node {
     parent: NodeId,
     /// How the parent reaches this node.
     seg: Seg,
-    literals: HashMap<Box<str>, NodeId>,
+    /// Literal children as (hash of the segment, node): a short list scanned by hash, the match
+    /// confirmed on the child's own segment. Cheaper than a map here: the child is visited
+    /// next anyway, and a separate key would be one more cache miss per segment.
+    literals: Vec<(u64, NodeId)>,
     param: Option<NodeId>,
     /// For a parameter node: what its values looked like.
     kind: Option<ParamKind>,
@@ -218,7 +270,7 @@ impl Node {
         Node {
             parent,
             seg,
-            literals: HashMap::new(),
+            literals: Vec::new(),
             param: None,
             kind: None,
             declared_name: None,
@@ -307,7 +359,7 @@ impl PathTree {
             let node = result.node;
             let kind = if depth == MAX_SEGMENTS {
                 Some(ParamKind::Rest)
-            } else if let Some(&child) = self.nodes[node as usize].literals.get(segment) {
+            } else if let Some(child) = self.literal_child(node, segment) {
                 result.node = child;
                 continue;
             } else {
@@ -340,9 +392,7 @@ impl PathTree {
         let id = self.nodes.len() as NodeId;
         let node = &mut self.nodes[parent as usize];
         match &seg {
-            Seg::Literal(name) => {
-                node.literals.insert(name.clone(), id);
-            }
+            Seg::Literal(name) => node.literals.push((segment_hash(name), id)),
             Seg::Param => node.param = Some(id),
         }
         self.nodes.push(Node::new(parent, seg));
@@ -375,14 +425,7 @@ impl PathTree {
             capped: false,
         };
         let target = self.param_child(node, ParamKind::Text, &mut dummy);
-        let children: Vec<(Box<str>, NodeId)> = self.nodes[node as usize]
-            .literals
-            .iter()
-            .filter(|(_, &child)| !self.nodes[child as usize].pinned)
-            .map(|(name, &child)| (name.clone(), child))
-            .collect();
-        for (name, child) in children {
-            self.nodes[node as usize].literals.remove(&name);
+        for child in self.take_unpinned_literals(node) {
             self.merge_into(child, target);
         }
         self.nodes[node as usize].collapsed = true;
@@ -391,9 +434,13 @@ impl PathTree {
 
     /// Move everything under `src` into `dst`, recursively; `src` dies.
     fn merge_into(&mut self, src: NodeId, dst: NodeId) {
-        let literals: Vec<(Box<str>, NodeId)> = self.nodes[src as usize].literals.drain().collect();
-        for (name, child) in literals {
-            match self.nodes[dst as usize].literals.get(&name).copied() {
+        let literals = std::mem::take(&mut self.nodes[src as usize].literals);
+        for (hash, child) in literals {
+            let existing = match &self.nodes[child as usize].seg {
+                Seg::Literal(name) => self.literal_child(dst, name),
+                Seg::Param => None,
+            };
+            match existing {
                 Some(existing) => self.merge_into(child, existing),
                 None if self.nodes[dst as usize].collapsed
                     && !self.nodes[child as usize].pinned =>
@@ -403,7 +450,7 @@ impl PathTree {
                 }
                 None => {
                     self.nodes[child as usize].parent = dst;
-                    self.nodes[dst as usize].literals.insert(name, child);
+                    self.nodes[dst as usize].literals.push((hash, child));
                 }
             }
         }
@@ -460,19 +507,12 @@ impl PathTree {
                     param.declared_name = Some(name.into());
                     param.pinned = true;
                     // Literals learned here before the declaration were values of it.
-                    let learned: Vec<(Box<str>, NodeId)> = self.nodes[node as usize]
-                        .literals
-                        .iter()
-                        .filter(|(_, &c)| !self.nodes[c as usize].pinned)
-                        .map(|(n, &c)| (n.clone(), c))
-                        .collect();
-                    for (name, literal) in learned {
-                        self.nodes[node as usize].literals.remove(&name);
+                    for literal in self.take_unpinned_literals(node) {
                         self.merge_into(literal, child);
                     }
                     child
                 }
-                None => match self.nodes[node as usize].literals.get(segment).copied() {
+                None => match self.literal_child(node, segment) {
                     Some(child) => child,
                     None => self.add_child(node, Seg::Literal(segment.into())),
                 },
@@ -487,14 +527,42 @@ impl PathTree {
         let mut node = ROOT;
         for seg in segs {
             node = match seg {
-                Seg::Literal(name) => match self.nodes[node as usize].literals.get(name) {
-                    Some(&child) => child,
+                Seg::Literal(name) => match self.literal_child(node, name) {
+                    Some(child) => child,
                     None => self.ensure_param(node),
                 },
                 Seg::Param => self.ensure_param(node),
             };
         }
         node
+    }
+
+    /// The literal child of `node` for `segment`.
+    fn literal_child(&self, node: NodeId, segment: &str) -> Option<NodeId> {
+        let hash = segment_hash(segment);
+        self.nodes[node as usize]
+            .literals
+            .iter()
+            .filter(|(h, _)| *h == hash)
+            .map(|(_, child)| *child)
+            .find(|child| {
+                matches!(&self.nodes[*child as usize].seg, Seg::Literal(name) if &**name == segment)
+            })
+    }
+
+    /// Remove and return `node`'s literal children that no user template pinned.
+    fn take_unpinned_literals(&mut self, node: NodeId) -> Vec<NodeId> {
+        let mut learned = Vec::new();
+        let mut literals = std::mem::take(&mut self.nodes[node as usize].literals);
+        literals.retain(|&(_, child)| {
+            let pinned = self.nodes[child as usize].pinned;
+            if !pinned {
+                learned.push(child);
+            }
+            pinned
+        });
+        self.nodes[node as usize].literals = literals;
+        learned
     }
 
     /// The segments leading to `node`, for storing with an endpoint.
@@ -572,6 +640,12 @@ impl PathTree {
         }
         out
     }
+}
+
+fn segment_hash(segment: &str) -> u64 {
+    let mut hasher = FastHasher::default();
+    hasher.write(segment.as_bytes());
+    hasher.finish()
 }
 
 /// `{name}` in a user template.

@@ -88,20 +88,21 @@ pub fn view<'a>(services: impl IntoIterator<Item = &'a Service>) -> InventoryVie
                 .iter()
                 .map(|e| {
                     let facts = &e.facts;
-                    let params = |map: &BTreeMap<String, super::endpoint::ParamFacts>| {
-                        map.iter()
-                            .map(|(name, p)| {
-                                (
-                                    name.clone(),
-                                    ParamView {
-                                        ty: p.ty.describe(),
-                                        required: p.seen >= facts.calls,
-                                        calls: p.seen,
-                                    },
-                                )
-                            })
-                            .collect()
-                    };
+                    let params =
+                        |map: &super::template::FastMap<String, super::endpoint::ParamFacts>| {
+                            map.iter()
+                                .map(|(name, p)| {
+                                    (
+                                        name.clone(),
+                                        ParamView {
+                                            ty: p.ty.describe(),
+                                            required: p.seen >= facts.calls,
+                                            calls: p.seen,
+                                        },
+                                    )
+                                })
+                                .collect()
+                        };
                     EndpointView {
                         method: e.method.to_string(),
                         route: e.route.to_string(),

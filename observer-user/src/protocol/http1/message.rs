@@ -175,25 +175,48 @@ impl Headers {
     }
 }
 
+/// Names and value lengths only: values may hold credentials and personal data, and `Debug`
+/// output ends up in logs and test failures.
 impl fmt::Debug for Headers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
             .entries(
                 self.iter()
-                    .map(|(name, value)| (name, String::from_utf8_lossy(value))),
+                    .map(|(name, value)| HiddenValue(name, value.len())),
             )
             .finish()
     }
 }
 
+/// A named value shown by its length alone.
+struct HiddenValue<'a>(&'a str, usize);
+
+impl fmt::Debug for HiddenValue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: <{} bytes>", self.0, self.1)
+    }
+}
+
 /// A request head: the request line and the header fields.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RequestHead {
     pub method: Method,
     /// The request target as sent (origin, absolute, authority or asterisk form).
     pub target: String,
     pub version: Version,
     pub headers: Headers,
+}
+
+/// The target (whose path and query may carry ids, emails, tokens) is shown by its length.
+impl fmt::Debug for RequestHead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestHead")
+            .field("method", &self.method)
+            .field("target_bytes", &self.target.len())
+            .field("version", &self.version)
+            .field("headers", &self.headers)
+            .finish()
+    }
 }
 
 /// A response head: the status line and the header fields.
@@ -229,7 +252,7 @@ pub enum BodyFraming {
 }
 
 /// What the parser kept of a message body.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Body {
     pub framing: BodyFraming,
     /// The first body bytes, at most the capture limit, as a contiguous prefix: capture stops
@@ -243,6 +266,19 @@ pub struct Body {
     pub lost: u64,
     /// The trailer section of a chunked body, when it had fields.
     pub trailers: Option<Headers>,
+}
+
+/// Sizes only: the captured bytes may hold anything the application sent.
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Body")
+            .field("framing", &self.framing)
+            .field("captured_bytes", &self.captured.len())
+            .field("size", &self.size)
+            .field("lost", &self.lost)
+            .field("trailers", &self.trailers)
+            .finish()
+    }
 }
 
 impl Body {

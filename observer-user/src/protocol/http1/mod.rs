@@ -9,18 +9,18 @@
 //!
 //! # How a direction is read
 //!
-//! - [`head`](self::head) gathers a head: it checks the start line as it arrives, so that bytes
-//!   which cannot be HTTP are refused early, and looks for the empty line that ends the head
-//!   without ever looking at a byte twice.
+//! - `head` gathers a head: it checks the start line byte by byte as it arrives (`start_line`),
+//!   so bytes which cannot be HTTP are refused at the first byte that proves it, and looks for
+//!   the empty line that ends the head without ever looking at a byte twice.
 //! - The side (request or response) parses the head with `httparse` and decides how the body is
-//!   framed ([`framing`](self::framing), RFC 9112 §6.3). Responses need to know what they answer
+//!   framed (`framing`, RFC 9112 §6.3). Responses need to know what they answer
 //!   (`HEAD` has no body, a 2xx to `CONNECT` opens a tunnel), so the caller tells the response
 //!   parser about each request head with [`ResponseParser::request_sent`].
-//! - [`body`](self::body) and [`chunked`](self::chunked) read the body, keep a prefix of it up
-//!   to a cap, and skip holes inside it.
+//! - `body` and `chunked` read the body, keep a prefix of it up to a cap, and skip holes
+//!   inside it.
 //! - When sync is lost (a hole where framing was needed, or bytes that are not HTTP), the
-//!   parser reports it once and [`resync`](self::resync) looks for the next plausible message
-//!   start; the head reader then confirms or refuses each candidate.
+//!   parser reports it once and `resync` looks for the next plausible message start; the head
+//!   reader then confirms or refuses each candidate.
 //!
 //! # Bounds
 //!

@@ -21,6 +21,7 @@ pub struct RequestParser {
 }
 
 impl RequestParser {
+    /// A parser for a new stream, working within `limits`.
     pub fn new(limits: ParserLimits) -> RequestParser {
         RequestParser {
             stream: MessageStream::new(RequestSide::new(), limits),

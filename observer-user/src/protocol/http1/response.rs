@@ -28,6 +28,7 @@ pub struct ResponseParser {
 }
 
 impl ResponseParser {
+    /// A parser for a new stream, working within `limits`, waiting for no request yet.
     pub fn new(limits: ParserLimits) -> ResponseParser {
         ResponseParser {
             stream: MessageStream::new(ResponseSide::new(), limits),

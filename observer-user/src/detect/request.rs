@@ -1,0 +1,567 @@
+//! One pass over a request: every value through the signatures, and the facts the behaviour
+//! detectors need from it (body fields, credentials tried, page sizes asked for).
+//!
+//! The request is cut into fields by `sensitive::fields` (the same structure the sensitive-data
+//! detectors and redaction use), each field decoded further (`decode`), then scanned
+//! (`signatures`). Credential headers are never scanned: tokens are not input the application
+//! interprets, and their bytes are random enough to look like anything.
+
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+
+use super::{
+    config::DetectConfig,
+    decode,
+    kind::Kind,
+    signatures::{Hit, Place, Signatures},
+};
+use crate::{
+    inventory::template::FastHasher,
+    model::ApiCall,
+    redact::is_secret_name,
+    sensitive::fields::{self, Field, Part, Source},
+};
+
+/// Bytes of context kept around a match for evidence (before redaction).
+const EVIDENCE_CONTEXT: usize = 24;
+
+/// Longest evidence snippet: enough to see the payload's shape, too short to carry a body.
+pub const MAX_EVIDENCE_BYTES: usize = 160;
+
+/// Body fields recorded per request: a body with more is a document, not a form.
+const MAX_BODY_FIELDS: usize = 256;
+
+/// Headers never scanned: credentials (see the module doc), and framing or negotiation
+/// headers whose values the application does not interpret.
+const UNSCANNED_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "keep-alive",
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "cache-control",
+    "pragma",
+    "if-none-match",
+    "if-modified-since",
+    "if-match",
+    "te",
+    "expect",
+    "upgrade",
+    "upgrade-insecure-requests",
+    "dnt",
+    "priority",
+    "traceparent",
+    "tracestate",
+    "x-request-id",
+];
+
+/// Parameters that set how many items a call returns.
+const PAGE_SIZE_PARAMETERS: &[&str] = &[
+    "limit",
+    "page_size",
+    "pagesize",
+    "page[size]",
+    "per_page",
+    "perpage",
+    "size",
+    "count",
+    "max",
+    "max_results",
+    "maxresults",
+    "max_items",
+    "top",
+    "$top",
+    "take",
+    "first",
+    "last",
+    "rows",
+    "batch_size",
+    "batchsize",
+];
+
+/// Names of the account a login body tries.
+const LOGIN_NAMES: &[&str] = &["username", "user", "login", "email", "user_name", "account"];
+
+/// A signature that matched, where, with a snippet of the decoded value (not yet redacted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureHit {
+    pub kind: Kind,
+    pub rule: &'static str,
+    pub part: Part,
+    pub name: Option<String>,
+    pub snippet: String,
+}
+
+/// What one request holds for the detectors.
+#[derive(Debug, Default)]
+pub struct RequestFacts {
+    pub hits: Vec<SignatureHit>,
+    /// Field names of the body (`role`, `items[].sku`), for write requests.
+    pub body_fields: Vec<String>,
+    /// A hash of the account and secret a login body tries, to count distinct ones.
+    pub login_attempt: Option<u64>,
+    /// Page sizes asked for: parameter name (lowercased) and value.
+    pub page_sizes: Vec<(String, f64)>,
+}
+
+/// Reads requests; holds what is reused from one to the next.
+pub struct Reader {
+    pub signatures: Signatures,
+    scratch: String,
+    hits: Vec<Hit>,
+    hasher: std::hash::RandomState,
+    /// Lowercased.
+    page_parameters: std::collections::HashSet<String, BuildHasherDefault<FastHasher>>,
+    ssrf_ignored: Vec<String>,
+    scan_headers: bool,
+    enabled: [bool; 7],
+    /// Keyed hashes (`hasher`) of (header, value) pairs that matched nothing: already
+    /// unpredictable, so the set itself can use a fast hasher.
+    clean_headers: std::collections::HashSet<u64, BuildHasherDefault<FastHasher>>,
+    secret_names: SecretNames,
+}
+
+/// `redact::is_secret_name`, remembered per name (names come from traffic: the map hashes
+/// with the default, keyed hasher).
+#[derive(Default)]
+struct SecretNames(std::collections::HashMap<String, bool>);
+
+impl SecretNames {
+    fn check(&mut self, name: &str) -> bool {
+        if let Some(&secret) = self.0.get(name) {
+            return secret;
+        }
+        if self.0.len() >= MAX_NAMES_REMEMBERED {
+            self.0.clear();
+        }
+        let secret = is_secret_name(name);
+        self.0.insert(name.to_string(), secret);
+        secret
+    }
+}
+
+/// The signature kinds, in the order of `Reader::enabled`.
+const SIGNATURE_KINDS: [Kind; 7] = [
+    Kind::SqlInjection,
+    Kind::Xss,
+    Kind::PathTraversal,
+    Kind::CommandInjection,
+    Kind::Ssrf,
+    Kind::TemplateInjection,
+    Kind::JndiInjection,
+];
+
+impl Reader {
+    pub fn new(signatures: Signatures, config: &DetectConfig) -> Reader {
+        let page_parameters = PAGE_SIZE_PARAMETERS
+            .iter()
+            .map(|p| p.to_string())
+            .chain(
+                config
+                    .cost
+                    .page_parameters
+                    .iter()
+                    .map(|p| p.to_ascii_lowercase()),
+            )
+            .collect();
+        Reader {
+            signatures,
+            scratch: String::new(),
+            hits: Vec::new(),
+            hasher: std::hash::RandomState::new(),
+            page_parameters,
+            ssrf_ignored: config.signatures.ssrf_ignore_parameters.clone(),
+            scan_headers: config.signatures.scan_headers,
+            enabled: SIGNATURE_KINDS.map(|k| config.is_enabled(k)),
+            clean_headers: Default::default(),
+            secret_names: SecretNames::default(),
+        }
+    }
+
+    pub fn read(&mut self, call: &ApiCall) -> RequestFacts {
+        let mut facts = RequestFacts::default();
+        let scan_signatures = self.enabled.iter().any(|&e| e);
+        if scan_signatures {
+            if let Some(path) = &call.path {
+                let decoded = decode::decode(path);
+                self.scan(&decoded, Place::Path, Part::Path, None, &mut facts);
+            }
+        }
+        if let Some(query) = &call.query {
+            fields::fields(Source::Query, query, &mut |field| {
+                self.field(field, false, scan_signatures, &mut facts);
+            });
+        }
+        if scan_signatures && self.scan_headers {
+            for (name, values) in &call.request_headers {
+                if UNSCANNED_HEADERS.contains(&name.as_str()) || name.starts_with("sec-") {
+                    continue;
+                }
+                for value in values {
+                    let seen = self.hasher.hash_one((name, value));
+                    if self.clean_headers.contains(&seen) {
+                        continue;
+                    }
+                    // Cookies are read as cookies; other headers naming a secret are
+                    // credentials.
+                    if name != "cookie" && self.secret_names.check(name) {
+                        continue;
+                    }
+                    let hits_before = facts.hits.len();
+                    fields::fields(Source::Header(name), value, &mut |field| {
+                        if field.part == Part::Cookie
+                            && field.name.is_some_and(|n| self.secret_names.check(n))
+                        {
+                            return;
+                        }
+                        let decoded = decode::decode(field.text);
+                        let name = field.name.or(Some(name.as_str()));
+                        self.scan(&decoded, Place::Header, field.part, name, &mut facts);
+                    });
+                    if facts.hits.len() == hits_before {
+                        if self.clean_headers.len() >= MAX_CLEAN_HEADERS {
+                            self.clean_headers.clear();
+                        }
+                        self.clean_headers.insert(seen);
+                    }
+                }
+            }
+        }
+        if !call.request_body_bytes.is_empty() {
+            let content_type = call
+                .request_headers
+                .get("content-type")
+                .and_then(|v| v.first())
+                .map(String::as_str);
+            if content_type.is_some_and(|c| c.to_ascii_lowercase().starts_with("multipart/")) {
+                // Uploads: parts are files as often as fields; not parsed (see the README).
+                return facts;
+            }
+            let write = matches!(call.method.as_deref(), Some("POST" | "PUT" | "PATCH"));
+            let text = String::from_utf8_lossy(&call.request_body_bytes);
+            if write {
+                // Every field, whatever its value: scalars are not all a mass assignment sends.
+                decode::json_fields(&text, MAX_BODY_FIELDS, &mut facts.body_fields);
+            }
+            let mut login = LoginAttempt::default();
+            fields::fields(Source::Body(content_type), &text, &mut |field| {
+                if write && field.part == Part::Form && facts.body_fields.len() < MAX_BODY_FIELDS {
+                    if let Some(name) = field.name {
+                        if !facts.body_fields.iter().any(|f| f == name) {
+                            facts.body_fields.push(name.to_string());
+                        }
+                    }
+                }
+                login.note(field, &self.hasher, &mut self.secret_names);
+                self.field(field, true, scan_signatures, &mut facts);
+            });
+            facts.login_attempt = login.finish();
+        }
+        facts
+    }
+
+    /// A query or body field: signatures, and page sizes.
+    fn field(&mut self, field: &Field<'_>, body: bool, scan: bool, facts: &mut RequestFacts) {
+        let key = field.key.unwrap_or("");
+        if !key.is_empty() && facts.page_sizes.len() < MAX_PAGE_SIZES_PER_REQUEST {
+            let lower: std::borrow::Cow<'_, str> = if key.bytes().any(|b| b.is_ascii_uppercase()) {
+                key.to_ascii_lowercase().into()
+            } else {
+                key.into()
+            };
+            if self.page_parameters.contains(lower.as_ref()) {
+                if let Ok(value) = field.text.trim().parse::<f64>() {
+                    if value.is_finite() {
+                        facts.page_sizes.push((lower.into_owned(), value));
+                    }
+                }
+            }
+        }
+        if !scan || (body && field.bare) {
+            // Numbers and literals in JSON cannot carry a payload.
+            return;
+        }
+        let decoded = decode::decode(field.text);
+        let name = field.name;
+        let ssrf_ignored = self.ssrf_ignored.iter().any(|p| p == key);
+        let before = facts.hits.len();
+        self.scan(&decoded, Place::Parameter, field.part, name, facts);
+        if ssrf_ignored {
+            let mut i = before;
+            while i < facts.hits.len() {
+                if facts.hits[i].kind == Kind::Ssrf {
+                    facts.hits.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    fn scan(
+        &mut self,
+        value: &str,
+        place: Place,
+        part: Part,
+        name: Option<&str>,
+        facts: &mut RequestFacts,
+    ) {
+        self.hits.clear();
+        self.signatures
+            .scan(value, place, &mut self.scratch, &mut self.hits);
+        for hit in self.hits.drain(..) {
+            let enabled = SIGNATURE_KINDS
+                .iter()
+                .position(|&k| k == hit.kind)
+                .is_some_and(|i| self.enabled[i]);
+            // One hit per kind per request is all a finding needs.
+            if !enabled || facts.hits.iter().any(|h| h.kind == hit.kind) {
+                continue;
+            }
+            facts.hits.push(SignatureHit {
+                kind: hit.kind,
+                rule: hit.rule,
+                part,
+                name: name.map(str::to_string),
+                snippet: snippet(value, hit.span),
+            });
+        }
+    }
+}
+
+/// Page-size parameters read per request.
+const MAX_PAGE_SIZES_PER_REQUEST: usize = 8;
+
+/// Field and header names whose secrecy (`redact::is_secret_name`) is remembered: an API
+/// uses a few hundred names. Cleared whole when full.
+const MAX_NAMES_REMEMBERED: usize = 4_096;
+
+/// Header values remembered as clean: a client sends the same `User-Agent` (and cookies, and
+/// custom headers) on every call, so most header values were scanned before. Cleared whole
+/// when full; only clean values are remembered, so a hit is never skipped.
+const MAX_CLEAN_HEADERS: usize = 16_384;
+
+/// The account and secret fields of a login body, hashed as they go by.
+#[derive(Default)]
+struct LoginAttempt {
+    hasher: Option<std::hash::DefaultHasher>,
+    has_secret: bool,
+}
+
+impl LoginAttempt {
+    fn note(&mut self, field: &Field<'_>, state: &std::hash::RandomState, names: &mut SecretNames) {
+        let Some(key) = field.key else {
+            return;
+        };
+        let secret = names.check(key);
+        let account = LOGIN_NAMES.iter().any(|n| key.eq_ignore_ascii_case(n));
+        if !(secret || account) {
+            return;
+        }
+        self.has_secret |= secret;
+        let hasher = self.hasher.get_or_insert_with(|| state.build_hasher());
+        key.hash(hasher);
+        field.text.hash(hasher);
+    }
+
+    fn finish(self) -> Option<u64> {
+        if !self.has_secret {
+            return None;
+        }
+        self.hasher.map(|h| h.finish())
+    }
+}
+
+/// The decoded value around a match, cut to characters and to [`MAX_EVIDENCE_BYTES`].
+fn snippet(value: &str, span: std::ops::Range<usize>) -> String {
+    let mut start = span.start.saturating_sub(EVIDENCE_CONTEXT).min(value.len());
+    while !value.is_char_boundary(start) {
+        start -= 1;
+    }
+    let rest = &value[start..];
+    let wanted = (span.end.saturating_sub(start) + EVIDENCE_CONTEXT).min(MAX_EVIDENCE_BYTES);
+    decode::prefix(rest, wanted).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(config: &DetectConfig) -> Reader {
+        Reader::new(Signatures::new().unwrap(), config)
+    }
+
+    fn request(method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> ApiCall {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let mut call = crate::inventory::tests::call(method, path, 200);
+        call.query = (!query.is_empty()).then(|| query.to_string());
+        for (name, value) in headers {
+            call.request_headers
+                .entry(name.to_string())
+                .or_default()
+                .push(value.to_string());
+        }
+        call.request_body_bytes = body.as_bytes().to_vec();
+        call
+    }
+
+    #[test]
+    fn every_part_of_a_request_is_scanned() {
+        let config = DetectConfig::default();
+        let mut reader = reader(&config);
+        let cases = [
+            (
+                request("GET", "/items?q=1%27%20or%20%271%27%3D%271", &[], ""),
+                Kind::SqlInjection,
+                Part::Query,
+            ),
+            (
+                request("GET", "/files/..%2f..%2f..%2fetc%2fpasswd", &[], ""),
+                Kind::PathTraversal,
+                Part::Path,
+            ),
+            (
+                request(
+                    "GET",
+                    "/",
+                    &[("user-agent", "${jndi:ldap://x.example/a}")],
+                    "",
+                ),
+                Kind::JndiInjection,
+                Part::Header,
+            ),
+            (
+                request(
+                    "GET",
+                    "/",
+                    &[("cookie", "theme=<script>alert(1)</script>")],
+                    "",
+                ),
+                Kind::Xss,
+                Part::Cookie,
+            ),
+            (
+                request(
+                    "POST",
+                    "/hooks",
+                    &[("content-type", "application/json")],
+                    r#"{"url":"http://169.254.169.254/latest/"}"#,
+                ),
+                Kind::Ssrf,
+                Part::Json,
+            ),
+            (
+                request(
+                    "POST",
+                    "/render",
+                    &[("content-type", "application/x-www-form-urlencoded")],
+                    "tpl=%7B%7B7*7%7D%7D",
+                ),
+                Kind::TemplateInjection,
+                Part::Form,
+            ),
+        ];
+        for (call, kind, part) in cases {
+            let facts = reader.read(&call);
+            assert!(
+                facts.hits.iter().any(|h| h.kind == kind && h.part == part),
+                "{kind:?} in {part:?}: {:?}",
+                facts.hits
+            );
+        }
+    }
+
+    #[test]
+    fn credentials_and_secret_fields_are_never_evidence() {
+        let config = DetectConfig::default();
+        let mut reader = reader(&config);
+        // A token that happens to contain a payload-like run is not scanned.
+        let call = request(
+            "GET",
+            "/",
+            &[
+                ("authorization", "Bearer ' or '1'='1"),
+                ("x-api-key", "<script>"),
+            ],
+            "",
+        );
+        assert!(reader.read(&call).hits.is_empty());
+    }
+
+    #[test]
+    fn ordinary_requests_have_no_hits_and_give_their_facts() {
+        let config = DetectConfig::default();
+        let mut reader = reader(&config);
+        let call = request(
+            "POST",
+            "/api/v1/orders?limit=50&q=O%27Reilly+books",
+            &[
+                ("content-type", "application/json"),
+                ("referer", "http://localhost:3000/cart"),
+            ],
+            r#"{"items":[{"sku":"A-1","qty":2}],"note":"Leave it by the door; don't ring","callback":"https://hooks.example.com/x"}"#,
+        );
+        let facts = reader.read(&call);
+        assert_eq!(facts.hits, []);
+        assert_eq!(
+            facts.body_fields,
+            ["items", "items[].sku", "items[].qty", "note", "callback"]
+        );
+        assert_eq!(facts.page_sizes, [("limit".to_string(), 50.0)]);
+        assert_eq!(facts.login_attempt, None);
+    }
+
+    #[test]
+    fn login_attempts_are_told_apart_without_being_kept() {
+        let config = DetectConfig::default();
+        let mut reader = reader(&config);
+        let login = |password: &str| {
+            request(
+                "POST",
+                "/login",
+                &[("content-type", "application/json")],
+                &format!(r#"{{"username":"alice","password":"{password}"}}"#),
+            )
+        };
+        let one = reader.read(&login("hunter2")).login_attempt;
+        let two = reader.read(&login("letmein")).login_attempt;
+        assert!(one.is_some() && two.is_some() && one != two);
+        assert_eq!(reader.read(&login("hunter2")).login_attempt, one);
+    }
+
+    #[test]
+    fn disabled_signatures_and_ignored_parameters_stay_quiet() {
+        let config = DetectConfig::parse("detect: { disabled: [sql_injection] }").unwrap();
+        let mut reader = reader(&config);
+        assert!(reader
+            .read(&request("GET", "/?q=1%27%20or%201=1--", &[], ""))
+            .hits
+            .is_empty());
+        let config = DetectConfig::default();
+        let mut reader = Reader::new(Signatures::new().unwrap(), &config);
+        let oauth = request(
+            "GET",
+            "/authorize?redirect_uri=http://127.0.0.1:8123/cb",
+            &[],
+            "",
+        );
+        assert!(reader.read(&oauth).hits.is_empty());
+    }
+
+    #[test]
+    fn snippets_are_bounded_and_whole_characters() {
+        let value = format!("{}é' or '1'='1{}", "x".repeat(300), "y".repeat(300));
+        let at = value.find('\'').unwrap();
+        let snippet = snippet(&value, at..at + 12);
+        assert!(
+            snippet.len() <= MAX_EVIDENCE_BYTES && snippet.contains("' or '1'='1"),
+            "{snippet}"
+        );
+    }
+}

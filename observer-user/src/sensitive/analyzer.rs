@@ -1,0 +1,547 @@
+//! The sensitive-data analyzer: scans every call before redaction, applies the policy, and
+//! reports findings and endpoint labels.
+//!
+//! ```text
+//! ApiCall (raw) ─> scan request (path, query, headers, body) and response (headers, body)
+//!               ─> policy: allow (label only) or report (finding, once per fingerprint)
+//!               ─> api.finding on the output stream; counts to the state database every
+//!                  FLUSH_INTERVAL_NS; labels to the inventory's labeler
+//! ```
+//!
+//! A finding is reported the first time its fingerprint (type, endpoint, direction, location,
+//! caller, plaintext or not) is seen, and counted every time after, so a busy endpoint returning
+//! emails yields one finding, not one per call. Evidence is masked (`mask`) before the finding
+//! exists, and endpoint routes are templated and scrubbed of recognised values, so no finding
+//! holds a raw value.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
+
+use sha2::{Digest, Sha256};
+
+use super::{
+    fields::Source,
+    keyed::HashKey,
+    labels::{self, LabelKey},
+    mask::mask,
+    policy::{Decision, Policy, Subject},
+    scan::{Found, Scanner},
+    types::{Category, TypeRef},
+};
+use crate::{
+    conn::Role,
+    findings::{self, Evidence, Finding, Location, MessageSide, Severity},
+    model::ApiCall,
+    output::Output,
+    pipeline::Analyzer,
+    state::{State, StateError},
+};
+
+/// How often (kernel time) counts are written to the state database: at most this much is lost
+/// when the agent is killed.
+pub const FLUSH_INTERVAL_NS: u64 = 2_000_000_000;
+
+/// Distinct findings remembered (to report each once). A fingerprint costs ~100 bytes; past
+/// this, new findings are counted as dropped rather than growing memory without bound.
+pub const MAX_TRACKED_FINDINGS: usize = 100_000;
+
+/// Distinct endpoint labels counted between two flushes.
+pub const MAX_PENDING_LABELS: usize = 100_000;
+
+/// Evidence items per finding: one location per finding, plus a few repeats of it in arrays.
+const MAX_EVIDENCE: usize = 3;
+
+/// Something that attaches labels to the endpoint of a call: the inventory's labeler.
+pub type LabelSink = Box<dyn FnMut(&ApiCall, &str) + Send>;
+
+/// What the analyzer counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SensitiveStats {
+    pub values_found: u64,
+    pub findings_reported: u64,
+    pub findings_dropped: u64,
+    pub store_errors: u64,
+}
+
+pub struct SensitiveAnalyzer {
+    scanner: Arc<Scanner>,
+    policy: Arc<Policy>,
+    key: HashKey,
+    state: Option<State>,
+    reported: HashSet<[u8; 16]>,
+    /// Findings to write at the next flush: fingerprint → (finding, sightings).
+    pending_findings: HashMap<String, (Finding, u64)>,
+    pending_labels: HashMap<LabelKey, (String, u64)>,
+    label_sink: Option<LabelSink>,
+    last_flush_ns: u64,
+    found: Vec<(MessageSide, Found)>,
+    stats: SensitiveStats,
+}
+
+impl SensitiveAnalyzer {
+    /// An analyzer scanning with `scanner` (which must know the policy's custom types), masking
+    /// with `key`, persisting to `state` if given.
+    pub fn new(
+        scanner: Arc<Scanner>,
+        policy: Arc<Policy>,
+        key: HashKey,
+        state: Option<State>,
+    ) -> Result<SensitiveAnalyzer, StateError> {
+        let mut state = state;
+        if let Some(state) = &mut state {
+            findings::store::migrate(state)?;
+            labels::migrate(state)?;
+        }
+        Ok(SensitiveAnalyzer {
+            scanner,
+            policy,
+            key,
+            state,
+            reported: HashSet::new(),
+            pending_findings: HashMap::new(),
+            pending_labels: HashMap::new(),
+            label_sink: None,
+            last_flush_ns: 0,
+            found: Vec::new(),
+            stats: SensitiveStats::default(),
+        })
+    }
+
+    /// Send endpoint labels (`accepts:email`, `returns:ssn`) here too.
+    pub fn set_label_sink(&mut self, sink: LabelSink) {
+        self.label_sink = Some(sink);
+    }
+
+    pub fn stats(&self) -> &SensitiveStats {
+        &self.stats
+    }
+
+    /// Writes pending counts in one transaction. Errors are logged and counted: losing counts
+    /// must not stop the agent.
+    fn flush(&mut self) {
+        let findings = std::mem::take(&mut self.pending_findings);
+        let labels = std::mem::take(&mut self.pending_labels);
+        let Some(state) = &mut self.state else {
+            return;
+        };
+        if findings.is_empty() && labels.is_empty() {
+            return;
+        }
+        let result = (|| -> Result<(), StateError> {
+            let transaction = state.connection_mut().transaction()?;
+            for (fingerprint, (finding, count)) in &findings {
+                findings::store::record(&transaction, fingerprint, finding, *count)?;
+            }
+            for (key, (seen, count)) in &labels {
+                labels::record(&transaction, key, seen, *count)?;
+            }
+            transaction.commit()?;
+            Ok(())
+        })();
+        if let Err(error) = result {
+            self.stats.store_errors += 1;
+            tracing::warn!("cannot store sensitive-data findings: {error}");
+        }
+    }
+
+    fn scan(&mut self, call: &ApiCall) {
+        let now = unix_seconds(&call.timestamp);
+        let scanner = &self.scanner;
+        let found = &mut self.found;
+        found.clear();
+        let mut scratch = Vec::new();
+        let mut scan = |side: MessageSide, source: Source<'_>, text: &str| {
+            scratch.clear();
+            scanner.scan_source(source, text, now, &mut scratch);
+            found.extend(scratch.drain(..).map(|f| (side, f)));
+        };
+        if let Some(path) = &call.path {
+            scan(MessageSide::Request, Source::Path, path);
+        }
+        if let Some(query) = &call.query {
+            scan(MessageSide::Request, Source::Query, query);
+        }
+        for (side, headers, body) in [
+            (
+                MessageSide::Request,
+                &call.request_headers,
+                &call.request_body_bytes,
+            ),
+            (
+                MessageSide::Response,
+                &call.response_headers,
+                &call.response_body_bytes,
+            ),
+        ] {
+            for (name, values) in headers {
+                for value in values {
+                    scan(side, Source::Header(name), value);
+                }
+            }
+            if !body.is_empty() {
+                let content_type = headers
+                    .get("content-type")
+                    .and_then(|v| v.first())
+                    .map(String::as_str);
+                let text = String::from_utf8_lossy(body);
+                scan(side, Source::Body(content_type), &text);
+            }
+        }
+    }
+
+    /// The endpoint's route, safe to show: the inventory's template when there is one, else the
+    /// path with id-like segments templated; recognised values become `{type}` either way.
+    fn safe_route(&self, call: &ApiCall) -> Option<String> {
+        let route = call.route.as_deref().or(call.path.as_deref())?;
+        let mut found = Vec::new();
+        self.scanner.scan_source(Source::Path, route, 0, &mut found);
+        let mut out = String::with_capacity(route.len());
+        let mut at = 0;
+        for f in &found {
+            if f.raw.start < at {
+                continue;
+            }
+            out.push_str(&route[at..f.raw.start]);
+            out.push('{');
+            out.push_str(self.scanner.type_name(f.kind));
+            out.push('}');
+            at = f.raw.end;
+        }
+        out.push_str(&route[at..]);
+        if call.route.is_some() {
+            return Some(out);
+        }
+        Some(
+            out.split('/')
+                .map(|segment| if is_id_like(segment) { "{id}" } else { segment })
+                .collect::<Vec<_>>()
+                .join("/"),
+        )
+    }
+}
+
+impl Analyzer for SensitiveAnalyzer {
+    fn analyze(&mut self, call: &mut ApiCall, out: &mut Vec<Output>) {
+        self.scan(call);
+        if self.found.is_empty() {
+            return;
+        }
+        self.stats.values_found += self.found.len() as u64;
+        let route = self.safe_route(call);
+        let service = match (&call.server_address, call.server_port) {
+            (Some(address), Some(port)) => format!("{address}:{port}"),
+            (Some(address), None) => address.clone(),
+            _ => "unknown".to_string(),
+        };
+        let method = call.method.clone().unwrap_or_default();
+        let server_name = (call.role == Some(Role::Server))
+            .then_some(call.executable_name.as_deref())
+            .flatten();
+        let caller_name = (call.role == Some(Role::Client))
+            .then_some(call.executable_name.as_deref())
+            .flatten();
+
+        // Group one call's values by finding: the same type at the same location (array
+        // elements included) is one finding with a few pieces of evidence.
+        let mut groups: Vec<(Vec<u8>, Finding)> = Vec::new();
+        let mut labelled: HashSet<(MessageSide, TypeRef)> = HashSet::new();
+        let found = std::mem::take(&mut self.found);
+        for (side, f) in &found {
+            let type_name = self.scanner.type_name(f.kind).to_string();
+            let category = self.scanner.category(f.kind);
+            if labelled.insert((*side, f.kind)) {
+                self.label(call, &service, &method, route.as_deref(), *side, &type_name);
+            }
+            let severity = match f.kind {
+                TypeRef::Builtin(t) => t.default_severity(),
+                TypeRef::Custom(i) => self
+                    .scanner
+                    .custom_types()
+                    .get(usize::from(i))
+                    .map_or(Severity::Medium, |c| c.severity),
+            };
+            let subject = Subject {
+                type_name: &type_name,
+                category,
+                severity,
+                side: *side,
+                part: f.part,
+                plaintext: !call.tls,
+                method: call.method.as_deref(),
+                route: route.as_deref(),
+                server: call
+                    .server_address
+                    .as_deref()
+                    .map(|a| (a, call.server_port)),
+                server_name,
+                caller_address: call.client_address.as_deref(),
+                caller_name,
+            };
+            let decision = self.policy.decide(&subject);
+            let Decision::Report { severity, reason } = decision else {
+                continue;
+            };
+            let location = Location {
+                side: *side,
+                part: f.part.name().to_string(),
+                name: f.name.as_deref().map(normalize_location),
+            };
+            let evidence = Evidence {
+                location: location.clone(),
+                value: mask(&self.key, f.kind, &type_name, &f.value),
+            };
+            let mut variants = vec![(type_name.clone(), severity, reason.clone(), category)];
+            if f.flags.jwt_alg_none {
+                variants.push((
+                    "jwt_alg_none".to_string(),
+                    Severity::High,
+                    Some(
+                        "a JWT with `alg: none` carries no signature: anyone can forge one".into(),
+                    ),
+                    Category::Secret,
+                ));
+            }
+            if f.flags.jwt_expired {
+                variants.push((
+                    "jwt_expired".to_string(),
+                    Severity::Low,
+                    Some("an expired JWT was sent: the client is not refreshing its tokens".into()),
+                    Category::Secret,
+                ));
+            }
+            for (detail, severity, reason, category) in variants {
+                let group_key = format!(
+                    "{detail}|{:?}|{}|{:?}",
+                    location.side, location.part, location.name
+                )
+                .into_bytes();
+                if let Some((_, finding)) = groups.iter_mut().find(|(k, _)| *k == group_key) {
+                    if finding.evidence.len() < MAX_EVIDENCE {
+                        finding.evidence.push(evidence.clone());
+                    }
+                    finding.severity = finding.severity.max(severity);
+                    continue;
+                }
+                let what = describe(&detail, *side, &location);
+                let reason = match reason {
+                    Some(reason) => format!("{what}: {reason}"),
+                    None => what,
+                };
+                let mut finding = Finding::about(call, "sensitive_data", severity, reason);
+                finding.detail_type = Some(detail);
+                finding.owasp_category = owasp(category, *side, &finding).map(str::to_string);
+                finding.endpoint.route = route.clone();
+                finding.evidence.push(evidence.clone());
+                groups.push((group_key, finding));
+            }
+        }
+        self.found = found;
+
+        for (_, finding) in groups {
+            let fingerprint = fingerprint(&finding);
+            let new = !self.reported.contains(&fingerprint);
+            if new {
+                if self.reported.len() >= MAX_TRACKED_FINDINGS {
+                    self.stats.findings_dropped += 1;
+                    continue;
+                }
+                self.reported.insert(fingerprint);
+                self.stats.findings_reported += 1;
+                out.push(Output::Finding(finding.clone()));
+            }
+            let hex: String = fingerprint.iter().map(|b| format!("{b:02x}")).collect();
+            let timestamp = finding.timestamp.clone();
+            let entry = self.pending_findings.entry(hex).or_insert((finding, 0));
+            entry.0.timestamp = timestamp;
+            entry.1 += 1;
+        }
+    }
+
+    fn tick(&mut self, now_ns: u64, _out: &mut Vec<Output>) {
+        if now_ns.saturating_sub(self.last_flush_ns) >= FLUSH_INTERVAL_NS {
+            self.last_flush_ns = now_ns;
+            self.flush();
+        }
+    }
+
+    fn finish(&mut self, _out: &mut Vec<Output>) {
+        self.flush();
+    }
+}
+
+impl SensitiveAnalyzer {
+    fn label(
+        &mut self,
+        call: &ApiCall,
+        service: &str,
+        method: &str,
+        route: Option<&str>,
+        side: MessageSide,
+        type_name: &str,
+    ) {
+        let verb = match side {
+            MessageSide::Request => "accepts",
+            MessageSide::Response => "returns",
+        };
+        if let Some(sink) = &mut self.label_sink {
+            sink(call, &format!("{verb}:{type_name}"));
+        }
+        let key = LabelKey {
+            service: service.to_string(),
+            method: method.to_string(),
+            route: route.unwrap_or("").to_string(),
+            side,
+            data_type: type_name.to_string(),
+        };
+        if self.pending_labels.len() >= MAX_PENDING_LABELS
+            && !self.pending_labels.contains_key(&key)
+        {
+            return;
+        }
+        let entry = self
+            .pending_labels
+            .entry(key)
+            .or_insert_with(|| (call.timestamp.clone(), 0));
+        entry.0 = call.timestamp.clone();
+        entry.1 += 1;
+    }
+}
+
+/// `$.users[3].email` → `$.users[*].email`: one location for every element of an array.
+fn normalize_location(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut in_index = false;
+    for c in name.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push_str("[*]");
+            }
+            ']' if in_index => in_index = false,
+            _ if in_index => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn describe(detail: &str, side: MessageSide, location: &Location) -> String {
+    let side = labels::side_name(side);
+    match &location.name {
+        Some(name) => format!("{detail} in the {side} {} `{name}`", location.part),
+        None => format!("{detail} in the {side} {}", location.part),
+    }
+}
+
+/// OWASP API Security Top 10 (2023): credentials exposed in transit or in URLs are a security
+/// misconfiguration (API8); personal data in responses is excessive data exposure (API3).
+fn owasp(category: Category, side: MessageSide, finding: &Finding) -> Option<&'static str> {
+    match (category, side) {
+        (Category::Secret, _) if finding.detail_type.as_deref() == Some("jwt_alg_none") => {
+            Some("API2:2023")
+        }
+        (Category::Secret, _) => Some("API8:2023"),
+        (_, MessageSide::Response) => Some("API3:2023"),
+        _ => None,
+    }
+}
+
+/// What makes two findings the same: type, endpoint, location, caller, and plaintext or not.
+fn fingerprint(finding: &Finding) -> [u8; 16] {
+    let mut hasher = Sha256::new();
+    let location = finding.evidence.first().map(|e| &e.location);
+    let text = format!(
+        "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
+        finding.kind,
+        finding.detail_type,
+        finding.endpoint.method,
+        finding.endpoint.route,
+        finding.endpoint.server_address,
+        finding.endpoint.server_port,
+        location,
+        finding.caller.address,
+        finding.caller.executable_name,
+        finding.caller.container_id,
+        finding.plaintext
+    );
+    hasher.update(text.as_bytes());
+    let digest = hasher.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+/// Path segments that are ids, not names: numbers, UUIDs, long hex, long mixed tokens.
+fn is_id_like(segment: &str) -> bool {
+    let len = segment.len();
+    let digits = segment.bytes().filter(u8::is_ascii_digit).count();
+    let hex = segment.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    len > 0
+        && (digits == len
+            || (hex && len >= 16)
+            || (len >= 20
+                && digits > 0
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')))
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 UTC timestamp (`2026-11-28T18:45:55.125312Z`);
+/// 0 if it cannot be read.
+pub fn unix_seconds(timestamp: &str) -> u64 {
+    let number =
+        |range: std::ops::Range<usize>| -> Option<i64> { timestamp.get(range)?.parse().ok() };
+    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
+        number(0..4),
+        number(5..7),
+        number(8..10),
+        number(11..13),
+        number(14..16),
+        number(17..19),
+    ) else {
+        return 0;
+    };
+    // Howard Hinnant's days_from_civil.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hour * 3600 + minute * 60 + second).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::rfc3339;
+
+    #[test]
+    fn timestamps_read_back_to_unix_seconds() {
+        assert_eq!(
+            unix_seconds(&rfc3339(1_795_000_000_123_456_789)),
+            1_795_000_000
+        );
+        assert_eq!(unix_seconds(&rfc3339(951_782_400_000_000_000)), 951_782_400);
+        assert_eq!(unix_seconds("garbage"), 0);
+    }
+
+    #[test]
+    fn locations_fold_array_indices() {
+        assert_eq!(
+            normalize_location("$.users[12].emails[0]"),
+            "$.users[*].emails[*]"
+        );
+    }
+
+    #[test]
+    fn id_like_segments() {
+        assert!(is_id_like("12345"));
+        assert!(is_id_like("3f2a9c1b-8d4e-4f6a-9b2c-1d3e5f7a9b0c"));
+        assert!(!is_id_like("users"));
+        assert!(!is_id_like("v1"));
+    }
+}

@@ -1,0 +1,324 @@
+//! Structure first: a message part cut into named fields before any detector looks at it.
+//!
+//! A query string becomes its parameters, a cookie header its cookies, a JSON body its scalars
+//! with their key paths, a form body its fields; other text is one field. Each field carries its
+//! name, so a detector can let the name confirm or refute a weak match, and its position in the
+//! text it came from, so redaction can replace exactly what was found. Values that had to be
+//! decoded (percent-encoding, JSON escapes) say so: their decoded text does not line up with the
+//! source, and redaction replaces them whole.
+
+use std::{borrow::Cow, ops::Range};
+
+use super::json;
+
+/// Where in a message a field was: the names findings use (`findings::Location::part`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Part {
+    Path,
+    Query,
+    Header,
+    Cookie,
+    Json,
+    Form,
+    /// Text that is neither JSON nor a form.
+    Body,
+    /// A process's command-line argument (redaction only: it is not traffic).
+    Argument,
+}
+
+impl Part {
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Path => "path",
+            Part::Query => "query",
+            Part::Header => "header",
+            Part::Cookie => "cookie",
+            Part::Json => "json",
+            Part::Form => "form",
+            Part::Body => "body",
+            Part::Argument => "argument",
+        }
+    }
+}
+
+/// One field of a message part.
+#[derive(Debug)]
+pub struct Field<'a> {
+    pub part: Part,
+    /// Parameter, header or cookie name (JSON fields name themselves through `json`).
+    pub name: Option<&'a str>,
+    /// The scalar a JSON field is, which knows its path.
+    pub json: Option<&'a json::Scalar<'a>>,
+    /// The name that says what the value is: the last key of a JSON path, else `name`.
+    pub key: Option<&'a str>,
+    /// The key above `key` in JSON, for generic members (`card.number`).
+    pub parent_key: Option<&'a str>,
+    /// The value, decoded.
+    pub text: &'a str,
+    /// Where the value lies in the source text.
+    pub raw: Range<usize>,
+    /// `text` is a decoding of `raw`, not a copy: offsets in one are not offsets in the other.
+    pub decoded: bool,
+    /// A JSON value that was not a string (a number): replacing it needs quotes.
+    pub bare: bool,
+}
+
+impl Field<'_> {
+    /// Parameter, header or cookie name, or JSON path (`$.user.email`), built on demand.
+    pub fn name_string(&self) -> Option<String> {
+        match self.json {
+            Some(scalar) => Some(scalar.path_on_demand()),
+            None => self.name.map(str::to_string),
+        }
+    }
+}
+
+/// What kind of text a source is, which decides how it is cut into fields.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// The URL path (scanned as text: ids, emails and tokens turn up in paths).
+    Path,
+    /// A query string, `a=1&b=2`.
+    Query,
+    /// A header's value, with the header's name.
+    Header(&'a str),
+    /// A message body, with its `Content-Type`.
+    Body(Option<&'a str>),
+    /// A command-line argument.
+    Argument,
+}
+
+/// Calls `visit` with every field of `text` read as `source`.
+pub fn fields(source: Source<'_>, text: &str, visit: &mut dyn FnMut(&Field<'_>)) {
+    match source {
+        Source::Path => visit(&whole(Part::Path, None, text)),
+        Source::Argument => visit(&whole(Part::Argument, None, text)),
+        Source::Query => pairs(text, Part::Query, visit),
+        Source::Header(name) => header(name, text, visit),
+        Source::Body(content_type) => body(content_type, text, visit),
+    }
+}
+
+fn whole<'a>(part: Part, name: Option<&'a str>, text: &'a str) -> Field<'a> {
+    Field {
+        part,
+        name,
+        json: None,
+        key: name,
+        parent_key: None,
+        text,
+        raw: 0..text.len(),
+        decoded: false,
+        bare: false,
+    }
+}
+
+fn header(name: &str, value: &str, visit: &mut dyn FnMut(&Field<'_>)) {
+    if name.eq_ignore_ascii_case("cookie") || name.eq_ignore_ascii_case("set-cookie") {
+        let set_cookie = name.eq_ignore_ascii_case("set-cookie");
+        let mut offset = 0;
+        for (index, piece) in value.split(';').enumerate() {
+            let start = offset;
+            offset += piece.len() + 1;
+            // In Set-Cookie only the first pair is the cookie; the rest are its attributes.
+            if set_cookie && index > 0 {
+                continue;
+            }
+            let Some((cookie, cookie_value)) = piece.split_once('=') else {
+                continue;
+            };
+            let value_start = start + cookie.len() + 1;
+            let trimmed = cookie_value.trim();
+            let lead = cookie_value.len() - cookie_value.trim_start().len();
+            let raw = value_start + lead..value_start + lead + trimmed.len();
+            visit(&Field {
+                part: Part::Cookie,
+                name: Some(cookie.trim()),
+                json: None,
+                key: Some(cookie.trim()),
+                parent_key: None,
+                text: trimmed,
+                raw,
+                decoded: false,
+                bare: false,
+            });
+        }
+        return;
+    }
+    visit(&whole(Part::Header, Some(name), value));
+}
+
+fn body(content_type: Option<&str>, text: &str, visit: &mut dyn FnMut(&Field<'_>)) {
+    let content_type = content_type.unwrap_or("");
+    let looks_like_json = text.trim_start().starts_with(['{', '[']);
+    if contains_ignore_case(content_type, "json") || (content_type.is_empty() && looks_like_json) {
+        json_fields(text, visit);
+    } else if contains_ignore_case(content_type, "x-www-form-urlencoded") {
+        pairs(text, Part::Form, visit);
+    } else {
+        visit(&whole(Part::Body, None, text));
+    }
+}
+
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+fn json_fields(text: &str, visit: &mut dyn FnMut(&Field<'_>)) {
+    let end = json::walk_unnamed(text, |scalar| {
+        let raw_text = text.get(scalar.raw.clone()).unwrap_or("");
+        let unescaped;
+        let value: &str = if scalar.escaped {
+            unescaped = json::unescape(raw_text);
+            &unescaped
+        } else {
+            raw_text
+        };
+        visit(&Field {
+            part: Part::Json,
+            name: None,
+            json: Some(scalar),
+            key: scalar.key,
+            parent_key: scalar.parent_key,
+            text: value,
+            raw: scalar.raw.clone(),
+            decoded: scalar.escaped,
+            bare: !scalar.is_string,
+        });
+    });
+    // Past the nesting limit the rest is plain text: still scanned, without key paths.
+    if end.consumed < text.len() {
+        let rest = &text[end.consumed..];
+        visit(&Field {
+            raw: end.consumed..text.len(),
+            ..whole(Part::Json, None, rest)
+        });
+    }
+}
+
+/// `name=value` pairs separated by `&`, percent-decoded.
+fn pairs(text: &str, part: Part, visit: &mut dyn FnMut(&Field<'_>)) {
+    let mut offset = 0;
+    for pair in text.split('&') {
+        let start = offset;
+        offset += pair.len() + 1;
+        let (name, value, value_start) = match pair.split_once('=') {
+            Some((name, value)) => (name, value, start + name.len() + 1),
+            None => ("", pair, start),
+        };
+        if value.is_empty() {
+            continue;
+        }
+        let name = percent_decode(name);
+        let decoded = percent_decode(value);
+        let name = (!name.is_empty()).then_some(&*name);
+        visit(&Field {
+            part,
+            name,
+            json: None,
+            key: name,
+            parent_key: None,
+            text: &decoded,
+            raw: value_start..value_start + value.len(),
+            decoded: matches!(decoded, Cow::Owned(_)),
+            bare: false,
+        });
+    }
+}
+
+/// `%XX` and `+` decoded; invalid escapes kept as written; invalid UTF-8 replaced.
+pub fn percent_decode(text: &str) -> Cow<'_, str> {
+    if !text.bytes().any(|b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+        match bytes[i] {
+            b'%' => match (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+                (Some(high), Some(low)) => {
+                    out.push((high * 16 + low) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(source: Source<'_>, text: &str) -> Vec<(Part, Option<String>, String, String)> {
+        let mut out = Vec::new();
+        fields(source, text, &mut |f| {
+            out.push((
+                f.part,
+                f.name_string(),
+                f.text.to_string(),
+                text[f.raw.clone()].to_string(),
+            ))
+        });
+        out
+    }
+
+    #[test]
+    fn queries_and_forms_are_pairs_with_decoded_values() {
+        let got = collect(Source::Query, "q=a%40b.io&page=2&flag&x=");
+        assert_eq!(
+            got,
+            [
+                (
+                    Part::Query,
+                    Some("q".into()),
+                    "a@b.io".into(),
+                    "a%40b.io".into()
+                ),
+                (Part::Query, Some("page".into()), "2".into(), "2".into()),
+                (Part::Query, None, "flag".into(), "flag".into()),
+            ]
+        );
+        let form = collect(
+            Source::Body(Some("application/x-www-form-urlencoded")),
+            "password=p+w",
+        );
+        assert_eq!(form[0].0, Part::Form);
+        assert_eq!(form[0].2, "p w");
+    }
+
+    #[test]
+    fn cookies_are_named_and_set_cookie_attributes_skipped() {
+        let got = collect(Source::Header("Cookie"), "sid=abc; theme=dark");
+        assert_eq!(got[0].1.as_deref(), Some("sid"));
+        assert_eq!(got[0].3, "abc");
+        assert_eq!(got[1].3, "dark");
+        let set = collect(Source::Header("set-cookie"), "sid=abc; Path=/; Domain=x.io");
+        assert_eq!(set.len(), 1);
+    }
+
+    #[test]
+    fn bodies_are_read_by_content_type() {
+        let json = collect(
+            Source::Body(Some("application/json")),
+            r#"{"a":{"b":"c\"d"}}"#,
+        );
+        assert_eq!(json[0].1.as_deref(), Some("$.a.b"));
+        assert_eq!(json[0].2, "c\"d");
+        assert_eq!(json[0].3, r#"c\"d"#);
+        let sniffed = collect(Source::Body(None), r#" [1]"#);
+        assert_eq!(sniffed[0].0, Part::Json);
+        let text = collect(Source::Body(Some("text/plain")), "hello");
+        assert_eq!(text[0].0, Part::Body);
+    }
+}

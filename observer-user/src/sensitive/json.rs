@@ -1,0 +1,414 @@
+//! A tolerant JSON walker: every scalar of a document with its key path, without building a
+//! tree.
+//!
+//! The detectors want each value with the field name that gives it meaning (`$.user.ssn`),
+//! over bodies that are often cut short (captures and previews stop at a limit) or not quite
+//! JSON. So this walker never fails: it reads what it can, reports every string and number it
+//! sees with its path and position, and treats bytes it does not understand as a bare scalar.
+//! Each byte is looked at a bounded number of times, so hostile documents cost linear time, and
+//! nesting deeper than [`MAX_DEPTH`] stops the walk (the caller scans the rest as raw text).
+
+use std::ops::Range;
+
+/// Containers deeper than this end the walk: real API documents nest a few levels; a deeper one
+/// is more likely an attack on parsers than data worth key paths.
+pub const MAX_DEPTH: usize = 64;
+
+/// Key paths longer than this are cut (their scalars are still reported): the path only names
+/// a location, and a bound keeps one deep document from costing memory per value.
+pub const MAX_PATH_BYTES: usize = 256;
+
+/// One scalar of a document.
+#[derive(Debug)]
+pub struct Scalar<'a> {
+    /// `$.user.emails[1]` from [`walk`]; empty from [`walk_unnamed`], where [`Scalar::path_on_demand`]
+    /// builds it.
+    pub path: &'a str,
+    /// The containers the scalar is in, outermost first.
+    frames: &'a [Frame],
+    text: &'a str,
+    /// The nearest object key above the value (an array's elements take their array's key).
+    pub key: Option<&'a str>,
+    /// The key above that one, for generic keys (`{"card": {"number": ...}}`).
+    pub parent_key: Option<&'a str>,
+    /// Where the value lies in the text: inside the quotes for strings.
+    pub raw: Range<usize>,
+    /// A string (as opposed to a number or another bare token).
+    pub is_string: bool,
+    /// The string holds backslash escapes: its raw text is not its value.
+    pub escaped: bool,
+}
+
+/// How far a walk got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalkEnd {
+    /// Bytes read; less than the text's length only when nesting passed [`MAX_DEPTH`].
+    pub consumed: usize,
+}
+
+impl Scalar<'_> {
+    /// `$.user.emails[1]`, built from the containers: for walks that did not build paths.
+    pub fn path_on_demand(&self) -> String {
+        if !self.path.is_empty() {
+            return self.path.to_string();
+        }
+        let mut path = String::from("$");
+        for frame in self.frames {
+            push_segment(&mut path, self.text, Some(frame));
+        }
+        path
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Frame {
+    object: bool,
+    /// Path length before this container's own segments.
+    path_len: usize,
+    /// Next array index, or whether an object expects a key.
+    index: usize,
+    expect_key: bool,
+    /// The key this container is the value of.
+    key: Option<Range<usize>>,
+    /// The current member's key, in objects.
+    member_key: Option<Range<usize>>,
+}
+
+/// Walks `text`, calling `visit` for every string and number, with its path.
+pub fn walk(text: &str, visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
+    walk_inner(text, true, visit)
+}
+
+/// Like [`walk`] without building each scalar's path (`path` is empty): for callers that name
+/// few scalars, which ask [`Scalar::path_on_demand`]. Building every path costs more than
+/// scanning most values.
+pub fn walk_unnamed(text: &str, visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
+    walk_inner(text, false, visit)
+}
+
+fn walk_inner(text: &str, paths: bool, mut visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
+    let bytes = text.as_bytes();
+    let mut path = String::from("$");
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = bytes[i];
+        match byte {
+            b' ' | b'\t' | b'\r' | b'\n' | b':' => i += 1,
+            b'{' | b'[' => {
+                if stack.len() >= MAX_DEPTH {
+                    return WalkEnd { consumed: i };
+                }
+                let key = stack
+                    .last()
+                    .and_then(|f| f.member_key.clone().or(f.key.clone()));
+                let path_len = path.len();
+                if paths {
+                    push_segment(&mut path, text, stack.last());
+                }
+                if let Some(parent) = stack.last_mut() {
+                    parent.expect_key = false;
+                }
+                stack.push(Frame {
+                    object: byte == b'{',
+                    path_len,
+                    index: 0,
+                    expect_key: byte == b'{',
+                    key,
+                    member_key: None,
+                });
+                i += 1;
+            }
+            b'}' | b']' => {
+                if let Some(frame) = stack.pop() {
+                    path.truncate(frame.path_len);
+                }
+                i += 1;
+            }
+            b',' => {
+                if let Some(frame) = stack.last_mut() {
+                    if frame.object {
+                        frame.expect_key = true;
+                        frame.member_key = None;
+                    } else {
+                        frame.index += 1;
+                    }
+                }
+                i += 1;
+            }
+            b'"' => {
+                let (end, escaped) = string_end(bytes, i);
+                let inner = i + 1..end.min(bytes.len());
+                i = (end + 1).min(bytes.len());
+                if let Some(frame) = stack.last_mut() {
+                    if frame.object && frame.expect_key {
+                        frame.member_key = Some(inner);
+                        frame.expect_key = false;
+                        continue;
+                    }
+                }
+                emit(
+                    text,
+                    paths.then_some(&mut path),
+                    &stack,
+                    inner,
+                    true,
+                    escaped,
+                    &mut visit,
+                );
+            }
+            _ => {
+                let start = i;
+                while i < bytes.len()
+                    && !matches!(
+                        bytes[i],
+                        b',' | b'}'
+                            | b']'
+                            | b' '
+                            | b'\t'
+                            | b'\r'
+                            | b'\n'
+                            | b'"'
+                            | b':'
+                            | b'{'
+                            | b'['
+                    )
+                {
+                    i += 1;
+                }
+                if i == start {
+                    i += 1;
+                    continue;
+                }
+                let token = &bytes[start..i];
+                let numeric = token
+                    .iter()
+                    .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
+                if numeric {
+                    emit(
+                        text,
+                        paths.then_some(&mut path),
+                        &stack,
+                        start..i,
+                        false,
+                        false,
+                        &mut visit,
+                    );
+                }
+            }
+        }
+    }
+    WalkEnd {
+        consumed: bytes.len(),
+    }
+}
+
+/// Appends the segment naming the next value of `frame` to `path`.
+fn push_segment(path: &mut String, text: &str, frame: Option<&Frame>) {
+    let Some(frame) = frame else {
+        return;
+    };
+    if path.len() >= MAX_PATH_BYTES {
+        return;
+    }
+    if frame.object {
+        let key = frame
+            .member_key
+            .clone()
+            .and_then(|k| text.get(k))
+            .unwrap_or("?");
+        path.push('.');
+        let room = MAX_PATH_BYTES.saturating_sub(path.len());
+        path.push_str(truncate_at_char(key, room));
+    } else {
+        path.push('[');
+        push_decimal(path, frame.index);
+        path.push(']');
+    }
+}
+
+/// `write!` without the formatting machinery, which costs more than the rest of a scalar.
+fn push_decimal(path: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in digits[..len].iter().rev() {
+        path.push(char::from(d));
+    }
+}
+
+fn truncate_at_char(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+fn emit(
+    text: &str,
+    path: Option<&mut String>,
+    stack: &[Frame],
+    raw: Range<usize>,
+    is_string: bool,
+    escaped: bool,
+    visit: &mut impl FnMut(&Scalar<'_>),
+) {
+    let mut unnamed = String::new();
+    let path = path.unwrap_or(&mut unnamed);
+    let before = path.len();
+    if before > 0 {
+        push_segment(path, text, stack.last());
+    }
+    let frame = stack.last();
+    let key_range = frame.and_then(|f| f.member_key.clone().or(f.key.clone()));
+    let parent_range = frame.and_then(|f| {
+        if f.member_key.is_some() {
+            f.key.clone()
+        } else {
+            None
+        }
+    });
+    let scalar = Scalar {
+        path,
+        frames: stack,
+        text,
+        key: key_range.and_then(|r| text.get(r)),
+        parent_key: parent_range.and_then(|r| text.get(r)),
+        raw,
+        is_string,
+        escaped,
+    };
+    visit(&scalar);
+    path.truncate(before);
+}
+
+/// Index of the quote closing the string opening at `start` (the text's length if it never
+/// closes), and whether the string holds escapes.
+fn string_end(bytes: &[u8], start: usize) -> (usize, bool) {
+    let mut i = start + 1;
+    let mut escaped = false;
+    while i < bytes.len() {
+        match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+            Some(offset) => {
+                i += offset;
+                if bytes[i] == b'\\' {
+                    escaped = true;
+                    i += 2;
+                } else {
+                    return (i, escaped);
+                }
+            }
+            None => return (bytes.len(), escaped),
+        }
+    }
+    (bytes.len(), escaped)
+}
+
+/// The value of a JSON string's inside (`a\"b\u00e9` → `a"bé`). Bad escapes are kept as
+/// written; lone surrogates become U+FFFD.
+pub fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('u') => {
+                let hex: String = chars.by_ref().take(4).collect();
+                let unit = u32::from_str_radix(&hex, 16).ok();
+                out.push(unit.and_then(char::from_u32).unwrap_or('\u{fffd}'));
+            }
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scalars(text: &str) -> Vec<(String, Option<String>, String)> {
+        let mut out = Vec::new();
+        walk(text, |s| {
+            out.push((
+                s.path.to_string(),
+                s.key.map(str::to_string),
+                text[s.raw.clone()].to_string(),
+            ))
+        });
+        out
+    }
+
+    #[test]
+    fn scalars_come_with_their_paths() {
+        let got = scalars(r#"{"user":{"email":"a@b.io","tags":["x",2]},"n":-1.5e3,"ok":true}"#);
+        let want = [
+            ("$.user.email", Some("email"), "a@b.io"),
+            ("$.user.tags[0]", Some("tags"), "x"),
+            ("$.user.tags[1]", Some("tags"), "2"),
+            ("$.n", Some("n"), "-1.5e3"),
+        ];
+        assert_eq!(got.len(), want.len(), "{got:?}");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!((g.0.as_str(), g.1.as_deref(), g.2.as_str()), w);
+        }
+    }
+
+    #[test]
+    fn parent_keys_name_generic_members() {
+        let mut parents = Vec::new();
+        walk(r#"{"card":{"number":"4111"}}"#, |s| {
+            parents.push((s.key.map(str::to_string), s.parent_key.map(str::to_string)))
+        });
+        assert_eq!(parents, [(Some("number".into()), Some("card".into()))]);
+    }
+
+    #[test]
+    fn cut_and_broken_documents_still_yield_values() {
+        let got = scalars(r#"{"a":"x\"y","ssn":"123-45-67"#);
+        assert_eq!(got[0].2, r#"x\"y"#);
+        assert_eq!(
+            got[1],
+            ("$.ssn".into(), Some("ssn".into()), "123-45-67".into())
+        );
+        assert_eq!(scalars("{{{:::,,,]]]").len(), 0);
+        assert_eq!(unescape(r#"a\"b\u00e9\n"#), "a\"bé\n");
+    }
+
+    #[test]
+    fn paths_built_on_demand_match_paths_built_while_walking() {
+        let text = r#"{"a":[{"b":1},{"c":[2,{"d":"x"}]}],"e":"y"}"#;
+        let mut built = Vec::new();
+        walk(text, |s| built.push(s.path.to_string()));
+        let mut on_demand = Vec::new();
+        walk_unnamed(text, |s| {
+            assert!(s.path.is_empty());
+            on_demand.push(s.path_on_demand());
+        });
+        assert_eq!(built, on_demand);
+        assert_eq!(built, ["$.a[0].b", "$.a[1].c[0]", "$.a[1].c[1].d", "$.e"]);
+    }
+
+    #[test]
+    fn deep_nesting_stops_the_walk() {
+        let deep = "[".repeat(MAX_DEPTH + 10);
+        assert_eq!(walk(&deep, |_| {}).consumed, MAX_DEPTH);
+    }
+}

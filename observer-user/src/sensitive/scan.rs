@@ -1,0 +1,1006 @@
+//! The scanner: every detector over one field at a time, cheapest test first.
+//!
+//! For each field (from `fields`): the field's name gives hints; a keyword prefilter
+//! (Aho-Corasick, one pass) and the value's shape (how many digits, capitals, dots, colons) say
+//! which detectors could possibly match; only those run their pattern, and every candidate goes
+//! through its strict validator (`validate`). Patterns use the `regex` crate, which never
+//! backtracks, and the hand-written passes look at each byte a bounded number of times, so a
+//! hostile value costs time linear in its length.
+//!
+//! The scanner is shared, immutable and cheap to call; it allocates only for what it finds.
+
+use std::{ops::Range, sync::Arc, sync::OnceLock};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use base64::Engine;
+use regex::{Regex, RegexBuilder};
+
+use super::{
+    fields::{self, Field, Part, Source},
+    hints::{hints, Hints},
+    types::{Category, DataType, TypeRef},
+    validate,
+};
+use crate::findings::Severity;
+
+/// Digit runs longer than this are not one number: they are read piece by piece (split at
+/// spaces), which keeps a hostile run of digits and spaces linear.
+const MAX_NUMBER_BYTES: usize = 40;
+
+/// Values shorter than this hold no secret any detector knows (the shortest token pattern, a
+/// Slack token, is longer), so the keyword prefilter skips them.
+const MIN_KEYWORD_FIELD_BYTES: usize = 6;
+
+/// Numbers with fewer digits are neither cards, SSNs, routing numbers, ids nor phone numbers.
+const MIN_NUMBER_DIGITS: usize = 7;
+
+/// A compiled custom type is capped at this size: a policy file must not be able to make the
+/// agent build an enormous automaton.
+pub const CUSTOM_REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Flags on a hit, for findings that are worse than the type alone says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct HitFlags {
+    /// A JWT whose header says `alg: none`: anyone can forge it.
+    pub jwt_alg_none: bool,
+    /// A JWT whose `exp` is in the past.
+    pub jwt_expired: bool,
+}
+
+/// Something found in one field's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub kind: TypeRef,
+    /// Where in the field's (decoded) text.
+    pub span: Range<usize>,
+    pub flags: HitFlags,
+}
+
+/// Something found in a source text: what, where in the text, and in which field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub kind: TypeRef,
+    pub part: Part,
+    /// The field's name (parameter, header, cookie, JSON path), if it has one.
+    pub name: Option<String>,
+    /// The span of the source text to replace to hide the value: the value itself where the
+    /// source holds it as is, the whole field where it had to be decoded.
+    pub raw: Range<usize>,
+    /// The value as found (decoded). Stays inside the agent: only its masked form leaves.
+    pub value: String,
+    /// A JSON number: a replacement must be quoted to keep the document valid.
+    pub bare: bool,
+    pub flags: HitFlags,
+}
+
+/// A user-defined type from the policy file.
+#[derive(Debug, Clone)]
+pub struct CustomType {
+    pub name: String,
+    pub regex: Regex,
+    /// Only fields whose name contains this (lowercased) are scanned, when set.
+    pub key_hint: Option<String>,
+    pub category: Category,
+    pub severity: Severity,
+}
+
+/// What a keyword points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keyed {
+    Email,
+    Jwt,
+    Bearer,
+    Basic,
+    Aws,
+    Github,
+    Gitlab,
+    Slack,
+    Stripe,
+    Google,
+    PrivateKey,
+    UrlCredentials,
+    SignedUrl,
+    Mrz,
+}
+
+impl Keyed {
+    const COUNT: usize = 14;
+    const ALL: [Keyed; Keyed::COUNT] = [
+        Keyed::Email,
+        Keyed::Jwt,
+        Keyed::Bearer,
+        Keyed::Basic,
+        Keyed::Aws,
+        Keyed::Github,
+        Keyed::Gitlab,
+        Keyed::Slack,
+        Keyed::Stripe,
+        Keyed::Google,
+        Keyed::PrivateKey,
+        Keyed::UrlCredentials,
+        Keyed::SignedUrl,
+        Keyed::Mrz,
+    ];
+
+    /// The literal text every match of the detector contains, in every case the detector's
+    /// pattern accepts. Matched case-sensitively: that keeps the automaton on its fast,
+    /// vectorised prefilter, which case-insensitive matching would turn off.
+    fn keywords(self) -> &'static [&'static str] {
+        match self {
+            // `@` is found with memchr instead: a one-byte keyword would turn the automaton's
+            // prefilter off for every other keyword.
+            Keyed::Email => &[],
+            Keyed::Jwt => &["eyJ"],
+            Keyed::Bearer => &["Bearer", "bearer", "BEARER"],
+            Keyed::Basic => &["Basic", "basic", "BASIC"],
+            Keyed::Aws => &["AKIA", "ASIA", "ABIA", "ACCA"],
+            Keyed::Github => &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
+            Keyed::Gitlab => &["glpat-", "gldt-", "glrt-", "glptt-", "gloas-"],
+            Keyed::Slack => &["xox", "hooks.slack.com"],
+            Keyed::Stripe => &["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"],
+            Keyed::Google => &["AIza"],
+            Keyed::PrivateKey => &["-----BEGIN"],
+            Keyed::UrlCredentials => &["://"],
+            Keyed::SignedUrl => &[
+                "Signature=",
+                "signature=",
+                "SIGNATURE=",
+                "sig=",
+                "Sig=",
+                "SIG=",
+            ],
+            Keyed::Mrz => &["<<"],
+        }
+    }
+
+    /// The broad pattern. Case-sensitive where the format is.
+    fn pattern(self) -> &'static str {
+        match self {
+            Keyed::Email => r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+",
+            Keyed::Jwt => r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*",
+            Keyed::Bearer => r"(?i:bearer)[ \t]+([A-Za-z0-9\-._~+/]{12,}=*)",
+            Keyed::Basic => r"(?i:basic)[ \t]+([A-Za-z0-9+/]{6,}={0,2})",
+            Keyed::Aws => r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}(?-u:\b)",
+            Keyed::Github => {
+                r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?-u:\b)"
+            }
+            Keyed::Gitlab => r"(?-u:\b)gl(?:pat|dt|rt|ptt|oas)-[A-Za-z0-9_\-]{20,}",
+            Keyed::Slack => {
+                r"(?-u:\b)xox[abprse]-[A-Za-z0-9\-]{10,}|https://hooks\.slack\.com/services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{20,}"
+            }
+            Keyed::Stripe => {
+                r"(?-u:\b)(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{24,})"
+            }
+            Keyed::Google => r"AIza[0-9A-Za-z_\-]{35}",
+            Keyed::PrivateKey => {
+                r"-----BEGIN[A-Z ]{0,24}PRIVATE KEY-----(?s:.*?)(?:-----END[A-Z ]{0,24}PRIVATE KEY-----|\z)"
+            }
+            Keyed::UrlCredentials => {
+                r#"[A-Za-z][A-Za-z0-9+.\-]{1,15}://[^\s/?#@:"'<>\\]{1,128}:[^\s/?#@"'<>\\]{1,256}@[A-Za-z0-9.\-\[\]:]+"#
+            }
+            Keyed::SignedUrl => {
+                r"(?i)(?:^|[?&])(?:x-amz-signature|x-goog-signature|signature|sig)=[A-Za-z0-9%/+=_\-.~]{16,}"
+            }
+            Keyed::Mrz => {
+                r"[A-Z0-9<]{9}[0-9][A-Z<]{3}[0-9]{6}[0-9][MFX<][0-9]{6}[0-9][A-Z0-9<]{14}[0-9<][0-9]"
+            }
+        }
+    }
+}
+
+/// Detectors run on shape rather than keywords.
+struct ShapePatterns {
+    iban: Regex,
+    ipv4: Regex,
+    ipv6_token: Regex,
+}
+
+/// All detectors, compiled once.
+pub struct Scanner {
+    keywords: AhoCorasick,
+    /// Keyword pattern index → detector.
+    keyword_owner: Vec<Keyed>,
+    keyed: Vec<Regex>,
+    shapes: ShapePatterns,
+    custom: Vec<CustomType>,
+}
+
+impl std::fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scanner")
+            .field("custom", &self.custom.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The built-in patterns failed to compile: a bug, caught by every test.
+#[derive(Debug, thiserror::Error)]
+pub enum ScannerError {
+    #[error("built-in pattern {name}: {source}")]
+    Pattern {
+        name: &'static str,
+        #[source]
+        source: regex::Error,
+    },
+    #[error("keyword prefilter: {0}")]
+    Keywords(#[from] aho_corasick::BuildError),
+}
+
+impl Scanner {
+    /// The built-in detectors plus `custom` ones.
+    pub fn new(custom: Vec<CustomType>) -> Result<Scanner, ScannerError> {
+        let mut patterns = Vec::new();
+        let mut keyword_owner = Vec::new();
+        for keyed in Keyed::ALL {
+            for keyword in keyed.keywords() {
+                patterns.push(*keyword);
+                keyword_owner.push(keyed);
+            }
+        }
+        // Which detectors a text triggers is all that matters, not every occurrence, so a
+        // leftmost non-overlapping search (which can use the prefilter) is enough: no keyword
+        // here is part of another.
+        let keywords = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(&patterns)?;
+        let compile = |name: &'static str, pattern: &str| {
+            RegexBuilder::new(pattern)
+                .build()
+                .map_err(|source| ScannerError::Pattern { name, source })
+        };
+        let keyed = Keyed::ALL
+            .iter()
+            .map(|k| compile("keyword detector", k.pattern()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let shapes = ShapePatterns {
+            iban: compile("iban", r"(?-u:\b)[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]){11,34}")?,
+            ipv4: compile("ipv4", r"(?-u:\b)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?-u:\b)")?,
+            ipv6_token: compile("ipv6", r"[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*")?,
+        };
+        Ok(Scanner {
+            keywords,
+            keyword_owner,
+            keyed,
+            shapes,
+            custom,
+        })
+    }
+
+    /// The built-in detectors alone, compiled once per process.
+    pub fn builtin() -> Arc<Scanner> {
+        static BUILTIN: OnceLock<Arc<Scanner>> = OnceLock::new();
+        BUILTIN
+            .get_or_init(|| {
+                // The built-in patterns are constants covered by every test: failing here is a
+                // bug in this file, not something input can cause.
+                #[expect(clippy::expect_used, reason = "constant patterns, tested")]
+                Arc::new(Scanner::new(Vec::new()).expect("built-in patterns compile"))
+            })
+            .clone()
+    }
+
+    pub fn custom_types(&self) -> &[CustomType] {
+        &self.custom
+    }
+
+    /// The name of a type this scanner reports.
+    pub fn type_name(&self, kind: TypeRef) -> &str {
+        match kind {
+            TypeRef::Builtin(t) => t.name(),
+            TypeRef::Custom(i) => self
+                .custom
+                .get(usize::from(i))
+                .map_or("custom", |c| c.name.as_str()),
+        }
+    }
+
+    pub fn category(&self, kind: TypeRef) -> Category {
+        match kind {
+            TypeRef::Builtin(t) => t.category(),
+            TypeRef::Custom(i) => self
+                .custom
+                .get(usize::from(i))
+                .map_or(Category::Personal, |c| c.category),
+        }
+    }
+
+    /// Everything found in `text` read as `source`. `now_secs` (Unix time, 0 if unknown) dates
+    /// JWT expiry.
+    pub fn scan_source(&self, source: Source<'_>, text: &str, now_secs: u64, out: &mut Vec<Found>) {
+        // One keyword pass over the whole text; each field then looks only at the keywords
+        // inside its span (fields come in text order), instead of a pass per field.
+        let mut keywords: Vec<(usize, usize, Keyed)> = self
+            .keywords
+            .find_iter(text)
+            .filter_map(|m| {
+                let owner = *self.keyword_owner.get(m.pattern().as_usize())?;
+                Some((m.start(), m.end(), owner))
+            })
+            .collect();
+        let before = keywords.len();
+        keywords.extend(
+            memchr::memchr_iter(b'@', text.as_bytes()).map(|at| (at, at + 1, Keyed::Email)),
+        );
+        if before > 0 && keywords.len() > before {
+            keywords.sort_unstable_by_key(|k| k.0);
+        }
+        let mut next_keyword = 0;
+        let mut hits = Vec::new();
+        fields::fields(source, text, &mut |field| {
+            hits.clear();
+            let triggered = if field.decoded {
+                // Decoding may have made a keyword (`%40` is `@`): look at the decoded text.
+                self.keywords_in(field.text)
+            } else {
+                while keywords
+                    .get(next_keyword)
+                    .is_some_and(|k| k.0 < field.raw.start)
+                {
+                    next_keyword += 1;
+                }
+                keywords[next_keyword.min(keywords.len())..]
+                    .iter()
+                    .take_while(|k| k.0 < field.raw.end)
+                    .filter(|k| k.1 <= field.raw.end)
+                    .fold(0u32, |mask, k| mask | 1 << (k.2 as u32))
+            };
+            self.scan_field_with(field, now_secs, triggered, &mut hits);
+            for hit in &hits {
+                let raw = if field.decoded {
+                    field.raw.clone()
+                } else {
+                    field.raw.start + hit.span.start..field.raw.start + hit.span.end
+                };
+                out.push(Found {
+                    kind: hit.kind,
+                    part: field.part,
+                    name: field.name_string(),
+                    raw,
+                    value: field.text.get(hit.span.clone()).unwrap_or("").to_string(),
+                    bare: field.bare,
+                    flags: hit.flags,
+                });
+            }
+        });
+    }
+
+    /// Which keyword detectors `text` triggers, as bits by [`Keyed`] index.
+    fn keywords_in(&self, text: &str) -> u32 {
+        let email = if memchr::memchr(b'@', text.as_bytes()).is_some() {
+            1 << (Keyed::Email as u32)
+        } else {
+            0
+        };
+        self.keywords
+            .find_iter(text)
+            .filter_map(|m| self.keyword_owner.get(m.pattern().as_usize()))
+            .fold(email, |mask, k| mask | 1 << (*k as u32))
+    }
+
+    /// Everything found in one field, without overlaps (the earlier, then longer, match wins).
+    pub fn scan_field(&self, field: &Field<'_>, now_secs: u64, out: &mut Vec<Hit>) {
+        let triggered = self.keywords_in(field.text);
+        self.scan_field_with(field, now_secs, triggered, out);
+    }
+
+    fn scan_field_with(
+        &self,
+        field: &Field<'_>,
+        now_secs: u64,
+        triggered: u32,
+        out: &mut Vec<Hit>,
+    ) {
+        let text = field.text;
+        if text.is_empty() {
+            return;
+        }
+        let hints = match field.part {
+            Part::Path | Part::Body | Part::Argument => Hints::default(),
+            _ => hints(field.key, field.parent_key),
+        };
+        let start = out.len();
+        if self.by_name(field, hints, out) {
+            return;
+        }
+        if triggered != 0 && text.len() >= MIN_KEYWORD_FIELD_BYTES {
+            self.keyed_detectors(text, now_secs, triggered, out);
+        }
+        self.shape_detectors(text, hints, out);
+        if out.len() == start && hints != Hints::default() {
+            self.whole_value_by_hint(field, hints, out);
+        }
+        for (index, custom) in self.custom.iter().enumerate() {
+            // The hint is matched against the name that says what the value is: the
+            // parameter, header or cookie name, or a JSON member's key.
+            let named = custom.key_hint.as_deref().is_none_or(|hint| {
+                field
+                    .key
+                    .is_some_and(|name| name.to_ascii_lowercase().contains(hint))
+            });
+            if named {
+                let kind = TypeRef::Custom(u16::try_from(index).unwrap_or(u16::MAX));
+                for m in custom.regex.find_iter(text) {
+                    if !m.is_empty() {
+                        out.push(hit(kind, m.range()));
+                    }
+                }
+            }
+        }
+        remove_overlaps(out, start);
+    }
+
+    /// Values a name alone vouches for, whole: passwords, session cookies, signatures.
+    /// Returns whether the field is done.
+    fn by_name(&self, field: &Field<'_>, hints: Hints, out: &mut Vec<Hit>) -> bool {
+        let text = field.text;
+        let whole = 0..text.len();
+        let about = hints.has(Hints::ABOUT_SECRET);
+        if field.part == Part::Cookie {
+            if hints.has(Hints::SESSION) && text.len() >= 8 && !about && !is_placeholder(text) {
+                out.push(hit(DataType::SessionCookie.into(), whole));
+                return true;
+            }
+            return false;
+        }
+        if matches!(field.part, Part::Query | Part::Form)
+            && hints.has(Hints::SIGNATURE)
+            && text.len() >= 16
+        {
+            out.push(hit(DataType::SignedUrl.into(), whole));
+            return true;
+        }
+        if hints.has(Hints::PASSWORD) && !about && !is_placeholder(text) {
+            out.push(hit(DataType::Password.into(), whole));
+            return true;
+        }
+        false
+    }
+
+    fn keyed_detectors(&self, text: &str, now_secs: u64, triggered: u32, out: &mut Vec<Hit>) {
+        for keyed in Keyed::ALL {
+            if triggered & (1 << (keyed as u32)) == 0 {
+                continue;
+            }
+            let regex = &self.keyed[keyed as usize];
+            // Only the credential schemes capture a group (the part after the scheme); finding
+            // bounds alone is much cheaper than resolving groups.
+            let spans: Vec<Range<usize>> = if matches!(keyed, Keyed::Bearer | Keyed::Basic) {
+                regex
+                    .captures_iter(text)
+                    .filter_map(|c| c.get(1).or_else(|| c.get(0)).map(|m| m.range()))
+                    .collect()
+            } else {
+                regex.find_iter(text).map(|m| m.range()).collect()
+            };
+            for range in spans {
+                let value = &text[range.clone()];
+                let found =
+                    match keyed {
+                        Keyed::Email => {
+                            let trimmed = value.trim_end_matches(['.', '-']);
+                            validate::is_email(trimmed).then(|| {
+                                hit(
+                                    DataType::Email.into(),
+                                    range.start..range.start + trimmed.len(),
+                                )
+                            })
+                        }
+                        Keyed::Jwt => jwt(value, now_secs).map(|flags| Hit {
+                            kind: DataType::Jwt.into(),
+                            span: range,
+                            flags,
+                        }),
+                        Keyed::Bearer => match jwt(value, now_secs) {
+                            Some(flags) => Some(Hit {
+                                kind: DataType::Jwt.into(),
+                                span: range,
+                                flags,
+                            }),
+                            None => is_token_like(value)
+                                .then(|| hit(DataType::BearerToken.into(), range)),
+                        },
+                        Keyed::Basic => is_basic_credentials(value)
+                            .then(|| hit(DataType::BasicAuth.into(), range)),
+                        Keyed::Aws => Some(hit(DataType::AwsAccessKey.into(), range)),
+                        Keyed::Github => Some(hit(DataType::GithubToken.into(), range)),
+                        Keyed::Gitlab => Some(hit(DataType::GitlabToken.into(), range)),
+                        Keyed::Slack => Some(hit(DataType::SlackToken.into(), range)),
+                        Keyed::Stripe => Some(hit(DataType::StripeKey.into(), range)),
+                        Keyed::Google => Some(hit(DataType::GoogleApiKey.into(), range)),
+                        Keyed::PrivateKey => Some(hit(DataType::PrivateKey.into(), range)),
+                        Keyed::UrlCredentials => {
+                            url_password(value).then(|| hit(DataType::UrlCredentials.into(), range))
+                        }
+                        Keyed::SignedUrl => {
+                            // Hide the signature, not the `?name=` before it.
+                            let offset = value.find('=').map_or(0, |i| i + 1);
+                            Some(hit(
+                                DataType::SignedUrl.into(),
+                                range.start + offset..range.end,
+                            ))
+                        }
+                        Keyed::Mrz => validate::passport_mrz_line(value)
+                            .map(|_| hit(DataType::Passport.into(), range)),
+                    };
+                out.extend(found);
+            }
+        }
+    }
+
+    fn shape_detectors(&self, text: &str, hints: Hints, out: &mut Vec<Hit>) {
+        // Separate branch-free counts: the compiler vectorises each, where one loop with a
+        // `match` per byte ran a byte at a time and was most of the scanner's cost.
+        let bytes = text.as_bytes();
+        let digits = bytes.iter().filter(|b| b.wrapping_sub(b'0') < 10).count();
+        if digits == 0 {
+            return;
+        }
+        let capitals = bytes.iter().filter(|b| b.wrapping_sub(b'A') < 26).count();
+        let dots = bytes.iter().filter(|&&b| b == b'.').count();
+        let colons = bytes.iter().filter(|&&b| b == b':').count();
+        if digits >= MIN_NUMBER_DIGITS {
+            numbers(text, hints, out);
+        }
+        if capitals >= 2 && digits >= 8 && text.len() >= 15 {
+            for m in self.shapes.iban.find_iter(text) {
+                if let Some(len) = iban_prefix(m.as_str()) {
+                    out.push(hit(DataType::Iban.into(), m.start()..m.start() + len));
+                }
+            }
+        }
+        let refuted = hints.has(Hints::NOT_PERSONAL);
+        if dots >= 3 && digits >= 4 && !refuted {
+            for m in self.shapes.ipv4.find_iter(text) {
+                if validate::is_ipv4(m.as_str()) && !is_version_context(text, m.start()) {
+                    out.push(hit(DataType::IpAddress.into(), m.range()));
+                }
+            }
+        }
+        if colons >= 2 && !refuted {
+            for m in self.shapes.ipv6_token.find_iter(text) {
+                let token = m.as_str();
+                if validate::is_ipv6(token) {
+                    out.push(hit(DataType::IpAddress.into(), m.range()));
+                }
+            }
+        }
+    }
+
+    /// Types a name alone points at, checked on the whole value when no pattern matched.
+    fn whole_value_by_hint(&self, field: &Field<'_>, hints: Hints, out: &mut Vec<Hit>) {
+        let text = field.text.trim();
+        let lead = field.text.len() - field.text.trim_start().len();
+        let whole = lead..lead + text.len();
+        if text.is_empty() {
+            return;
+        }
+        let kind = if hints.has(Hints::BIRTH) && validate::is_date(date_part(text)) {
+            Some(DataType::DateOfBirth)
+        } else if hints.has(Hints::PASSPORT) && validate::is_passport_number(text) {
+            Some(DataType::Passport)
+        } else if hints.has(Hints::NATIONAL_ID) && validate::is_national_id(text) {
+            Some(DataType::NationalId)
+        } else if hints.has(Hints::ACCOUNT) && is_account_id(text) {
+            Some(DataType::AccountId)
+        } else if hints.has(Hints::SECRET)
+            && !hints.has(Hints::ABOUT_SECRET)
+            && text.len() >= 8
+            && !is_placeholder(text)
+        {
+            Some(DataType::SecretField)
+        } else {
+            None
+        };
+        out.extend(kind.map(|k| hit(k.into(), whole)));
+    }
+}
+
+fn hit(kind: TypeRef, span: Range<usize>) -> Hit {
+    Hit {
+        kind,
+        span,
+        flags: HitFlags::default(),
+    }
+}
+
+/// Keeps, of overlapping hits from `start` on, the one starting first (the longer on a tie).
+fn remove_overlaps(out: &mut Vec<Hit>, start: usize) {
+    if out.len() < start + 2 {
+        return;
+    }
+    let mut hits = out.split_off(start);
+    hits.sort_by(|a, b| {
+        a.span
+            .start
+            .cmp(&b.span.start)
+            .then(b.span.end.cmp(&a.span.end))
+    });
+    let mut end = None;
+    for hit in hits {
+        if end.is_none_or(|end| hit.span.start >= end) {
+            end = Some(hit.span.end);
+            out.push(hit);
+        }
+    }
+}
+
+/// Values that stand for "no value" in forms and configs.
+fn is_placeholder(text: &str) -> bool {
+    let t = text.trim();
+    t.is_empty()
+        || t.bytes()
+            .all(|b| b == b'*' || b == b'x' || b == b'X' || b == b'.')
+        || t.contains("[REDACTED")
+        || matches!(
+            t,
+            "null" | "none" | "None" | "undefined" | "true" | "false" | "<redacted>"
+        )
+}
+
+/// A bearer token, not a word: long enough and with a digit or mixed case.
+fn is_token_like(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    let has = |f: fn(&u8) -> bool| bytes.iter().any(f);
+    value.len() >= 12
+        && !is_placeholder(value)
+        && (has(u8::is_ascii_digit) || (has(u8::is_ascii_uppercase) && has(u8::is_ascii_lowercase)))
+}
+
+/// `Basic` credentials: base64 of `user:password`, in UTF-8, with a user.
+fn is_basic_credentials(value: &str) -> bool {
+    base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .is_some_and(|text| {
+            text.split_once(':')
+                .is_some_and(|(user, _)| !user.is_empty() && !user.contains(char::is_control))
+        })
+}
+
+/// A JWT: three base64url parts whose header decodes to a JSON object with an `alg`. Returns
+/// the flags (alg `none`, expired) of a real one.
+fn jwt(value: &str, now_secs: u64) -> Option<HitFlags> {
+    let mut parts = value.split('.');
+    let (header, payload) = (parts.next()?, parts.next()?);
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header: serde_json::Value = serde_json::from_slice(&engine.decode(header).ok()?).ok()?;
+    let alg = header.get("alg")?.as_str()?;
+    let expires = engine
+        .decode(payload)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|payload| payload.get("exp").and_then(serde_json::Value::as_u64));
+    Some(HitFlags {
+        jwt_alg_none: alg.eq_ignore_ascii_case("none"),
+        jwt_expired: now_secs > 0 && expires.is_some_and(|exp| exp < now_secs),
+    })
+}
+
+/// `scheme://user:password@host`, with a password that is not a placeholder.
+fn url_password(value: &str) -> bool {
+    let Some(rest) = value.split_once("://").map(|(_, rest)| rest) else {
+        return false;
+    };
+    let Some(userinfo) = rest.rsplit_once('@').map(|(userinfo, _)| userinfo) else {
+        return false;
+    };
+    userinfo
+        .split_once(':')
+        .is_some_and(|(user, password)| !user.is_empty() && !is_placeholder(password))
+}
+
+/// How many bytes of an IBAN-shaped match are the IBAN: the country's length of characters
+/// (spaces between groups allowed), when they pass the check.
+fn iban_prefix(candidate: &str) -> Option<usize> {
+    let mut compact = 0;
+    for (i, byte) in candidate.bytes().enumerate() {
+        if byte != b' ' {
+            compact += 1;
+        }
+        if compact >= 15 && byte != b' ' && validate::is_iban(&candidate[..=i]) {
+            let next = candidate.as_bytes().get(i + 1);
+            if next.is_none_or(|b| !b.is_ascii_alphanumeric()) {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
+}
+
+/// `v1.2.3.4` or `version 10.0.0.1`: a version number, not an address.
+fn is_version_context(text: &str, start: usize) -> bool {
+    // Only the few bytes before the match: looking further would cost time per match.
+    let before = text.as_bytes()[start.saturating_sub(16)..start].trim_ascii_end();
+    let word = "version".as_bytes();
+    before.last().is_some_and(|b| matches!(b, b'v' | b'V'))
+        || (before.len() >= word.len()
+            && before[before.len() - word.len()..].eq_ignore_ascii_case(word))
+}
+
+/// The date of a date-time (`1985-04-12T00:00:00Z` → `1985-04-12`).
+fn date_part(text: &str) -> &str {
+    text.split(['T', ' ']).next().unwrap_or(text)
+}
+
+/// An account number or id: 4 to 34 letters and digits, at least 4 of them digits.
+fn is_account_id(text: &str) -> bool {
+    (4..=34).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && text.bytes().filter(u8::is_ascii_digit).count() >= 4
+}
+
+/// Finds runs of digits and number punctuation, and classifies each.
+fn numbers(text: &str, hints: Hints, out: &mut Vec<Hit>) {
+    let bytes = text.as_bytes();
+    let alnum = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_alphanumeric);
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = bytes[i];
+        let starts = byte.is_ascii_digit()
+            || (matches!(byte, b'+' | b'(') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit));
+        // Not glued to a word before it, directly or through a joiner (`SKU-0852`, `v1.2`).
+        let joined = i >= 2 && matches!(bytes[i - 1], b'-' | b'_' | b'.' | b'/') && alnum(i - 2);
+        let boundary = i == 0 || !(alnum(i - 1) || joined);
+        if !starts {
+            i += 1;
+            continue;
+        }
+        if !boundary {
+            // Inside an identifier (`a06a6975`, `v1`): skip the rest of it at once.
+            while alnum(i) {
+                i += 1;
+            }
+            continue;
+        }
+        let start = i;
+        while i < bytes.len()
+            && matches!(
+                bytes[i],
+                b'0'..=b'9' | b' ' | b'-' | b'.' | b'(' | b')' | b'+'
+            )
+        {
+            i += 1;
+        }
+        // A trailing letter belongs to ids such as a DNI (`12345678Z`).
+        if i < bytes.len() && bytes[i].is_ascii_uppercase() && !alnum(i + 1) {
+            i += 1;
+        }
+        let mut end = i;
+        // Glued to a word after it (`123abc`): that last token is part of an identifier; the
+        // numbers before it, up to the last space, still count.
+        if alnum(end) {
+            match text[start..end].rfind(' ') {
+                Some(space) => end = start + space,
+                None => continue,
+            }
+        }
+        while end > start && !bytes[end - 1].is_ascii_alphanumeric() {
+            end -= 1;
+        }
+        if end == start {
+            continue;
+        }
+        let whole_field = start == 0 && text[end..].trim().is_empty();
+        let run = start..end;
+        if run.len() <= MAX_NUMBER_BYTES
+            && classify_number(&text[run.clone()], hints, whole_field, run.start, out)
+        {
+            continue;
+        }
+        // Not one number: perhaps several, separated by spaces. Try a few pieces at a time
+        // (a grouped card is four or five, a phone number two to four), longest first.
+        let mut pieces: Vec<Range<usize>> = Vec::new();
+        let mut piece_start = run.start;
+        for piece in text[run.clone()].split(' ') {
+            if !piece.is_empty() {
+                pieces.push(piece_start..piece_start + piece.len());
+            }
+            piece_start += piece.len() + 1;
+        }
+        let mut first = 0;
+        while first < pieces.len() {
+            let mut taken = 1;
+            for count in (1..=MAX_GROUPED_PIECES.min(pieces.len() - first)).rev() {
+                let range = pieces[first].start..pieces[first + count - 1].end;
+                let candidate =
+                    text[range.clone()].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+                if range.len() < run.len()
+                    && candidate.len() >= MIN_NUMBER_DIGITS
+                    && classify_number(candidate, hints, false, range.start, out)
+                {
+                    taken = count;
+                    break;
+                }
+            }
+            first += taken;
+        }
+    }
+}
+
+/// Space-separated pieces tried together as one number: a card in groups of four is at most
+/// five pieces (19 digits), an international phone number about as many.
+const MAX_GROUPED_PIECES: usize = 5;
+
+/// Decides what a number is, if anything, and records it. `whole_field` says the number is the
+/// field's entire value, which is when the field's name speaks for it.
+fn classify_number(
+    text: &str,
+    hints: Hints,
+    whole_field: bool,
+    offset: usize,
+    out: &mut Vec<Hit>,
+) -> bool {
+    let span = offset..offset + text.len();
+    let named = |hint: Hints| whole_field && hints.has(hint);
+    let refuted = hints.has(Hints::NOT_PERSONAL);
+    let kind = classify_digits(text, &named, refuted);
+    match kind {
+        Some(kind) => {
+            out.push(hit(kind.into(), span));
+            true
+        }
+        None => false,
+    }
+}
+
+fn classify_digits(text: &str, named: &dyn Fn(Hints) -> bool, refuted: bool) -> Option<DataType> {
+    if validate::national_id_is_distinctive(text) && validate::is_national_id(text) {
+        return Some(DataType::NationalId);
+    }
+    let digits = validate::digits_of(text.strip_prefix('+').unwrap_or(text))?;
+    let n = digits.len();
+    if n < MIN_NUMBER_DIGITS {
+        return None;
+    }
+    let card_separators = text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b == b' ' || b == b'-');
+    let grouped = text.contains([' ', '-']);
+    if card_separators
+        && validate::CARD_LENGTHS.contains(&n)
+        && validate::is_card_number(&digits)
+        && (!refuted || grouped || named(Hints::CARD))
+    {
+        return Some(DataType::CardNumber);
+    }
+    if n == 9 && validate::is_ssn(&digits) {
+        let formatted = validate::ssn_is_formatted(text);
+        if named(Hints::SSN) || (formatted && !refuted) {
+            return Some(DataType::Ssn);
+        }
+    }
+    if n == 9 && named(Hints::ROUTING) && validate::is_aba_routing(&digits) {
+        return Some(DataType::RoutingNumber);
+    }
+    if named(Hints::NATIONAL_ID) && validate::is_national_id(text) {
+        return Some(DataType::NationalId);
+    }
+    if named(Hints::BIRTH) && validate::is_date(text) {
+        return Some(DataType::DateOfBirth);
+    }
+    let phone_named = named(Hints::PHONE);
+    if (!refuted || text.starts_with('+') || phone_named) && validate::is_phone(text, phone_named) {
+        return Some(DataType::Phone);
+    }
+    if named(Hints::ACCOUNT) && is_account_id(text) {
+        return Some(DataType::AccountId);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(source: Source<'_>, text: &str) -> Vec<(String, String)> {
+        let scanner = Scanner::builtin();
+        let mut out = Vec::new();
+        scanner.scan_source(source, text, 1_800_000_000, &mut out);
+        out.into_iter()
+            .map(|f| {
+                (
+                    scanner.type_name(f.kind).to_string(),
+                    text[f.raw].to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn json(text: &str) -> Vec<(String, String)> {
+        found(Source::Body(Some("application/json")), text)
+    }
+
+    fn pair(kind: &str, value: &str) -> (String, String) {
+        (kind.to_string(), value.to_string())
+    }
+
+    #[test]
+    fn field_names_confirm_weak_matches_and_refute_look_alikes() {
+        assert_eq!(json(r#"{"ssn":"123456789"}"#), [pair("ssn", "123456789")]);
+        assert_eq!(json(r#"{"ref":"123456789"}"#), []);
+        assert_eq!(
+            json(r#"{"note":"ssn 123-45-6789"}"#),
+            [pair("ssn", "123-45-6789")]
+        );
+        assert_eq!(
+            json(r#"{"card":4111111111111111}"#),
+            [pair("card_number", "4111111111111111")]
+        );
+        assert_eq!(json(r#"{"order_id":"4111111111111111"}"#), []);
+        assert_eq!(
+            json(r#"{"routing_number":"021000021"}"#),
+            [pair("routing_number", "021000021")]
+        );
+        assert_eq!(json(r#"{"n":"021000021"}"#), []);
+        assert_eq!(
+            json(r#"{"phone":"4155552671"}"#),
+            [pair("phone", "4155552671")]
+        );
+        assert_eq!(json(r#"{"id":"4155552671"}"#), []);
+        assert_eq!(
+            json(r#"{"dob":"1985-04-12"}"#),
+            [pair("date_of_birth", "1985-04-12")]
+        );
+        assert_eq!(json(r#"{"created":"1985-04-12"}"#), []);
+    }
+
+    #[test]
+    fn secrets_are_found_by_shape() {
+        let jwt_none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiIxMjM0NTY3ODkwIn0.";
+        let scanner = Scanner::builtin();
+        let mut out = Vec::new();
+        scanner.scan_source(
+            Source::Header("authorization"),
+            &format!("Bearer {jwt_none}"),
+            0,
+            &mut out,
+        );
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].kind, DataType::Jwt.into());
+        assert!(out[0].flags.jwt_alg_none);
+        assert_eq!(
+            found(Source::Header("authorization"), "Basic dXNlcjpwYXNz"),
+            [pair("basic_auth", "dXNlcjpwYXNz")]
+        );
+        assert_eq!(
+            found(
+                Source::Body(Some("text/plain")),
+                "key=AKIAIOSFODNN7EXAMPLE and"
+            ),
+            [pair("aws_access_key", "AKIAIOSFODNN7EXAMPLE")]
+        );
+        assert_eq!(
+            found(Source::Path, "/fetch/https://bob:s3cr3t@db.internal/x"),
+            [pair("url_credentials", "https://bob:s3cr3t@db.internal")]
+        );
+        assert_eq!(
+            found(
+                Source::Query,
+                "X-Amz-Signature=0123456789abcdef0123&X-Amz-Date=1"
+            ),
+            [pair("signed_url", "0123456789abcdef0123")]
+        );
+        assert_eq!(
+            found(
+                Source::Header("cookie"),
+                "theme=dark; session_id=a1b2c3d4e5f6"
+            ),
+            [pair("session_cookie", "a1b2c3d4e5f6")]
+        );
+        assert_eq!(
+            found(
+                Source::Body(Some("application/x-www-form-urlencoded")),
+                "user=ann&password=hunter2"
+            ),
+            [pair("password", "hunter2")]
+        );
+    }
+
+    #[test]
+    fn escaped_values_are_replaced_whole() {
+        let text = r#"{"note":"mail \"ann@example.com\""}"#;
+        let got = json(text);
+        assert_eq!(got, [pair("email", r#"mail \"ann@example.com\""#)]);
+    }
+}

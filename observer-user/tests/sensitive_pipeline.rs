@@ -1,0 +1,288 @@
+//! Sensitive data through the whole pipeline, from kernel events to the output stream and the
+//! state directory: values are recognised and reported as findings with masked evidence, hidden
+//! in every serialized call according to the redaction mode, and never shown by `Debug`.
+
+use std::{fs, os::unix::fs::PermissionsExt, path::PathBuf};
+
+use observer::{
+    events::{encode, ConnClose, ConnOpen, Data, Event},
+    output::Output,
+    pipeline::{Pipeline, PipelineConfig},
+    redact::RedactionMode,
+    sensitive::{self, keyed::KEY_FILE, report},
+};
+use observer_common::{ConnId, ConnOrigin, Direction, Hook, RoleHint, Source, TlsLibrary};
+
+const CLIENT: ConnId = ConnId {
+    tgid: 300,
+    fd: 9,
+    generation: 7,
+};
+
+const CARD: &str = "4111 1111 1111 1111";
+const SSN: &str = "219-45-6789";
+const EMAIL: &str = "grace.hopper@example.com";
+const AWS_KEY: &str = "AKIAZ7QW3ERT5YUIOP2L";
+const PASSWORD: &str = "Tr0ub4dor&3";
+
+fn request() -> String {
+    let body = format!(r#"{{"user":"grace","password":"{PASSWORD}","note":"key {AWS_KEY}"}}"#);
+    format!(
+        "POST /users/{EMAIL}/profile?ssn={SSN} HTTP/1.1\r\nHost: api.test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn response() -> String {
+    let body = format!(r#"{{"email":"{EMAIL}","card":{{"number":"{CARD}"}},"ssn":"{SSN}"}}"#);
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The kernel events of one plaintext call made by a client.
+fn events() -> Vec<Vec<u8>> {
+    let data = |ts: u64, direction: Direction, position: u64, payload: &[u8]| {
+        encode::event(&Event::Data(Data {
+            timestamp_ns: ts,
+            conn: CLIENT,
+            position,
+            call_size: payload.len() as u32,
+            call_offset: 0,
+            tid: CLIENT.tgid,
+            direction,
+            source: Source::Syscall,
+            hook: if direction == Direction::Egress {
+                Hook::Write
+            } else {
+                Hook::Read
+            },
+            tls_library: TlsLibrary::None,
+            last_chunk: true,
+            call_truncated: false,
+            payload,
+        }))
+    };
+    vec![
+        encode::event(&Event::ConnOpen(ConnOpen {
+            timestamp_ns: 1_000,
+            conn: CLIENT,
+            origin: ConnOrigin::Connect,
+            role_hint: RoleHint::Unknown,
+            remote: Some("10.1.2.3:8080".parse().expect("address")),
+            local: None,
+            family: 2,
+            listen_fd: None,
+            tid: CLIENT.tgid,
+            comm: "client".into(),
+            tls: false,
+        })),
+        data(2_000, Direction::Egress, 0, request().as_bytes()),
+        data(3_000, Direction::Ingress, 0, response().as_bytes()),
+        encode::event(&Event::ConnClose(ConnClose {
+            timestamp_ns: 4_000,
+            conn: CLIENT,
+            bytes: [[0; Source::COUNT]; 2],
+        })),
+    ]
+}
+
+fn state_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("observer-sensitive-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Runs the events through a pipeline with the detectors, returning every output serialized.
+fn run(mode: RedactionMode, state: Option<&std::path::Path>) -> (Vec<Output>, String) {
+    let mut pipeline = Pipeline::new(PipelineConfig {
+        redaction: mode,
+        ..PipelineConfig::default()
+    });
+    let detectors = sensitive::detectors(None, state, mode).expect("detectors");
+    pipeline.set_redactor(detectors.redactor);
+    pipeline.add_analyzer(Box::new(detectors.analyzer));
+    let mut outputs = Vec::new();
+    for event in events() {
+        pipeline.push_kernel_event(&event);
+        outputs.extend(pipeline.take_outputs());
+    }
+    pipeline.finish();
+    outputs.extend(pipeline.take_outputs());
+    let text = outputs
+        .iter()
+        .map(|o| serde_json::to_string(o).expect("json"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (outputs, text)
+}
+
+fn raw_values() -> [&'static str; 6] {
+    [CARD, "4111111111111111", SSN, EMAIL, AWS_KEY, PASSWORD]
+}
+
+#[test]
+fn values_are_reported_with_masked_evidence_and_hidden_in_every_output() {
+    let dir = state_dir("default");
+    let (outputs, text) = run(RedactionMode::default(), Some(&dir));
+    for value in raw_values() {
+        assert!(!text.contains(value), "{value} leaked:\n{text}");
+    }
+    // Cards keep their first six and last four digits; other values become keyed tags.
+    assert!(text.contains("411111******1111"), "{text}");
+    assert!(text.contains("[REDACTED:email:"), "{text}");
+    assert!(text.contains("[REDACTED:ssn:"), "{text}");
+
+    let findings: Vec<_> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Finding(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    let types: Vec<&str> = findings
+        .iter()
+        .filter_map(|f| f.detail_type.as_deref())
+        .collect();
+    for expected in ["card_number", "ssn", "email", "aws_access_key", "password"] {
+        assert!(
+            types.contains(&expected),
+            "no {expected} finding in {types:?}"
+        );
+    }
+    // Built-in rules: a card number in a response, and a secret over plaintext HTTP, are high.
+    let card = findings
+        .iter()
+        .find(|f| f.detail_type.as_deref() == Some("card_number"))
+        .expect("card finding");
+    assert_eq!(format!("{:?}", card.severity), "High");
+    assert!(card.plaintext);
+    assert_eq!(
+        card.evidence[0].location.name.as_deref(),
+        Some("$.card.number")
+    );
+    // The endpoint names no raw value either: the email in the path is templated.
+    assert_eq!(
+        card.endpoint.route.as_deref(),
+        Some("/users/{email}/profile")
+    );
+
+    // The state directory has the findings and the labels; the key is private.
+    let (stored, labels) = report::read(&dir).expect("report");
+    assert!(stored
+        .iter()
+        .any(|f| f.finding.detail_type.as_deref() == Some("ssn")));
+    let endpoint = labels.first().expect("labels");
+    assert!(endpoint.returns.contains_key("card_number"), "{endpoint:?}");
+    assert!(endpoint.accepts.contains_key("password"), "{endpoint:?}");
+    let mode = fs::metadata(dir.join(KEY_FILE))
+        .expect("key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let mut table = Vec::new();
+    report::write(&dir, false, &mut table).expect("table");
+    let mut json = Vec::new();
+    report::write(&dir, true, &mut json).expect("json");
+    for bytes in [&table, &json] {
+        let shown = String::from_utf8_lossy(bytes);
+        for value in raw_values() {
+            assert!(!shown.contains(value), "{value} in the report:\n{shown}");
+        }
+    }
+    let _ = fs::remove_dir_all(dir);
+}
+
+#[test]
+fn modes_decide_what_is_hidden() {
+    let (_, secrets_only) = run(RedactionMode::Secrets, None);
+    assert!(
+        secrets_only.contains(EMAIL),
+        "personal data is shown in `secrets` mode"
+    );
+    assert!(!secrets_only.contains(AWS_KEY) && !secrets_only.contains(PASSWORD));
+
+    let (_, dropped) = run(RedactionMode::DropBodies, None);
+    assert!(!dropped.contains("preview"), "{dropped}");
+    for value in raw_values() {
+        assert!(!dropped.contains(value), "{value} leaked:\n{dropped}");
+    }
+
+    let (outputs, off) = run(RedactionMode::Off, None);
+    assert!(off.contains(CARD) && off.contains(AWS_KEY), "{off}");
+    // Findings never hold raw values, whatever the mode.
+    for output in outputs {
+        if let Output::Finding(finding) = output {
+            let shown = serde_json::to_string(&finding).expect("json");
+            for value in raw_values() {
+                assert!(!shown.contains(value), "{value} in a finding: {shown}");
+            }
+        }
+    }
+}
+
+#[test]
+fn debug_output_never_shows_values() {
+    let (outputs, _) = run(RedactionMode::Off, None);
+    let debug = format!("{outputs:?}");
+    for value in raw_values() {
+        assert!(!debug.contains(value), "{value} in Debug output: {debug}");
+    }
+    assert!(debug.contains("ApiCall"), "{debug}");
+}
+
+#[test]
+fn a_policy_allows_expected_data_and_adds_custom_types() {
+    let dir = state_dir("policy");
+    fs::create_dir_all(&dir).expect("dir");
+    let policy = dir.join("policy.yaml");
+    fs::write(
+        &policy,
+        r#"
+rules:
+  - action: allow
+    types: [email, ssn, card_number, password, aws_access_key]
+types:
+  - name: grace_user
+    pattern: 'grace'
+    key: user
+    severity: high
+"#,
+    )
+    .expect("policy");
+    let mut pipeline = Pipeline::new(PipelineConfig::default());
+    let detectors =
+        sensitive::detectors(Some(&policy), None, RedactionMode::default()).expect("detectors");
+    pipeline.set_redactor(detectors.redactor);
+    pipeline.add_analyzer(Box::new(detectors.analyzer));
+    let mut findings = Vec::new();
+    let mut calls = Vec::new();
+    for event in events() {
+        pipeline.push_kernel_event(&event);
+        for output in pipeline.take_outputs() {
+            match output {
+                Output::Finding(f) => findings.push(f),
+                Output::Call(c) => calls.push(c),
+                Output::Inventory(_) => {}
+            }
+        }
+    }
+    let types: Vec<_> = findings
+        .iter()
+        .filter_map(|f| f.detail_type.clone())
+        .collect();
+    assert!(
+        !types.iter().any(|t| t == "email" || t == "card_number"),
+        "{types:?}"
+    );
+    assert!(types.iter().any(|t| t == "grace_user"), "{types:?}");
+    // Allowed is not shown: redaction does not depend on the policy's rules.
+    let body = serde_json::to_string(&calls).expect("json");
+    assert!(
+        !body.contains(EMAIL) && body.contains("[REDACTED:grace_user:"),
+        "{body}"
+    );
+    let _ = fs::remove_dir_all(dir);
+}

@@ -1,0 +1,514 @@
+//! Canary test: unique secrets and personal data sent through real traffic never come out of the
+//! agent raw, anywhere, while findings about them are reported.
+//!
+//! A Python server answers over plaintext HTTP and over TLS (OpenSSL); curl and a Python client
+//! send canary credentials (Bearer, Basic, cookies, API keys in queries, passwords, AWS and
+//! GitHub tokens in JSON bodies, including on their own command lines) and the server returns
+//! canary personal data (email, card number, SSN). The real agent runs as root with the default
+//! redaction, `--output` to a file, a state directory, and trace-level logs. Then every sink is
+//! searched for every canary: the output file, the log on stderr, every file of the state
+//! directory (SQLite database, WAL, shared memory, key), and `observer findings` in both formats.
+//! The agent has no metrics endpoint yet; when it gets one it joins the list.
+//!
+//! Needs root, python3, curl and openssl. `cargo xtask test` runs it with `OBSERVER_BIN` set.
+
+use std::{
+    env, fs,
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::Value;
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Time for the last call to travel through the ring buffer and the pipeline (the agent polls
+/// every 20 ms; a loaded machine takes longer).
+const SETTLE: Duration = Duration::from_secs(2);
+
+fn observer() -> PathBuf {
+    env::var_os("OBSERVER_BIN").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/observer"),
+        PathBuf::from,
+    )
+}
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Unique values for this run, each valid for its detector.
+struct Canaries {
+    email: String,
+    card: String,
+    ssn: String,
+    bearer: String,
+    session: String,
+    api_key: String,
+    password: String,
+    basic_user: String,
+    basic_password: String,
+    aws_key: String,
+    github_token: String,
+}
+
+/// SplitMix64 from the clock: unique per run, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn pick(&mut self, alphabet: &[u8], n: usize) -> String {
+        (0..n)
+            .map(|_| char::from(alphabet[(self.next() % alphabet.len() as u64) as usize]))
+            .collect()
+    }
+}
+
+const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+impl Canaries {
+    fn new() -> Canaries {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        let mut rng = Rng(seed ^ u64::from(std::process::id()));
+        // A Visa number: 4, fourteen random digits, and the Luhn check digit.
+        let mut digits: Vec<u32> = vec![4];
+        digits.extend((0..14).map(|_| (rng.next() % 10) as u32));
+        let check = (0..10)
+            .find(|c| {
+                let mut all = digits.clone();
+                all.push(*c);
+                let sum: u32 = all
+                    .iter()
+                    .rev()
+                    .enumerate()
+                    .map(|(i, &d)| {
+                        if i % 2 == 1 {
+                            (d * 2) % 9 + u32::from(d == 9) * 9
+                        } else {
+                            d
+                        }
+                    })
+                    .sum();
+                sum.is_multiple_of(10)
+            })
+            .unwrap_or(0);
+        digits.push(check);
+        let card: String = digits
+            .iter()
+            .map(|d| char::from_digit(*d, 10).unwrap_or('0'))
+            .collect();
+        let area = 100 + rng.next() % 500;
+        let ssn = format!(
+            "{area:03}-{:02}-{:04}",
+            10 + rng.next() % 89,
+            1000 + rng.next() % 8999
+        );
+        Canaries {
+            email: format!(
+                "canary.{}@example.com",
+                rng.pick(b"abcdefghijklmnopqrstuvwxyz", 12)
+            ),
+            card,
+            ssn,
+            bearer: format!("cnry{}", rng.pick(ALNUM, 36)),
+            session: format!("cnry{}", rng.pick(b"0123456789abcdef", 32)),
+            api_key: format!("cnry{}", rng.pick(ALNUM, 28)),
+            password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
+            basic_user: format!("cnryuser{}", rng.pick(b"abcdefghijklmnopqrstuvwxyz", 6)),
+            basic_password: format!("CnryPw{}", rng.pick(ALNUM, 12)),
+            aws_key: format!("AKIA{}", rng.pick(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
+            github_token: format!("ghp_{}", rng.pick(ALNUM, 36)),
+        }
+    }
+
+    /// Every raw form a canary could leak in.
+    fn raw_forms(&self) -> Vec<(&'static str, String)> {
+        let basic = format!("{}:{}", self.basic_user, self.basic_password);
+        vec![
+            ("email", self.email.clone()),
+            ("card", self.card.clone()),
+            ("card (grouped)", group4(&self.card)),
+            ("ssn", self.ssn.clone()),
+            ("ssn (bare)", self.ssn.replace('-', "")),
+            ("bearer", self.bearer.clone()),
+            ("session", self.session.clone()),
+            ("api key", self.api_key.clone()),
+            ("password", self.password.clone()),
+            ("basic password", self.basic_password.clone()),
+            ("basic credentials (base64)", base64(basic.as_bytes())),
+            ("aws key", self.aws_key.clone()),
+            ("github token", self.github_token.clone()),
+        ]
+    }
+
+    fn to_json(&self) -> Value {
+        serde_json::json!({
+            "email": self.email, "card": group4(&self.card), "ssn": self.ssn,
+            "password": self.password, "aws_key": self.aws_key,
+            "github_token": self.github_token,
+        })
+    }
+}
+
+fn group4(digits: &str) -> String {
+    digits
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(TABLE[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The server: plaintext on one port, TLS on another; `/profile` returns the canary personal
+/// data, `/login` takes credentials. Canaries come from a file, so no command line holds them.
+const SERVER: &str = r#"
+import http.server, json, ssl, sys, threading
+canaries = json.load(open(sys.argv[1]))
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args):
+        pass
+    def reply(self, body):
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def do_GET(self):
+        self.reply({"name": "canary", "email": canaries["email"],
+                    "card_number": canaries["card"], "ssn": canaries["ssn"]})
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.reply({"ok": True})
+plain = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), Handler)
+tls = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[3])), Handler)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[4], sys.argv[5])
+tls.socket = context.wrap_socket(tls.socket, server_side=True)
+threading.Thread(target=tls.serve_forever, daemon=True).start()
+print("ready", flush=True)
+plain.serve_forever()
+"#;
+
+/// A Python client posting canary secrets in JSON bodies, over both ports.
+const CLIENT: &str = r#"
+import json, ssl, sys, urllib.request
+canaries = json.load(open(sys.argv[1]))
+context = ssl._create_unverified_context()
+body = json.dumps({"user": "canary", "password": canaries["password"],
+                   "aws_access_key_id": canaries["aws_key"],
+                   "note": "token " + canaries["github_token"]}).encode()
+for url in sys.argv[2:]:
+    request = urllib.request.Request(url + "/login", data=body,
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, context=context).read()
+"#;
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Waits until `child`'s stdout or stderr (as `reader`) prints a line containing `marker`,
+/// copying every line to `log` if given.
+fn wait_for_line(
+    reader: impl std::io::Read + Send + 'static,
+    marker: &'static str,
+    log: Option<PathBuf>,
+) -> Result<thread::JoinHandle<()>> {
+    let (tx, rx) = mpsc::channel();
+    let handle = thread::spawn(move || {
+        let mut file = log.and_then(|path| fs::File::create(path).ok());
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            if let Some(file) = &mut file {
+                use std::io::Write;
+                let _ = writeln!(file, "{line}");
+            }
+            if line.contains(marker) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(START_TIMEOUT)
+        .with_context(|| format!("no {marker:?} within {START_TIMEOUT:?}"))?;
+    Ok(handle)
+}
+
+fn run(command: &mut Command) -> Result<String> {
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    ensure!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[test]
+fn canaries_never_leave_the_agent_raw_but_are_reported() -> Result<()> {
+    let work = env::temp_dir().join(format!("observer-canary-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work)?;
+    let result = canary_run(&work);
+    if result.is_ok() {
+        let _ = fs::remove_dir_all(&work);
+    } else {
+        eprintln!("canary test files kept in {}", work.display());
+    }
+    result
+}
+
+fn canary_run(work: &Path) -> Result<()> {
+    let canaries = Canaries::new();
+    let canary_file = work.join("canaries.json");
+    fs::write(&canary_file, canaries.to_json().to_string())?;
+    let (key, cert) = (work.join("key.pem"), work.join("cert.pem"));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert))?;
+    fs::write(work.join("server.py"), SERVER)?;
+    fs::write(work.join("client.py"), CLIENT)?;
+    let (plain_port, tls_port) = (free_port()?, free_port()?);
+
+    // The agent first, so it sees the server load libssl and the connections open.
+    let state = work.join("state");
+    let output = work.join("output.jsonl");
+    let log = work.join("agent.log");
+    let mut agent = Running(
+        Command::new(observer())
+            .args([
+                "run",
+                "--port",
+                &format!("{plain_port},{tls_port}"),
+                "--state-dir",
+            ])
+            .arg(&state)
+            .arg("--output")
+            .arg(&output)
+            .env("OBSERVER_LOG", "trace")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot start the agent")?,
+    );
+    let stderr = agent.0.stderr.take().context("agent stderr")?;
+    let agent_log =
+        wait_for_line(stderr, "observer is watching", Some(log.clone())).with_context(|| {
+            // Say why: most often another agent is running (one per host).
+            let said = fs::read_to_string(&log).unwrap_or_default();
+            format!("the agent did not start; it said:\n{said}")
+        })?;
+
+    let mut server = Running(
+        Command::new("python3")
+            .arg(work.join("server.py"))
+            .arg(&canary_file)
+            .args([plain_port.to_string(), tls_port.to_string()])
+            .arg(&cert)
+            .arg(&key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start python3")?,
+    );
+    let server_out = server.0.stdout.take().context("server stdout")?;
+    let _server_log = wait_for_line(server_out, "ready", None)?;
+    // Let the agent find the libssl the server just loaded (it looks again after execs).
+    thread::sleep(Duration::from_millis(1500));
+
+    for base in [
+        format!("http://127.0.0.1:{plain_port}"),
+        format!("https://127.0.0.1:{tls_port}"),
+    ] {
+        // Credentials on curl's own command line too: the agent reports command lines.
+        run(Command::new("curl")
+            .args(["-sk", "--http1.1", "-H"])
+            .arg(format!("Authorization: Bearer {}", canaries.bearer))
+            .arg("-b")
+            .arg(format!("theme=dark; session_id={}", canaries.session))
+            .arg(format!(
+                "{base}/profile?api_key={}&page=1",
+                canaries.api_key
+            )))?;
+        run(Command::new("curl")
+            .args(["-sk", "--http1.1", "-u"])
+            .arg(format!(
+                "{}:{}",
+                canaries.basic_user, canaries.basic_password
+            ))
+            .args(["-H", "Content-Type: application/json", "-d"])
+            .arg(format!(
+                r#"{{"password":"{}","email":"{}"}}"#,
+                canaries.password, canaries.email
+            ))
+            .arg(format!("{base}/login")))?;
+    }
+    run(Command::new("python3")
+        .arg(work.join("client.py"))
+        .arg(&canary_file)
+        .arg(format!("http://127.0.0.1:{plain_port}"))
+        .arg(format!("https://127.0.0.1:{tls_port}")))?;
+
+    thread::sleep(SETTLE);
+    // SIGINT: the agent stops cleanly, flushing findings and counts to the state directory.
+    let pid = agent.0.id().to_string();
+    run(Command::new("kill").args(["-INT", &pid]))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    while agent.0.try_wait()?.is_none() {
+        ensure!(
+            Instant::now() < deadline,
+            "the agent did not stop after SIGINT"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let _ = agent_log.join();
+    drop(server);
+
+    let findings_table = run(Command::new(observer())
+        .args(["findings", "--state-dir"])
+        .arg(&state))?;
+    let findings_json = run(Command::new(observer())
+        .args(["findings", "--format", "json", "--state-dir"])
+        .arg(&state))?;
+
+    // Every sink, searched for every raw form of every canary.
+    let mut sinks: Vec<(String, Vec<u8>)> = vec![
+        ("output file".into(), fs::read(&output)?),
+        ("trace log".into(), fs::read(&log)?),
+        (
+            "observer findings".into(),
+            findings_table.clone().into_bytes(),
+        ),
+        (
+            "observer findings --format json".into(),
+            findings_json.clone().into_bytes(),
+        ),
+    ];
+    for entry in fs::read_dir(&state)? {
+        let path = entry?.path();
+        sinks.push((format!("state file {}", path.display()), fs::read(&path)?));
+    }
+    let mut leaks = Vec::new();
+    for (sink, bytes) in &sinks {
+        for (name, raw) in canaries.raw_forms() {
+            let count = bytes
+                .windows(raw.len())
+                .filter(|w| *w == raw.as_bytes())
+                .count();
+            if count > 0 {
+                leaks.push(format!(
+                    "{name} ({raw}) appears {count} times in the {sink}"
+                ));
+            }
+        }
+    }
+    ensure!(leaks.is_empty(), "canaries leaked:\n{}", leaks.join("\n"));
+
+    // The traffic was seen, plaintext and TLS, and findings were made about the canaries.
+    let calls: Vec<Value> = fs::read_to_string(&output)?
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let seen = |tls: bool| {
+        calls
+            .iter()
+            .any(|c| c["event.name"] == "api.call" && c["tls"] == tls && c["role"] == "server")
+    };
+    ensure!(
+        seen(false) && seen(true),
+        "plaintext and TLS calls were not both seen: {calls:?}"
+    );
+    let findings: Vec<Value> = findings_json
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|v| v["event.name"] == "api.finding")
+        .collect();
+    let types: Vec<&str> = findings
+        .iter()
+        .filter_map(|f| f["finding.type"].as_str())
+        .collect();
+    for expected in [
+        "email",
+        "card_number",
+        "ssn",
+        "session_cookie",
+        "password",
+        "basic_auth",
+        "aws_access_key",
+        "github_token",
+        "bearer_token",
+        "secret_field",
+    ] {
+        if !types.contains(&expected) {
+            bail!("no {expected} finding; findings: {types:?}\n{findings_table}");
+        }
+    }
+    ensure!(
+        findings.iter().any(|f| f["plaintext"] == false),
+        "no finding from the TLS calls"
+    );
+    // Evidence is masked: the card shows its first six and last four digits, nothing more.
+    let masked = format!("{}******{}", &canaries.card[..6], &canaries.card[12..]);
+    ensure!(
+        findings_json.contains(&masked),
+        "card evidence not masked as {masked}:\n{findings_json}"
+    );
+    Ok(())
+}

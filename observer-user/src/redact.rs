@@ -16,7 +16,9 @@
 //! Values are replaced, names and structure are kept, so the output still says *that* a call
 //! carried a token or an email address and where.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+
+use aho_corasick::AhoCorasick;
 
 use crate::{
     model::{ApiCall, BodyView},
@@ -89,17 +91,43 @@ const SECRET_NAMES: &[&str] = &[
     "pwd", "pass", "auth", "key", "sig", "otp", "pin", "code", "jwt", "sid",
 ];
 
+/// Names up to this long are normalised on the stack: it is called for every JSON field of every
+/// body, and field names are short. Longer ones take a heap buffer.
+const STACK_NAME_BYTES: usize = 64;
+
+/// One automaton over [`SECRET_NAME_FRAGMENTS`], built on first use.
+static SECRET_FRAGMENTS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::new(SECRET_NAME_FRAGMENTS).expect("the fragments are a few short literals")
+});
+
 /// Whether a field, parameter or argument name says its value is a secret.
 pub fn is_secret_name(name: &str) -> bool {
-    let normalized: String = name
-        .chars()
-        .map(|c| match c {
-            '-' | '.' | ' ' => '_',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect();
-    let trimmed = normalized.trim_matches('_');
-    SECRET_NAMES.contains(&trimmed) || SECRET_NAME_FRAGMENTS.iter().any(|f| normalized.contains(f))
+    let mut stack = [0u8; STACK_NAME_BYTES];
+    let mut heap = Vec::new();
+    let normalized: &mut [u8] = if name.len() <= STACK_NAME_BYTES {
+        &mut stack[..name.len()]
+    } else {
+        heap.resize(name.len(), 0);
+        &mut heap
+    };
+    for (to, from) in normalized.iter_mut().zip(name.bytes()) {
+        *to = match from {
+            b'-' | b'.' | b' ' => b'_',
+            b => b.to_ascii_lowercase(),
+        };
+    }
+    let trimmed = trim_underscores(normalized);
+    SECRET_NAMES.iter().any(|n| n.as_bytes() == trimmed) || SECRET_FRAGMENTS.is_match(&*normalized)
+}
+
+/// `name` without the `_` at either end.
+fn trim_underscores(name: &[u8]) -> &[u8] {
+    let start = name.iter().position(|b| *b != b'_').unwrap_or(name.len());
+    let end = name
+        .iter()
+        .rposition(|b| *b != b'_')
+        .map_or(start, |i| i + 1);
+    &name[start..end]
 }
 
 /// Hides what its mode says to hide, with the scanner's detectors and a hashing key.
@@ -467,6 +495,33 @@ fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_names_are_told_by_fragment_or_whole_name() {
+        for name in [
+            "Password",
+            "X-Api-Key",
+            "api.key",
+            "_pin_",
+            "client-secret",
+            "SESSION_ID",
+            "sig",
+            &format!("{}_token", "a".repeat(STACK_NAME_BYTES * 2)),
+        ] {
+            assert!(is_secret_name(name), "{name}");
+        }
+        for name in [
+            "pinned",
+            "id",
+            "name",
+            "keyboard_layout",
+            "",
+            "___",
+            "passenger",
+        ] {
+            assert!(!is_secret_name(name), "{name}");
+        }
+    }
 
     #[test]
     fn credential_headers_keep_their_scheme_only() {

@@ -170,8 +170,11 @@ impl Redactor {
             .iter_mut()
             .chain(call.response_headers.iter_mut())
         {
+            let hides_values = header_hides_values(name);
             for value in values.iter_mut() {
-                *value = redact_header(name, value);
+                if hides_values {
+                    *value = redact_header(name, value);
+                }
                 self.redact_in_place(Source::Header(name), value);
             }
         }
@@ -278,18 +281,33 @@ impl Redactor {
     }
 }
 
+/// Whether `name` is a header whose values [`redact_header`] changes.
+fn header_hides_values(name: &str) -> bool {
+    SECRET_HEADERS
+        .iter()
+        .chain(COOKIE_HEADERS)
+        .any(|known| known.eq_ignore_ascii_case(name))
+}
+
 /// A header value with its secret parts hidden.
 pub fn redact_header(name: &str, value: &str) -> String {
-    let name = name.to_ascii_lowercase();
-    if SECRET_HEADERS.contains(&name.as_str()) {
+    let named = |known: &str| known.eq_ignore_ascii_case(name);
+    if SECRET_HEADERS.iter().any(|known| named(known)) {
         // Keep the scheme ("Bearer", "Basic"): it says what kind of credential was sent.
+        // Bytes, not str slicing: a name from traffic need not end on a char boundary there.
+        const AUTHORIZATION: &[u8] = b"authorization";
+        let name_bytes = name.as_bytes();
+        let authorization = name_bytes
+            .len()
+            .checked_sub(AUTHORIZATION.len())
+            .is_some_and(|start| name_bytes[start..].eq_ignore_ascii_case(AUTHORIZATION));
         return match value.split_once(' ') {
-            Some((scheme, _)) if name.ends_with("authorization") => format!("{scheme} {REDACTED}"),
+            Some((scheme, _)) if authorization => format!("{scheme} {REDACTED}"),
             _ => REDACTED.to_string(),
         };
     }
-    if COOKIE_HEADERS.contains(&name.as_str()) {
-        return redact_cookie(value, name == "set-cookie");
+    if COOKIE_HEADERS.iter().any(|known| named(known)) {
+        return redact_cookie(value, named("set-cookie"));
     }
     value.to_string()
 }
@@ -534,6 +552,10 @@ mod tests {
             "Basic [REDACTED]"
         );
         assert_eq!(redact_header("X-Api-Key", "sk_live_123"), "[REDACTED]");
+        assert_eq!(
+            redact_header("Proxy-AUTHORIZATION", "Basic dXNlcjpwYXNz"),
+            "Basic [REDACTED]"
+        );
         assert_eq!(
             redact_header("Content-Type", "application/json"),
             "application/json"

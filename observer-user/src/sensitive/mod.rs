@@ -18,7 +18,6 @@ pub mod keyed;
 pub mod labels;
 pub mod mask;
 pub mod policy;
-pub mod report;
 pub mod scan;
 pub mod types;
 pub mod validate;

@@ -128,7 +128,7 @@ fn write_attacks(findings: &[StoredFinding], out: &mut dyn Write) -> Result<(), 
     writeln!(out, "Attacks and anomalies")?;
     writeln!(
         out,
-        "{:<9} {:<10} {:<34} {:<40} {:<28} {:>6}  LAST SEEN",
+        "{:<9} {:<10} {:<42} {:<40} {:<28} {:>6}  LAST SEEN",
         "SEVERITY", "OWASP", "DETECTOR", "ENDPOINT", "CALLER", "COUNT"
     )?;
     for stored in findings {
@@ -139,7 +139,7 @@ fn write_attacks(findings: &[StoredFinding], out: &mut dyn Write) -> Result<(), 
         };
         writeln!(
             out,
-            "{:<9} {:<10} {:<34} {:<40} {:<28} {:>6}  {}",
+            "{:<9} {:<10} {:<42} {:<40} {:<28} {:>6}  {}",
             severity_name(f.severity)?,
             f.owasp_category.as_deref().unwrap_or("-"),
             detector,

@@ -21,6 +21,7 @@ use crate::{
     capture::{self, Capture, CaptureConfig, POLL_INTERVAL},
     cli::{OutputArgs, ReplayArgs, RunArgs},
     coverage::{self, store::CoverageStore, ProcessTlsStack},
+    detect::{config::DetectConfig, Detector},
     enrich::{self, Enricher},
     events::{self, Event},
     export::{self, Sink},
@@ -29,7 +30,8 @@ use crate::{
     pcap,
     pipeline::Pipeline,
     record::{Record, RecordReader, RecordWriter},
-    sensitive,
+    sensitive::{self, SetupError},
+    state::State,
     summary::Summary,
 };
 
@@ -63,21 +65,55 @@ fn open_sink(output: &OutputArgs) -> anyhow::Result<Box<dyn Sink + Send>> {
     Ok(export::sink(output.format, writer))
 }
 
-/// The sensitive-data analyzer, and the redactor it shares a policy and key with. Added after
-/// the inventory, which sets `http.route`, so findings and labels name routes; the endpoints'
-/// sensitive types (`returns:email`) go to the inventory through its labeler.
+/// The detectors, after the inventory (which sets `http.route`, so findings and labels name
+/// routes): the sensitive-data analyzer, then attack detection. Both read the same config file
+/// (`--config`), keep their findings (and detection its baselines) in `state_dir`, see each
+/// call before it is redacted, and share the installation's key with the redactor, which
+/// hides what they found in the calls and in detection's evidence. The endpoints' sensitive
+/// types (`returns:email`) go to the inventory through its labeler.
 fn add_detectors(
     pipeline: &mut Pipeline,
     output: &OutputArgs,
     state_dir: Option<&Path>,
     labeler: Labeler,
 ) -> anyhow::Result<()> {
-    let mut detectors = sensitive::detectors(output.policy.as_deref(), state_dir, output.redact)?;
+    let config_path = output.config.as_deref();
+    let detect_config = match config_path {
+        Some(path) => DetectConfig::load(path).with_context(|| {
+            format!(
+                "cannot start: the config file {} is not right (fix the `detect:` section, \
+                 whose keys the README's Detection section lists, or leave it out for the \
+                 defaults)",
+                path.display()
+            )
+        })?,
+        None => DetectConfig::default(),
+    };
+    let mut detectors =
+        sensitive::detectors(config_path, state_dir, output.redact).map_err(|error| {
+            match (&error, config_path) {
+                (SetupError::Policy(_), Some(path)) => anyhow::Error::new(error).context(format!(
+                    "cannot start: the sensitive-data policy in the config file {} is not right \
+                     (the README's Sensitive data section lists its keys)",
+                    path.display()
+                )),
+                _ => error.into(),
+            }
+        })?;
     detectors
         .analyzer
         .set_label_sink(Box::new(move |call, label| labeler.label(call, label)));
+    let state = state_dir.map(State::open).transpose()?;
+    let detector = Detector::new(
+        detect_config,
+        detectors.key,
+        Some(detectors.redactor.clone()),
+        state,
+    )
+    .context("cannot start attack detection")?;
     pipeline.set_redactor(detectors.redactor);
     pipeline.add_analyzer(Box::new(detectors.analyzer));
+    pipeline.add_analyzer(Box::new(detector));
     Ok(())
 }
 
@@ -359,7 +395,7 @@ fn open_coverage_store(args: &RunArgs) -> Option<CoverageStore> {
         .clone()
         .unwrap_or_else(|| crate::state::DEFAULT_STATE_DIR.into());
     let run = i64::try_from(ClockSync::now().realtime_ns).unwrap_or(i64::MAX);
-    match crate::state::State::open(&dir)
+    match State::open(&dir)
         .map_err(coverage::store::CoverageStoreError::from)
         .and_then(|state| CoverageStore::open(state, run))
     {

@@ -39,8 +39,8 @@ pub enum Command {
     /// TLS coverage: per process, executable and container, whether the agent sees inside its
     /// TLS, through which library, and when it does not, why.
     Coverage(CoverageArgs),
-    /// Sensitive data and other findings kept in the state directory, and the sensitive types
-    /// each endpoint accepts and returns.
+    /// Findings kept in the state directory: attacks and anomalies (with their OWASP API Top 10
+    /// category) and sensitive data, and the sensitive types each endpoint accepts and returns.
     Findings(FindingsArgs),
 }
 
@@ -144,10 +144,12 @@ pub struct OutputArgs {
     #[arg(long, value_enum, default_value_t = RedactionMode::Pii)]
     pub redact: RedactionMode,
 
-    /// Sensitive-data policy (YAML): which types may appear where, severities, custom types.
-    /// Without one, the built-in rules apply.
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
+    /// The agent's config file (YAML): the sensitive-data policy (which types may appear
+    /// where, severities, custom types) and attack detection's `detect:` section (learning
+    /// period, thresholds, detectors on and off, suppressions). Without one, the built-in
+    /// rules and defaults apply. `--policy` is the older name.
+    #[arg(long, visible_alias = "policy", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 impl OutputArgs {

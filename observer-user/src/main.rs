@@ -13,9 +13,8 @@ use clap::Parser;
 use observer::{
     agent,
     cli::{Cli, Command, InventoryFormat, OutputArgs},
-    coverage,
+    coverage, findings,
     inventory::commands,
-    sensitive,
     summary::Summary,
 };
 use tracing_subscriber::EnvFilter;
@@ -41,7 +40,7 @@ fn main() -> ExitCode {
         Command::Coverage(args) => exit(coverage::command(args)),
         Command::Findings(args) => {
             let json = args.format == InventoryFormat::Json;
-            let written = sensitive::report::write(&args.state.state_dir, json, &mut io::stdout());
+            let written = findings::report::write(&args.state.state_dir, json, &mut io::stdout());
             exit(written.map(|()| ExitCode::SUCCESS).map_err(Into::into))
         }
     }

@@ -6,10 +6,11 @@ use std::{fs, os::unix::fs::PermissionsExt, path::PathBuf};
 
 use observer::{
     events::{encode, ConnClose, ConnOpen, Data, Event},
+    findings::report,
     output::Output,
     pipeline::{Pipeline, PipelineConfig},
     redact::RedactionMode,
-    sensitive::{self, keyed::KEY_FILE, report},
+    sensitive::{self, keyed::KEY_FILE},
 };
 use observer_common::{ConnId, ConnOrigin, Direction, Hook, RoleHint, Source, TlsLibrary};
 
@@ -170,11 +171,12 @@ fn values_are_reported_with_masked_evidence_and_hidden_in_every_output() {
     );
 
     // The state directory has the findings and the labels; the key is private.
-    let (stored, labels) = report::read(&dir).expect("report");
+    let stored = report::read(&dir).expect("report");
     assert!(stored
+        .sensitive
         .iter()
         .any(|f| f.finding.detail_type.as_deref() == Some("ssn")));
-    let endpoint = labels.first().expect("labels");
+    let endpoint = stored.endpoints.first().expect("labels");
     assert!(endpoint.returns.contains_key("card_number"), "{endpoint:?}");
     assert!(endpoint.accepts.contains_key("password"), "{endpoint:?}");
     let mode = fs::metadata(dir.join(KEY_FILE))

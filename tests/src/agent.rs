@@ -1,7 +1,8 @@
 //! The agent under test: `observer run` as a child process writing JSON to a file.
 //!
 //! [`Agent::start`] returns once the agent says it is watching, so traffic made afterwards is
-//! seen; [`Agent::wait_for`] polls the output file until the expected calls are there;
+//! seen; [`Agent::wait_for`] polls the output file until the expected calls are there (and
+//! [`Agent::wait_until_events`] until findings are);
 //! [`Agent::stop`] sends SIGINT, as Ctrl-C does, and returns every call and the summary.
 
 use std::{
@@ -16,7 +17,7 @@ use std::{
 use anyhow::{bail, Context};
 
 use crate::{
-    calls::{self, parse_calls, Call, Expect},
+    calls::{self, parse_calls, parse_events, Call, Expect},
     process::Spawned,
     programs::{observer_binary, require_root},
     tempdir::TempDir,
@@ -145,7 +146,7 @@ impl Agent {
     /// error says which expectation is unmet and lists every call.
     pub fn wait_for(&mut self, expected: &[&Expect]) -> anyhow::Result<Vec<Call>> {
         let unmet = |calls: &[Call]| expected.iter().position(|e| e.find_all(calls).is_empty());
-        match self.poll(|calls| unmet(calls).is_none())? {
+        match self.poll(read_calls, |calls| unmet(calls).is_none())? {
             Ok(calls) => Ok(calls),
             Err(calls) => {
                 let first_unmet = unmet(&calls).unwrap_or(0);
@@ -164,10 +165,29 @@ impl Agent {
         what: &str,
         done: impl Fn(&[Call]) -> bool,
     ) -> anyhow::Result<Vec<Call>> {
-        match self.poll(done)? {
+        self.wait_until_in(read_calls, what, done)
+    }
+
+    /// Wait until `done` holds for everything written so far, whatever its `event.name`:
+    /// calls, findings, inventory changes.
+    pub fn wait_until_events(
+        &mut self,
+        what: &str,
+        done: impl Fn(&[Call]) -> bool,
+    ) -> anyhow::Result<Vec<Call>> {
+        self.wait_until_in(read_events, what, done)
+    }
+
+    fn wait_until_in(
+        &mut self,
+        read: fn(&Path) -> anyhow::Result<Vec<Call>>,
+        what: &str,
+        done: impl Fn(&[Call]) -> bool,
+    ) -> anyhow::Result<Vec<Call>> {
+        match self.poll(read, done)? {
             Ok(calls) => Ok(calls),
             Err(calls) => bail!(
-                "waited {CALLS_TIMEOUT:?} for {what}; the {} calls seen:\n{}{}",
+                "waited {CALLS_TIMEOUT:?} for {what}; the {} events seen:\n{}{}",
                 calls.len(),
                 calls::list(&calls),
                 self.stop_for_diagnosis()
@@ -175,15 +195,16 @@ impl Agent {
         }
     }
 
-    /// `Ok(calls)` once `done` holds, `Err(calls)` if the time ran out first; an error if the
-    /// agent died or wrote something that is not JSON.
+    /// `Ok(events)` once `done` holds for what `read` reads, `Err(events)` if the time ran out
+    /// first; an error if the agent died or wrote something that is not JSON.
     fn poll(
         &mut self,
+        read: fn(&Path) -> anyhow::Result<Vec<Call>>,
         done: impl Fn(&[Call]) -> bool,
     ) -> anyhow::Result<Result<Vec<Call>, Vec<Call>>> {
         let deadline = Instant::now() + CALLS_TIMEOUT;
         loop {
-            let calls = self.calls()?;
+            let calls = read(&self.output)?;
             if done(&calls) {
                 return Ok(Ok(calls));
             }
@@ -266,9 +287,21 @@ pub fn command() -> anyhow::Result<Command> {
 }
 
 fn read_calls(path: &Path) -> anyhow::Result<Vec<Call>> {
+    read_output(path, parse_calls)
+}
+
+fn read_events(path: &Path) -> anyhow::Result<Vec<Call>> {
+    read_output(path, parse_events)
+}
+
+fn read_output(
+    path: &Path,
+    parse: fn(&str) -> anyhow::Result<Vec<Call>>,
+) -> anyhow::Result<Vec<Call>> {
     match fs::read_to_string(path) {
-        Ok(text) => parse_calls(&text)
-            .with_context(|| format!("reading the agent's output {}", path.display())),
+        Ok(text) => {
+            parse(&text).with_context(|| format!("reading the agent's output {}", path.display()))
+        }
         // The agent creates the file while it starts.
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(error) => {

@@ -32,7 +32,7 @@ use super::{
     kind::Kind,
     window::{window_index, WINDOWS, WINDOW_COUNT},
 };
-use crate::findings::Severity;
+use crate::{findings::Severity, sensitive::policy::glob};
 
 /// Config files are small; a bound keeps a wrong path (a log file) from being read whole.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -426,26 +426,6 @@ impl Suppression {
     }
 }
 
-/// `*` matches any run of characters (including `/`); everything else matches itself.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or("");
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
-}
-
 /// The part of the config file this module reads; the rest belongs to other components.
 #[derive(Deserialize)]
 struct File {
@@ -589,7 +569,7 @@ detect:
     }
 
     #[test]
-    fn globs() {
+    fn endpoint_patterns_glob_like_the_sensitive_policy() {
         assert!(glob("/api/*/items", "/api/v1/items"));
         assert!(glob("*", ""));
         assert!(glob("/a*", "/a"));

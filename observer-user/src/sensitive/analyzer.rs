@@ -39,6 +39,10 @@ use crate::{
     state::{State, StateError},
 };
 
+/// The `finding.kind` of every sensitive-data finding (attack detection's are named by
+/// `detect::kind`).
+pub const FINDING_KIND: &str = "sensitive_data";
+
 /// How often (kernel time) counts are written to the state database: at most this much is lost
 /// when the agent is killed.
 pub const FLUSH_INTERVAL_NS: u64 = 2_000_000_000;
@@ -329,7 +333,7 @@ impl Analyzer for SensitiveAnalyzer {
                     Some(reason) => format!("{what}: {reason}"),
                     None => what,
                 };
-                let mut finding = Finding::about(call, "sensitive_data", severity, reason);
+                let mut finding = Finding::about(call, FINDING_KIND, severity, reason);
                 finding.detail_type = Some(detail);
                 finding.owasp_category = owasp(category, *side, &finding).map(str::to_string);
                 finding.endpoint.route = route.clone();

@@ -18,7 +18,6 @@ pub mod keyed;
 pub mod labels;
 pub mod mask;
 pub mod policy;
-pub mod report;
 pub mod scan;
 pub mod types;
 pub mod validate;
@@ -56,6 +55,9 @@ pub struct Detectors {
     pub redactor: Redactor,
     /// Reports findings and endpoint labels (an analyzer, added to the pipeline).
     pub analyzer: SensitiveAnalyzer,
+    /// The installation's key (or this run's), for other analyzers that key what they keep
+    /// of credentials the same way (attack detection's principals).
+    pub key: HashKey,
 }
 
 /// Builds the detectors: the policy from `policy_path` (built-in rules alone without one), the
@@ -83,6 +85,10 @@ pub fn detectors(
         None => (None, HashKey::random()?),
     };
     let redactor = Redactor::with_detectors(mode, scanner.clone(), key.clone());
-    let analyzer = SensitiveAnalyzer::new(scanner, Arc::new(policy), key, state)?;
-    Ok(Detectors { redactor, analyzer })
+    let analyzer = SensitiveAnalyzer::new(scanner, Arc::new(policy), key.clone(), state)?;
+    Ok(Detectors {
+        redactor,
+        analyzer,
+        key,
+    })
 }

@@ -1,7 +1,8 @@
 //! The sensitive-data policy: which types may appear where, how bad each is, and the operator's
 //! own types.
 //!
-//! Loaded from a YAML file (`observer run --policy FILE`):
+//! Loaded from the agent's YAML config file (`observer run --config FILE`, also spelt
+//! `--policy`), whose `detect:` section belongs to attack detection (`detect::config`):
 //!
 //! ```yaml
 //! severity:                 # per type or category (personal, financial, secret)
@@ -82,6 +83,10 @@ struct PolicyFile {
     rules: Vec<Rule>,
     #[serde(default = "yes")]
     builtin_rules: bool,
+    /// Attack detection's section of the same config file: `detect::config` reads and checks
+    /// it; here it is only allowed, so that one file configures both.
+    #[serde(default, rename = "detect")]
+    _detect: Option<serde::de::IgnoredAny>,
 }
 
 fn yes() -> bool {
@@ -555,6 +560,13 @@ types:
         assert!(matches!(regex, PolicyError::Pattern { .. }), "{regex}");
         let shadow = Policy::parse("types:\n  - name: email\n    pattern: 'x'\n").unwrap_err();
         assert!(matches!(shadow, PolicyError::Shadows(_)));
+    }
+
+    #[test]
+    fn the_detect_section_of_the_shared_config_file_is_left_to_detection() {
+        let policy =
+            Policy::parse("severity: { email: low }\ndetect:\n  learning_period: 10m\n").unwrap();
+        assert_eq!(policy.severity.get("email"), Some(&Severity::Low));
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! detector that makes the finding, before the finding exists: no finding ever holds a raw
 //! secret.
 
+pub mod report;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{conn::Role, model::ApiCall};

@@ -72,7 +72,8 @@ pub struct Stopped {
 }
 
 impl Agent {
-    /// Start `observer run --format json --output <file> <args>` and wait until it watches.
+    /// Start `observer run --format json --output <file> <args>` and wait until it watches;
+    /// with a state directory of its own unless `args` name one.
     pub fn start(args: &[&str]) -> anyhow::Result<Agent> {
         require_root()?;
         let turn = ONE_AGENT
@@ -87,6 +88,10 @@ impl Agent {
                 .args(["run", "--format", "json", "--output"])
                 .arg(&output)
                 .args(args);
+            if !args.contains(&"--state-dir") {
+                // Tests stay apart from the host's inventory (and from each other's).
+                command.arg("--state-dir").arg(dir.join("state"));
+            }
             let mut process = Spawned::start("observer run", &mut command)?;
             if process.wait_for_stderr(READY_MESSAGE, START_TIMEOUT) {
                 return Ok(Agent {

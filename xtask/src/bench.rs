@@ -310,7 +310,7 @@ fn userspace_benchmarks() -> Result<String> {
     let output = cmd::stdout_of(
         std::process::Command::new("cargo")
             .current_dir(host::repo_root())
-            .args(["bench", "--quiet", "-p", "observer-user"]),
+            .args(["bench", "--quiet", "-p", "observer-user", "--benches"]),
     )?;
     Ok(output)
 }

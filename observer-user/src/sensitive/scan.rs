@@ -918,6 +918,80 @@ mod tests {
     }
 
     #[test]
+    fn random_texts_of_detector_fragments_are_scanned_to_their_end_within_bounds() {
+        // Texts glued together from the pieces the detectors look for, in random order: every
+        // scan must end, and every value it reports must be a slice of the text.
+        const PIECES: &[&str] = &[
+            "0",
+            "1234567",
+            "4111 1111 1111 1111",
+            "+",
+            "(",
+            ")",
+            "-",
+            ".",
+            " ",
+            "@",
+            ":",
+            "=",
+            "&",
+            "{",
+            "}",
+            "[",
+            "\"",
+            "\\",
+            "%",
+            "%2",
+            "eyJhbGciOiJIUzI1NiJ9",
+            "Bearer ",
+            "Basic ",
+            "AKIA",
+            "ghp_",
+            "xoxb-",
+            "sk_live_",
+            "DE89 3704",
+            "ssn",
+            "password=",
+            "card",
+            "é",
+            "€",
+            "a",
+            "Z",
+            "\n",
+            "\\u00",
+            "-----BEGIN ",
+            "https://u:p@",
+            "192.168.",
+        ];
+        let scanner = Scanner::builtin();
+        let mut rng = crate::sensitive::corpus::Rng::new(0x0b5e_12fe);
+        let mut out = Vec::new();
+        for _ in 0..1_500 {
+            let pieces = 1 + rng.below(120) as usize;
+            let text: String = (0..pieces).map(|_| *rng.pick(PIECES)).collect();
+            for source in [
+                Source::Path,
+                Source::Query,
+                Source::Header("cookie"),
+                Source::Header("authorization"),
+                Source::Body(Some("application/json")),
+                Source::Body(Some("application/x-www-form-urlencoded")),
+                Source::Argument,
+            ] {
+                out.clear();
+                scanner.scan_source(source, &text, 1_800_000_000, &mut out);
+                for found in &out {
+                    assert!(
+                        text.get(found.raw.clone()).is_some(),
+                        "{:?} is not a slice of {text:?}",
+                        found.raw
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn every_short_text_is_scanned_to_its_end() {
         // Every text of up to four bytes over the bytes the number reader treats specially,
         // around enough digits to wake it, through every kind of field: a loop that forgets to

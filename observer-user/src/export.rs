@@ -131,8 +131,8 @@ impl<W: Write> Sink for Pretty<W> {
                 change.timestamp.get(11..23).unwrap_or(&change.timestamp),
                 change.change,
                 change.service,
-                change.method.as_deref().unwrap_or(""),
-                change.route.as_deref().unwrap_or(""),
+                change.endpoint.method.as_deref().unwrap_or(""),
+                change.endpoint.route.as_deref().unwrap_or(""),
                 if change.details.is_empty() {
                     String::new()
                 } else {

@@ -5,7 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{findings::Finding, model::ApiCall};
+use crate::{
+    findings::{EndpointRef, Finding},
+    model::ApiCall,
+};
 
 /// One item of the output stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,30 +43,9 @@ pub struct InventoryChange {
     pub change: ChangeKind,
     #[serde(rename = "service.name")]
     pub service: String,
-    #[serde(
-        rename = "server.address",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub server_address: Option<String>,
-    #[serde(
-        rename = "server.port",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub server_port: Option<u16>,
-    #[serde(
-        rename = "http.request.method",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub method: Option<String>,
-    #[serde(
-        rename = "http.route",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub route: Option<String>,
+    /// The service's address and port, and the endpoint when the change is about one.
+    #[serde(flatten)]
+    pub endpoint: EndpointRef,
     /// What changed, in words ("new query parameter `page` (integer)").
     #[serde(
         rename = "inventory.details",

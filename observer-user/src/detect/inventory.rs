@@ -29,10 +29,10 @@ pub fn status_from_outputs(out: &[Output], call: &ApiCall) -> Option<InventorySt
             Output::Inventory(change) => change,
             Output::Finding(_) => continue,
         };
-        let about_call = change.method.as_deref() == call.method.as_deref()
-            && change.route.is_some()
-            && change.route.as_deref() == call.route.as_deref()
-            && change.server_port == call.server_port;
+        let about_call = change.endpoint.method.as_deref() == call.method.as_deref()
+            && change.endpoint.route.is_some()
+            && change.endpoint.route.as_deref() == call.route.as_deref()
+            && change.endpoint.server_port == call.server_port;
         if !about_call {
             continue;
         }
@@ -60,8 +60,8 @@ pub fn new_response_fields(out: &[Output], call: &ApiCall) -> Vec<String> {
             Output::Inventory(change) if change.change == ChangeKind::NewField => change,
             _ => continue,
         };
-        if change.method.as_deref() != call.method.as_deref()
-            || change.route.as_deref() != call.route.as_deref()
+        if change.endpoint.method.as_deref() != call.method.as_deref()
+            || change.endpoint.route.as_deref() != call.route.as_deref()
         {
             continue;
         }
@@ -112,7 +112,7 @@ pub fn check(status: Option<InventoryStatus>, call: &ApiCall) -> Option<Alert> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::InventoryChange;
+    use crate::{findings::EndpointRef, output::InventoryChange};
 
     fn change(kind: ChangeKind, route: &str) -> Output {
         Output::Inventory(InventoryChange {
@@ -120,10 +120,12 @@ mod tests {
             timestamp: String::new(),
             change: kind,
             service: "svc".into(),
-            server_address: Some("127.0.0.1".into()),
-            server_port: Some(8080),
-            method: Some("GET".into()),
-            route: Some(route.into()),
+            endpoint: EndpointRef {
+                method: Some("GET".into()),
+                route: Some(route.into()),
+                server_address: Some("127.0.0.1".into()),
+                server_port: Some(8080),
+            },
             details: Vec::new(),
         })
     }

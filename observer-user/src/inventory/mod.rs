@@ -50,6 +50,7 @@ use self::{
     template::{NodeId, PathTree, Seg},
 };
 use crate::{
+    findings::EndpointRef,
     model::{rfc3339, ApiCall},
     output::{ChangeKind, InventoryChange, Output},
     pipeline::Analyzer,
@@ -622,10 +623,12 @@ impl Inventory {
             timestamp: call.timestamp.clone(),
             change,
             service: service.name(),
-            server_address: Some(service.key.host.clone()),
-            server_port: Some(service.key.port),
-            method: endpoint.map(|e| e.method.to_string()),
-            route: endpoint.map(|e| e.route.to_string()),
+            endpoint: EndpointRef {
+                method: endpoint.map(|e| e.method.to_string()),
+                route: endpoint.map(|e| e.route.to_string()),
+                server_address: Some(service.key.host.clone()),
+                server_port: Some(service.key.port),
+            },
             details,
         }
     }

@@ -15,7 +15,6 @@
 use std::{
     env, fs,
     io::{BufRead, BufReader},
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::mpsc,
@@ -24,6 +23,7 @@ use std::{
 };
 
 use anyhow::{bail, ensure, Context, Result};
+use observer_tests::{programs::observer_binary, servers::free_port};
 use serde_json::Value;
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -31,13 +31,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time for the last call to travel through the ring buffer and the pipeline (the agent polls
 /// every 20 ms; a loaded machine takes longer).
 const SETTLE: Duration = Duration::from_secs(2);
-
-fn observer() -> PathBuf {
-    env::var_os("OBSERVER_BIN").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/observer"),
-        PathBuf::from,
-    )
-}
 
 /// A child process killed when dropped.
 struct Running(Child);
@@ -247,10 +240,6 @@ for url in sys.argv[2:]:
     urllib.request.urlopen(request, context=context).read()
 "#;
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// Waits until `child`'s stdout or stderr (as `reader`) prints a line containing `marker`,
 /// copying every line to `log` if given.
 fn wait_for_line(
@@ -332,7 +321,7 @@ fn canary_run(work: &Path) -> Result<()> {
     let output = work.join("output.jsonl");
     let log = work.join("agent.log");
     let mut agent = Running(
-        Command::new(observer())
+        Command::new(observer_binary()?)
             .args([
                 "run",
                 "--port",
@@ -421,10 +410,10 @@ fn canary_run(work: &Path) -> Result<()> {
     let _ = agent_log.join();
     drop(server);
 
-    let findings_table = run(Command::new(observer())
+    let findings_table = run(Command::new(observer_binary()?)
         .args(["findings", "--state-dir"])
         .arg(&state))?;
-    let findings_json = run(Command::new(observer())
+    let findings_json = run(Command::new(observer_binary()?)
         .args(["findings", "--format", "json", "--state-dir"])
         .arg(&state))?;
 

@@ -14,7 +14,7 @@ use std::{
     collections::BTreeSet,
     env, fs,
     io::{BufRead, BufReader},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     sync::mpsc,
@@ -23,6 +23,7 @@ use std::{
 };
 
 use anyhow::{bail, ensure, Context, Result};
+use observer_tests::{programs::observer_binary, servers::free_port};
 use serde_json::Value;
 
 /// How long a server may take to listen (uvicorn imports FastAPI and pydantic first; Go
@@ -48,23 +49,11 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../observer-user/tests/fixtures/inventory/apps")
 }
 
-/// The agent binary: `OBSERVER_BIN` (set by `cargo xtask test`), else the last release build.
-fn observer() -> PathBuf {
-    env::var_os("OBSERVER_BIN").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/observer"),
-        PathBuf::from,
-    )
-}
-
 fn scratch(name: &str) -> Result<PathBuf> {
     let dir = env::temp_dir().join(format!("observer-inventory-{name}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir)?;
     Ok(dir)
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// A child process killed when the test is done with it, however it ends.
@@ -237,14 +226,14 @@ fn check_app(app: &App) -> Result<()> {
     // 2. Replayed into an inventory.
     let state = dir.join("state");
     let events = dir.join("events.jsonl");
-    run(Command::new(observer())
+    run(Command::new(observer_binary()?)
         .arg("replay")
         .arg(&pcap)
         .arg("--state-dir")
         .arg(&state)
         .arg("--output")
         .arg(&events))?;
-    let inventory = json_of(&run(Command::new(observer())
+    let inventory = json_of(&run(Command::new(observer_binary()?)
         .args(["inventory", "--format", "json", "--state-dir"])
         .arg(&state))?)?;
     let services = inventory["services"].as_array().context("services")?;
@@ -303,7 +292,7 @@ fn check_app(app: &App) -> Result<()> {
     // 3. The exported OpenAPI document passes the real validator, in both formats.
     for format in ["json", "yaml"] {
         let file = dir.join(format!("openapi.{format}"));
-        run(Command::new(observer())
+        run(Command::new(observer_binary()?)
             .args([
                 "openapi",
                 "--format",
@@ -350,7 +339,7 @@ fn check_app(app: &App) -> Result<()> {
     ensure!(deprecated.len() == 1, "the deprecation applied");
     let spec_file = dir.join("spec.json");
     fs::write(&spec_file, serde_json::to_vec_pretty(&spec)?)?;
-    let diff = Command::new(observer())
+    let diff = Command::new(observer_binary()?)
         .args(["diff", "--format", "json", "--spec"])
         .arg(&spec_file)
         .arg("--state-dir")

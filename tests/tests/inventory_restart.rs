@@ -8,7 +8,7 @@ use std::{
     env, fs,
     io::{BufRead, BufReader, Read, Write},
     net::{TcpListener, TcpStream},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -19,6 +19,7 @@ use std::{
 };
 
 use anyhow::{bail, ensure, Context, Result};
+use observer_tests::programs::observer_binary;
 use serde_json::Value;
 
 /// The agent's flush interval (`inventory::FLUSH_INTERVAL_NS`).
@@ -38,13 +39,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 const ROUTE: &str = "/api/v1/books/{id}";
 
-fn observer() -> PathBuf {
-    env::var_os("OBSERVER_BIN").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/observer"),
-        PathBuf::from,
-    )
-}
-
 struct Running(Child);
 
 impl Drop for Running {
@@ -57,7 +51,7 @@ impl Drop for Running {
 /// Start the agent on `state` watching `port`, and wait until it is capturing.
 fn start_agent(state: &Path, port: u16, output: &Path) -> Result<Running> {
     let mut agent = Running(
-        Command::new(observer())
+        Command::new(observer_binary()?)
             .args(["run", "--port", &port.to_string(), "--state-dir"])
             .arg(state)
             .arg("--output")
@@ -102,7 +96,7 @@ fn call(port: u16, id: usize) -> Result<()> {
 
 /// Calls recorded for the route in the inventory on disk.
 fn inventory_calls(state: &Path, port: u16) -> Result<u64> {
-    let output = Command::new(observer())
+    let output = Command::new(observer_binary()?)
         .args(["inventory", "--format", "json", "--state-dir"])
         .arg(state)
         .output()?;

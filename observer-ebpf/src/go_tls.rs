@@ -18,6 +18,13 @@
 //! only attaches to Go 1.17 and later, the first with the register ABI). A `tls.Conn` over
 //! something other than a TCP connection would give a wrong number, so the fd is only believed
 //! if it is a socket this process was seen sending or receiving TLS records on.
+//!
+//! A Write is reported at its entry when the socket is already known to carry TLS: net/http
+//! writes requests from one goroutine and reads responses from another, so the response can be
+//! read (and reported) while the writing goroutine still waits to run its `ret`, and a request
+//! reported at the return would then arrive after its own response. Go's Write sends the whole
+//! buffer or fails, so the length is known at entry. A Write that runs the handshake itself (the
+//! socket has no TLS records yet) is still reported at its return.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
@@ -51,7 +58,20 @@ pub fn enter(ctx: &ProbeContext, hook: Hook) -> Result<(), i64> {
         return Ok(());
     };
     // SAFETY: the probe's context is the user registers at the function's first instruction.
-    let (conn, buf) = unsafe { ((*ctx.regs).rax, (*ctx.regs).rbx) };
+    let (conn, buf, len) = unsafe { ((*ctx.regs).rax, (*ctx.regs).rbx, (*ctx.regs).rcx) };
+    if hook == Hook::GoTlsWrite {
+        if let Some(fd) = fd_of(conn).filter(|&fd| conn::is_tls_socket(tgid, fd)) {
+            emit(
+                bpf_get_current_pid_tgid(),
+                fd,
+                buf,
+                len as i64,
+                hook as u8,
+                Direction::Egress,
+            );
+            return Ok(());
+        }
+    }
     let args = GoTlsArgs {
         conn,
         buf,
@@ -73,22 +93,30 @@ pub fn exit(ctx: &ProbeContext, direction: Direction) -> Result<(), i64> {
         return Ok(());
     };
     let _ = GO_TLS_ARGS.remove(key);
+    // Arguments left by a call of the other function that never returned (the goroutine
+    // panicked out of it) must not be taken for this one's.
+    if (args.hook == Hook::GoTlsWrite as u8) != (direction == Direction::Egress) {
+        return Ok(());
+    }
     // SAFETY: the probe's context is the user registers at the return.
     let n = unsafe { (*ctx.regs).rax } as i64;
-    if n <= 0 {
-        return Ok(());
+    match fd_of(args.conn).filter(|&fd| conn::is_tls_socket(tgid, fd)) {
+        Some(fd) => emit(pid_tgid, fd, args.buf, n, args.hook, direction),
+        None if n > 0 => counters::add(Counter::TlsCallsNotOnTlsSocket, 1),
+        None => {}
     }
-    let Some(fd) = fd_of(args.conn) else {
-        counters::add(Counter::TlsCallsNotOnTlsSocket, 1);
-        return Ok(());
-    };
-    if !conn::is_tls_socket(tgid, fd) {
-        counters::add(Counter::TlsCallsNotOnTlsSocket, 1);
-        return Ok(());
-    }
-    let call = DataCall::tls_plaintext(pid_tgid, fd, direction, args.hook, TlsLibrary::Go);
-    conn::on_data(&call, &Payload::buffer(args.buf, n as u64), n as u64);
     Ok(())
+}
+
+/// Reports `n` plaintext bytes at `buf` on the TLS socket `fd`; nothing for an empty or failed call.
+// Inlined: BPF calls take at most five arguments.
+#[inline(always)]
+fn emit(pid_tgid: u64, fd: u32, buf: u64, n: i64, hook: u8, direction: Direction) {
+    if n <= 0 {
+        return;
+    }
+    let call = DataCall::tls_plaintext(pid_tgid, fd, direction, hook, TlsLibrary::Go);
+    conn::on_data(&call, &Payload::buffer(buf, n as u64), n as u64);
 }
 
 /// The fd behind a `*tls.Conn`, if the walk reads a plausible one.

@@ -7,20 +7,13 @@
 //! secret.
 
 pub mod report;
+mod severity;
+
+pub use severity::Severity;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{conn::Role, model::ApiCall};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
 
 /// Which message of the call something was found in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -19,6 +19,7 @@ pub mod sensitive {
     pub mod fields;
     pub mod hints;
     pub mod json;
+    pub mod recent;
     pub mod scan;
     pub mod types;
     pub mod validate;

@@ -1,6 +1,7 @@
 //! Pipeline benchmark: API calls per second per core through the whole user-side pipeline
-//! (decode, reassembly, HTTP/1 parsing, pairing, call building, redaction), on a replayed stream
-//! of mixed traffic, and memory with many live idle connections. Prints figures; asserts nothing
+//! (decode, reassembly, HTTP/1 parsing, pairing, call building, redaction), alone and with the
+//! sensitive-data analyzer the agent runs before redaction, on a replayed stream of mixed
+//! traffic, and memory with many live idle connections. Prints figures; asserts nothing
 //! about time (machines differ).
 //!
 //! `cargo bench -p observer-user --bench pipeline` (run by `cargo xtask bench`).
@@ -15,6 +16,7 @@ use std::{hint::black_box, time::Instant};
 use observer::{
     events::{encode, ConnClose, ConnOpen, Data, Event},
     pipeline::{Pipeline, PipelineConfig},
+    redact::RedactionMode,
 };
 use observer_common::{
     ConnId, ConnOrigin, DataHeader, Direction, Hook, RoleHint, Source, TlsLibrary,
@@ -211,9 +213,23 @@ fn patch(scratch: &mut Vec<u8>, template: &[u8], conn: ConnId, position: u64, ts
         .copy_from_slice(&(position + offset).to_ne_bytes());
 }
 
-fn throughput() {
-    let templates = templates();
+/// The pipeline as the agent runs it: the sensitive-data analyzer reads every call as
+/// captured, then redaction reads what will be serialized.
+fn with_sensitive_analyzer() -> Pipeline {
     let mut pipeline = Pipeline::new(PipelineConfig::default());
+    #[expect(
+        clippy::expect_used,
+        reason = "a benchmark: built-in policy, no state directory"
+    )]
+    let detectors = observer::sensitive::detectors(None, None, RedactionMode::default())
+        .expect("built-in detectors");
+    pipeline.set_redactor(detectors.redactor);
+    pipeline.add_analyzer(Box::new(detectors.analyzer));
+    pipeline
+}
+
+fn throughput(label: &str, mut pipeline: Pipeline) {
+    let templates = templates();
     let mut positions = vec![[[0u64; 2]; 2]; CONNECTIONS];
     let mut scratch = Vec::with_capacity(CHUNK + size_of::<DataHeader>());
     let mut ts = 1_000u64;
@@ -264,9 +280,9 @@ fn throughput() {
     let elapsed = started.elapsed();
     let stats = pipeline.stats();
     black_box(&stats);
-    println!("pipeline: {CALLS} calls ({tls_calls} TLS) over {CONNECTIONS} keep-alive connections, {:.1} MB of payload", bytes as f64 / 1e6);
+    println!("pipeline, {label}: {CALLS} calls ({tls_calls} TLS) over {CONNECTIONS} keep-alive connections, {:.1} MB of payload", bytes as f64 / 1e6);
     println!(
-        "pipeline: {calls} API calls out in {:.2} s: {:.0} calls/s on one core (target ≥ 500,000), {:.0} MB/s of payload",
+        "pipeline, {label}: {calls} API calls out in {:.2} s: {:.0} calls/s on one core (target ≥ 500,000), {:.0} MB/s of payload",
         elapsed.as_secs_f64(),
         calls as f64 / elapsed.as_secs_f64(),
         bytes as f64 / 1e6 / elapsed.as_secs_f64()
@@ -274,7 +290,7 @@ fn throughput() {
     let errors: u64 =
         stats.parse_errors.values().sum::<u64>() + stats.decode_errors.values().sum::<u64>();
     println!(
-        "pipeline: parse or decode errors: {errors}; peak RSS so far {} MiB",
+        "pipeline, {label}: parse or decode errors: {errors}; peak RSS so far {} MiB",
         peak_rss_kib() / 1024
     );
 }
@@ -338,7 +354,14 @@ fn peak_rss_kib() -> u64 {
 }
 
 fn main() {
-    throughput();
+    throughput(
+        "decode to redaction",
+        Pipeline::new(PipelineConfig::default()),
+    );
+    throughput(
+        "with the sensitive-data analyzer (as the agent)",
+        with_sensitive_analyzer(),
+    );
     for count in IDLE_CONNECTIONS {
         idle_connections(count);
     }

@@ -23,6 +23,7 @@ use aho_corasick::AhoCorasick;
 use crate::{
     model::{ApiCall, BodyView},
     sensitive::{
+        analyzer::unix_seconds,
         fields::{percent_decode, Source},
         keyed::HashKey,
         mask::mask,
@@ -165,6 +166,9 @@ impl Redactor {
         if self.mode == RedactionMode::Off {
             return;
         }
+        // The time the sensitive-data analyzer scanned this call at, so that the scanner
+        // recalls its results for every text that is unchanged (`sensitive::recent`).
+        let now = unix_seconds(&call.timestamp);
         for (name, values) in call
             .request_headers
             .iter_mut()
@@ -175,18 +179,18 @@ impl Redactor {
                 if hides_values {
                     *value = redact_header(name, value);
                 }
-                self.redact_in_place(Source::Header(name), value);
+                self.redact_in_place(Source::Header(name), value, now);
             }
         }
         if let Some(query) = &mut call.query {
             *query = redact_pairs(query, '&');
-            self.redact_in_place(Source::Query, query);
+            self.redact_in_place(Source::Query, query, now);
         }
         if let Some(path) = &mut call.path {
-            self.redact_in_place(Source::Path, path);
+            self.redact_in_place(Source::Path, path, now);
         }
         if let Some(route) = &mut call.route {
-            self.redact_in_place(Source::Path, route);
+            self.redact_in_place(Source::Path, route, now);
         }
         call.command_args = redact_args(&call.command_args);
         for arg in &mut call.command_args {
@@ -200,7 +204,7 @@ impl Redactor {
             } else {
                 Source::Argument
             };
-            self.redact_in_place(source, arg);
+            self.redact_in_place(source, arg, now);
         }
         let content_types = [
             call.request_headers
@@ -225,7 +229,7 @@ impl Redactor {
                 _ => {
                     redact_body(body, content_type.as_deref());
                     if let Some(preview) = body.as_mut().and_then(|b| b.preview.as_mut()) {
-                        self.redact_in_place(Source::Body(content_type.as_deref()), preview);
+                        self.redact_in_place(Source::Body(content_type.as_deref()), preview, now);
                     }
                 }
             }
@@ -238,8 +242,8 @@ impl Redactor {
         }
     }
 
-    fn redact_in_place(&self, source: Source<'_>, text: &mut String) {
-        if let Some(redacted) = self.redact_values(source, text) {
+    fn redact_in_place(&self, source: Source<'_>, text: &mut String, now_secs: u64) {
+        if let Some(redacted) = self.redact_values_at(source, text, now_secs) {
             *text = redacted;
         }
     }
@@ -247,11 +251,17 @@ impl Redactor {
     /// `text` with every value the detectors recognise (and the mode hides) replaced by its
     /// masked form; `None` if nothing was.
     pub fn redact_values(&self, source: Source<'_>, text: &str) -> Option<String> {
+        self.redact_values_at(source, text, 0)
+    }
+
+    /// [`Redactor::redact_values`] scanning as at `now_secs` (which only dates JWT expiry,
+    /// nothing redaction looks at, but names the scan the scanner may recall).
+    fn redact_values_at(&self, source: Source<'_>, text: &str, now_secs: u64) -> Option<String> {
         if self.mode == RedactionMode::Off || text.is_empty() {
             return None;
         }
         let mut found: Vec<Found> = Vec::new();
-        self.scanner.scan_source(source, text, 0, &mut found);
+        self.scanner.scan_source(source, text, now_secs, &mut found);
         if self.mode == RedactionMode::Secrets {
             found.retain(|f| self.scanner.category(f.kind) == Category::Secret);
         }

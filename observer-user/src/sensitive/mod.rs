@@ -18,6 +18,7 @@ pub mod keyed;
 pub mod labels;
 pub mod mask;
 pub mod policy;
+pub mod recent;
 pub mod scan;
 pub mod types;
 pub mod validate;

@@ -9,7 +9,11 @@
 //!
 //! The scanner is shared, immutable and cheap to call; it allocates only for what it finds.
 
-use std::{ops::Range, sync::Arc, sync::OnceLock};
+use std::{
+    ops::Range,
+    sync::atomic::{AtomicU64, Ordering},
+    sync::{Arc, OnceLock},
+};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine;
@@ -18,6 +22,7 @@ use regex::{Regex, RegexBuilder};
 use super::{
     fields::{self, Field, Part, Source},
     hints::{hints, Hints},
+    recent,
     types::{Category, DataType, TypeRef},
     validate,
 };
@@ -197,6 +202,9 @@ struct ShapePatterns {
 
 /// All detectors, compiled once.
 pub struct Scanner {
+    /// Tells this scanner's remembered results (`recent`) from another's, whose custom types
+    /// may find more.
+    id: u64,
     keywords: AhoCorasick,
     /// Keyword pattern index → detector.
     keyword_owner: Vec<Keyed>,
@@ -257,7 +265,9 @@ impl Scanner {
             ipv4: compile("ipv4", r"(?-u:\b)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?-u:\b)")?,
             ipv6_token: compile("ipv6", r"[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*")?,
         };
+        static SCANNERS: AtomicU64 = AtomicU64::new(0);
         Ok(Scanner {
+            id: SCANNERS.fetch_add(1, Ordering::Relaxed),
             keywords,
             keyword_owner,
             keyed,
@@ -305,8 +315,17 @@ impl Scanner {
     }
 
     /// Everything found in `text` read as `source`. `now_secs` (Unix time, 0 if unknown) dates
-    /// JWT expiry.
+    /// JWT expiry. The same scan made a moment ago on this thread is recalled, not redone.
     pub fn scan_source(&self, source: Source<'_>, text: &str, now_secs: u64, out: &mut Vec<Found>) {
+        if recent::recall(self.id, &source, text, now_secs, out) {
+            return;
+        }
+        let start = out.len();
+        self.scan_text(source, text, now_secs, out);
+        recent::remember(self.id, &source, text, now_secs, &out[start..]);
+    }
+
+    fn scan_text(&self, source: Source<'_>, text: &str, now_secs: u64, out: &mut Vec<Found>) {
         // One keyword pass over the whole text; each field then looks only at the keywords
         // inside its span (fields come in text order), instead of a pass per field.
         let mut keywords: Vec<(usize, usize, Keyed)> = self

@@ -1,0 +1,184 @@
+//! The scanner's recent results, per thread.
+//!
+//! The agent reads each call's texts twice: the sensitive-data analyzer scans the call as
+//! captured, then redaction scans what will be serialized, which is mostly the same texts (every
+//! header, the path, the query, a body that fits its preview). A scan is a function of the
+//! scanner, the source, the text and the time alone, so a result remembered for the same four is
+//! exactly what scanning again would give: the second pass becomes a lookup. Texts are kept and
+//! compared whole, never by hash, so no crafted text can borrow another text's result.
+
+use std::cell::RefCell;
+
+use super::{fields::Source, scan::Found};
+
+/// Scans remembered per thread: more than one call's texts (a path, a query, a few dozen headers
+/// and two bodies), so the analyzer's results are still there when redaction asks.
+pub const REMEMBERED_SCANS: usize = 64;
+
+/// Longer texts are scanned again rather than copied: bounds what a thread keeps to
+/// [`REMEMBERED_SCANS`] times this, and covers body previews (1 KiB by default) many times over.
+pub const MAX_REMEMBERED_TEXT_BYTES: usize = 16 * 1024;
+
+/// What a source is, owned: its kind and the header name or content type it carries.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct SourceKey {
+    kind: u8,
+    name: String,
+}
+
+impl SourceKey {
+    fn parts<'a>(source: &Source<'a>) -> (u8, &'a str) {
+        match *source {
+            Source::Path => (0, ""),
+            Source::Query => (1, ""),
+            Source::Header(name) => (2, name),
+            Source::Body(Some(content_type)) => (3, content_type),
+            Source::Body(None) => (4, ""),
+            Source::Argument => (5, ""),
+        }
+    }
+
+    fn is(&self, source: &Source<'_>) -> bool {
+        let (kind, name) = SourceKey::parts(source);
+        self.kind == kind && self.name == name
+    }
+
+    fn set(&mut self, source: &Source<'_>) {
+        let (kind, name) = SourceKey::parts(source);
+        self.kind = kind;
+        self.name.clear();
+        self.name.push_str(name);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Remembered {
+    scanner: u64,
+    now_secs: u64,
+    source: SourceKey,
+    text: String,
+    found: Vec<Found>,
+}
+
+/// A ring of recent scans; entries are overwritten in place, reusing their buffers.
+#[derive(Debug, Default)]
+struct RecentScans {
+    entries: Vec<Remembered>,
+    next: usize,
+}
+
+thread_local! {
+    static RECENT: RefCell<RecentScans> = RefCell::new(RecentScans::default());
+}
+
+/// Appends to `out` what scanner `scanner` found in `text` read as `source` at `now_secs`, if
+/// that scan is remembered; returns whether it was.
+pub fn recall(
+    scanner: u64,
+    source: &Source<'_>,
+    text: &str,
+    now_secs: u64,
+    out: &mut Vec<Found>,
+) -> bool {
+    if text.len() > MAX_REMEMBERED_TEXT_BYTES {
+        return false;
+    }
+    RECENT.with(|recent| {
+        let recent = recent.borrow();
+        let remembered = recent.entries.iter().find(|entry| {
+            entry.text.len() == text.len()
+                && entry.scanner == scanner
+                && entry.now_secs == now_secs
+                && entry.source.is(source)
+                && entry.text == text
+        });
+        match remembered {
+            Some(entry) => {
+                out.extend(entry.found.iter().cloned());
+                true
+            }
+            None => false,
+        }
+    })
+}
+
+/// Remembers that scanner `scanner` found `found` in `text` read as `source` at `now_secs`.
+pub fn remember(scanner: u64, source: &Source<'_>, text: &str, now_secs: u64, found: &[Found]) {
+    if text.len() > MAX_REMEMBERED_TEXT_BYTES {
+        return;
+    }
+    RECENT.with(|recent| {
+        let mut recent = recent.borrow_mut();
+        let at = recent.next;
+        recent.next = (at + 1) % REMEMBERED_SCANS;
+        if recent.entries.len() <= at {
+            recent.entries.push(Remembered::default());
+        }
+        let entry = &mut recent.entries[at];
+        entry.scanner = scanner;
+        entry.now_secs = now_secs;
+        entry.source.set(source);
+        entry.text.clear();
+        entry.text.push_str(text);
+        entry.found.clear();
+        entry.found.extend_from_slice(found);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sensitive::{fields::Part, scan::HitFlags, types::DataType};
+
+    fn found(value: &str) -> Found {
+        Found {
+            kind: DataType::Email.into(),
+            part: Part::Header,
+            name: Some("x-user".to_string()),
+            raw: 0..value.len(),
+            value: value.to_string(),
+            bare: false,
+            flags: HitFlags::default(),
+        }
+    }
+
+    #[test]
+    fn a_scan_is_recalled_only_for_the_same_scanner_source_text_and_time() {
+        let text = "ann@example.com";
+        let source = Source::Header("x-user");
+        remember(7, &source, text, 100, &[found(text)]);
+        let mut out = Vec::new();
+        assert!(recall(7, &source, text, 100, &mut out));
+        assert_eq!(out, vec![found(text)]);
+        for (scanner, source, text, now) in [
+            (8, source, text, 100),
+            (7, Source::Header("x-other"), text, 100),
+            (7, Source::Query, text, 100),
+            (7, source, "bob@example.com", 100),
+            (7, source, text, 101),
+        ] {
+            let mut out = Vec::new();
+            assert!(
+                !recall(scanner, &source, text, now, &mut out),
+                "{source:?} {text} {now}"
+            );
+            assert!(out.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_oldest_scans_are_forgotten_and_long_texts_never_kept() {
+        let source = Source::Path;
+        let texts: Vec<String> = (0..=REMEMBERED_SCANS).map(|i| format!("/t/{i}")).collect();
+        for text in &texts {
+            remember(1, &source, text, 0, &[]);
+        }
+        let mut out = Vec::new();
+        assert!(!recall(1, &source, &texts[0], 0, &mut out));
+        assert!(recall(1, &source, &texts[1], 0, &mut out));
+        assert!(recall(1, &source, &texts[REMEMBERED_SCANS], 0, &mut out));
+        let long = "a".repeat(MAX_REMEMBERED_TEXT_BYTES + 1);
+        remember(1, &source, &long, 0, &[]);
+        assert!(!recall(1, &source, &long, 0, &mut out));
+    }
+}

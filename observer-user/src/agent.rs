@@ -300,7 +300,10 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
     let mut coverage_store = open_coverage_store(args);
     // After the capture started: it holds the host-wide lock, so an address in use here is
     // not another observer's.
-    let metrics = args.metrics_listen.map(MetricsServer::start).transpose()?;
+    let metrics = args
+        .metrics_listen
+        .map(|addr| MetricsServer::start(addr, started))
+        .transpose()?;
     live.fact(Fact::Clock(ClockSync::now()));
 
     for path in capture::tls::system_libraries() {

@@ -129,7 +129,7 @@ pub fn render(snapshot: Option<&Snapshot>, uptime: Uptime) -> String {
         uptime.uptime.as_secs_f64(),
     );
     if let Some(snapshot) = snapshot {
-        calls(&mut e, &snapshot.pipeline);
+        calls(&mut e, snapshot);
         events(&mut e, snapshot);
         errors(&mut e, &snapshot.pipeline);
         analyzers(&mut e, snapshot);
@@ -137,7 +137,8 @@ pub fn render(snapshot: Option<&Snapshot>, uptime: Uptime) -> String {
     e.finish()
 }
 
-fn calls(e: &mut Encoder, p: &PipelineStats) {
+fn calls(e: &mut Encoder, snapshot: &Snapshot) {
+    let p = &snapshot.pipeline;
     e.family(
         "observer_api_calls_total",
         MetricType::Counter,
@@ -177,6 +178,12 @@ fn calls(e: &mut Encoder, p: &PipelineStats) {
         MetricType::Counter,
         "Connections the agent stopped tracking (closed, idle, or their process exited).",
         p.connections.connections_closed,
+    );
+    e.single(
+        "observer_connections_open",
+        MetricType::Gauge,
+        "Connections tracked now.",
+        snapshot.connections_open,
     );
     e.single(
         "observer_stream_gaps_total",

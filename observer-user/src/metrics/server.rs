@@ -70,8 +70,8 @@ struct Shared {
 
 impl MetricsServer {
     /// Bind `addr` now (so a taken address is an error at startup, naming it), then serve on a
-    /// thread of its own.
-    pub fn start(addr: SocketAddr) -> Result<MetricsServer, MetricsError> {
+    /// thread of its own. `started` is when the agent started, for its uptime.
+    pub fn start(addr: SocketAddr, started: Instant) -> Result<MetricsServer, MetricsError> {
         let bind_error = |source| MetricsError::Bind { addr, source };
         let listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
         listener.set_nonblocking(true).map_err(bind_error)?;
@@ -84,10 +84,10 @@ impl MetricsServer {
         let published = Published::default();
         let shared = Arc::new(Shared {
             published: published.clone(),
-            started: Instant::now(),
+            started,
             started_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
+                .map_or(0.0, |d| d.as_secs_f64() - started.elapsed().as_secs_f64()),
         });
         std::thread::Builder::new()
             .name("metrics".into())

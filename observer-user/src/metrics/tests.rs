@@ -207,6 +207,7 @@ fn counters_show_the_snapshot() {
         Some("4")
     );
     assert_eq!(v("observer_inventory_endpoints", "").as_deref(), Some("9"));
+    assert_eq!(v("observer_connections_open", "").as_deref(), Some("1"));
     assert_eq!(
         v("observer_inventory_cap_hits_total", r#"cap="endpoints""#).as_deref(),
         Some("6")

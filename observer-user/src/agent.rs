@@ -27,6 +27,7 @@ use crate::{
     export::{self, Sink},
     facts::{self, ClockSync, Fact},
     inventory::{commands::inventory_analyzer, Labeler},
+    metrics::{self, MetricsServer, Snapshot},
     pcap,
     pipeline::Pipeline,
     record::{Record, RecordReader, RecordWriter},
@@ -297,6 +298,12 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
         not_sockets: Vec::new(),
     };
     let mut coverage_store = open_coverage_store(args);
+    // After the capture started: it holds the host-wide lock, so an address in use here is
+    // not another observer's.
+    let metrics = args
+        .metrics_listen
+        .map(|addr| MetricsServer::start(addr, started))
+        .transpose()?;
     live.fact(Fact::Clock(ClockSync::now()));
 
     for path in capture::tls::system_libraries() {
@@ -304,6 +311,15 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
     }
     for pid in all_pids() {
         live.scan_tls(&mut capture, pid);
+    }
+    if let Some(metrics) = &metrics {
+        // Before saying it watches: a scrape from then on sees every counter.
+        metrics.publish(Snapshot::take(&mut live.pipeline, capture.counters().ok()));
+        tracing::info!(
+            "metrics at http://{}{}",
+            metrics.local_addr(),
+            metrics::server::METRICS_PATH
+        );
     }
     tracing::info!("observer is watching; Ctrl-C to stop");
 
@@ -315,6 +331,7 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
     let mut next_record_flush = Instant::now() + RECORD_FLUSH_INTERVAL;
     let mut next_coverage_save = Instant::now() + COVERAGE_SAVE_INTERVAL;
     let mut next_coverage_log = Instant::now() + COVERAGE_LOG_INTERVAL;
+    let mut next_metrics = Instant::now() + metrics::PUBLISH_INTERVAL;
 
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
         ring.poll(POLL_INTERVAL, |bytes| live.event(bytes, Some(&mut capture)))
@@ -358,6 +375,14 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
         if now >= next_coverage_log {
             live.log_coverage();
             next_coverage_log = now + COVERAGE_LOG_INTERVAL;
+        }
+        if let Some(metrics) = metrics.as_ref().filter(|_| now >= next_metrics) {
+            let kernel = capture
+                .counters()
+                .inspect_err(|error| tracing::debug!("metrics: kernel counters: {error}"))
+                .ok();
+            metrics.publish(Snapshot::take(&mut live.pipeline, kernel));
+            next_metrics = now + metrics::PUBLISH_INTERVAL;
         }
         if now >= next_record_flush {
             live.record(RecordWriter::flush);

@@ -1,6 +1,6 @@
 //! The command line of the `observer` binary.
 
-use std::path::PathBuf;
+use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use observer_common::limits;
@@ -88,6 +88,13 @@ pub struct RunArgs {
     /// function's code allows, `symbol` always on the function's first instruction.
     #[arg(long, value_enum, default_value_t = PlacementPolicy::Auto)]
     pub tls_probe_placement: PlacementPolicy,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464): calls, bytes,
+    /// connections, events received and lost by reason, parse errors, findings, sensitive data,
+    /// inventory and TLS coverage counts. Off by default. Labels hold only the agent's own
+    /// names, never anything from traffic.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 
     #[command(flatten)]
     pub inventory: InventoryArgs,

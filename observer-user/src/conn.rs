@@ -58,6 +58,14 @@ impl Role {
             Role::Server => Direction::Ingress,
         }
     }
+
+    /// As the output and the metrics spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Client => "client",
+            Role::Server => "server",
+        }
+    }
 }
 
 /// What is known about a connection, growing as facts arrive.

@@ -20,6 +20,7 @@ pub mod export;
 pub mod facts;
 pub mod findings;
 pub mod inventory;
+pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod pairing;

@@ -33,6 +33,23 @@ pub enum CallStatus {
     NoRequest,
 }
 
+impl CallStatus {
+    pub const ALL: [CallStatus; 3] = [
+        CallStatus::Complete,
+        CallStatus::NoResponse,
+        CallStatus::NoRequest,
+    ];
+
+    /// As the output (`observer.status`) and the metrics spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Complete => "complete",
+            CallStatus::NoResponse => "no_response",
+            CallStatus::NoRequest => "no_request",
+        }
+    }
+}
+
 /// One API call, as observed from one process.
 #[derive(Clone, PartialEq, Serialize)]
 pub struct ApiCall {

@@ -18,13 +18,17 @@ use crate::{
     capture::kind_name,
     conn::{CloseReason, ConnInfo, ConnStats, ConnTable, Role, StreamHandler},
     coverage::CoverageTracker,
+    detect::kind::Kind as DetectorKind,
     events::{self, Event},
     facts::{ClockSync, Fact, ProcessInfo, SocketInfo},
+    findings::Finding,
+    inventory::InventoryStats,
     model::{ApiCall, CallContext, DEFAULT_BODY_PREVIEW_BYTES},
     output::Output,
     pairing::{Http1Session, SessionEvent},
     protocol::{http1::ParserLimits, Segment},
     redact::{RedactionMode, Redactor},
+    sensitive::analyzer::{SensitiveStats, FINDING_KIND},
 };
 
 /// A stage that looks at every API call before it is redacted: the inventory, the detectors.
@@ -38,6 +42,25 @@ pub trait Analyzer {
 
     /// The pipeline is finishing: flush and persist everything.
     fn finish(&mut self, _out: &mut Vec<Output>) {}
+
+    /// Add what this analyzer counted, for the metrics. Called about once a second on the
+    /// pipeline's thread: it must only copy counters it already keeps.
+    fn stats(&self, _out: &mut AnalyzerStats) {}
+}
+
+/// What the analyzers counted, each filling in its part (`None`: no such analyzer runs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnalyzerStats {
+    pub inventory: Option<InventoryTotals>,
+    pub sensitive: Option<SensitiveStats>,
+}
+
+/// The inventory's size now, and what it counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InventoryTotals {
+    pub services: u64,
+    pub endpoints: u64,
+    pub stats: InventoryStats,
 }
 
 /// Which calls to report (all when empty).
@@ -94,10 +117,16 @@ pub struct PipelineStats {
     pub bytes_captured: u64,
     /// API calls reported (after filters).
     pub api_calls: u64,
+    /// The same calls by the observed process's role (`client`, `server`, `unknown`), then by
+    /// how much of the exchange was seen (`complete`, `no_response`, `no_request`).
+    pub api_calls_by_role: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
     /// API calls the filters left out.
     pub api_calls_filtered: u64,
     /// HTTP parse errors, by kind.
     pub parse_errors: BTreeMap<&'static str, u64>,
+    /// Findings the analyzers reported, by kind (a detector's name, `sensitive_data`, or
+    /// `other`), then severity.
+    pub findings: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
     /// Connections that stopped speaking HTTP (upgrade, CONNECT).
     pub tunnels: u64,
     /// Connections dropped because their fd turned out not to be a socket.
@@ -307,12 +336,14 @@ impl Pipeline {
     /// What the pipeline produced since the last call: calls in the order they completed, each
     /// preceded by what the analyzers made of it.
     pub fn take_outputs(&mut self) -> std::vec::Drain<'_, Output> {
+        self.http.count_findings();
         self.http.outputs.drain(..)
     }
 
     /// Only the API calls produced since the last call (other outputs are dropped): for callers
     /// that want calls alone.
     pub fn take_calls(&mut self) -> impl Iterator<Item = ApiCall> + '_ {
+        self.http.count_findings();
         self.http
             .outputs
             .drain(..)
@@ -325,6 +356,15 @@ impl Pipeline {
     pub fn stats(&self) -> PipelineStats {
         let mut stats = self.http.stats.clone();
         stats.connections = self.conns.stats().clone();
+        stats
+    }
+
+    /// What the analyzers counted.
+    pub fn analyzer_stats(&self) -> AnalyzerStats {
+        let mut stats = AnalyzerStats::default();
+        for analyzer in &self.http.analyzers {
+            analyzer.stats(&mut stats);
+        }
         stats
     }
 
@@ -372,6 +412,14 @@ impl HttpStage {
                     }
                     self.redactor.redact_call(&mut call);
                     self.stats.api_calls += 1;
+                    let role = call.role.map_or("unknown", Role::as_str);
+                    *self
+                        .stats
+                        .api_calls_by_role
+                        .entry(role)
+                        .or_default()
+                        .entry(call.status.as_str())
+                        .or_default() += 1;
                     self.outputs.push(Output::Call(call));
                 }
                 SessionEvent::Error { error, .. } => {
@@ -385,6 +433,32 @@ impl HttpStage {
             }
         }
     }
+}
+
+impl HttpStage {
+    /// Count the findings among the outputs not yet taken, as they are taken.
+    fn count_findings(&mut self) {
+        for output in &self.outputs {
+            if let Output::Finding(finding) = output {
+                *self
+                    .stats
+                    .findings
+                    .entry(finding_kind_label(finding))
+                    .or_default()
+                    .entry(finding.severity.as_str())
+                    .or_default() += 1;
+            }
+        }
+    }
+}
+
+/// A finding's kind as one of a fixed set of names, so that a label made from it can take only
+/// values the agent defines: every detector's name, the sensitive-data analyzer's, or `other`.
+pub fn finding_kind_label(finding: &Finding) -> &'static str {
+    if finding.kind == FINDING_KIND {
+        return FINDING_KIND;
+    }
+    DetectorKind::from_name(&finding.kind).map_or("other", DetectorKind::name)
 }
 
 fn parse_error_label(error: &crate::protocol::http1::ParseError) -> &'static str {

@@ -9,6 +9,7 @@ pub mod agent;
 pub mod bpf;
 pub mod calls;
 pub mod clients;
+pub mod metrics;
 pub mod process;
 pub mod programs;
 pub mod servers;

@@ -7,8 +7,8 @@
 //! canary personal data (email, card number, SSN). The real agent runs as root with the default
 //! redaction, `--output` to a file, a state directory, and trace-level logs. Then every sink is
 //! searched for every canary: the output file, the log on stderr, every file of the state
-//! directory (SQLite database, WAL, shared memory, key), and `observer findings` in both formats.
-//! The agent has no metrics endpoint yet; when it gets one it joins the list.
+//! directory (SQLite database, WAL, shared memory, key), `observer findings` in both formats,
+//! and the metrics endpoint (`--metrics-listen`), scraped while the agent runs.
 //!
 //! Needs root, python3, curl and openssl. `cargo xtask test` runs it with `OBSERVER_BIN` set.
 
@@ -23,7 +23,11 @@ use std::{
 };
 
 use anyhow::{bail, ensure, Context, Result};
-use observer_tests::{programs::observer_binary, servers::free_port};
+use observer_tests::{
+    metrics::{self, PUBLISH_INTERVAL},
+    programs::observer_binary,
+    servers::free_port,
+};
 use serde_json::Value;
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -314,7 +318,7 @@ fn canary_run(work: &Path) -> Result<()> {
         .arg(&cert))?;
     fs::write(work.join("server.py"), SERVER)?;
     fs::write(work.join("client.py"), CLIENT)?;
-    let (plain_port, tls_port) = (free_port()?, free_port()?);
+    let (plain_port, tls_port, metrics_port) = (free_port()?, free_port()?, free_port()?);
 
     // The agent first, so it sees the server load libssl and the connections open.
     let state = work.join("state");
@@ -326,6 +330,8 @@ fn canary_run(work: &Path) -> Result<()> {
                 "run",
                 "--port",
                 &format!("{plain_port},{tls_port}"),
+                "--metrics-listen",
+                &metrics::address(metrics_port).to_string(),
                 "--state-dir",
             ])
             .arg(&state)
@@ -396,6 +402,19 @@ fn canary_run(work: &Path) -> Result<()> {
         .arg(format!("https://127.0.0.1:{tls_port}")))?;
 
     thread::sleep(SETTLE);
+    // What a Prometheus server would have stored: scraped after a publication that saw every
+    // call and finding.
+    thread::sleep(PUBLISH_INTERVAL * 2);
+    let scraped = metrics::scrape(metrics_port)?;
+    let findings_counted: f64 = scraped
+        .lines()
+        .filter(|line| line.starts_with("observer_findings_total{kind=\"sensitive_data\""))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    ensure!(
+        findings_counted > 0.0,
+        "the metrics count no sensitive-data findings:\n{scraped}"
+    );
     // SIGINT: the agent stops cleanly, flushing findings and counts to the state directory.
     let pid = agent.0.id().to_string();
     run(Command::new("kill").args(["-INT", &pid]))?;
@@ -429,6 +448,7 @@ fn canary_run(work: &Path) -> Result<()> {
             "observer findings --format json".into(),
             findings_json.clone().into_bytes(),
         ),
+        ("metrics endpoint".into(), scraped.into_bytes()),
     ];
     for entry in fs::read_dir(&state)? {
         let path = entry?.path();

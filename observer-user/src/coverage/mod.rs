@@ -381,6 +381,15 @@ impl CoverageTracker {
         rows
     }
 
+    /// Processes still running, by where they stand (processes with no TLS seen included).
+    pub fn running_by_status(&self) -> BTreeMap<report::Status, u64> {
+        let mut counts = BTreeMap::new();
+        for row in self.processes.values().filter(|row| !row.exited) {
+            *counts.entry(report::status(row)).or_default() += 1;
+        }
+        counts
+    }
+
     /// Whether anything changed since the last call.
     pub fn take_changed(&mut self) -> bool {
         std::mem::take(&mut self.changed)

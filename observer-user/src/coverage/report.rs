@@ -91,17 +91,7 @@ pub struct Report {
 /// Judge one process.
 pub fn judge(row: &ProcessCoverage) -> ProcessRow {
     let calls: u64 = row.decrypted_calls.values().sum();
-    let decrypted = row.decrypted_connections > 0 || calls > 0;
-    let open_undecrypted = row
-        .tls_connections
-        .saturating_sub(row.decrypted_connections + row.undecrypted_connections);
-    let undecrypted = row.undecrypted_connections > 0 || (!decrypted && open_undecrypted > 0);
-    let status = match (row.tls_connections > 0 || decrypted, decrypted, undecrypted) {
-        (false, _, _) => Status::NoTlsSeen,
-        (true, true, true) => Status::Partial,
-        (true, true, false) => Status::Decrypted,
-        (true, false, _) => Status::Dark,
-    };
+    let status = status(row);
     let probes_attached = row.libraries.iter().any(|l| l.attached);
     let failed = row
         .libraries
@@ -139,6 +129,21 @@ pub fn judge(row: &ProcessCoverage) -> ProcessRow {
         dark_reason,
         recent_undecrypted: row.recent_undecrypted.iter().cloned().collect(),
         exited: row.exited,
+    }
+}
+
+/// Where one process stands: the part of [`judge`] the metrics count, without copying the row.
+pub fn status(row: &ProcessCoverage) -> Status {
+    let decrypted = row.decrypted_connections > 0 || row.decrypted_calls.values().any(|n| *n > 0);
+    let open_undecrypted = row
+        .tls_connections
+        .saturating_sub(row.decrypted_connections + row.undecrypted_connections);
+    let undecrypted = row.undecrypted_connections > 0 || (!decrypted && open_undecrypted > 0);
+    match (row.tls_connections > 0 || decrypted, decrypted, undecrypted) {
+        (false, _, _) => Status::NoTlsSeen,
+        (true, true, true) => Status::Partial,
+        (true, true, false) => Status::Decrypted,
+        (true, false, _) => Status::Dark,
     }
 }
 

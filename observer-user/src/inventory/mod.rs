@@ -53,7 +53,7 @@ use crate::{
     findings::EndpointRef,
     model::{rfc3339, ApiCall},
     output::{ChangeKind, InventoryChange, Output},
-    pipeline::Analyzer,
+    pipeline::{Analyzer, AnalyzerStats, InventoryTotals},
     state::{State, StateError},
 };
 
@@ -858,6 +858,14 @@ impl Analyzer for Inventory {
             self.last_flush_ns = Some(now_ns);
             self.flush_logged();
         }
+    }
+
+    fn stats(&self, out: &mut AnalyzerStats) {
+        out.inventory = Some(InventoryTotals {
+            services: self.services.len() as u64,
+            endpoints: self.endpoint_count as u64,
+            stats: self.stats(),
+        });
     }
 
     fn finish(&mut self, _out: &mut Vec<Output>) {

@@ -15,7 +15,7 @@
 //! holds a raw value.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::Arc,
 };
 
@@ -35,7 +35,7 @@ use crate::{
     findings::{self, Evidence, Finding, Location, MessageSide, Severity},
     model::ApiCall,
     output::Output,
-    pipeline::Analyzer,
+    pipeline::{Analyzer, AnalyzerStats},
     state::{State, StateError},
 };
 
@@ -64,6 +64,9 @@ pub type LabelSink = Box<dyn FnMut(&ApiCall, &str) + Send>;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SensitiveStats {
     pub values_found: u64,
+    /// The same values by type: a built-in type's name or a custom type's from the policy,
+    /// so a fixed set the agent and its config define.
+    pub values_by_type: BTreeMap<String, u64>,
     pub findings_reported: u64,
     pub findings_dropped: u64,
     pub store_errors: u64,
@@ -254,6 +257,12 @@ impl Analyzer for SensitiveAnalyzer {
         let found = std::mem::take(&mut self.found);
         for (side, f) in &found {
             let type_name = self.scanner.type_name(f.kind).to_string();
+            match self.stats.values_by_type.get_mut(&type_name) {
+                Some(n) => *n += 1,
+                None => {
+                    self.stats.values_by_type.insert(type_name.clone(), 1);
+                }
+            }
             let category = self.scanner.category(f.kind);
             if labelled.insert((*side, f.kind)) {
                 self.label(call, &service, &method, route.as_deref(), *side, &type_name);
@@ -372,6 +381,10 @@ impl Analyzer for SensitiveAnalyzer {
 
     fn finish(&mut self, _out: &mut Vec<Output>) {
         self.flush();
+    }
+
+    fn stats(&self, out: &mut AnalyzerStats) {
+        out.sensitive = Some(self.stats.clone());
     }
 }
 

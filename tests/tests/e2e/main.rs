@@ -7,5 +7,6 @@
 mod agent;
 mod http;
 mod loss;
+mod metrics;
 mod tls;
 mod tls_stacks;

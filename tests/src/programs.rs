@@ -25,6 +25,8 @@ pub const OPENSSL: (&str, &str) = ("openssl", "openssl");
 pub const NGINX: (&str, &str) = ("nginx", "nginx");
 pub const BPFTOOL: (&str, &str) = ("bpftool", "bpftool");
 pub const PYTHON3: (&str, &str) = ("python3", "python3");
+pub const PROMETHEUS: (&str, &str) = ("prometheus", "prometheus");
+pub const PROMTOOL: (&str, &str) = ("promtool", "prometheus");
 
 /// The path of `program`, or an error naming the Debian package that provides it.
 /// `(program, package)` is one of the constants above.

@@ -1,9 +1,16 @@
 //! The metrics endpoint (`observer run --metrics-listen ADDR`): scraped with a plain HTTP GET
 //! while real calls go by, its call counters move by exactly the calls made, its loss counters
 //! are there, other paths get 404, garbage does not hurt it, and a taken address stops the
-//! agent with an error naming it.
+//! agent with an error naming it. Prometheus itself (Debian's package) scrapes the endpoint and
+//! reads the same counts, and its `promtool` passes the exposition.
 
-use std::{net::TcpListener, thread, time::Instant};
+use std::{
+    fs,
+    net::TcpListener,
+    process::Command,
+    thread,
+    time::{Duration, Instant},
+};
 
 use anyhow::{bail, ensure, Context};
 use observer_tests::{
@@ -11,7 +18,7 @@ use observer_tests::{
     curl,
     metrics::{self, value, PUBLISH_INTERVAL},
     process::Spawned,
-    programs::require_root,
+    programs::{require, require_root, PROMETHEUS, PROMTOOL},
     servers::free_port,
     tempdir::TempDir,
     Agent, PythonServer, Site,
@@ -37,21 +44,27 @@ const LOSS_SERIES: &[&str] = &[
     r#"observer_kernel_events_attempted_total{kind="data"}"#,
 ];
 
+/// A server to call, and an agent watching only its port (so that scrapes and Prometheus's
+/// own traffic move no count) with its metrics endpoint on a free port.
+fn observed_server() -> anyhow::Result<(PythonServer, Agent, u16)> {
+    let server = PythonServer::start(Site::new()?.file("hello.txt", HELLO)?)?;
+    let port = free_port()?;
+    let agent = Agent::start(&[
+        "--port",
+        &server.port().to_string(),
+        "--metrics-listen",
+        &metrics::address(port).to_string(),
+    ])?;
+    Ok((server, agent, port))
+}
+
 fn required(exposition: &str, series: &str) -> anyhow::Result<f64> {
     value(exposition, series).with_context(|| format!("no {series} in:\n{exposition}"))
 }
 
 #[test]
 fn metrics_count_the_calls_made() -> anyhow::Result<()> {
-    let server = PythonServer::start(Site::new()?.file("hello.txt", HELLO)?)?;
-    let port = free_port()?;
-    let listen = metrics::address(port).to_string();
-    let agent = Agent::start(&[
-        "--port",
-        &server.port().to_string(),
-        "--metrics-listen",
-        &listen,
-    ])?;
+    let (server, agent, port) = observed_server()?;
 
     let before = metrics::scrape(port)?;
     for line in [
@@ -169,4 +182,130 @@ fn a_taken_metrics_address_stops_the_agent_naming_it() -> anyhow::Result<()> {
         finished.stderr
     );
     Ok(())
+}
+
+/// Prometheus starts, scrapes once a second and answers queries within seconds here; this is
+/// slack for a loaded machine.
+const PROMETHEUS_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[test]
+fn prometheus_scrapes_the_agent_and_reads_the_same_counts() -> anyhow::Result<()> {
+    let promtool = require(PROMTOOL)?;
+    let prometheus = require(PROMETHEUS)?;
+    let (server, agent, port) = observed_server()?;
+    let listen = metrics::address(port).to_string();
+    for _ in 0..CALLS {
+        let client = curl(&[&server.url("/hello.txt")])?;
+        ensure!(client.stdout == HELLO, "curl got {:?}", client.stdout);
+    }
+    let deadline = Instant::now() + CALLS_TIMEOUT;
+    let exposition = loop {
+        let exposition = metrics::scrape(port)?;
+        if required(&exposition, SERVER_COMPLETE)? >= CALLS as f64 {
+            break exposition;
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "after {CALLS_TIMEOUT:?} the metrics do not count {CALLS} served calls:\n{exposition}\nthe agent's log:\n{}",
+                agent.log()
+            );
+        }
+        thread::sleep(PUBLISH_INTERVAL / 4);
+    };
+
+    // Prometheus's own linter on the exposition as scraped.
+    let mut check = Spawned::start(
+        "promtool check metrics",
+        Command::new(&promtool).args(["check", "metrics"]),
+    )?;
+    for line in exposition.lines() {
+        check.send_line(line)?;
+    }
+    check.close_stdin();
+    let checked = check.wait(STOP_TIMEOUT)?;
+    ensure!(
+        checked.status.success() && checked.stdout.trim().is_empty(),
+        "promtool finds fault with the exposition ({}):\n{}{}",
+        checked.status,
+        checked.stdout,
+        checked.stderr
+    );
+
+    // Prometheus scraping the agent, queried through its HTTP API.
+    let dir = TempDir::new("prometheus")?;
+    let config = dir.join("prometheus.yml");
+    fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: observer\n    \
+             static_configs:\n      - targets: ['{listen}']\n"
+        ),
+    )?;
+    let web_port = free_port()?;
+    let mut command = Command::new(&prometheus);
+    command
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{web_port}"));
+    let mut running = Spawned::start("prometheus", &mut command)?;
+    let expected = required(&exposition, SERVER_COMPLETE)?;
+    let deadline = Instant::now() + PROMETHEUS_TIMEOUT;
+    loop {
+        let up = query(web_port, r#"up{job="observer"}"#);
+        let served = query(web_port, SERVER_COMPLETE);
+        if let (Ok(Some(1.0)), Ok(Some(served))) = (&up, &served) {
+            ensure!(
+                *served == expected,
+                "Prometheus reads {served} served calls, the endpoint said {expected}"
+            );
+            break;
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "after {PROMETHEUS_TIMEOUT:?} Prometheus has not scraped the agent: up {up:?}, \
+                 served calls {served:?}; Prometheus said:\n{}",
+                running.describe()
+            );
+        }
+        thread::sleep(PUBLISH_INTERVAL / 2);
+    }
+    drop(running);
+    agent.stop()?;
+    Ok(())
+}
+
+/// The value of an instant `expression` in Prometheus on `port`: `None` while it has no sample.
+fn query(port: u16, expression: &str) -> anyhow::Result<Option<f64>> {
+    let encoded: String = expression
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    // HTTP/1.0: Prometheus then answers without chunks and closes, and the answer is read to
+    // its end.
+    let response = metrics::request(
+        port,
+        format!("GET /api/v1/query?query={encoded} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n")
+            .as_bytes(),
+    )?;
+    ensure!(
+        response.status == 200,
+        "Prometheus answered {} to {expression}: {}",
+        response.status,
+        response.body
+    );
+    let answer: serde_json::Value = serde_json::from_str(&response.body)
+        .with_context(|| format!("Prometheus's answer is not JSON: {}", response.body))?;
+    let Some(sample) = answer["data"]["result"].get(0) else {
+        return Ok(None);
+    };
+    let value = sample["value"][1]
+        .as_str()
+        .with_context(|| format!("no value in {sample}"))?;
+    Ok(Some(value.parse()?))
 }

@@ -24,6 +24,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "bpftool",   // lists loaded programs and maps, to check attach and detach
     "tcpdump",   // what really crossed the wire, to compare the agent's view with
     "wrk",       // bounded load on loopback, to check that drops under pressure are counted
+    "prometheus", // scrapes the agent's metrics endpoint; `promtool` checks the exposition
 ];
 
 /// Added by `setup --bench`: what only the benchmarks use.

@@ -36,6 +36,10 @@ fn request() -> String {
 
 fn response() -> String {
     let body = format!(r#"{{"email":"{EMAIL}","card":{{"number":"{CARD}"}},"ssn":"{SSN}"}}"#);
+    response_with(&body)
+}
+
+fn response_with(body: &str) -> String {
     format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -44,14 +48,19 @@ fn response() -> String {
 
 /// The kernel events of one plaintext call made by a client.
 fn events() -> Vec<Vec<u8>> {
+    call_events(CLIENT, &request(), &response())
+}
+
+/// The kernel events of a plaintext call on connection `conn`.
+fn call_events(conn: ConnId, request: &str, response: &str) -> Vec<Vec<u8>> {
     let data = |ts: u64, direction: Direction, position: u64, payload: &[u8]| {
         encode::event(&Event::Data(Data {
             timestamp_ns: ts,
-            conn: CLIENT,
+            conn,
             position,
             call_size: payload.len() as u32,
             call_offset: 0,
-            tid: CLIENT.tgid,
+            tid: conn.tgid,
             direction,
             source: Source::Syscall,
             hook: if direction == Direction::Egress {
@@ -68,22 +77,22 @@ fn events() -> Vec<Vec<u8>> {
     vec![
         encode::event(&Event::ConnOpen(ConnOpen {
             timestamp_ns: 1_000,
-            conn: CLIENT,
+            conn,
             origin: ConnOrigin::Connect,
             role_hint: RoleHint::Unknown,
             remote: Some("10.1.2.3:8080".parse().expect("address")),
             local: None,
             family: 2,
             listen_fd: None,
-            tid: CLIENT.tgid,
+            tid: conn.tgid,
             comm: "client".into(),
             tls: false,
         })),
-        data(2_000, Direction::Egress, 0, request().as_bytes()),
-        data(3_000, Direction::Ingress, 0, response().as_bytes()),
+        data(2_000, Direction::Egress, 0, request.as_bytes()),
+        data(3_000, Direction::Ingress, 0, response.as_bytes()),
         encode::event(&Event::ConnClose(ConnClose {
             timestamp_ns: 4_000,
-            conn: CLIENT,
+            conn,
             bytes: [[0; Source::COUNT]; 2],
         })),
     ]
@@ -286,5 +295,61 @@ types:
         !body.contains(EMAIL) && body.contains("[REDACTED:grace_user:"),
         "{body}"
     );
+    let _ = fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_repeated_finding_is_reported_once_and_counted_once_per_call() {
+    const CALLS: u64 = 3;
+    let dir = state_dir("repeats");
+    let mut pipeline = Pipeline::new(PipelineConfig::default());
+    let detectors =
+        sensitive::detectors(None, Some(&dir), RedactionMode::default()).expect("detectors");
+    pipeline.set_redactor(detectors.redactor);
+    pipeline.add_analyzer(Box::new(detectors.analyzer));
+    // Two emails at the same place (array elements): one finding, one sighting per call.
+    let body = format!(r#"{{"users":[{{"email":"{EMAIL}"}},{{"email":"ada@example.org"}}]}}"#);
+    let mut findings = Vec::new();
+    for generation in 0..CALLS {
+        let conn = ConnId {
+            generation: CLIENT.generation + generation,
+            ..CLIENT
+        };
+        for event in call_events(conn, &request(), &response_with(&body)) {
+            pipeline.push_kernel_event(&event);
+            findings.extend(pipeline.take_outputs().filter_map(|o| match o {
+                Output::Finding(f) => Some(f),
+                _ => None,
+            }));
+        }
+    }
+    pipeline.finish();
+    let mut reported: Vec<String> = findings
+        .iter()
+        .map(|f| format!("{:?} at {:?}", f.detail_type, f.evidence[0].location))
+        .collect();
+    reported.sort_unstable();
+    let once = {
+        let mut once = reported.clone();
+        once.dedup();
+        once
+    };
+    assert_eq!(reported, once, "reported again");
+
+    let stored = report::read(&dir).expect("report");
+    assert!(!stored.sensitive.is_empty());
+    for finding in &stored.sensitive {
+        assert_eq!(
+            finding.count, CALLS,
+            "{:?} at {:?}",
+            finding.finding.detail_type, finding.finding.evidence
+        );
+    }
+    let users = stored
+        .sensitive
+        .iter()
+        .find(|f| f.finding.evidence[0].location.name.as_deref() == Some("$.users[*].email"))
+        .expect("the emails in the response");
+    assert_eq!(users.finding.evidence.len(), 2, "{users:?}");
     let _ = fs::remove_dir_all(dir);
 }

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     fields::Source,
-    keyed::HashKey,
+    keyed::{hex, HashKey},
     labels::{self, LabelKey},
     mask::mask,
     policy::{Decision, Policy, Subject},
@@ -79,7 +79,7 @@ pub struct SensitiveAnalyzer {
     state: Option<State>,
     reported: HashSet<[u8; 16]>,
     /// Findings to write at the next flush: fingerprint → (finding, sightings).
-    pending_findings: HashMap<String, (Finding, u64)>,
+    pending_findings: HashMap<[u8; 16], (Finding, u64)>,
     pending_labels: HashMap<LabelKey, (String, u64)>,
     label_sink: Option<LabelSink>,
     last_flush_ns: u64,
@@ -139,7 +139,7 @@ impl SensitiveAnalyzer {
         let result = (|| -> Result<(), StateError> {
             let transaction = state.connection_mut().transaction()?;
             for (fingerprint, (finding, count)) in &findings {
-                findings::store::record(&transaction, fingerprint, finding, *count)?;
+                findings::store::record(&transaction, &hex(fingerprint), finding, *count)?;
             }
             for (key, (seen, count)) in &labels {
                 labels::record(&transaction, key, seen, *count)?;
@@ -253,6 +253,8 @@ impl Analyzer for SensitiveAnalyzer {
         // Group one call's values by finding: the same type at the same location (array
         // elements included) is one finding with a few pieces of evidence.
         let mut groups: Vec<(Vec<u8>, Finding)> = Vec::new();
+        // Fingerprints of repeated findings already counted for this call.
+        let mut counted: Vec<[u8; 16]> = Vec::new();
         let mut labelled: HashSet<(MessageSide, TypeRef)> = HashSet::new();
         let found = std::mem::take(&mut self.found);
         for (side, f) in &found {
@@ -301,6 +303,32 @@ impl Analyzer for SensitiveAnalyzer {
                 part: f.part.name().to_string(),
                 name: f.name.as_deref().map(normalize_location),
             };
+            // Most values on a busy endpoint repeat a finding already reported and waiting to
+            // be counted: count the sighting (once per call) without building the finding.
+            let mut details = Vec::with_capacity(1);
+            details.push(type_name.as_str());
+            if f.flags.jwt_alg_none {
+                details.push("jwt_alg_none");
+            }
+            if f.flags.jwt_expired {
+                details.push("jwt_expired");
+            }
+            let repeats = details.iter().all(|detail| {
+                let key = FindingKey::about(call, detail, route.as_deref(), &location);
+                let fingerprint = key.fingerprint();
+                let Some(entry) = self.pending_findings.get_mut(&fingerprint) else {
+                    return false;
+                };
+                if !counted.contains(&fingerprint) {
+                    counted.push(fingerprint);
+                    entry.0.timestamp.clone_from(&call.timestamp);
+                    entry.1 += 1;
+                }
+                true
+            });
+            if repeats {
+                continue;
+            }
             let evidence = Evidence {
                 location: location.clone(),
                 value: mask(&self.key, f.kind, &type_name, &f.value),
@@ -364,9 +392,11 @@ impl Analyzer for SensitiveAnalyzer {
                 self.stats.findings_reported += 1;
                 out.push(Output::Finding(finding.clone()));
             }
-            let hex: String = fingerprint.iter().map(|b| format!("{b:02x}")).collect();
             let timestamp = finding.timestamp.clone();
-            let entry = self.pending_findings.entry(hex).or_insert((finding, 0));
+            let entry = self
+                .pending_findings
+                .entry(fingerprint)
+                .or_insert((finding, 0));
             entry.0.timestamp = timestamp;
             entry.1 += 1;
         }
@@ -466,28 +496,95 @@ fn owasp(category: Category, side: MessageSide, finding: &Finding) -> Option<&'s
 }
 
 /// What makes two findings the same: type, endpoint, location, caller, and plaintext or not.
+/// Borrowed, so that a call can be told to repeat a known finding before one is built for it.
+#[derive(Debug, Clone, Copy)]
+struct FindingKey<'a> {
+    kind: &'a str,
+    detail: Option<&'a str>,
+    method: Option<&'a str>,
+    route: Option<&'a str>,
+    server_address: Option<&'a str>,
+    server_port: Option<u16>,
+    location: Option<&'a Location>,
+    caller_address: Option<&'a str>,
+    caller_executable: Option<&'a str>,
+    caller_container: Option<&'a str>,
+    plaintext: bool,
+}
+
+impl<'a> FindingKey<'a> {
+    fn of(finding: &'a Finding) -> FindingKey<'a> {
+        FindingKey {
+            kind: &finding.kind,
+            detail: finding.detail_type.as_deref(),
+            method: finding.endpoint.method.as_deref(),
+            route: finding.endpoint.route.as_deref(),
+            server_address: finding.endpoint.server_address.as_deref(),
+            server_port: finding.endpoint.server_port,
+            location: finding.evidence.first().map(|e| &e.location),
+            caller_address: finding.caller.address.as_deref(),
+            caller_executable: finding.caller.executable_name.as_deref(),
+            caller_container: finding.caller.container_id.as_deref(),
+            plaintext: finding.plaintext,
+        }
+    }
+
+    /// The key of the finding [`Finding::about`] makes of `call` (the analyzer then sets its
+    /// detail type, route and first evidence's location), without making it.
+    fn about(
+        call: &'a ApiCall,
+        detail: &'a str,
+        route: Option<&'a str>,
+        location: &'a Location,
+    ) -> FindingKey<'a> {
+        let caller_is_observed = call.role == Some(Role::Client);
+        FindingKey {
+            kind: FINDING_KIND,
+            detail: Some(detail),
+            method: call.method.as_deref(),
+            route,
+            server_address: call.server_address.as_deref(),
+            server_port: call.server_port,
+            location: Some(location),
+            caller_address: call.client_address.as_deref(),
+            caller_executable: caller_is_observed
+                .then_some(call.executable_name.as_deref())
+                .flatten(),
+            caller_container: caller_is_observed
+                .then_some(call.container_id.as_deref())
+                .flatten(),
+            plaintext: !call.tls,
+        }
+    }
+
+    /// The fingerprint stored with the finding: the text hashed is the same as it has always
+    /// been (Debug of the optional parts), so findings stored by earlier versions still match.
+    fn fingerprint(&self) -> [u8; 16] {
+        let mut hasher = Sha256::new();
+        let text = format!(
+            "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
+            self.kind,
+            self.detail,
+            self.method,
+            self.route,
+            self.server_address,
+            self.server_port,
+            self.location,
+            self.caller_address,
+            self.caller_executable,
+            self.caller_container,
+            self.plaintext
+        );
+        hasher.update(text.as_bytes());
+        let digest = hasher.finalize();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&digest[..16]);
+        out
+    }
+}
+
 fn fingerprint(finding: &Finding) -> [u8; 16] {
-    let mut hasher = Sha256::new();
-    let location = finding.evidence.first().map(|e| &e.location);
-    let text = format!(
-        "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
-        finding.kind,
-        finding.detail_type,
-        finding.endpoint.method,
-        finding.endpoint.route,
-        finding.endpoint.server_address,
-        finding.endpoint.server_port,
-        location,
-        finding.caller.address,
-        finding.caller.executable_name,
-        finding.caller.container_id,
-        finding.plaintext
-    );
-    hasher.update(text.as_bytes());
-    let digest = hasher.finalize();
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&digest[..16]);
-    out
+    FindingKey::of(finding).fingerprint()
 }
 
 /// Path segments that are ids, not names: numbers, UUIDs, long hex, long mixed tokens.
@@ -535,6 +632,31 @@ pub fn unix_seconds(timestamp: &str) -> u64 {
 mod tests {
     use super::*;
     use crate::model::rfc3339;
+
+    #[test]
+    fn a_finding_is_known_by_the_same_fingerprint_before_it_is_built() {
+        for role in [Role::Server, Role::Client] {
+            let mut call = crate::inventory::tests::call("POST", "/users/7", 200);
+            call.role = Some(role);
+            call.container_id = Some("c0ffee".into());
+            let location = Location {
+                side: MessageSide::Response,
+                part: "json".into(),
+                name: Some("$.users[*].email".into()),
+            };
+            let mut finding = Finding::about(&call, FINDING_KIND, Severity::Low, "why".into());
+            finding.detail_type = Some("email".into());
+            finding.endpoint.route = Some("/users/{id}".into());
+            finding.evidence.push(Evidence {
+                location: location.clone(),
+                value: "[REDACTED:email:0]".into(),
+            });
+            let before = FindingKey::about(&call, "email", Some("/users/{id}"), &location);
+            assert_eq!(before.fingerprint(), fingerprint(&finding), "{role:?}");
+            let elsewhere = FindingKey::about(&call, "email", Some("/users/{id}/x"), &location);
+            assert_ne!(elsewhere.fingerprint(), fingerprint(&finding));
+        }
+    }
 
     #[test]
     fn timestamps_read_back_to_unix_seconds() {

@@ -16,7 +16,10 @@
 //! Values are replaced, names and structure are kept, so the output still says *that* a call
 //! carried a token or an email address and where.
 
-use std::sync::{Arc, LazyLock};
+use std::{
+    borrow::Cow,
+    sync::{Arc, LazyLock},
+};
 
 use aho_corasick::AhoCorasick;
 
@@ -183,7 +186,9 @@ impl Redactor {
             }
         }
         if let Some(query) = &mut call.query {
-            *query = redact_pairs(query, '&');
+            if let Cow::Owned(redacted) = redact_pairs(query, '&') {
+                *query = redacted;
+            }
             self.redact_in_place(Source::Query, query, now);
         }
         if let Some(path) = &mut call.path {
@@ -341,18 +346,31 @@ fn redact_cookie(value: &str, set_cookie: bool) -> String {
         .join(";")
 }
 
-/// Redact the values of secret-named `name=value` pairs separated by `separator`.
-pub fn redact_pairs(pairs: &str, separator: char) -> String {
-    pairs
-        .split(separator)
-        .map(|pair| match pair.split_once('=') {
-            Some((name, _)) if is_secret_name(&percent_decode(name)) => {
-                format!("{name}={REDACTED}")
+/// Redact the values of secret-named `name=value` pairs separated by `separator`. Borrows when
+/// there is nothing to hide, which is nearly always.
+pub fn redact_pairs(pairs: &str, separator: char) -> Cow<'_, str> {
+    let secret = |pair: &str| {
+        pair.split_once('=')
+            .filter(|(name, _)| is_secret_name(&percent_decode(name)))
+            .map(|(name, _)| name.len())
+    };
+    if !pairs.split(separator).any(|pair| secret(pair).is_some()) {
+        return Cow::Borrowed(pairs);
+    }
+    let mut out = String::with_capacity(pairs.len());
+    for (i, pair) in pairs.split(separator).enumerate() {
+        if i > 0 {
+            out.push(separator);
+        }
+        match secret(pair) {
+            Some(name_len) => {
+                out.push_str(&pair[..=name_len]);
+                out.push_str(REDACTED);
             }
-            _ => pair.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(&separator.to_string())
+            None => out.push_str(pair),
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Flags whose next argument is a credential, though their names do not say so.
@@ -447,64 +465,69 @@ fn redact_body(body: &mut Option<BodyView>, content_type: Option<&str>) {
     let Some(preview) = body.as_mut().and_then(|b| b.preview.as_mut()) else {
         return;
     };
-    let content_type = content_type.unwrap_or("").to_ascii_lowercase();
-    if content_type.contains("json") || preview.trim_start().starts_with(['{', '[']) {
-        *preview = redact_json_text(preview);
-    } else if content_type.contains("x-www-form-urlencoded") {
-        *preview = redact_pairs(preview, '&');
+    let says = |what: &str| content_type.is_some_and(|c| contains_ignore_case(c, what));
+    let redacted = if says("json") || preview.trim_start().starts_with(['{', '[']) {
+        redact_json_text(preview)
+    } else if says("x-www-form-urlencoded") {
+        redact_pairs(preview, '&')
+    } else {
+        return;
+    };
+    if let Cow::Owned(redacted) = redacted {
+        *preview = redacted;
     }
 }
 
+fn contains_ignore_case(text: &str, needle: &str) -> bool {
+    text.as_bytes()
+        .windows(needle.len())
+        .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 /// Hide the values of secret-named JSON members. Works on text, not a parsed tree, because
-/// previews are often cut mid-document: `"password": "x"` is found wherever it is.
-pub fn redact_json_text(text: &str) -> String {
+/// previews are often cut mid-document: `"password": "x"` is found wherever it is. Borrows
+/// when there is nothing to hide.
+pub fn redact_json_text(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
+    let mut out = String::new();
+    // `text[..copied]` is in `out` (with its secrets replaced).
+    let mut copied = 0;
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'"' {
-            let next = text[i..].find('"').map_or(bytes.len(), |j| i + j);
-            out.push_str(&text[i..next]);
-            i = next;
-            continue;
-        }
-        let Some(end) = string_end(bytes, i) else {
-            out.push_str(&text[i..]);
+    while let Some(quote) = memchr::memchr(b'"', &bytes[i..]) {
+        let start = i + quote;
+        let Some(end) = string_end(bytes, start) else {
             break;
         };
-        let key = &text[i + 1..end];
-        out.push_str(&text[i..=end]);
+        let key = &text[start + 1..end];
         i = end + 1;
         let after = text[i..].trim_start();
         if !after.starts_with(':') || !is_secret_name(key) {
             continue;
         }
-        // Copy up to the value, then replace a scalar value (string, number, literal).
+        // Replace a scalar value (string, number, literal); look inside objects and arrays.
         let colon = i + (text[i..].len() - after.len());
         let value_start =
             colon + 1 + (text[colon + 1..].len() - text[colon + 1..].trim_start().len());
-        out.push_str(&text[i..value_start]);
         i = value_start;
-        match bytes.get(i) {
-            Some(b'"') => {
-                out.push('"');
-                out.push_str(REDACTED);
-                out.push('"');
-                i = string_end(bytes, i).map_or(bytes.len(), |e| e + 1);
-            }
-            Some(b'{') | Some(b'[') | None => {}
-            Some(_) => {
-                let end = text[i..]
-                    .find([',', '}', ']', '\n'])
-                    .map_or(bytes.len(), |j| i + j);
-                out.push('"');
-                out.push_str(REDACTED);
-                out.push('"');
-                i = end;
-            }
-        }
+        let value_end = match bytes.get(i) {
+            Some(b'"') => string_end(bytes, i).map_or(bytes.len(), |e| e + 1),
+            Some(b'{') | Some(b'[') | None => continue,
+            Some(_) => text[i..]
+                .find([',', '}', ']', '\n'])
+                .map_or(bytes.len(), |j| i + j),
+        };
+        out.push_str(&text[copied..value_start]);
+        out.push('"');
+        out.push_str(REDACTED);
+        out.push('"');
+        copied = value_end;
+        i = value_end;
     }
-    out
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
 }
 
 /// Index of the quote that closes the JSON string opening at `start`.
@@ -595,10 +618,10 @@ mod tests {
             "X-Amz-Signature=[REDACTED]&X-Amz-Date=1"
         );
         assert_eq!(redact_pairs("api%5Fkey=1", '&'), "api%5Fkey=[REDACTED]");
-        assert_eq!(
+        assert!(matches!(
             redact_pairs("author=me&keyword=x", '&'),
-            "author=me&keyword=x"
-        );
+            Cow::Borrowed("author=me&keyword=x")
+        ));
     }
 
     #[test]
@@ -619,9 +642,13 @@ mod tests {
             redact_json_text(r#"{"token":"abc"#),
             r#"{"token":"[REDACTED]""#
         );
-        assert_eq!(
+        assert!(matches!(
             redact_json_text(r#"["password", "x"]"#),
-            r#"["password", "x"]"#
+            Cow::Borrowed(r#"["password", "x"]"#)
+        ));
+        assert_eq!(
+            redact_json_text(r#"{"a":[1,{"secret":{"k":1}},{"passwd":null}],"b":"\"}"#),
+            r#"{"a":[1,{"secret":{"k":1}},{"passwd":"[REDACTED]"}],"b":"\"}"#
         );
     }
 

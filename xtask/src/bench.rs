@@ -4,8 +4,8 @@
 //! keep-alive and `Connection: close`, driven by wrk, with nothing watching (the baseline), with
 //! observer, and with the classic alternatives (tcpdump on lo, a bpftrace script copying
 //! payloads from the same hooks). Throughput varies 10-14 % between rounds on these VMs even when
-//! pinned, so each comparison alternates baseline and observed runs (A B A B ...) and reports
-//! medians and pair-by-pair ratios. Pinned runs put nginx and wrk on CPU 0 and the observer on
+//! pinned, so each comparison alternates baseline and observed runs, counterbalanced (A B B A
+//! A B B A), and reports medians and pair-by-pair ratios. Pinned runs put nginx and wrk on CPU 0 and the observer on
 //! CPU 1, so the ratio measures what lands in the traced application's path.
 //!
 //! Then the cost per event (tight loops with and without the agent, and the kernel's own run time
@@ -35,9 +35,9 @@ const PAIRS: usize = 4;
 /// Pairs for the peer comparisons and the `--quick` runs.
 const QUICK_PAIRS: usize = 2;
 
-/// Seconds of load per run: wrk's numbers settle within a second; three keep the whole bench
+/// Seconds of load per run: wrk's numbers settle within a second; two keep the whole bench
 /// under ten minutes.
-const RUN_SECONDS: u32 = 3;
+const RUN_SECONDS: u32 = 2;
 
 /// Concurrent connections from wrk: enough to saturate one nginx worker.
 const CONNECTIONS: u32 = 16;
@@ -260,18 +260,39 @@ impl Context {
         );
         // Warm up the server and the page cache once, unmeasured.
         load::saturate(&url, CONNECTIONS, 1, workload.close, load_cpu)?;
-        let mut comparison = Comparison::default();
-        for _ in 0..self.pairs {
-            comparison.baseline.push(
+        let saturate = || -> Result<f64> {
+            Ok(
                 load::saturate(&url, CONNECTIONS, RUN_SECONDS, workload.close, load_cpu)?
                     .requests_per_second,
-            );
-            let observer =
-                observers::start(kind, &self.agent, server.port(workload.tls), observer_cpu)?;
-            let observed =
-                load::saturate(&url, CONNECTIONS, RUN_SECONDS, workload.close, load_cpu)?;
-            comparison.observed.push(observed.requests_per_second);
-            comparison.observer.push(observer.stop()?);
+            )
+        };
+        // A B B A, A B B A...: counterbalanced, so a drift over the rounds does not favour
+        // either side, and one observer serves the two observed runs that meet in the middle
+        // (starting and stopping one costs seconds: detaching each probe waits for an RCU
+        // grace period).
+        let mut comparison = Comparison::default();
+        let mut observer = None;
+        for pair in 0..self.pairs {
+            let observed_first = pair % 2 == 1;
+            if !observed_first {
+                comparison.baseline.push(saturate()?);
+            }
+            let running = match observer.take() {
+                Some(running) => running,
+                None => {
+                    observers::start(kind, &self.agent, server.port(workload.tls), observer_cpu)?
+                }
+            };
+            comparison.observed.push(saturate()?);
+            let last = pair + 1 == self.pairs;
+            if observed_first || last {
+                comparison.observer.push(running.stop()?);
+            } else {
+                observer = Some(running);
+            }
+            if observed_first {
+                comparison.baseline.push(saturate()?);
+            }
         }
         Ok(comparison)
     }

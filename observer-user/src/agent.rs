@@ -490,9 +490,7 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<Summary> {
                 continue;
             }
         }
-        // Time in a replay is the recording's time: reordering windows and idle timeouts
-        // behave as they did live.
-        pipeline.tick(pipeline.latest_ns());
+        pipeline.replay_tick();
         for output in pipeline.take_outputs() {
             sink.write(&output)?;
         }

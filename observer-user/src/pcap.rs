@@ -567,7 +567,7 @@ pub fn replay(
                         Err(Skip::Malformed) => flows.stats.malformed += 1,
                         Err(Skip::Fragment) => flows.stats.fragments += 1,
                     }
-                    pipeline.tick(pipeline.latest_ns());
+                    pipeline.replay_tick();
                     each(pipeline).map_err(PcapError::Output)?;
                 }
                 reader.consume(offset);

@@ -15,7 +15,7 @@ use observer_common::{ConnId, Direction, EventKind, Source};
 use serde::Serialize;
 
 use crate::{
-    capture::kind_name,
+    capture::{kind_name, POLL_INTERVAL},
     conn::{CloseReason, ConnInfo, ConnStats, ConnTable, Role, StreamHandler},
     coverage::CoverageTracker,
     detect::kind::Kind as DetectorKind,
@@ -170,7 +170,12 @@ pub struct Pipeline {
     /// Socket facts come just before the open event they describe; they wait here for it.
     sockets: HashMap<ConnId, SocketInfo>,
     latest_ns: u64,
+    /// Recording time of the last [`Pipeline::replay_tick`] that ticked.
+    last_replay_tick_ns: u64,
 }
+
+/// Recording time between two ticks of a replay: the live loop's poll interval.
+pub const REPLAY_TICK_NS: u64 = POLL_INTERVAL.as_nanos() as u64;
 
 /// Socket facts waiting for their connection's open event. They are looked up for the very
 /// next event, so only a handful wait at once; the bound keeps a broken stream from piling
@@ -196,6 +201,7 @@ impl Pipeline {
                 coverage: CoverageTracker::default(),
             },
             latest_ns: 0,
+            last_replay_tick_ns: 0,
         }
     }
 
@@ -317,6 +323,18 @@ impl Pipeline {
         self.conns.tick(now_ns, &mut self.http);
         for analyzer in &mut self.http.analyzers {
             analyzer.tick(now_ns, &mut self.http.outputs);
+        }
+    }
+
+    /// A tick in a replay, where time is the recording's (the latest event's): reordering
+    /// windows and idle timeouts then behave as they did live. At most one per
+    /// [`REPLAY_TICK_NS`] of recording time, as live, where the loop ticks once per poll of the
+    /// ring: a tick looks at every connection, and one per event made replay quadratic.
+    pub fn replay_tick(&mut self) {
+        let now_ns = self.latest_ns();
+        if now_ns.saturating_sub(self.last_replay_tick_ns) >= REPLAY_TICK_NS {
+            self.tick(now_ns);
+            self.last_replay_tick_ns = now_ns;
         }
     }
 

@@ -33,7 +33,7 @@ use super::{
 use crate::{
     conn::Role,
     findings::{self, Evidence, Finding, Location, MessageSide, Severity},
-    model::ApiCall,
+    model::{lossy_text, ApiCall},
     output::Output,
     pipeline::{Analyzer, AnalyzerStats},
     state::{State, StateError},
@@ -192,7 +192,7 @@ impl SensitiveAnalyzer {
                     .get("content-type")
                     .and_then(|v| v.first())
                     .map(String::as_str);
-                let text = String::from_utf8_lossy(body);
+                let text = lossy_text(body);
                 scan(side, Source::Body(content_type), &text);
             }
         }

@@ -63,8 +63,32 @@ struct Remembered {
 /// A ring of recent scans; entries are overwritten in place, reusing their buffers.
 #[derive(Debug, Default)]
 struct RecentScans {
+    /// Each entry's [`quick_key`], side by side: a lookup (and every scan first misses one)
+    /// compares these, and only a match's whole text.
+    quick: Vec<u64>,
     entries: Vec<Remembered>,
     next: usize,
+}
+
+/// A cheap summary of a scan's key: what tells most different texts apart at once (length,
+/// ends, source, scanner, time), not a hash to trust: equal keys are then compared whole.
+fn quick_key(scanner: u64, source: &Source<'_>, text: &str, now_secs: u64) -> u64 {
+    let bytes = text.as_bytes();
+    let word = |part: &[u8]| {
+        let mut word = [0u8; 8];
+        word[..part.len()].copy_from_slice(part);
+        u64::from_le_bytes(word)
+    };
+    let head = word(&bytes[..bytes.len().min(8)]);
+    let tail = word(&bytes[bytes.len().saturating_sub(8)..]);
+    let (kind, _) = SourceKey::parts(source);
+    let mut key = (bytes.len() as u64) ^ (u64::from(kind) << 56) ^ scanner.rotate_left(40);
+    for part in [head, tail, now_secs] {
+        key = (key ^ part)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+    key
 }
 
 thread_local! {
@@ -83,15 +107,21 @@ pub fn recall(
     if text.len() > MAX_REMEMBERED_TEXT_BYTES {
         return false;
     }
+    let quick = quick_key(scanner, source, text, now_secs);
     RECENT.with(|recent| {
         let recent = recent.borrow();
-        let remembered = recent.entries.iter().find(|entry| {
-            entry.text.len() == text.len()
-                && entry.scanner == scanner
-                && entry.now_secs == now_secs
-                && entry.source.is(source)
-                && entry.text == text
-        });
+        let remembered = recent
+            .quick
+            .iter()
+            .zip(&recent.entries)
+            .filter(|(key, _)| **key == quick)
+            .map(|(_, entry)| entry)
+            .find(|entry| {
+                entry.scanner == scanner
+                    && entry.now_secs == now_secs
+                    && entry.source.is(source)
+                    && entry.text == text
+            });
         match remembered {
             Some(entry) => {
                 out.extend(entry.found.iter().cloned());
@@ -107,13 +137,16 @@ pub fn remember(scanner: u64, source: &Source<'_>, text: &str, now_secs: u64, fo
     if text.len() > MAX_REMEMBERED_TEXT_BYTES {
         return;
     }
+    let quick = quick_key(scanner, source, text, now_secs);
     RECENT.with(|recent| {
         let mut recent = recent.borrow_mut();
         let at = recent.next;
         recent.next = (at + 1) % REMEMBERED_SCANS;
         if recent.entries.len() <= at {
             recent.entries.push(Remembered::default());
+            recent.quick.push(0);
         }
+        recent.quick[at] = quick;
         let entry = &mut recent.entries[at];
         entry.scanner = scanner;
         entry.now_secs = now_secs;
@@ -164,6 +197,20 @@ mod tests {
             );
             assert!(out.is_empty());
         }
+    }
+
+    #[test]
+    fn texts_alike_in_length_and_ends_are_told_apart_whole() {
+        let source = Source::Query;
+        let (kept, other) = ("grace.hopper@example.com", "grace.hoppXr@example.com");
+        assert_eq!(
+            quick_key(3, &source, kept, 0),
+            quick_key(3, &source, other, 0)
+        );
+        remember(3, &source, kept, 0, &[found(kept)]);
+        let mut out = Vec::new();
+        assert!(!recall(3, &source, other, 0, &mut out));
+        assert!(recall(3, &source, kept, 0, &mut out));
     }
 
     #[test]

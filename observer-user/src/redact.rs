@@ -27,7 +27,7 @@ use crate::{
     model::{ApiCall, BodyView},
     sensitive::{
         analyzer::unix_seconds,
-        fields::{percent_decode, Source},
+        fields::{contains_ignore_case, percent_decode, Source},
         keyed::HashKey,
         mask::mask,
         scan::{Found, Scanner},
@@ -476,12 +476,6 @@ fn redact_body(body: &mut Option<BodyView>, content_type: Option<&str>) {
     if let Cow::Owned(redacted) = redacted {
         *preview = redacted;
     }
-}
-
-fn contains_ignore_case(text: &str, needle: &str) -> bool {
-    text.as_bytes()
-        .windows(needle.len())
-        .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// Hide the values of secret-named JSON members. Works on text, not a parsed tree, because

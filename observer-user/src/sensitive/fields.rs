@@ -160,7 +160,9 @@ fn body(content_type: Option<&str>, text: &str, visit: &mut dyn FnMut(&Field<'_>
     }
 }
 
-fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+/// Whether `needle` (ASCII) is in `haystack`, in any case: content types, which are
+/// case-insensitive.
+pub fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
     haystack
         .as_bytes()
         .windows(needle.len())

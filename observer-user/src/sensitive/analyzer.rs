@@ -303,37 +303,7 @@ impl Analyzer for SensitiveAnalyzer {
                 part: f.part.name().to_string(),
                 name: f.name.as_deref().map(normalize_location),
             };
-            // Most values on a busy endpoint repeat a finding already reported and waiting to
-            // be counted: count the sighting (once per call) without building the finding.
-            let mut details = Vec::with_capacity(1);
-            details.push(type_name.as_str());
-            if f.flags.jwt_alg_none {
-                details.push("jwt_alg_none");
-            }
-            if f.flags.jwt_expired {
-                details.push("jwt_expired");
-            }
-            let repeats = details.iter().all(|detail| {
-                let key = FindingKey::about(call, detail, route.as_deref(), &location);
-                let fingerprint = key.fingerprint();
-                let Some(entry) = self.pending_findings.get_mut(&fingerprint) else {
-                    return false;
-                };
-                if !counted.contains(&fingerprint) {
-                    counted.push(fingerprint);
-                    entry.0.timestamp.clone_from(&call.timestamp);
-                    entry.1 += 1;
-                }
-                true
-            });
-            if repeats {
-                continue;
-            }
-            let evidence = Evidence {
-                location: location.clone(),
-                value: mask(&self.key, f.kind, &type_name, &f.value),
-            };
-            let mut variants = vec![(type_name.clone(), severity, reason.clone(), category)];
+            let mut variants = vec![(type_name.clone(), severity, reason, category)];
             if f.flags.jwt_alg_none {
                 variants.push((
                     "jwt_alg_none".to_string(),
@@ -352,6 +322,36 @@ impl Analyzer for SensitiveAnalyzer {
                     Category::Secret,
                 ));
             }
+            // Most values on a busy endpoint repeat findings already reported and waiting to be
+            // counted: when every finding this value makes is one, count the sightings (once
+            // per call) without building them. Either all are counted here or none: a value
+            // half counted here would be counted again below.
+            let fingerprints: Vec<[u8; 16]> = variants
+                .iter()
+                .map(|(detail, ..)| {
+                    FindingKey::about(call, detail, route.as_deref(), &location).fingerprint()
+                })
+                .collect();
+            if fingerprints
+                .iter()
+                .all(|fingerprint| self.pending_findings.contains_key(fingerprint))
+            {
+                for fingerprint in fingerprints {
+                    if counted.contains(&fingerprint) {
+                        continue;
+                    }
+                    counted.push(fingerprint);
+                    if let Some(entry) = self.pending_findings.get_mut(&fingerprint) {
+                        entry.0.timestamp.clone_from(&call.timestamp);
+                        entry.1 += 1;
+                    }
+                }
+                continue;
+            }
+            let evidence = Evidence {
+                location: location.clone(),
+                value: mask(&self.key, f.kind, &type_name, &f.value),
+            };
             for (detail, severity, reason, category) in variants {
                 let group_key = format!(
                     "{detail}|{:?}|{}|{:?}",

@@ -520,7 +520,8 @@ pub enum Counter {
     TlsCiphertextBytes = 21,
     /// Calls skipped because the stream is not a protocol the agent parses.
     CallsOtherProtocol = 22,
-    /// Data chunks lost because the argument map was full (nested or too many in-flight calls).
+    /// TLS calls lost because the map of their arguments between entry and return was full (too
+    /// many in flight at once).
     DropArgsTableFull = 23,
     /// fds that looked like HTTP but the socket check found were files or pipes.
     NotSockets = 24,

@@ -41,7 +41,7 @@ pub const DEFAULT_WAKEUP_BATCH: u32 = 64;
 /// Connections tracked at once (an LRU map: the oldest idle ones go first).
 pub const MAX_CONNS: u32 = 65_536;
 
-/// In-flight calls tracked at once (syscall and TLS arguments between entry and exit, by thread).
+/// TLS library calls in flight at once (their arguments between entry and return, by thread).
 pub const MAX_INFLIGHT_CALLS: u32 = 16_384;
 
 /// TLS session to socket mappings kept (an LRU map), for SSL_read calls OpenSSL answers from its

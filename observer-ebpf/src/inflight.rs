@@ -1,4 +1,5 @@
-//! State carried from a call's entry to its exit on the same thread. Private to the kernel side.
+//! What a call moves, and state carried from a TLS call's entry to its exit. Private to the
+//! kernel side.
 
 /// How the payload of a call is laid out in user memory.
 #[repr(u8)]
@@ -28,21 +29,6 @@ impl Payload {
         }
     }
 }
-
-/// What the syscall entry saw. Connect and accept reuse `payload.ptr` for the sockaddr pointer.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct SyscallArgs {
-    pub payload: Payload,
-    pub fd: u32,
-    /// An `observer_common::Hook`, or one of the `CALL_*` values below.
-    pub hook: u8,
-}
-
-/// Pseudo-hooks for calls that move no payload.
-pub const CALL_CONNECT: u8 = 100;
-pub const CALL_ACCEPT: u8 = 101;
-pub const CALL_SENDFILE: u8 = 102;
 
 /// A TLS read or write between entry and return.
 #[repr(C)]

@@ -25,7 +25,7 @@ use aya_ebpf::{
 };
 use observer_common::{Direction, Hook, TlsLibrary};
 
-use crate::inflight::{PayloadKind, CALL_ACCEPT, CALL_CONNECT};
+use crate::inflight::PayloadKind;
 
 /// Log a program's unexpected failure (a tracepoint record or user structure that could not be
 /// read). These are rare by nature; losses that happen under load are counted instead, since a
@@ -38,18 +38,9 @@ macro_rules! report {
     };
 }
 
+/// The exit program of a data syscall: the only program it runs (see syscalls.rs).
 macro_rules! data_syscall {
-    ($enter:ident, $exit:ident, $hook:expr, $kind:expr, $direction:expr) => {
-        #[tracepoint]
-        pub fn $enter(ctx: TracePointContext) -> u32 {
-            report!(
-                &ctx,
-                "syscalls::enter_data",
-                syscalls::enter_data(&ctx, $hook, $kind)
-            );
-            0
-        }
-
+    ($exit:ident, $hook:expr, $kind:expr, $direction:expr) => {
         #[tracepoint]
         pub fn $exit(ctx: TracePointContext) -> u32 {
             report!(
@@ -63,97 +54,53 @@ macro_rules! data_syscall {
 }
 
 data_syscall!(
-    syscall_enter_read,
     syscall_exit_read,
     Hook::Read,
     PayloadKind::Buffer,
     Direction::Ingress
 );
 data_syscall!(
-    syscall_enter_write,
     syscall_exit_write,
     Hook::Write,
     PayloadKind::Buffer,
     Direction::Egress
 );
 data_syscall!(
-    syscall_enter_readv,
     syscall_exit_readv,
     Hook::Readv,
     PayloadKind::Vector,
     Direction::Ingress
 );
 data_syscall!(
-    syscall_enter_writev,
     syscall_exit_writev,
     Hook::Writev,
     PayloadKind::Vector,
     Direction::Egress
 );
 data_syscall!(
-    syscall_enter_recvfrom,
     syscall_exit_recvfrom,
     Hook::Recvfrom,
     PayloadKind::Buffer,
     Direction::Ingress
 );
 data_syscall!(
-    syscall_enter_sendto,
     syscall_exit_sendto,
     Hook::Sendto,
     PayloadKind::Buffer,
     Direction::Egress
 );
-
-#[tracepoint]
-pub fn syscall_enter_recvmsg(ctx: TracePointContext) -> u32 {
-    report!(
-        &ctx,
-        "syscalls::enter_data",
-        syscalls::enter_data(&ctx, Hook::Recvmsg, PayloadKind::Vector)
-    );
-    0
-}
-
-#[tracepoint]
-pub fn syscall_exit_recvmsg(ctx: TracePointContext) -> u32 {
-    report!(
-        &ctx,
-        "syscalls::exit_data",
-        syscalls::exit_data(&ctx, Hook::Recvmsg, PayloadKind::Vector, Direction::Ingress)
-    );
-    0
-}
-
-#[tracepoint]
-pub fn syscall_enter_sendmsg(ctx: TracePointContext) -> u32 {
-    report!(
-        &ctx,
-        "syscalls::enter_data",
-        syscalls::enter_data(&ctx, Hook::Sendmsg, PayloadKind::Vector)
-    );
-    0
-}
-
-#[tracepoint]
-pub fn syscall_exit_sendmsg(ctx: TracePointContext) -> u32 {
-    report!(
-        &ctx,
-        "syscalls::exit_data",
-        syscalls::exit_data(&ctx, Hook::Sendmsg, PayloadKind::Vector, Direction::Egress)
-    );
-    0
-}
-
-#[tracepoint]
-pub fn syscall_enter_connect(ctx: TracePointContext) -> u32 {
-    report!(
-        &ctx,
-        "syscalls::enter_sockaddr_call",
-        syscalls::enter_sockaddr_call(&ctx, CALL_CONNECT)
-    );
-    0
-}
+data_syscall!(
+    syscall_exit_recvmsg,
+    Hook::Recvmsg,
+    PayloadKind::Vector,
+    Direction::Ingress
+);
+data_syscall!(
+    syscall_exit_sendmsg,
+    Hook::Sendmsg,
+    PayloadKind::Vector,
+    Direction::Egress
+);
 
 #[tracepoint]
 pub fn syscall_exit_connect(ctx: TracePointContext) -> u32 {
@@ -163,16 +110,6 @@ pub fn syscall_exit_connect(ctx: TracePointContext) -> u32 {
 
 /// Attached to both accept and accept4: their first three arguments are the same.
 #[tracepoint]
-pub fn syscall_enter_accept(ctx: TracePointContext) -> u32 {
-    report!(
-        &ctx,
-        "syscalls::enter_sockaddr_call",
-        syscalls::enter_sockaddr_call(&ctx, CALL_ACCEPT)
-    );
-    0
-}
-
-#[tracepoint]
 pub fn syscall_exit_accept(ctx: TracePointContext) -> u32 {
     report!(&ctx, "syscalls::exit_accept", syscalls::exit_accept(&ctx));
     0
@@ -181,16 +118,6 @@ pub fn syscall_exit_accept(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn syscall_enter_close(ctx: TracePointContext) -> u32 {
     report!(&ctx, "syscalls::enter_close", syscalls::enter_close(&ctx));
-    0
-}
-
-#[tracepoint]
-pub fn syscall_enter_sendfile(ctx: TracePointContext) -> u32 {
-    report!(
-        &ctx,
-        "syscalls::enter_sendfile",
-        syscalls::enter_sendfile(&ctx)
-    );
     0
 }
 

@@ -17,7 +17,7 @@ use observer_common::{
     ConnState, KernelLayout, COUNTER_SLOTS,
 };
 
-use crate::inflight::{GoTlsArgs, GoroutineKey, SyscallArgs, TlsArgs, TlsSessionKey};
+use crate::inflight::{GoTlsArgs, GoroutineKey, TlsArgs, TlsSessionKey};
 
 /// The one ring buffer every event goes through. The agent may resize it at load.
 #[map]
@@ -36,15 +36,10 @@ pub static WAKEUP_COUNT: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 pub static CONNS: LruHashMap<u64, ConnState> = LruHashMap::with_max_entries(MAX_CONNS, 0);
 
 /// fds known not to carry HTTP (files, pipes, other protocols), by `conn_key`, with the number
-/// of calls still allowed to show HTTP bytes (0: skip at syscall entry). A separate LRU map so
+/// of calls still allowed to show HTTP bytes (0: skip). A separate LRU map so
 /// that a process churning through files evicts only other ignored fds, never a connection.
 #[map]
 pub static IGNORED: LruHashMap<u64, u8> = LruHashMap::with_max_entries(MAX_CONNS, 0);
-
-/// Syscall arguments between entry and exit, by pid_tgid.
-#[map]
-pub static SYSCALL_ARGS: HashMap<u64, SyscallArgs> =
-    HashMap::with_max_entries(MAX_INFLIGHT_CALLS, 0);
 
 /// TLS call arguments between entry and return, by pid_tgid. Syscalls made underneath on the
 /// same thread fill in the fd.

@@ -1,7 +1,17 @@
-//! Socket syscalls: arguments kept at entry, bytes and connections handled at exit.
+//! Socket syscalls, handled at their exit: by then the call's result says whether there is
+//! anything to do, and its arguments are still in the registers the thread saved on entering the
+//! kernel.
 //!
-//! Syscall tracepoints lay out their arguments as 8-byte fields from offset 16, and the return
-//! value at offset 16 of the exit event (see `/sys/kernel/tracing/events/syscalls/*/format`).
+//! Reading the arguments there, rather than keeping them from an entry program, halves the
+//! programs each call runs and needs no map write per call: an entry program cost a second
+//! tracepoint hit (the classic syscall tracepoint builds a record of the arguments before any
+//! program runs) plus a hash-map insert, lookup and delete to carry the arguments across. It
+//! also serves calls begun before the programs were attached (a server thread blocked in read()
+//! on an idle keep-alive connection), whose entry no program saw.
+//!
+//! x86-64 only: the syscall ABI passes arguments in rdi, rsi, rdx, r10, and the handlers of these
+//! calls leave them untouched (the result goes to rax). The exit tracepoint's record holds the
+//! return value at offset 16 (see `/sys/kernel/tracing/events/syscalls/sys_exit_read/format`).
 
 use aya_ebpf::{
     bindings::pt_regs,
@@ -11,13 +21,12 @@ use aya_ebpf::{
     },
     programs::TracePointContext,
 };
-use observer_common::{ConnOrigin, Counter, Direction, Hook, SockAddr, Source, TlsLibrary};
+use observer_common::{ConnOrigin, Direction, Hook, SockAddr, Source, TlsLibrary};
 
 use crate::{
     conn::{self, DataCall},
-    counters,
-    inflight::{Payload, PayloadKind, SyscallArgs, CALL_ACCEPT, CALL_CONNECT, CALL_SENDFILE},
-    maps::{agent_tgid, filter_by_pid, CONNS, FILTER_PIDS, SYSCALL_ARGS, TLS_ARGS},
+    inflight::{Payload, PayloadKind},
+    maps::{agent_tgid, filter_by_pid, FILTER_PIDS, TLS_ARGS},
 };
 
 const ARGS_OFFSET: usize = 16;
@@ -30,6 +39,8 @@ const AF_INET6: u16 = 10;
 /// peeks one byte of every new connection to tell TLS from plaintext).
 const MSG_PEEK: u64 = 2;
 
+/// An argument of a syscall entry's tracepoint record (close is the one entry still hooked:
+/// after it returns, its fd may already name another file).
 fn arg(ctx: &TracePointContext, index: usize) -> Result<u64, i64> {
     // SAFETY: reading the tracepoint record within its documented layout.
     unsafe { ctx.read_at::<u64>(ARGS_OFFSET + index * 8) }.map_err(i64::from)
@@ -55,31 +66,44 @@ pub fn watched_process() -> Option<(u64, u32, u32)> {
     Some((pid_tgid, tgid, pid_tgid as u32))
 }
 
-/// Entry of read/write/readv/writev/recvfrom/sendto/recvmsg/sendmsg.
-pub fn enter_data(ctx: &TracePointContext, hook: Hook, kind: PayloadKind) -> Result<(), i64> {
-    let Some((pid_tgid, tgid, _)) = watched_process() else {
-        return Ok(());
+/// The saved registers from r10 to rdi, contiguous in `struct pt_regs`: one helper call reads
+/// the four argument registers instead of four.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ArgumentRegisters {
+    r10: u64,
+    _r9: u64,
+    _r8: u64,
+    _rax: u64,
+    _rcx: u64,
+    rdx: u64,
+    rsi: u64,
+    rdi: u64,
+}
+
+/// The current syscall's first four arguments, from the user registers the thread saved on
+/// entering the kernel.
+#[inline(always)]
+fn saved_arguments() -> Result<[u64; 4], i64> {
+    // SAFETY: the helpers return the current task and its saved user registers; the read goes
+    // through bpf_probe_read_kernel, which faults safely.
+    let saved = unsafe {
+        let task = bpf_get_current_task_btf();
+        let regs = bpf_task_pt_regs(task) as *const pt_regs;
+        bpf_probe_read_kernel(core::ptr::addr_of!((*regs).r10) as *const ArgumentRegisters)
+            .map_err(i64::from)?
     };
-    // Only recvfrom has a fourth argument worth reading (its flags); the records of the others
-    // end after their third.
-    let flags = if hook == Hook::Recvfrom {
-        arg(ctx, 3)?
-    } else {
-        0
-    };
-    let args = [arg(ctx, 0)?, arg(ctx, 1)?, arg(ctx, 2)?, flags];
-    let Some((fd, payload)) = data_call(hook, kind, args)? else {
-        return Ok(());
-    };
-    remember(pid_tgid, tgid, fd, hook as u8, payload)
+    Ok([saved.rdi, saved.rsi, saved.rdx, saved.r10])
 }
 
 /// The fd and the payload of a data syscall from its first four arguments; `None` for a peek,
 /// whose bytes the next read takes again (nginx peeks one byte of every new connection).
+#[inline(always)]
 fn data_call(hook: Hook, kind: PayloadKind, args: [u64; 4]) -> Result<Option<(u32, Payload)>, i64> {
     let fd = args[0] as u32;
     let payload = match hook {
-        // recvmsg(fd, msg, flags), sendmsg(fd, msg, flags): the payload is the msghdr's iovecs.
+        // recvmsg(fd, msg, flags), sendmsg(fd, msg, flags): the payload is the msghdr's iovecs,
+        // whose pointer and count the kernel leaves as the caller set them.
         Hook::Recvmsg | Hook::Sendmsg => {
             if hook == Hook::Recvmsg && args[2] & MSG_PEEK != 0 {
                 return Ok(None);
@@ -108,164 +132,81 @@ fn data_call(hook: Hook, kind: PayloadKind, args: [u64; 4]) -> Result<Option<(u3
     Ok(Some((fd, payload)))
 }
 
-#[inline(always)]
-fn remember(pid_tgid: u64, tgid: u32, fd: u32, hook: u8, payload: Payload) -> Result<(), i64> {
-    if !conn::worth_watching(tgid, fd) {
-        return Ok(());
-    }
-    // A TLS call in progress on this thread: this syscall carries its ciphertext, and tells
-    // which socket the TLS session uses.
-    if let Some(tls) = TLS_ARGS.get_ptr_mut(pid_tgid) {
-        // SAFETY: map value pointer from a successful lookup, private to this thread.
-        unsafe {
-            if (*tls).fd < 0 {
-                (*tls).fd = fd as i64;
-            }
-        }
-    }
-    let args = SyscallArgs { payload, fd, hook };
-    if SYSCALL_ARGS.insert(pid_tgid, args, 0).is_err() {
-        counters::add(Counter::DropArgsTableFull, 1);
-    }
-    Ok(())
-}
-
-/// A call whose entry we did not see, because it began before the programs were attached: a
-/// server thread blocked in read() on an idle keep-alive connection, whose next request would
-/// otherwise be lost. Its arguments are still in the thread's saved user registers (x86-64
-/// syscall ABI: rdi, rsi, rdx, r10). Calls skipped on purpose at entry (ignored fds, other
-/// processes) are skipped here too, by the same checks.
-fn args_of_a_call_begun_before_attach(
-    hook: Hook,
-    kind: PayloadKind,
-) -> Result<Option<SyscallArgs>, i64> {
-    let Some((_, tgid, _)) = watched_process() else {
-        return Ok(None);
-    };
-    // SAFETY: the helpers return the current task and its saved user registers; the fields are
-    // read through bpf_probe_read_kernel, which faults safely.
-    let args = unsafe {
-        let task = bpf_get_current_task_btf();
-        let regs = bpf_task_pt_regs(task) as *const pt_regs;
-        [
-            bpf_probe_read_kernel(core::ptr::addr_of!((*regs).rdi)).map_err(i64::from)?,
-            bpf_probe_read_kernel(core::ptr::addr_of!((*regs).rsi)).map_err(i64::from)?,
-            bpf_probe_read_kernel(core::ptr::addr_of!((*regs).rdx)).map_err(i64::from)?,
-            bpf_probe_read_kernel(core::ptr::addr_of!((*regs).r10)).map_err(i64::from)?,
-        ]
-    };
-    let Some((fd, payload)) = data_call(hook, kind, args)? else {
-        return Ok(None);
-    };
-    if !conn::worth_watching(tgid, fd) {
-        return Ok(None);
-    }
-    Ok(Some(SyscallArgs {
-        payload,
-        fd,
-        hook: hook as u8,
-    }))
-}
-
-fn take_args(pid_tgid: u64) -> Option<SyscallArgs> {
-    // SAFETY: value copied out before removal.
-    let args = unsafe { *SYSCALL_ARGS.get_ptr(pid_tgid)? };
-    let _ = SYSCALL_ARGS.remove(pid_tgid);
-    Some(args)
-}
-
-/// Exit of every data syscall.
+/// Exit of read/write/readv/writev/recvfrom/sendto/recvmsg/sendmsg.
 pub fn exit_data(
     ctx: &TracePointContext,
     hook: Hook,
     kind: PayloadKind,
     direction: Direction,
 ) -> Result<(), i64> {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let args = match take_args(pid_tgid) {
-        Some(args) => args,
-        None => match args_of_a_call_begun_before_attach(hook, kind)? {
-            Some(args) => args,
-            None => return Ok(()),
-        },
-    };
+    // Most failed calls are a non-blocking socket with nothing to read: the cheapest check first.
     let size = ret(ctx)?;
     if size <= 0 {
         return Ok(());
     }
+    let Some((pid_tgid, tgid, tid)) = watched_process() else {
+        return Ok(());
+    };
+    let Some((fd, payload)) = data_call(hook, kind, saved_arguments()?)? else {
+        return Ok(());
+    };
+    if !conn::worth_watching(tgid, fd) {
+        return Ok(());
+    }
+    // A TLS call in progress on this thread: this syscall carried its ciphertext, and tells
+    // which socket the TLS session uses.
+    if let Some(tls) = TLS_ARGS.get_ptr_mut(pid_tgid) {
+        // SAFETY: map value pointer from a successful lookup, private to this thread.
+        unsafe {
+            if (*tls).fd < 0 {
+                (*tls).fd = i64::from(fd);
+            }
+        }
+    }
     let call = DataCall {
-        tgid: (pid_tgid >> 32) as u32,
-        tid: pid_tgid as u32,
-        fd: args.fd,
+        tgid,
+        tid,
+        fd,
         direction,
         source: Source::Syscall,
-        hook: args.hook,
+        hook: hook as u8,
         tls_library: TlsLibrary::None as u8,
     };
-    conn::on_data(&call, &args.payload, size as u64);
+    conn::on_data(&call, &payload, size as u64);
     Ok(())
 }
 
-/// Entry of connect/accept/accept4: keep the sockaddr pointers for the exit.
-pub fn enter_sockaddr_call(ctx: &TracePointContext, call: u8) -> Result<(), i64> {
-    let Some((pid_tgid, _, _)) = watched_process() else {
-        return Ok(());
-    };
-    let fd = arg(ctx, 0)? as u32;
-    // The sockaddr: read at exit, when accept has filled it in. Its family says how long it is.
-    let addr = arg(ctx, 1)?;
-    let payload = Payload {
-        ptr: addr,
-        len: 0,
-        kind: PayloadKind::Buffer,
-    };
-    let args = SyscallArgs {
-        payload,
-        fd,
-        hook: call,
-    };
-    if SYSCALL_ARGS.insert(pid_tgid, args, 0).is_err() {
-        counters::add(Counter::DropArgsTableFull, 1);
-    }
-    Ok(())
-}
-
+/// Exit of connect(fd, addr, len): a connection made, or under way on a non-blocking socket.
 pub fn exit_connect(ctx: &TracePointContext) -> Result<(), i64> {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(args) = take_args(pid_tgid) else {
-        return Ok(());
-    };
     let result = ret(ctx)?;
-    if args.hook != CALL_CONNECT || (result != 0 && result != -EINPROGRESS) {
+    if result != 0 && result != -EINPROGRESS {
         return Ok(());
     }
-    let remote = read_sockaddr(args.payload.ptr);
-    conn::track_new(
-        (pid_tgid >> 32) as u32,
-        args.fd,
-        ConnOrigin::Connect,
-        remote,
-        0,
-    );
+    let Some((_, tgid, _)) = watched_process() else {
+        return Ok(());
+    };
+    let [fd, addr, _, _] = saved_arguments()?;
+    conn::track_new(tgid, fd as u32, ConnOrigin::Connect, read_sockaddr(addr), 0);
     Ok(())
 }
 
+/// Exit of accept/accept4(fd, addr, addrlen, ...): the new fd, and the peer's address the call
+/// wrote into `addr`.
 pub fn exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(args) = take_args(pid_tgid) else {
-        return Ok(());
-    };
     let new_fd = ret(ctx)?;
-    if args.hook != CALL_ACCEPT || new_fd < 0 {
+    if new_fd < 0 {
         return Ok(());
     }
-    let remote = read_sockaddr(args.payload.ptr);
+    let Some((_, tgid, _)) = watched_process() else {
+        return Ok(());
+    };
+    let [listen_fd, addr, _, _] = saved_arguments()?;
     conn::track_new(
-        (pid_tgid >> 32) as u32,
+        tgid,
         new_fd as u32,
         ConnOrigin::Accept,
-        remote,
-        args.fd,
+        read_sockaddr(addr),
+        listen_fd as u32,
     );
     Ok(())
 }
@@ -312,49 +253,18 @@ pub fn enter_close(ctx: &TracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
-/// sendfile moves file bytes the kernel never shows us; advancing the stream position keeps
-/// the agent's framing in step (it sees a gap of the right size inside the body).
-pub fn enter_sendfile(ctx: &TracePointContext) -> Result<(), i64> {
-    let Some((pid_tgid, tgid, _)) = watched_process() else {
-        return Ok(());
-    };
-    let out_fd = arg(ctx, 0)? as u32;
-    if CONNS
-        .get_ptr(observer_common::conn_key(tgid, out_fd))
-        .is_none()
-    {
-        return Ok(());
-    }
-    let payload = Payload {
-        ptr: 0,
-        len: 0,
-        kind: PayloadKind::Buffer,
-    };
-    let args = SyscallArgs {
-        payload,
-        fd: out_fd,
-        hook: CALL_SENDFILE,
-    };
-    if SYSCALL_ARGS.insert(pid_tgid, args, 0).is_err() {
-        counters::add(Counter::DropArgsTableFull, 1);
-    }
-    Ok(())
-}
-
+/// Exit of sendfile(out_fd, in_fd, ...), which moves file bytes the kernel never shows us:
+/// advancing the stream position keeps the agent's framing in step (it sees a gap of the right
+/// size inside the body).
 pub fn exit_sendfile(ctx: &TracePointContext) -> Result<(), i64> {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(args) = take_args(pid_tgid) else {
-        return Ok(());
-    };
     let size = ret(ctx)?;
-    if args.hook != CALL_SENDFILE || size <= 0 {
+    if size <= 0 {
         return Ok(());
     }
-    conn::skip_bytes(
-        (pid_tgid >> 32) as u32,
-        args.fd,
-        Direction::Egress,
-        size as u64,
-    );
+    let Some((_, tgid, _)) = watched_process() else {
+        return Ok(());
+    };
+    let [out_fd, _, _, _] = saved_arguments()?;
+    conn::skip_bytes(tgid, out_fd as u32, Direction::Egress, size as u64);
     Ok(())
 }

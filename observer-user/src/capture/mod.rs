@@ -35,33 +35,23 @@ pub use ring::RingReader;
 static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer.bpf.o"));
 
-/// Syscall tracepoints and the program serving each. accept and accept4 share their first three
-/// arguments, so one program serves both; likewise for their exits.
+/// Syscall tracepoints and the program serving each. Calls are handled at their exit, where the
+/// result says whether there is anything to do and the arguments are read from the thread's saved
+/// registers; only close is hooked at entry, since once it returns its fd may name another file.
+/// accept and accept4 share their first three arguments, so one program serves both.
 const SYSCALL_TRACEPOINTS: &[(&str, &str)] = &[
-    ("syscall_enter_read", "sys_enter_read"),
     ("syscall_exit_read", "sys_exit_read"),
-    ("syscall_enter_write", "sys_enter_write"),
     ("syscall_exit_write", "sys_exit_write"),
-    ("syscall_enter_readv", "sys_enter_readv"),
     ("syscall_exit_readv", "sys_exit_readv"),
-    ("syscall_enter_writev", "sys_enter_writev"),
     ("syscall_exit_writev", "sys_exit_writev"),
-    ("syscall_enter_recvfrom", "sys_enter_recvfrom"),
     ("syscall_exit_recvfrom", "sys_exit_recvfrom"),
-    ("syscall_enter_sendto", "sys_enter_sendto"),
     ("syscall_exit_sendto", "sys_exit_sendto"),
-    ("syscall_enter_recvmsg", "sys_enter_recvmsg"),
     ("syscall_exit_recvmsg", "sys_exit_recvmsg"),
-    ("syscall_enter_sendmsg", "sys_enter_sendmsg"),
     ("syscall_exit_sendmsg", "sys_exit_sendmsg"),
-    ("syscall_enter_connect", "sys_enter_connect"),
     ("syscall_exit_connect", "sys_exit_connect"),
-    ("syscall_enter_accept", "sys_enter_accept"),
     ("syscall_exit_accept", "sys_exit_accept"),
-    ("syscall_enter_accept", "sys_enter_accept4"),
     ("syscall_exit_accept", "sys_exit_accept4"),
     ("syscall_enter_close", "sys_enter_close"),
-    ("syscall_enter_sendfile", "sys_enter_sendfile64"),
     ("syscall_exit_sendfile", "sys_exit_sendfile64"),
 ];
 

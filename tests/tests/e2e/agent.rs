@@ -41,7 +41,7 @@ fn agent_ignores_itself_and_leaves_nothing_behind() -> anyhow::Result<()> {
     let programs = during.new_agent_programs(&before);
     let names: BTreeSet<&str> = programs.iter().map(|p| p.name.as_str()).collect();
     // Without these the checks after stopping would prove nothing.
-    for wanted in ["syscall_enter_read", "openssl_enter_ssl_read"] {
+    for wanted in ["syscall_exit_read", "openssl_enter_ssl_read"] {
         ensure!(
             names.iter().any(|n| wanted.starts_with(n) && n.len() >= wanted.len().min(15)),
             "while the agent runs, bpftool should list its program {wanted}; new programs named like ours: {names:?}"

@@ -34,7 +34,7 @@ pub mod names {
     pub const GLOBAL_FILTER_BY_PID: &str = "FILTER_BY_PID";
     pub const GLOBAL_FILTER_BY_PORT: &str = "FILTER_BY_PORT";
     pub const GLOBAL_KERNEL_LAYOUT: &str = "KERNEL_LAYOUT";
-    pub const GLOBAL_WAKEUP_BATCH: &str = "WAKEUP_BATCH";
+    pub const GLOBAL_WAKEUP_BYTES: &str = "WAKEUP_BYTES";
     /// Go `crypto/tls` call arguments between entry and return, by goroutine.
     pub const GO_TLS_ARGS: &str = "GO_TLS_ARGS";
 }

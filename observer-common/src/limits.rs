@@ -34,9 +34,16 @@ pub const MAX_IOVECS: u32 = 16;
 /// well over a second of traffic if the consumer stalls. Must be a power of two.
 pub const DEFAULT_RING_BUFFER_BYTES: u32 = 32 * 1024 * 1024;
 
-/// Submit events without waking the consumer, and wake it every this many events per CPU
-/// (the agent also polls on a short timer): a wake-up per event costs the traced process ~2 µs.
-pub const DEFAULT_WAKEUP_BATCH: u32 = 64;
+/// Events are submitted without waking the consumer, which polls on a short timer; a CPU wakes
+/// it once it has submitted this share of the ring since its last wake-up, so that a burst is
+/// drained long before the ring fills. A wake-up is an inter-processor interrupt raised inside
+/// the traced process's call: ~7 µs on these VMs, where the interrupt controller is emulated.
+pub const WAKEUP_RING_FRACTION: u32 = 16;
+
+/// The default wake-up threshold for a ring of `ring_bytes`: see [`WAKEUP_RING_FRACTION`].
+pub const fn default_wakeup_bytes(ring_bytes: u32) -> u32 {
+    ring_bytes / WAKEUP_RING_FRACTION
+}
 
 /// Connections tracked at once (an LRU map: the oldest idle ones go first).
 pub const MAX_CONNS: u32 = 65_536;

@@ -15,7 +15,7 @@ use observer_common::{
 use crate::{
     counters,
     inflight::{Payload, PayloadKind},
-    maps::{chunk_size, max_bytes_per_call, wakeup_batch, EVENTS, WAKEUP_COUNT},
+    maps::{chunk_size, max_bytes_per_call, wakeup_bytes, EVENTS, UNANNOUNCED_BYTES},
 };
 
 pub fn header(kind: EventKind, size: usize) -> EventHeader {
@@ -28,22 +28,24 @@ pub fn header(kind: EventKind, size: usize) -> EventHeader {
     }
 }
 
-/// Submit flags: wake the consumer once every `WAKEUP_BATCH` events on this CPU and let it poll
-/// for the rest, because a wake-up per event costs the traced process ~2 µs.
+/// Submit flags for an event of `bytes`: wake the consumer once this CPU has submitted
+/// `WAKEUP_BYTES` since its last wake-up, and let its timed poll pick up the rest, because a
+/// wake-up is an interrupt raised inside the traced process's call (see
+/// `limits::WAKEUP_RING_FRACTION`).
 #[inline(always)]
-pub fn wakeup_flags() -> u64 {
-    let batch = wakeup_batch();
-    if batch <= 1 {
+pub fn wakeup_flags(bytes: u32) -> u64 {
+    let threshold = wakeup_bytes();
+    if threshold == 0 {
         return 0;
     }
-    let Some(count) = WAKEUP_COUNT.get_ptr_mut(0) else {
+    let Some(unannounced) = UNANNOUNCED_BYTES.get_ptr_mut(0) else {
         return 0;
     };
     // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
     unsafe {
-        *count += 1;
-        if *count >= batch {
-            *count = 0;
+        *unannounced = (*unannounced).saturating_add(bytes);
+        if *unannounced >= threshold {
+            *unannounced = 0;
             BPF_RB_FORCE_WAKEUP as u64
         } else {
             BPF_RB_NO_WAKEUP as u64
@@ -67,7 +69,7 @@ pub fn emit<T: 'static>(kind: EventKind, fill: impl FnOnce(&mut T)) {
         &mut *entry.as_mut_ptr()
     };
     fill(event);
-    entry.submit(wakeup_flags());
+    entry.submit(wakeup_flags(core::mem::size_of::<T>() as u32));
 }
 
 /// Everything a data chunk shares with the other chunks of its call.
@@ -246,5 +248,7 @@ fn emit_chunk_sized<const N: usize>(meta: &CallMeta, position: u64, src: u64, le
             call_offset: (position - meta.position) as u32,
         });
     }
-    entry.submit(wakeup_flags());
+    entry.submit(wakeup_flags(
+        (core::mem::size_of::<DataHeader>() as u64 + len) as u32,
+    ));
 }

@@ -10,8 +10,8 @@ use aya_ebpf::{
 use observer_common::{
     limits::MAX_FILTER_PORTS,
     limits::{
-        DEFAULT_CHUNK_SIZE, DEFAULT_MAX_BYTES_PER_CALL, DEFAULT_RING_BUFFER_BYTES,
-        DEFAULT_WAKEUP_BATCH, MAX_CONNS, MAX_FILTER_PIDS, MAX_GO_TLS_CALLS, MAX_INFLIGHT_CALLS,
+        default_wakeup_bytes, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_BYTES_PER_CALL, DEFAULT_RING_BUFFER_BYTES,
+        MAX_CONNS, MAX_FILTER_PIDS, MAX_GO_TLS_CALLS, MAX_INFLIGHT_CALLS,
         MAX_TLS_SESSIONS,
     },
     ConnState, KernelLayout, COUNTER_SLOTS,
@@ -27,9 +27,9 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BUFFER_BYTES, 
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 
-/// Events submitted on this CPU since the last forced wake-up.
+/// Bytes of events submitted on this CPU since its last forced wake-up.
 #[map]
-pub static WAKEUP_COUNT: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+pub static UNANNOUNCED_BYTES: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
 /// Connections worth watching, by `conn_key(tgid, fd)`: not yet classified, HTTP, or TLS.
 #[map]
@@ -82,8 +82,10 @@ static MAX_BYTES_PER_CALL: u32 = DEFAULT_MAX_BYTES_PER_CALL;
 #[unsafe(no_mangle)]
 static FILTER_BY_PID: u32 = 0;
 
+/// Bytes a CPU submits between forced wake-ups of the agent (0: the kernel's default, a wake-up
+/// whenever the agent has caught up).
 #[unsafe(no_mangle)]
-static WAKEUP_BATCH: u32 = DEFAULT_WAKEUP_BATCH;
+static WAKEUP_BYTES: u32 = default_wakeup_bytes(DEFAULT_RING_BUFFER_BYTES);
 
 /// Non-zero: only connections with an end on a port in `FILTER_PORTS` are shipped.
 #[unsafe(no_mangle)]
@@ -132,8 +134,8 @@ pub fn filter_by_pid() -> bool {
     global(&FILTER_BY_PID) != 0
 }
 
-pub fn wakeup_batch() -> u32 {
-    global(&WAKEUP_BATCH)
+pub fn wakeup_bytes() -> u32 {
+    global(&WAKEUP_BYTES)
 }
 
 pub fn filter_by_port() -> bool {

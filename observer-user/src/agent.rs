@@ -16,6 +16,7 @@ use std::{
 };
 
 use anyhow::Context;
+use observer_common::limits;
 
 use crate::{
     capture::{self, Capture, CaptureConfig, POLL_INTERVAL},
@@ -259,7 +260,9 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
         chunk_size: args.chunk_size,
         max_bytes_per_call: args.max_bytes_per_call,
         ring_buffer_bytes: args.ring_buffer_size,
-        wakeup_batch: args.wakeup_batch,
+        wakeup_bytes: args
+            .wakeup_bytes
+            .unwrap_or_else(|| limits::default_wakeup_bytes(args.ring_buffer_size)),
         pids: args.output.pid.clone(),
         ports: args.output.port.clone(),
         tls_placement: args.tls_probe_placement,

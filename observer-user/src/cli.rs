@@ -80,9 +80,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "BYTES", default_value_t = limits::DEFAULT_RING_BUFFER_BYTES)]
     pub ring_buffer_size: u32,
 
-    /// Wake the agent once every this many events per CPU (1: on every event).
-    #[arg(long, value_name = "EVENTS", default_value_t = limits::DEFAULT_WAKEUP_BATCH)]
-    pub wakeup_batch: u32,
+    /// Wake the agent once a CPU has queued this many bytes of events since its last wake-up
+    /// (default: a sixteenth of the ring buffer; 0: whenever the agent has caught up, the
+    /// lowest latency and the highest cost). The agent also polls every 20 ms.
+    #[arg(long, value_name = "BYTES")]
+    pub wakeup_bytes: Option<u32>,
 
     /// Where TLS probes go: `auto` puts them on instructions the kernel emulates where the
     /// function's code allows, `symbol` always on the function's first instruction.

@@ -66,7 +66,8 @@ pub struct CaptureConfig {
     pub chunk_size: u32,
     pub max_bytes_per_call: u32,
     pub ring_buffer_bytes: u32,
-    pub wakeup_batch: u32,
+    /// Bytes a CPU submits between wake-ups of the agent (0: whenever it has caught up).
+    pub wakeup_bytes: u32,
     /// Watch only these processes (empty: all).
     pub pids: Vec<u32>,
     /// Ship only connections with an end on one of these ports (empty: all).
@@ -80,7 +81,7 @@ impl Default for CaptureConfig {
             chunk_size: limits::DEFAULT_CHUNK_SIZE,
             max_bytes_per_call: limits::DEFAULT_MAX_BYTES_PER_CALL,
             ring_buffer_bytes: limits::DEFAULT_RING_BUFFER_BYTES,
-            wakeup_batch: limits::DEFAULT_WAKEUP_BATCH,
+            wakeup_bytes: limits::default_wakeup_bytes(limits::DEFAULT_RING_BUFFER_BYTES),
             pids: Vec::new(),
             ports: Vec::new(),
             tls_placement: placement::PlacementPolicy::Auto,
@@ -167,7 +168,7 @@ impl Capture {
             .override_global(names::GLOBAL_FILTER_BY_PID, &filter_by_pid, true)
             .override_global(names::GLOBAL_FILTER_BY_PORT, &filter_by_port, true)
             .override_global(names::GLOBAL_KERNEL_LAYOUT, &layout, true)
-            .override_global(names::GLOBAL_WAKEUP_BATCH, &config.wakeup_batch, true)
+            .override_global(names::GLOBAL_WAKEUP_BYTES, &config.wakeup_bytes, true)
             .map_max_entries(names::EVENTS, config.ring_buffer_bytes)
             .load(EBPF_OBJECT)
             .map_err(|e| CaptureError::Load(Box::new(e)))?;
@@ -404,6 +405,13 @@ fn validate(config: &CaptureConfig) -> Result<(), CaptureError> {
             4 * limits::MAX_CHUNK_SIZE
         )));
     }
+    if config.wakeup_bytes > ring / 2 {
+        return Err(CaptureError::Config(format!(
+            "wake-up threshold {} is over half the ring buffer ({ring} bytes): the ring would \
+             fill before the agent is woken; lower --wakeup-bytes or raise --ring-buffer-size",
+            config.wakeup_bytes
+        )));
+    }
     Ok(())
 }
 
@@ -517,7 +525,7 @@ pub fn kind_name(kind: EventKind) -> &'static str {
 }
 
 /// How long the reader waits for a wake-up before looking anyway: events are submitted without
-/// waking the reader (see `limits::DEFAULT_WAKEUP_BATCH`), so stragglers wait at most this long.
+/// waking the reader (see `limits::WAKEUP_RING_FRACTION`), so stragglers wait at most this long.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 #[cfg(test)]
@@ -555,5 +563,14 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("per-call cap"));
+        let config = CaptureConfig {
+            ring_buffer_bytes: 1 << 20,
+            wakeup_bytes: 1 << 20,
+            ..CaptureConfig::default()
+        };
+        assert!(validate(&config)
+            .unwrap_err()
+            .to_string()
+            .contains("--wakeup-bytes"));
     }
 }

@@ -84,7 +84,7 @@ fn call(port: u16, method: &str, path: String, rng: &mut u64, bodies: bool) -> A
         pid: 1,
         executable_name: Some("server".to_string()),
         executable_path: None,
-        command_args: Vec::new(),
+        command_args: Default::default(),
         container_id: None,
         pod_uid: None,
         request_headers,

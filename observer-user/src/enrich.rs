@@ -96,7 +96,7 @@ pub fn read_process(pid: u32) -> Option<ProcessInfo> {
             .to_string()
     });
     let cmdline = fs::read(format!("{base}/cmdline"))
-        .map(|raw| split_cmdline(&raw))
+        .map(|raw| split_cmdline(&raw).into())
         .unwrap_or_default();
     let cgroup = fs::read_to_string(format!("{base}/cgroup")).unwrap_or_default();
     let (container_id, pod_uid) = container_of(&cgroup);

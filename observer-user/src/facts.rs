@@ -6,7 +6,7 @@
 //! needed them; a recording stores them in the same place, so a replay produces the same output
 //! without the host it was recorded on.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use observer_common::ConnId;
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,11 @@ pub enum Fact {
 }
 
 /// A process, as /proc described it when the agent first needed it.
+/// For `skip_serializing_if` on a shared argument list.
+pub fn no_args(args: &Arc<[String]>) -> bool {
+    args.is_empty()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ProcessInfo {
     pub pid: u32,
@@ -35,8 +40,9 @@ pub struct ProcessInfo {
     /// Path of the executable, as seen inside the process's mount namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exe: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cmdline: Vec<String>,
+    /// Shared: every call the process makes carries it (see `model::ApiCall::command_args`).
+    #[serde(default, skip_serializing_if = "no_args")]
+    pub cmdline: Arc<[String]>,
     /// Container runtime id (64 hex digits) from the cgroup path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
@@ -121,7 +127,7 @@ mod tests {
                 pid: 7,
                 comm: "nginx".into(),
                 exe: Some("/usr/sbin/nginx".into()),
-                cmdline: vec!["nginx: worker process".into()],
+                cmdline: vec!["nginx: worker process".to_string()].into(),
                 container_id: Some("a".repeat(64)),
                 pod_uid: None,
             }),

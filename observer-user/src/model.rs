@@ -6,7 +6,7 @@
 //! Header and body values may hold secrets: `redact` runs over every call before anything is
 //! serialized.
 
-use std::{borrow::Cow, collections::BTreeMap, fmt, net::SocketAddr};
+use std::{borrow::Cow, collections::BTreeMap, fmt, net::SocketAddr, sync::Arc};
 
 use observer_common::TlsLibrary;
 use serde::Serialize;
@@ -126,8 +126,13 @@ pub struct ApiCall {
         skip_serializing_if = "Option::is_none"
     )]
     pub executable_path: Option<String>,
-    #[serde(rename = "process.command_args", skip_serializing_if = "Vec::is_empty")]
-    pub command_args: Vec<String>,
+    /// The process's, shared with every other call it makes (redaction swaps in a shared
+    /// redacted copy), so that a call costs no copy of its command line.
+    #[serde(
+        rename = "process.command_args",
+        skip_serializing_if = "crate::facts::no_args"
+    )]
+    pub command_args: Arc<[String]>,
     #[serde(rename = "container.id", skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
     #[serde(rename = "k8s.pod.uid", skip_serializing_if = "Option::is_none")]

@@ -18,6 +18,7 @@
 
 use std::{
     borrow::Cow,
+    cell::RefCell,
     sync::{Arc, LazyLock},
 };
 
@@ -134,12 +135,22 @@ fn trim_underscores(name: &[u8]) -> &[u8] {
     &name[start..end]
 }
 
+/// Command lines redacted lately, as (the process's shared arguments, their redacted copy).
+/// Every call of a process carries the same shared list; redacting it once per process instead of
+/// once per call saves a copy and a scan of each argument. Holding the original keeps its
+/// address from being reused by another list while it is remembered.
+const REMEMBERED_COMMAND_LINES: usize = 32;
+
+/// A process's shared command line and its redacted copy.
+type RedactedCommandLine = (Arc<[String]>, Arc<[String]>);
+
 /// Hides what its mode says to hide, with the scanner's detectors and a hashing key.
 #[derive(Debug, Clone)]
 pub struct Redactor {
     pub mode: RedactionMode,
     scanner: Arc<Scanner>,
     key: HashKey,
+    command_lines: RefCell<Vec<RedactedCommandLine>>,
 }
 
 impl Default for Redactor {
@@ -161,7 +172,47 @@ impl Redactor {
 
     /// `scanner` (with the policy's custom types) and the installation's `key`.
     pub fn with_detectors(mode: RedactionMode, scanner: Arc<Scanner>, key: HashKey) -> Redactor {
-        Redactor { mode, scanner, key }
+        Redactor {
+            mode,
+            scanner,
+            key,
+            command_lines: RefCell::default(),
+        }
+    }
+
+    /// `args` redacted: recalled when this list was redacted lately, else redacted and
+    /// remembered (replacing the oldest when full).
+    fn redacted_command_line(&self, args: &Arc<[String]>, now: u64) -> Arc<[String]> {
+        if args.is_empty() {
+            return args.clone();
+        }
+        let mut remembered = self.command_lines.borrow_mut();
+        if let Some((_, redacted)) = remembered
+            .iter()
+            .find(|(original, _)| Arc::ptr_eq(original, args))
+        {
+            return redacted.clone();
+        }
+        let mut redacted = redact_args(args);
+        for arg in &mut redacted {
+            // Payloads given on the command line (`curl -d '{"password": ...}'`) are read with
+            // their structure, so their field names count as they do in bodies.
+            let trimmed = arg.trim_start();
+            let source = if trimmed.starts_with(['{', '[']) {
+                Source::Body(Some("application/json"))
+            } else if !arg.contains("://") && arg.contains('=') && !arg.starts_with('-') {
+                Source::Body(Some("application/x-www-form-urlencoded"))
+            } else {
+                Source::Argument
+            };
+            self.redact_in_place(source, arg, now);
+        }
+        let redacted: Arc<[String]> = redacted.into();
+        if remembered.len() >= REMEMBERED_COMMAND_LINES {
+            remembered.remove(0);
+        }
+        remembered.push((args.clone(), redacted.clone()));
+        redacted
     }
 
     /// Hide what `mode` says to hide, in place.
@@ -197,20 +248,7 @@ impl Redactor {
         if let Some(route) = &mut call.route {
             self.redact_in_place(Source::Path, route, now);
         }
-        call.command_args = redact_args(&call.command_args);
-        for arg in &mut call.command_args {
-            // Payloads given on the command line (`curl -d '{"password": ...}'`) are read with
-            // their structure, so their field names count as they do in bodies.
-            let trimmed = arg.trim_start();
-            let source = if trimmed.starts_with(['{', '[']) {
-                Source::Body(Some("application/json"))
-            } else if !arg.contains("://") && arg.contains('=') && !arg.starts_with('-') {
-                Source::Body(Some("application/x-www-form-urlencoded"))
-            } else {
-                Source::Argument
-            };
-            self.redact_in_place(source, arg, now);
-        }
+        call.command_args = self.redacted_command_line(&call.command_args, now);
         let content_types = [
             call.request_headers
                 .get("content-type")
@@ -689,5 +727,41 @@ mod tests {
         );
         let plain = args(&["python3", "-m", "http.server", "8000", "http://h:80/x"]);
         assert_eq!(redact_args(&plain), plain);
+    }
+
+    #[test]
+    fn a_process_command_line_is_redacted_once_and_shared_by_its_calls() {
+        let redactor = Redactor::default();
+        let mysql: Arc<[String]> = args(&["mysql", "--password", "hunter2"]).into();
+        let curl: Arc<[String]> = args(&["curl", "-u", "ann:secret1", "http://h/"]).into();
+        let first = redactor.redacted_command_line(&mysql, 0);
+        assert_eq!(&first[..], args(&["mysql", "--password", "[REDACTED]"]));
+        // Another process's list, equal in length, is redacted on its own.
+        let other = redactor.redacted_command_line(&curl, 0);
+        assert_eq!(
+            &other[..],
+            args(&["curl", "-u", "ann:[REDACTED]", "http://h/"])
+        );
+        let again = redactor.redacted_command_line(&mysql.clone(), 0);
+        assert!(Arc::ptr_eq(&first, &again));
+        // An equal list of another process is a different allocation: redacted afresh, alike.
+        let copy: Arc<[String]> = mysql.to_vec().into();
+        let fresh = redactor.redacted_command_line(&copy, 0);
+        assert!(!Arc::ptr_eq(&first, &fresh));
+        assert_eq!(first, fresh);
+        // The memory is bounded: the oldest list goes first.
+        for n in 0..REMEMBERED_COMMAND_LINES {
+            let list: Arc<[String]> = args(&["app", &format!("--n={n}")]).into();
+            redactor.redacted_command_line(&list, 0);
+        }
+        assert_eq!(
+            redactor.command_lines.borrow().len(),
+            REMEMBERED_COMMAND_LINES
+        );
+        assert!(!redactor
+            .command_lines
+            .borrow()
+            .iter()
+            .any(|(original, _)| Arc::ptr_eq(original, &mysql)));
     }
 }

@@ -213,7 +213,7 @@ fn a_server_side_exchange_becomes_one_call_with_process_and_addresses() {
             pid: SERVER.tgid,
             comm: "api".into(),
             exe: Some("/srv/api".into()),
-            cmdline: vec!["/srv/api".into(), "--port".into(), "8080".into()],
+            cmdline: vec!["/srv/api".to_string(), "--port".into(), "8080".into()].into(),
             container_id: Some("c".repeat(64)),
             pod_uid: None,
         }),

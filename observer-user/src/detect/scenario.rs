@@ -1412,7 +1412,7 @@ impl Scenario {
             pid,
             executable_name: Some(executable.to_string()),
             executable_path: None,
-            command_args: Vec::new(),
+            command_args: Default::default(),
             container_id: None,
             pod_uid: None,
             request_body: body_view(&request_body_bytes, request_body_bytes.len() as u64),

@@ -967,7 +967,7 @@ pub(crate) mod tests {
             pid: 100,
             executable_name: Some("python3".into()),
             executable_path: None,
-            command_args: Vec::new(),
+            command_args: Default::default(),
             container_id: None,
             pod_uid: None,
             request_headers: Default::default(),

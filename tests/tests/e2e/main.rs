@@ -8,5 +8,6 @@ mod agent;
 mod http;
 mod loss;
 mod metrics;
+mod syscalls;
 mod tls;
 mod tls_stacks;

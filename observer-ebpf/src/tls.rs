@@ -104,7 +104,12 @@ pub fn exit(ctx: &RetProbeContext, direction: Direction) -> Result<(), i64> {
     };
     let fd = if args.fd >= 0 {
         let fd = args.fd as u32;
-        let _ = TLS_SESSIONS.insert(session, fd, 0);
+        // Most calls confirm what the map holds: an LRU insert takes a lock and relinks the
+        // entry, a lookup only marks it used.
+        // SAFETY: plain lookup, value copied.
+        if unsafe { TLS_SESSIONS.get(session) }.copied() != Some(fd) {
+            let _ = TLS_SESSIONS.insert(session, fd, 0);
+        }
         fd
     } else {
         // SAFETY: plain lookup, value copied.

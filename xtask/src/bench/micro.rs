@@ -19,10 +19,14 @@ use super::{
 };
 use crate::cmd;
 
-/// Iterations of the syscall loop: long enough that a 100 ns difference is far above the noise.
-const SYSCALL_ITERATIONS: u32 = 200_000;
+/// Iterations of the syscall loop: long enough that a 100 ns difference is far above the timer.
+const SYSCALL_ITERATIONS: u32 = 100_000;
 /// Iterations of the TLS loop (Python drives it, so each is slower).
-const TLS_ITERATIONS: u32 = 50_000;
+const TLS_ITERATIONS: u32 = 25_000;
+/// Each loop runs this many times and its fastest run counts: another process taking the CPU
+/// only ever slows a run down, and on these VMs that noise was larger than the cost measured
+/// (a single run gave "-328 ns" once).
+const RUNS_PER_LOOP: usize = 3;
 
 /// A request-sized message: what the kernel side ships.
 const HTTP_MESSAGE: &[u8] = b"POST /api/v1/items HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\":1,\"name\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}";
@@ -46,9 +50,9 @@ pub struct Micro {
 pub fn measure(agent: &Path, pinned: bool) -> Result<Micro> {
     eprintln!("bench: cost per event");
     let loop_cpu = pinned.then_some(SERVER_CPU);
-    let http_base = syscall_loop(HTTP_MESSAGE, loop_cpu)?;
-    let other_base = syscall_loop(OTHER_MESSAGE, loop_cpu)?;
-    let tls_base = tls_loop(loop_cpu)?;
+    let http_base = fastest(|| syscall_loop(HTTP_MESSAGE, loop_cpu))?;
+    let other_base = fastest(|| syscall_loop(OTHER_MESSAGE, loop_cpu))?;
+    let tls_base = fastest(|| tls_loop(loop_cpu))?;
 
     let previous_stats = fs::read_to_string(BPF_STATS_SYSCTL).unwrap_or_else(|_| "0".into());
     fs::write(BPF_STATS_SYSCTL, "1").context("enabling kernel.bpf_stats_enabled")?;
@@ -61,9 +65,9 @@ pub fn measure(agent: &Path, pinned: bool) -> Result<Micro> {
             1,
             pinned.then_some(OBSERVER_CPU),
         )?;
-        let http = syscall_loop(HTTP_MESSAGE, loop_cpu)?;
-        let other = syscall_loop(OTHER_MESSAGE, loop_cpu)?;
-        let tls = tls_loop(loop_cpu)?;
+        let http = fastest(|| syscall_loop(HTTP_MESSAGE, loop_cpu))?;
+        let other = fastest(|| syscall_loop(OTHER_MESSAGE, loop_cpu))?;
+        let tls = fastest(|| tls_loop(loop_cpu))?;
         let outcome = observer.stop()?;
         let mut programs: Vec<(String, u64, f64)> = outcome
             .stats
@@ -89,6 +93,15 @@ pub fn measure(agent: &Path, pinned: bool) -> Result<Micro> {
     })();
     let _ = fs::write(BPF_STATS_SYSCTL, previous_stats.trim());
     result
+}
+
+/// The fastest of [`RUNS_PER_LOOP`] runs of a timed loop.
+fn fastest(mut run: impl FnMut() -> Result<f64>) -> Result<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..RUNS_PER_LOOP {
+        best = best.min(run()?);
+    }
+    Ok(best)
 }
 
 /// Nanoseconds per iteration of: write `message` on a loopback TCP connection, read it back;

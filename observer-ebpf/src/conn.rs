@@ -134,7 +134,11 @@ fn fresh_state(origin: ConnOrigin, remote: SockAddr, listen_fd: u32) -> ConnStat
 /// Forget a connection when its fd is closed, telling the agent if it knew about it.
 pub fn close(tgid: u32, fd: u32) {
     let key = conn_key(tgid, fd);
-    let _ = IGNORED.remove(key);
+    // Most closed fds are in neither map: a lookup is lock-free, a delete locks its bucket even
+    // when the key is absent, and this runs on every close on the host.
+    if IGNORED.get_ptr(key).is_some() {
+        let _ = IGNORED.remove(key);
+    }
     let Some(state) = CONNS.get_ptr(key) else {
         return;
     };

@@ -35,6 +35,11 @@ impl Hints {
         self.0 & other.0 != 0
     }
 
+    /// Both sets of hints: for asking whether a name carries any of several.
+    pub const fn and(self, other: Hints) -> Hints {
+        Hints(self.0 | other.0)
+    }
+
     fn add(&mut self, other: Hints) {
         self.0 |= other.0;
     }

@@ -426,7 +426,7 @@ impl Scanner {
             self.keyed_detectors(text, now_secs, triggered, out);
         }
         self.shape_detectors(text, hints, out);
-        if out.len() == start && hints != Hints::default() {
+        if out.len() == start && hints.has(WHOLE_VALUE_HINTS) {
             self.whole_value_by_hint(field, hints, out);
         }
         for (index, custom) in self.custom.iter().enumerate() {
@@ -479,6 +479,10 @@ impl Scanner {
     fn keyed_detectors(&self, text: &str, now_secs: u64, triggered: u32, out: &mut Vec<Hit>) {
         for keyed in Keyed::ALL {
             if triggered & (1 << (keyed as u32)) == 0 {
+                continue;
+            }
+            // Credentials in a URL sit before an `@`, which sets the email detector's bit.
+            if keyed == Keyed::UrlCredentials && triggered & (1 << (Keyed::Email as u32)) == 0 {
                 continue;
             }
             let regex = &self.keyed[keyed as usize];
@@ -548,17 +552,18 @@ impl Scanner {
     }
 
     fn shape_detectors(&self, text: &str, hints: Hints, out: &mut Vec<Hit>) {
-        // Separate branch-free counts: the compiler vectorises each, where one loop with a
-        // `match` per byte ran a byte at a time and was most of the scanner's cost.
-        let bytes = text.as_bytes();
-        let digits = bytes.iter().filter(|b| b.wrapping_sub(b'0') < 10).count();
+        let Shape {
+            digits,
+            capitals,
+            dots,
+            colons,
+        } = Shape::of(text.as_bytes());
         if digits == 0 {
             return;
         }
-        let capitals = bytes.iter().filter(|b| b.wrapping_sub(b'A') < 26).count();
-        let dots = bytes.iter().filter(|&&b| b == b'.').count();
-        let colons = bytes.iter().filter(|&&b| b == b':').count();
-        if digits >= MIN_NUMBER_DIGITS {
+        if digits >= MIN_NUMBER_DIGITS
+            && most_digits_in_a_number(text.as_bytes()) >= MIN_NUMBER_DIGITS
+        {
             numbers(text, hints, out);
         }
         if capitals >= 2 && digits >= 8 && text.len() >= 15 {
@@ -576,7 +581,11 @@ impl Scanner {
                 }
             }
         }
-        if colons >= 2 && !refuted {
+        // An IPv6 address has eight groups (seven colons), six and an IPv4 address (six), or
+        // `::` for the groups left out: with none of these no token can be one.
+        if (colons >= MIN_UNCOMPRESSED_IPV6_COLONS || (colons >= 2 && text.contains("::")))
+            && !refuted
+        {
             for m in self.shapes.ipv6_token.find_iter(text) {
                 let token = m.as_str();
                 if validate::is_ipv6(token) {
@@ -586,7 +595,8 @@ impl Scanner {
         }
     }
 
-    /// Types a name alone points at, checked on the whole value when no pattern matched.
+    /// Types a name alone points at, checked on the whole value when no pattern matched (only
+    /// for names with one of [`WHOLE_VALUE_HINTS`]).
     fn whole_value_by_hint(&self, field: &Field<'_>, hints: Hints, out: &mut Vec<Hit>) {
         let text = field.text.trim();
         let lead = field.text.len() - field.text.trim_start().len();
@@ -613,6 +623,98 @@ impl Scanner {
         };
         out.extend(kind.map(|k| hit(k.into(), whole)));
     }
+}
+
+/// The hints that can vouch for a whole value in [`Scanner::whole_value_by_hint`].
+const WHOLE_VALUE_HINTS: Hints = Hints::BIRTH
+    .and(Hints::PASSPORT)
+    .and(Hints::NATIONAL_ID)
+    .and(Hints::ACCOUNT)
+    .and(Hints::SECRET);
+
+/// The fewest colons in an IPv6 address written without `::`: six groups and an IPv4 address.
+const MIN_UNCOMPRESSED_IPV6_COLONS: usize = 6;
+
+/// How many of a text's bytes each shape detector's gate looks at.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    digits: usize,
+    capitals: usize,
+    dots: usize,
+    colons: usize,
+}
+
+/// Bits of each count in [`SHAPE_COUNTS`]' packed entries.
+const SHAPE_COUNTER_BITS: u32 = 16;
+
+/// Bytes counted before the packed counters are unpacked: one more could overflow them.
+const SHAPE_BYTES_PER_FLUSH: usize = (1 << SHAPE_COUNTER_BITS) - 1;
+
+/// What each byte adds to the four counts, packed in one word (digits in the low counter, then
+/// capitals, dots, colons): a field's shape costs one load and one add per byte, where four
+/// separate counts read every field four times and short fields, most of them, never filled a
+/// vector.
+const SHAPE_COUNTS: [u64; 256] = {
+    let mut table = [0u64; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        let counts = [
+            b.is_ascii_digit(),
+            b.is_ascii_uppercase(),
+            b == b'.',
+            b == b':',
+        ];
+        let mut counter = 0;
+        while counter < counts.len() {
+            if counts[counter] {
+                table[byte] |= 1 << (counter as u32 * SHAPE_COUNTER_BITS);
+            }
+            counter += 1;
+        }
+        byte += 1;
+    }
+    table
+};
+
+impl Shape {
+    fn of(bytes: &[u8]) -> Shape {
+        let mut shape = Shape::default();
+        for block in bytes.chunks(SHAPE_BYTES_PER_FLUSH) {
+            let packed = block
+                .iter()
+                .fold(0u64, |sum, &byte| sum + SHAPE_COUNTS[usize::from(byte)]);
+            let counter = |index: u32| usize::from((packed >> (index * SHAPE_COUNTER_BITS)) as u16);
+            shape.digits += counter(0);
+            shape.capitals += counter(1);
+            shape.dots += counter(2);
+            shape.colons += counter(3);
+        }
+        shape
+    }
+}
+
+/// The bytes a number is read over (`numbers`): digits and the punctuation of written numbers.
+fn is_number_byte(byte: u8) -> bool {
+    matches!(byte, b'0'..=b'9' | b' ' | b'-' | b'.' | b'(' | b')' | b'+')
+}
+
+/// The most digits in one stretch of [`is_number_byte`] bytes. Every number `numbers` reads
+/// lies in one stretch (and an uppercase letter after it), and none with fewer than
+/// [`MIN_NUMBER_DIGITS`] digits is anything (national ids included), so this says whether the
+/// number reader can find anything before it looks at the text byte by byte, which costs more.
+fn most_digits_in_a_number(bytes: &[u8]) -> usize {
+    let mut most = 0;
+    let mut digits = 0;
+    for &byte in bytes {
+        digits = if is_number_byte(byte) {
+            digits + usize::from(byte.is_ascii_digit())
+        } else {
+            0
+        };
+        most = most.max(digits);
+    }
+    most
 }
 
 fn hit(kind: TypeRef, span: Range<usize>) -> Hit {
@@ -776,12 +878,7 @@ fn numbers(text: &str, hints: Hints, out: &mut Vec<Hit>) {
             continue;
         }
         let start = i;
-        while i < bytes.len()
-            && matches!(
-                bytes[i],
-                b'0'..=b'9' | b' ' | b'-' | b'.' | b'(' | b')' | b'+'
-            )
-        {
+        while i < bytes.len() && is_number_byte(bytes[i]) {
             i += 1;
         }
         // A trailing letter belongs to ids such as a DNI (`12345678Z`).
@@ -1133,6 +1230,35 @@ mod tests {
             ),
             [pair("password", "hunter2")]
         );
+    }
+
+    #[test]
+    fn shape_counts_match_a_count_of_each_class() {
+        // Short fields, and texts past the point where the packed counters are unpacked.
+        let mut rng = crate::sensitive::corpus::Rng::new(0x5a_a9e);
+        for len in [
+            0,
+            1,
+            15,
+            33,
+            SHAPE_BYTES_PER_FLUSH + 17,
+            3 * SHAPE_BYTES_PER_FLUSH,
+        ] {
+            let mixed: Vec<u8> = (0..len).map(|_| *rng.pick(b"09AZaz.:-\xff \x80")).collect();
+            for bytes in [mixed, vec![b'7'; len]] {
+                let count = |f: fn(&u8) -> bool| bytes.iter().filter(|b| f(b)).count();
+                assert_eq!(
+                    Shape::of(&bytes),
+                    Shape {
+                        digits: count(u8::is_ascii_digit),
+                        capitals: count(u8::is_ascii_uppercase),
+                        dots: count(|b| *b == b'.'),
+                        colons: count(|b| *b == b':'),
+                    },
+                    "{len} bytes"
+                );
+            }
+        }
     }
 
     #[test]

@@ -132,9 +132,7 @@ impl Keyed {
     /// vectorised prefilter, which case-insensitive matching would turn off.
     fn keywords(self) -> &'static [&'static str] {
         match self {
-            // `@` is found with memchr instead: a one-byte keyword would turn the automaton's
-            // prefilter off for every other keyword.
-            Keyed::Email => &[],
+            Keyed::Email | Keyed::Mrz => &[],
             Keyed::Jwt => &["eyJ"],
             Keyed::Bearer => &["Bearer", "bearer", "BEARER"],
             Keyed::Basic => &["Basic", "basic", "BASIC"],
@@ -154,7 +152,19 @@ impl Keyed {
                 "Sig=",
                 "SIG=",
             ],
-            Keyed::Mrz => &["<<"],
+        }
+    }
+
+    /// A keyword searched for on its own (with memchr's searchers) rather than by the
+    /// automaton: the automaton's prefilter compares as many leading bytes of every keyword as
+    /// its shortest has, so one keyword shorter than [`MIN_AUTOMATON_KEYWORD_BYTES`] would make
+    /// it stop at every common pair of letters (`be`, `si`, `gh`) in a text, and a one-byte
+    /// keyword would turn it off.
+    fn short_keyword(self) -> Option<&'static str> {
+        match self {
+            Keyed::Email => Some("@"),
+            Keyed::Mrz => Some("<<"),
+            _ => None,
         }
     }
 
@@ -193,6 +203,10 @@ impl Keyed {
     }
 }
 
+/// The automaton's keywords are at least this long (shorter ones are
+/// [`Keyed::short_keyword`]s): its prefilter then tells candidates apart by three bytes.
+const MIN_AUTOMATON_KEYWORD_BYTES: usize = 3;
+
 /// Detectors run on shape rather than keywords.
 struct ShapePatterns {
     iban: Regex,
@@ -208,6 +222,8 @@ pub struct Scanner {
     keywords: AhoCorasick,
     /// Keyword pattern index → detector.
     keyword_owner: Vec<Keyed>,
+    /// The short keywords' searchers and their detectors.
+    short_keywords: Vec<(memchr::memmem::Finder<'static>, Keyed)>,
     keyed: Vec<Regex>,
     shapes: ShapePatterns,
     custom: Vec<CustomType>,
@@ -241,10 +257,15 @@ impl Scanner {
         let mut keyword_owner = Vec::new();
         for keyed in Keyed::ALL {
             for keyword in keyed.keywords() {
+                debug_assert!(keyword.len() >= MIN_AUTOMATON_KEYWORD_BYTES, "{keyword}");
                 patterns.push(*keyword);
                 keyword_owner.push(keyed);
             }
         }
+        let short_keywords = Keyed::ALL
+            .into_iter()
+            .filter_map(|keyed| Some((memchr::memmem::Finder::new(keyed.short_keyword()?), keyed)))
+            .collect();
         // Which detectors a text triggers is all that matters, not every occurrence, so a
         // leftmost non-overlapping search (which can use the prefilter) is enough: no keyword
         // here is part of another.
@@ -270,6 +291,7 @@ impl Scanner {
             id: SCANNERS.fetch_add(1, Ordering::Relaxed),
             keywords,
             keyword_owner,
+            short_keywords,
             keyed,
             shapes,
             custom,
@@ -337,11 +359,20 @@ impl Scanner {
                 Some((m.start(), m.end(), owner))
             })
             .collect();
-        let before = keywords.len();
-        keywords.extend(
-            memchr::memchr_iter(b'@', text.as_bytes()).map(|at| (at, at + 1, Keyed::Email)),
-        );
-        if before > 0 && keywords.len() > before {
+        // Each search finds its keywords in order without overlaps, as the automaton does, and
+        // no two searches' keywords share a byte; the lists are merged by position.
+        let mut searches_with_keywords = usize::from(!keywords.is_empty());
+        for (finder, keyed) in &self.short_keywords {
+            let before = keywords.len();
+            let len = finder.needle().len();
+            keywords.extend(
+                finder
+                    .find_iter(text.as_bytes())
+                    .map(|at| (at, at + len, *keyed)),
+            );
+            searches_with_keywords += usize::from(keywords.len() > before);
+        }
+        if searches_with_keywords > 1 {
             keywords.sort_unstable_by_key(|k| k.0);
         }
         let mut next_keyword = 0;
@@ -386,15 +417,15 @@ impl Scanner {
 
     /// Which keyword detectors `text` triggers, as bits by [`Keyed`] index.
     fn keywords_in(&self, text: &str) -> u32 {
-        let email = if memchr::memchr(b'@', text.as_bytes()).is_some() {
-            1 << (Keyed::Email as u32)
-        } else {
-            0
-        };
+        let short = self
+            .short_keywords
+            .iter()
+            .filter(|(finder, _)| finder.find(text.as_bytes()).is_some())
+            .fold(0, |mask, (_, k)| mask | 1 << (*k as u32));
         self.keywords
             .find_iter(text)
             .filter_map(|m| self.keyword_owner.get(m.pattern().as_usize()))
-            .fold(email, |mask, k| mask | 1 << (*k as u32))
+            .fold(short, |mask, k| mask | 1 << (*k as u32))
     }
 
     /// Everything found in one field, without overlaps (the earlier, then longer, match wins).

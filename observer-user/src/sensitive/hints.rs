@@ -81,47 +81,41 @@ pub fn hints(name: Option<&str>, parent: Option<&str>) -> Hints {
 /// 64-byte slot each), allocated on first use.
 pub const MEMO_ENTRIES: usize = 4096;
 
-/// Bytes of a name and its parent's name kept in a slot, together; longer pairs are rare and
+/// Words (8 bytes each) of a name kept in a slot: real names fit; longer ones are rare and
 /// computed each time (at most `2 * MAX_NAME_BYTES` of work).
-const PACKED_NAME_BYTES: usize = 56;
+const PACKED_NAME_WORDS: usize = 4;
 
-const PACKED_NAME_WORDS: usize = PACKED_NAME_BYTES / 8;
+/// Words of the parent's name kept in a slot, with the same fallback.
+const PACKED_PARENT_WORDS: usize = 3;
 
-/// A name and its parent's name, side by side and zero-padded, with both lengths: equal packs
-/// are equal pairs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// A name and its parent's name, each zero-padded in its own words, with both lengths: equal
+/// packs are equal pairs.
+#[derive(Debug, Clone, Copy, Default)]
 struct PackedNames {
-    words: [u64; PACKED_NAME_WORDS],
+    name: [u64; PACKED_NAME_WORDS],
+    parent: [u64; PACKED_PARENT_WORDS],
     name_len: u8,
     parent_len: u8,
 }
 
 impl PackedNames {
     fn new(name: &str, parent: &str) -> Option<PackedNames> {
-        let total = name.len() + parent.len();
-        if total > PACKED_NAME_BYTES {
-            return None;
-        }
-        let mut bytes = [0u8; PACKED_NAME_BYTES];
-        bytes[..name.len()].copy_from_slice(name.as_bytes());
-        bytes[name.len()..total].copy_from_slice(parent.as_bytes());
-        let mut words = [0u64; PACKED_NAME_WORDS];
-        for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
-            let mut eight = [0u8; 8];
-            eight.copy_from_slice(chunk);
-            *word = u64::from_le_bytes(eight);
-        }
         Some(PackedNames {
-            words,
+            name: pack(name)?,
+            parent: pack(parent)?,
             name_len: u8::try_from(name.len()).ok()?,
             parent_len: u8::try_from(parent.len()).ok()?,
         })
     }
 
+    fn words(&self) -> impl Iterator<Item = u64> + '_ {
+        self.name.iter().chain(&self.parent).copied()
+    }
+
     /// The memo slot of these names. Each word is mixed with its own odd constant and summed,
     /// so the multiplications run side by side rather than one after another.
     fn slot(&self) -> usize {
-        const MIXERS: [u64; PACKED_NAME_WORDS] = [
+        const MIXERS: [u64; PACKED_NAME_WORDS + PACKED_PARENT_WORDS] = [
             0x9e37_79b9_7f4a_7c15,
             0xc2b2_ae3d_27d4_eb4f,
             0x1656_67b1_9e37_79f9,
@@ -132,8 +126,7 @@ impl PackedNames {
         ];
         let lengths = u64::from(self.name_len) << 8 | u64::from(self.parent_len);
         let sum = self
-            .words
-            .iter()
+            .words()
             .zip(MIXERS)
             .fold(lengths, |sum, (word, mixer)| {
                 sum.wrapping_add((word ^ mixer).wrapping_mul(mixer))
@@ -142,6 +135,36 @@ impl PackedNames {
         let top = (sum ^ (sum >> 29)).wrapping_mul(MIXERS[0]) >> (u64::BITS - MEMO_SLOT_BITS);
         top as usize
     }
+}
+
+impl PartialEq for PackedNames {
+    /// Every word compared without a branch or a call: most lookups find their names.
+    fn eq(&self, other: &PackedNames) -> bool {
+        let differences = self
+            .words()
+            .zip(other.words())
+            .fold(0, |differences, (a, b)| differences | (a ^ b));
+        differences == 0 && self.name_len == other.name_len && self.parent_len == other.parent_len
+    }
+}
+
+/// `text` in little-endian words, zero-padded, if it fits in `N` of them. Whole words are
+/// read as such: copying a length known only at run time into a buffer costs a call.
+fn pack<const N: usize>(text: &str) -> Option<[u64; N]> {
+    if text.len() > N * 8 {
+        return None;
+    }
+    let mut words = [0u64; N];
+    for (word, chunk) in words.iter_mut().zip(text.as_bytes().chunks(8)) {
+        *word = match <[u8; 8]>::try_from(chunk) {
+            Ok(eight) => u64::from_le_bytes(eight),
+            Err(_) => chunk
+                .iter()
+                .rev()
+                .fold(0, |word, &byte| word << 8 | u64::from(byte)),
+        };
+    }
+    Some(words)
 }
 
 /// `MEMO_ENTRIES` is `1 << MEMO_SLOT_BITS`, so a slot index is the top bits of a hash.
@@ -349,9 +372,9 @@ mod tests {
 
     #[test]
     fn remembered_hints_are_the_computed_ones() {
-        // Twice each: the first lookup fills a slot, the second reads it; the long pair is
-        // never kept, and pairs that pack alike but for where the name ends stay apart.
-        let long = "a_name_long_enough_that_it_and_its_parent_do_not_fit_in_a_slot";
+        // Twice each: the first lookup fills a slot, the second reads it; names too long for
+        // a slot are never kept, and pairs that differ only in where the name ends stay apart.
+        let long = "a_name_longer_than_the_thirty_two_bytes_a_slot_holds";
         for (name, parent) in [
             ("", ""),
             ("number", "card"),
@@ -359,7 +382,10 @@ mod tests {
             ("number", "cardx"),
             ("ssn", ""),
             ("ss", "n"),
+            ("number_of_the_card_in_the_wallet", ""),
+            ("number_of_the_card_in_the_walle", "t"),
             (long, "password"),
+            ("password", long),
         ] {
             for _ in 0..2 {
                 assert_eq!(

@@ -143,7 +143,7 @@ impl Keyed {
             Keyed::Stripe => &["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"],
             Keyed::Google => &["AIza"],
             Keyed::PrivateKey => &["-----BEGIN"],
-            Keyed::UrlCredentials => &["://"],
+            Keyed::UrlCredentials => &[],
             Keyed::SignedUrl => &[
                 "Signature=",
                 "signature=",
@@ -156,14 +156,16 @@ impl Keyed {
     }
 
     /// A keyword searched for on its own (with memchr's searchers) rather than by the
-    /// automaton: the automaton's prefilter compares as many leading bytes of every keyword as
+    /// automaton. The automaton's prefilter compares as many leading bytes of every keyword as
     /// its shortest has, so one keyword shorter than [`MIN_AUTOMATON_KEYWORD_BYTES`] would make
     /// it stop at every common pair of letters (`be`, `si`, `gh`) in a text, and a one-byte
-    /// keyword would turn it off.
-    fn short_keyword(self) -> Option<&'static str> {
+    /// keyword would turn it off; and each match stops its vector search, which `://`, in
+    /// every URL, would do several times a body (a search of its own costs a fifth as much).
+    fn keyword_searched_alone(self) -> Option<&'static str> {
         match self {
             Keyed::Email => Some("@"),
             Keyed::Mrz => Some("<<"),
+            Keyed::UrlCredentials => Some("://"),
             _ => None,
         }
     }
@@ -204,7 +206,7 @@ impl Keyed {
 }
 
 /// The automaton's keywords are at least this long (shorter ones are
-/// [`Keyed::short_keyword`]s): its prefilter then tells candidates apart by three bytes.
+/// [`Keyed::keyword_searched_alone`]): its prefilter then tells candidates apart by three bytes.
 const MIN_AUTOMATON_KEYWORD_BYTES: usize = 3;
 
 /// Detectors run on shape rather than keywords.
@@ -222,8 +224,8 @@ pub struct Scanner {
     keywords: AhoCorasick,
     /// Keyword pattern index → detector.
     keyword_owner: Vec<Keyed>,
-    /// The short keywords' searchers and their detectors.
-    short_keywords: Vec<(memchr::memmem::Finder<'static>, Keyed)>,
+    /// The searchers of the keywords searched alone, and their detectors.
+    lone_keywords: Vec<(memchr::memmem::Finder<'static>, Keyed)>,
     keyed: Vec<Regex>,
     shapes: ShapePatterns,
     custom: Vec<CustomType>,
@@ -262,9 +264,14 @@ impl Scanner {
                 keyword_owner.push(keyed);
             }
         }
-        let short_keywords = Keyed::ALL
+        let lone_keywords = Keyed::ALL
             .into_iter()
-            .filter_map(|keyed| Some((memchr::memmem::Finder::new(keyed.short_keyword()?), keyed)))
+            .filter_map(|keyed| {
+                Some((
+                    memchr::memmem::Finder::new(keyed.keyword_searched_alone()?),
+                    keyed,
+                ))
+            })
             .collect();
         // Which detectors a text triggers is all that matters, not every occurrence, so a
         // leftmost non-overlapping search (which can use the prefilter) is enough: no keyword
@@ -291,7 +298,7 @@ impl Scanner {
             id: SCANNERS.fetch_add(1, Ordering::Relaxed),
             keywords,
             keyword_owner,
-            short_keywords,
+            lone_keywords,
             keyed,
             shapes,
             custom,
@@ -362,7 +369,7 @@ impl Scanner {
         // Each search finds its keywords in order without overlaps, as the automaton does, and
         // no two searches' keywords share a byte; the lists are merged by position.
         let mut searches_with_keywords = usize::from(!keywords.is_empty());
-        for (finder, keyed) in &self.short_keywords {
+        for (finder, keyed) in &self.lone_keywords {
             let before = keywords.len();
             let len = finder.needle().len();
             keywords.extend(
@@ -417,15 +424,15 @@ impl Scanner {
 
     /// Which keyword detectors `text` triggers, as bits by [`Keyed`] index.
     fn keywords_in(&self, text: &str) -> u32 {
-        let short = self
-            .short_keywords
+        let alone = self
+            .lone_keywords
             .iter()
             .filter(|(finder, _)| finder.find(text.as_bytes()).is_some())
             .fold(0, |mask, (_, k)| mask | 1 << (*k as u32));
         self.keywords
             .find_iter(text)
             .filter_map(|m| self.keyword_owner.get(m.pattern().as_usize()))
-            .fold(short, |mask, k| mask | 1 << (*k as u32))
+            .fold(alone, |mask, k| mask | 1 << (*k as u32))
     }
 
     /// Everything found in one field, without overlaps (the earlier, then longer, match wins).
@@ -742,24 +749,37 @@ const fn is_number_byte(byte: u8) -> bool {
     matches!(byte, b'0'..=b'9' | b' ' | b'-' | b'.' | b'(' | b')' | b'+')
 }
 
-/// The most digits in one stretch of [`is_number_byte`] bytes. Every number `numbers` reads
-/// lies in one stretch (and an uppercase letter after it), and none with fewer than
-/// [`MIN_NUMBER_DIGITS`] digits is anything (national ids included), so this says whether the
-/// number reader can find anything before it looks at the text byte by byte, which costs more.
+/// The most digits `numbers` could read as one number: per stretch of [`is_number_byte`]
+/// bytes, all its digits, or only those before its last space when a word is glued to its end
+/// (`numbers` drops the glued token). Every number `numbers` classifies lies in such a part
+/// of a stretch, and none with fewer than [`MIN_NUMBER_DIGITS`] digits is anything (national
+/// ids included), so this says whether the number reader can find anything before it looks at
+/// the text byte by byte, which costs more (and skips date-times, whose date is glued to a
+/// `T`).
 fn most_digits_in_a_number(bytes: &[u8]) -> usize {
+    let alnum = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_alphanumeric);
     let mut most = 0;
     let mut digits = 0;
-    for &byte in bytes {
-        // A table lookup and a conditional move per byte, not two tests and a branch.
+    let mut digits_before_space = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
         let class = NUMBER_BYTE_CLASS[usize::from(byte)];
-        digits = if class == NOT_A_NUMBER_BYTE {
-            0
-        } else {
-            digits + usize::from(class == NUMBER_DIGIT)
-        };
-        most = most.max(digits);
+        if class != NOT_A_NUMBER_BYTE {
+            if byte == b' ' {
+                digits_before_space = digits;
+            }
+            digits += usize::from(class == NUMBER_DIGIT);
+            continue;
+        }
+        if digits > 0 {
+            // An uppercase letter standing alone after a number is read with it (`12345678Z`).
+            let letter_read_with_it = byte.is_ascii_uppercase() && !alnum(i + 1);
+            let glued = alnum(i) && !letter_read_with_it;
+            most = most.max(if glued { digits_before_space } else { digits });
+        }
+        digits = 0;
+        digits_before_space = 0;
     }
-    most
+    most.max(digits)
 }
 
 /// [`NUMBER_BYTE_CLASS`]' classes.
@@ -767,7 +787,8 @@ const NOT_A_NUMBER_BYTE: u8 = 0;
 const NUMBER_PUNCTUATION: u8 = 1;
 const NUMBER_DIGIT: u8 = 2;
 
-/// What each byte is to [`most_digits_in_a_number`].
+/// What each byte is to [`most_digits_in_a_number`], which reads every byte of the fields it
+/// is asked about.
 const NUMBER_BYTE_CLASS: [u8; 256] = {
     let mut table = [NOT_A_NUMBER_BYTE; 256];
     let mut byte = 0;
@@ -1296,6 +1317,26 @@ mod tests {
             ),
             [pair("password", "hunter2")]
         );
+    }
+
+    #[test]
+    fn keywords_searched_alone_share_no_byte_with_other_keywords() {
+        // What lets their matches be merged with the automaton's by position: a match of one
+        // can never hide, or be hidden by, a match of another.
+        for keyed in Keyed::ALL {
+            let Some(alone) = keyed.keyword_searched_alone() else {
+                continue;
+            };
+            for other in Keyed::ALL.into_iter().filter(|other| *other != keyed) {
+                let alone_too = other.keyword_searched_alone();
+                for keyword in other.keywords().iter().chain(&alone_too) {
+                    assert!(
+                        !keyword.bytes().any(|b| alone.as_bytes().contains(&b)),
+                        "{alone:?} and {keyword:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

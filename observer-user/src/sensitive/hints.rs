@@ -35,6 +35,11 @@ impl Hints {
         self.0 & other.0 != 0
     }
 
+    /// Both sets of hints: for asking whether a name carries any of several.
+    pub const fn and(self, other: Hints) -> Hints {
+        Hints(self.0 | other.0)
+    }
+
     fn add(&mut self, other: Hints) {
         self.0 |= other.0;
     }
@@ -44,68 +49,137 @@ impl Hints {
 /// parent's name, which names generic members (`{"card": {"number": ...}}`).
 ///
 /// APIs repeat the same few hundred names in every message, so results are remembered per
-/// thread (up to [`MEMO_ENTRIES`] names, then forgotten all at once): most fields cost one hash.
+/// thread, in [`MEMO_ENTRIES`] slots chosen by a hash of the names (a name takes its slot from
+/// whatever was there): most fields cost one hash and one compare.
 pub fn hints(name: Option<&str>, parent: Option<&str>) -> Hints {
     let Some(name) = name else {
         return Hints::default();
     };
     let parent = parent.unwrap_or("");
-    if name.len() + parent.len() > 2 * MAX_NAME_BYTES {
+    let Some(names) = PackedNames::new(name, parent) else {
         return compute(name, parent);
-    }
-    // FNV-1a: names are short, and SipHash's setup costs more than the rest of a lookup.
-    let mut key: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in name.as_bytes().iter().chain(b"\0").chain(parent.as_bytes()) {
-        key = (key ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-    }
+    };
     MEMO.with(|memo| {
         let mut memo = memo.borrow_mut();
-        // The names are kept and compared: FNV collisions can be made on purpose, and a forged
-        // one must not lend a field another field's hints.
-        if let Some((n, p, hints)) = memo.get(&key) {
-            if **n == *name && **p == *parent {
-                return *hints;
-            }
+        if memo.is_empty() {
+            memo.resize(MEMO_ENTRIES, MemoSlot::default());
         }
-        if memo.len() >= MEMO_ENTRIES {
-            memo.clear();
+        let slot = &mut memo[names.slot()];
+        // The names are kept and compared whole: a hash collision, even a forged one, only
+        // costs a recomputation and never lends a field another field's hints.
+        if slot.names != names {
+            *slot = MemoSlot {
+                names,
+                hints: compute(name, parent),
+            };
         }
-        let hints = compute(name, parent);
-        memo.insert(key, (name.into(), parent.into(), hints));
-        hints
+        slot.hints
     })
 }
 
-/// A remembered name, its parent's name, and their hints.
-type MemoEntry = (Box<str>, Box<str>, Hints);
-
-/// Names remembered per thread: a few kilobytes, more than the field names of any real API.
+/// Slots in each thread's memo: more than the field names of any real API, in 256 KiB (one
+/// 64-byte slot each), allocated on first use.
 pub const MEMO_ENTRIES: usize = 4096;
 
-/// The memo's keys are already hashes: hashing them again would cost as much as the lookup.
-#[derive(Default)]
-struct PassThrough(u64);
+/// Words (8 bytes each) of a name kept in a slot: real names fit; longer ones are rare and
+/// computed each time (at most `2 * MAX_NAME_BYTES` of work).
+const PACKED_NAME_WORDS: usize = 4;
 
-impl std::hash::Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
+/// Words of the parent's name kept in a slot, with the same fallback.
+const PACKED_PARENT_WORDS: usize = 3;
+
+/// A name and its parent's name, each zero-padded in its own words, with both lengths: equal
+/// packs are equal pairs.
+#[derive(Debug, Clone, Copy, Default)]
+struct PackedNames {
+    name: [u64; PACKED_NAME_WORDS],
+    parent: [u64; PACKED_PARENT_WORDS],
+    name_len: u8,
+    parent_len: u8,
+}
+
+impl PackedNames {
+    fn new(name: &str, parent: &str) -> Option<PackedNames> {
+        Some(PackedNames {
+            name: pack(name)?,
+            parent: pack(parent)?,
+            name_len: u8::try_from(name.len()).ok()?,
+            parent_len: u8::try_from(parent.len()).ok()?,
+        })
     }
 
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0 << 8) | u64::from(byte);
-        }
+    fn words(&self) -> impl Iterator<Item = u64> + '_ {
+        self.name.iter().chain(&self.parent).copied()
     }
 
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+    /// The memo slot of these names. Each word is mixed with its own odd constant and summed,
+    /// so the multiplications run side by side rather than one after another.
+    fn slot(&self) -> usize {
+        const MIXERS: [u64; PACKED_NAME_WORDS + PACKED_PARENT_WORDS] = [
+            0x9e37_79b9_7f4a_7c15,
+            0xc2b2_ae3d_27d4_eb4f,
+            0x1656_67b1_9e37_79f9,
+            0x85eb_ca77_c2b2_ae63,
+            0x27d4_eb2f_1656_67c5,
+            0xff51_afd7_ed55_8ccd,
+            0xc4ce_b9fe_1a85_ec53,
+        ];
+        let lengths = u64::from(self.name_len) << 8 | u64::from(self.parent_len);
+        let sum = self
+            .words()
+            .zip(MIXERS)
+            .fold(lengths, |sum, (word, mixer)| {
+                sum.wrapping_add((word ^ mixer).wrapping_mul(mixer))
+            });
+        // The high bits of a product depend on all of its inputs' bits.
+        let top = (sum ^ (sum >> 29)).wrapping_mul(MIXERS[0]) >> (u64::BITS - MEMO_SLOT_BITS);
+        top as usize
     }
 }
 
-type Memo = std::collections::HashMap<u64, MemoEntry, std::hash::BuildHasherDefault<PassThrough>>;
+impl PartialEq for PackedNames {
+    /// Every word compared without a branch or a call: most lookups find their names.
+    fn eq(&self, other: &PackedNames) -> bool {
+        let differences = self
+            .words()
+            .zip(other.words())
+            .fold(0, |differences, (a, b)| differences | (a ^ b));
+        differences == 0 && self.name_len == other.name_len && self.parent_len == other.parent_len
+    }
+}
+
+/// `text` in little-endian words, zero-padded, if it fits in `N` of them. Whole words are
+/// read as such: copying a length known only at run time into a buffer costs a call.
+fn pack<const N: usize>(text: &str) -> Option<[u64; N]> {
+    if text.len() > N * 8 {
+        return None;
+    }
+    let mut words = [0u64; N];
+    for (word, chunk) in words.iter_mut().zip(text.as_bytes().chunks(8)) {
+        *word = match <[u8; 8]>::try_from(chunk) {
+            Ok(eight) => u64::from_le_bytes(eight),
+            Err(_) => chunk
+                .iter()
+                .rev()
+                .fold(0, |word, &byte| word << 8 | u64::from(byte)),
+        };
+    }
+    Some(words)
+}
+
+/// `MEMO_ENTRIES` is `1 << MEMO_SLOT_BITS`, so a slot index is the top bits of a hash.
+const MEMO_SLOT_BITS: u32 = MEMO_ENTRIES.trailing_zeros();
+
+/// A remembered pair of names and their hints. An unused slot holds the empty pair with no
+/// hints, which is what the empty pair's hints are.
+#[derive(Debug, Clone, Copy, Default)]
+struct MemoSlot {
+    names: PackedNames,
+    hints: Hints,
+}
 
 thread_local! {
-    static MEMO: std::cell::RefCell<Memo> = std::cell::RefCell::new(Memo::default());
+    static MEMO: std::cell::RefCell<Vec<MemoSlot>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn compute(name: &str, parent: &str) -> Hints {
@@ -294,6 +368,33 @@ mod tests {
         assert!(hints(Some("X-Forwarded-For"), None).has(Hints::IP));
         assert!(hints(Some("order_id"), None).has(Hints::NOT_PERSONAL));
         assert!(hints(Some("password_changed_at"), None).has(Hints::ABOUT_SECRET));
+    }
+
+    #[test]
+    fn remembered_hints_are_the_computed_ones() {
+        // Twice each: the first lookup fills a slot, the second reads it; names too long for
+        // a slot are never kept, and pairs that differ only in where the name ends stay apart.
+        let long = "a_name_longer_than_the_thirty_two_bytes_a_slot_holds";
+        for (name, parent) in [
+            ("", ""),
+            ("number", "card"),
+            ("numbercard", ""),
+            ("number", "cardx"),
+            ("ssn", ""),
+            ("ss", "n"),
+            ("number_of_the_card_in_the_wallet", ""),
+            ("number_of_the_card_in_the_walle", "t"),
+            (long, "password"),
+            ("password", long),
+        ] {
+            for _ in 0..2 {
+                assert_eq!(
+                    hints(Some(name), Some(parent)),
+                    compute(name, parent),
+                    "{name:?} under {parent:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -296,7 +296,7 @@ fn string_end(bytes: &[u8], start: usize) -> (usize, bool) {
     let mut i = start + 1;
     let mut escaped = false;
     while i < bytes.len() {
-        match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+        match quote_or_backslash(&bytes[i..]) {
             Some(offset) => {
                 i += offset;
                 if bytes[i] == b'\\' {
@@ -310,6 +310,43 @@ fn string_end(bytes: &[u8], start: usize) -> (usize, bool) {
         }
     }
     (bytes.len(), escaped)
+}
+
+/// The first bytes of a string are searched a word at a time: most keys and values are this
+/// short, and memchr's vector search costs more to set up than it saves on them.
+const WORD_SEARCHED_BYTES: usize = 32;
+
+/// Where the first `"` or `\` in `haystack` is.
+fn quote_or_backslash(haystack: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
+    const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
+    // The high bit of each zero byte of `word`, exact up to the first one (a borrow can only
+    // flag bytes above a true zero), which is all a search needs.
+    let zero_bytes = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
+    let head = &haystack[..haystack.len().min(WORD_SEARCHED_BYTES)];
+    let mut words = head.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut words {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(eight);
+        let found = zero_bytes(word ^ QUOTES) | zero_bytes(word ^ BACKSLASHES);
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    if let Some(at) = words
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\')
+    {
+        return Some(offset + at);
+    }
+    let searched = head.len();
+    memchr::memchr2(b'"', b'\\', &haystack[searched..]).map(|at| searched + at)
 }
 
 /// The value of a JSON string's inside (`a\"b\u00e9` → `a"bé`). Bad escapes are kept as
@@ -404,6 +441,21 @@ mod tests {
         });
         assert_eq!(built, on_demand);
         assert_eq!(built, ["$.a[0].b", "$.a[1].c[0]", "$.a[1].c[1].d", "$.e"]);
+    }
+
+    #[test]
+    fn string_ends_are_found_at_every_offset() {
+        // A quote or backslash in each position of the word-at-a-time head, in its last
+        // partial word, and past it, with other bytes that could fool a word search around it.
+        for len in 0..3 * WORD_SEARCHED_BYTES {
+            for special in [b'"', b'\\'] {
+                let mut haystack = vec![0x21u8; len];
+                haystack.push(special);
+                haystack.extend_from_slice(b"\x00\xa2\x5c\x22");
+                assert_eq!(quote_or_backslash(&haystack), Some(len), "{len}");
+                assert_eq!(quote_or_backslash(&haystack[..len]), None, "{len}");
+            }
+        }
     }
 
     #[test]

@@ -74,10 +74,14 @@ struct RecentScans {
 /// ends, source, scanner, time), not a hash to trust: equal keys are then compared whole.
 fn quick_key(scanner: u64, source: &Source<'_>, text: &str, now_secs: u64) -> u64 {
     let bytes = text.as_bytes();
-    let word = |part: &[u8]| {
-        let mut word = [0u8; 8];
-        word[..part.len()].copy_from_slice(part);
-        u64::from_le_bytes(word)
+    let word = |part: &[u8]| match <[u8; 8]>::try_from(part) {
+        Ok(word) => u64::from_le_bytes(word),
+        // Short texts only: a copy of a length known at run time costs a call.
+        Err(_) => {
+            let mut word = [0u8; 8];
+            word[..part.len()].copy_from_slice(part);
+            u64::from_le_bytes(word)
+        }
     };
     let head = word(&bytes[..bytes.len().min(8)]);
     let tail = word(&bytes[bytes.len().saturating_sub(8)..]);

@@ -132,9 +132,7 @@ impl Keyed {
     /// vectorised prefilter, which case-insensitive matching would turn off.
     fn keywords(self) -> &'static [&'static str] {
         match self {
-            // `@` is found with memchr instead: a one-byte keyword would turn the automaton's
-            // prefilter off for every other keyword.
-            Keyed::Email => &[],
+            Keyed::Email | Keyed::Mrz => &[],
             Keyed::Jwt => &["eyJ"],
             Keyed::Bearer => &["Bearer", "bearer", "BEARER"],
             Keyed::Basic => &["Basic", "basic", "BASIC"],
@@ -145,7 +143,7 @@ impl Keyed {
             Keyed::Stripe => &["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"],
             Keyed::Google => &["AIza"],
             Keyed::PrivateKey => &["-----BEGIN"],
-            Keyed::UrlCredentials => &["://"],
+            Keyed::UrlCredentials => &[],
             Keyed::SignedUrl => &[
                 "Signature=",
                 "signature=",
@@ -154,7 +152,21 @@ impl Keyed {
                 "Sig=",
                 "SIG=",
             ],
-            Keyed::Mrz => &["<<"],
+        }
+    }
+
+    /// A keyword searched for on its own (with memchr's searchers) rather than by the
+    /// automaton. The automaton's prefilter compares as many leading bytes of every keyword as
+    /// its shortest has, so one keyword shorter than [`MIN_AUTOMATON_KEYWORD_BYTES`] would make
+    /// it stop at every common pair of letters (`be`, `si`, `gh`) in a text, and a one-byte
+    /// keyword would turn it off; and each match stops its vector search, which `://`, in
+    /// every URL, would do several times a body (a search of its own costs a fifth as much).
+    fn keyword_searched_alone(self) -> Option<&'static str> {
+        match self {
+            Keyed::Email => Some("@"),
+            Keyed::Mrz => Some("<<"),
+            Keyed::UrlCredentials => Some("://"),
+            _ => None,
         }
     }
 
@@ -193,6 +205,10 @@ impl Keyed {
     }
 }
 
+/// The automaton's keywords are at least this long (shorter ones are
+/// [`Keyed::keyword_searched_alone`]): its prefilter then tells candidates apart by three bytes.
+const MIN_AUTOMATON_KEYWORD_BYTES: usize = 3;
+
 /// Detectors run on shape rather than keywords.
 struct ShapePatterns {
     iban: Regex,
@@ -208,6 +224,8 @@ pub struct Scanner {
     keywords: AhoCorasick,
     /// Keyword pattern index → detector.
     keyword_owner: Vec<Keyed>,
+    /// The searchers of the keywords searched alone, and their detectors.
+    lone_keywords: Vec<(memchr::memmem::Finder<'static>, Keyed)>,
     keyed: Vec<Regex>,
     shapes: ShapePatterns,
     custom: Vec<CustomType>,
@@ -241,10 +259,20 @@ impl Scanner {
         let mut keyword_owner = Vec::new();
         for keyed in Keyed::ALL {
             for keyword in keyed.keywords() {
+                debug_assert!(keyword.len() >= MIN_AUTOMATON_KEYWORD_BYTES, "{keyword}");
                 patterns.push(*keyword);
                 keyword_owner.push(keyed);
             }
         }
+        let lone_keywords = Keyed::ALL
+            .into_iter()
+            .filter_map(|keyed| {
+                Some((
+                    memchr::memmem::Finder::new(keyed.keyword_searched_alone()?),
+                    keyed,
+                ))
+            })
+            .collect();
         // Which detectors a text triggers is all that matters, not every occurrence, so a
         // leftmost non-overlapping search (which can use the prefilter) is enough: no keyword
         // here is part of another.
@@ -270,6 +298,7 @@ impl Scanner {
             id: SCANNERS.fetch_add(1, Ordering::Relaxed),
             keywords,
             keyword_owner,
+            lone_keywords,
             keyed,
             shapes,
             custom,
@@ -337,11 +366,20 @@ impl Scanner {
                 Some((m.start(), m.end(), owner))
             })
             .collect();
-        let before = keywords.len();
-        keywords.extend(
-            memchr::memchr_iter(b'@', text.as_bytes()).map(|at| (at, at + 1, Keyed::Email)),
-        );
-        if before > 0 && keywords.len() > before {
+        // Each search finds its keywords in order without overlaps, as the automaton does, and
+        // no two searches' keywords share a byte; the lists are merged by position.
+        let mut searches_with_keywords = usize::from(!keywords.is_empty());
+        for (finder, keyed) in &self.lone_keywords {
+            let before = keywords.len();
+            let len = finder.needle().len();
+            keywords.extend(
+                finder
+                    .find_iter(text.as_bytes())
+                    .map(|at| (at, at + len, *keyed)),
+            );
+            searches_with_keywords += usize::from(keywords.len() > before);
+        }
+        if searches_with_keywords > 1 {
             keywords.sort_unstable_by_key(|k| k.0);
         }
         let mut next_keyword = 0;
@@ -386,15 +424,15 @@ impl Scanner {
 
     /// Which keyword detectors `text` triggers, as bits by [`Keyed`] index.
     fn keywords_in(&self, text: &str) -> u32 {
-        let email = if memchr::memchr(b'@', text.as_bytes()).is_some() {
-            1 << (Keyed::Email as u32)
-        } else {
-            0
-        };
+        let alone = self
+            .lone_keywords
+            .iter()
+            .filter(|(finder, _)| finder.find(text.as_bytes()).is_some())
+            .fold(0, |mask, (_, k)| mask | 1 << (*k as u32));
         self.keywords
             .find_iter(text)
             .filter_map(|m| self.keyword_owner.get(m.pattern().as_usize()))
-            .fold(email, |mask, k| mask | 1 << (*k as u32))
+            .fold(alone, |mask, k| mask | 1 << (*k as u32))
     }
 
     /// Everything found in one field, without overlaps (the earlier, then longer, match wins).
@@ -426,7 +464,7 @@ impl Scanner {
             self.keyed_detectors(text, now_secs, triggered, out);
         }
         self.shape_detectors(text, hints, out);
-        if out.len() == start && hints != Hints::default() {
+        if out.len() == start && hints.has(WHOLE_VALUE_HINTS) {
             self.whole_value_by_hint(field, hints, out);
         }
         for (index, custom) in self.custom.iter().enumerate() {
@@ -479,6 +517,10 @@ impl Scanner {
     fn keyed_detectors(&self, text: &str, now_secs: u64, triggered: u32, out: &mut Vec<Hit>) {
         for keyed in Keyed::ALL {
             if triggered & (1 << (keyed as u32)) == 0 {
+                continue;
+            }
+            // Credentials in a URL sit before an `@`, which sets the email detector's bit.
+            if keyed == Keyed::UrlCredentials && triggered & (1 << (Keyed::Email as u32)) == 0 {
                 continue;
             }
             let regex = &self.keyed[keyed as usize];
@@ -548,20 +590,21 @@ impl Scanner {
     }
 
     fn shape_detectors(&self, text: &str, hints: Hints, out: &mut Vec<Hit>) {
-        // Separate branch-free counts: the compiler vectorises each, where one loop with a
-        // `match` per byte ran a byte at a time and was most of the scanner's cost.
-        let bytes = text.as_bytes();
-        let digits = bytes.iter().filter(|b| b.wrapping_sub(b'0') < 10).count();
+        let Shape {
+            digits,
+            capitals,
+            dots,
+            colons,
+        } = Shape::of(text.as_bytes());
         if digits == 0 {
             return;
         }
-        let capitals = bytes.iter().filter(|b| b.wrapping_sub(b'A') < 26).count();
-        let dots = bytes.iter().filter(|&&b| b == b'.').count();
-        let colons = bytes.iter().filter(|&&b| b == b':').count();
-        if digits >= MIN_NUMBER_DIGITS {
+        if digits >= MIN_NUMBER_DIGITS
+            && most_digits_in_a_number(text.as_bytes()) >= MIN_NUMBER_DIGITS
+        {
             numbers(text, hints, out);
         }
-        if capitals >= 2 && digits >= 8 && text.len() >= 15 {
+        if capitals >= 2 && digits >= 8 && text.len() >= 15 && has_iban_country_and_check(text) {
             for m in self.shapes.iban.find_iter(text) {
                 if let Some(len) = iban_prefix(m.as_str()) {
                     out.push(hit(DataType::Iban.into(), m.start()..m.start() + len));
@@ -576,7 +619,11 @@ impl Scanner {
                 }
             }
         }
-        if colons >= 2 && !refuted {
+        // An IPv6 address has eight groups (seven colons), six and an IPv4 address (six), or
+        // `::` for the groups left out: with none of these no token can be one.
+        if (colons >= MIN_UNCOMPRESSED_IPV6_COLONS || (colons >= 2 && text.contains("::")))
+            && !refuted
+        {
             for m in self.shapes.ipv6_token.find_iter(text) {
                 let token = m.as_str();
                 if validate::is_ipv6(token) {
@@ -586,7 +633,8 @@ impl Scanner {
         }
     }
 
-    /// Types a name alone points at, checked on the whole value when no pattern matched.
+    /// Types a name alone points at, checked on the whole value when no pattern matched (only
+    /// for names with one of [`WHOLE_VALUE_HINTS`]).
     fn whole_value_by_hint(&self, field: &Field<'_>, hints: Hints, out: &mut Vec<Hit>) {
         let text = field.text.trim();
         let lead = field.text.len() - field.text.trim_start().len();
@@ -614,6 +662,147 @@ impl Scanner {
         out.extend(kind.map(|k| hit(k.into(), whole)));
     }
 }
+
+/// The hints that can vouch for a whole value in [`Scanner::whole_value_by_hint`].
+const WHOLE_VALUE_HINTS: Hints = Hints::BIRTH
+    .and(Hints::PASSPORT)
+    .and(Hints::NATIONAL_ID)
+    .and(Hints::ACCOUNT)
+    .and(Hints::SECRET);
+
+/// The fewest colons in an IPv6 address written without `::`: six groups and an IPv4 address.
+const MIN_UNCOMPRESSED_IPV6_COLONS: usize = 6;
+
+/// How many of a text's bytes each shape detector's gate looks at.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    digits: usize,
+    capitals: usize,
+    dots: usize,
+    colons: usize,
+}
+
+/// Bits of each count in [`SHAPE_COUNTS`]' packed entries.
+const SHAPE_COUNTER_BITS: u32 = 16;
+
+/// Bytes counted before the packed counters are unpacked: one more could overflow them.
+const SHAPE_BYTES_PER_FLUSH: usize = (1 << SHAPE_COUNTER_BITS) - 1;
+
+/// What each byte adds to the four counts, packed in one word (digits in the low counter, then
+/// capitals, dots, colons): a field's shape costs one load and one add per byte, where four
+/// separate counts read every field four times and short fields, most of them, never filled a
+/// vector.
+const SHAPE_COUNTS: [u64; 256] = {
+    let mut table = [0u64; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        let counts = [
+            b.is_ascii_digit(),
+            b.is_ascii_uppercase(),
+            b == b'.',
+            b == b':',
+        ];
+        let mut counter = 0;
+        while counter < counts.len() {
+            if counts[counter] {
+                table[byte] |= 1 << (counter as u32 * SHAPE_COUNTER_BITS);
+            }
+            counter += 1;
+        }
+        byte += 1;
+    }
+    table
+};
+
+impl Shape {
+    fn of(bytes: &[u8]) -> Shape {
+        let mut shape = Shape::default();
+        for block in bytes.chunks(SHAPE_BYTES_PER_FLUSH) {
+            let packed = block
+                .iter()
+                .fold(0u64, |sum, &byte| sum + SHAPE_COUNTS[usize::from(byte)]);
+            let counter = |index: u32| usize::from((packed >> (index * SHAPE_COUNTER_BITS)) as u16);
+            shape.digits += counter(0);
+            shape.capitals += counter(1);
+            shape.dots += counter(2);
+            shape.colons += counter(3);
+        }
+        shape
+    }
+}
+
+/// Whether two capitals are followed by two digits somewhere: how every IBAN begins, and
+/// what the IBAN pattern needs before it is worth running (a date-time's `T` and `Z` are two
+/// capitals too).
+fn has_iban_country_and_check(text: &str) -> bool {
+    text.as_bytes().windows(4).any(|w| {
+        w[0].is_ascii_uppercase()
+            && w[1].is_ascii_uppercase()
+            && w[2].is_ascii_digit()
+            && w[3].is_ascii_digit()
+    })
+}
+
+/// The bytes a number is read over (`numbers`): digits and the punctuation of written numbers.
+const fn is_number_byte(byte: u8) -> bool {
+    matches!(byte, b'0'..=b'9' | b' ' | b'-' | b'.' | b'(' | b')' | b'+')
+}
+
+/// The most digits `numbers` could read as one number: per stretch of [`is_number_byte`]
+/// bytes, all its digits, or only those before its last space when a word is glued to its end
+/// (`numbers` drops the glued token). Every number `numbers` classifies lies in such a part
+/// of a stretch, and none with fewer than [`MIN_NUMBER_DIGITS`] digits is anything (national
+/// ids included), so this says whether the number reader can find anything before it looks at
+/// the text byte by byte, which costs more (and skips date-times, whose date is glued to a
+/// `T`).
+fn most_digits_in_a_number(bytes: &[u8]) -> usize {
+    let alnum = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_alphanumeric);
+    let mut most = 0;
+    let mut digits = 0;
+    let mut digits_before_space = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        let class = NUMBER_BYTE_CLASS[usize::from(byte)];
+        if class != NOT_A_NUMBER_BYTE {
+            if byte == b' ' {
+                digits_before_space = digits;
+            }
+            digits += usize::from(class == NUMBER_DIGIT);
+            continue;
+        }
+        if digits > 0 {
+            // An uppercase letter standing alone after a number is read with it (`12345678Z`).
+            let letter_read_with_it = byte.is_ascii_uppercase() && !alnum(i + 1);
+            let glued = alnum(i) && !letter_read_with_it;
+            most = most.max(if glued { digits_before_space } else { digits });
+        }
+        digits = 0;
+        digits_before_space = 0;
+    }
+    most.max(digits)
+}
+
+/// [`NUMBER_BYTE_CLASS`]' classes.
+const NOT_A_NUMBER_BYTE: u8 = 0;
+const NUMBER_PUNCTUATION: u8 = 1;
+const NUMBER_DIGIT: u8 = 2;
+
+/// What each byte is to [`most_digits_in_a_number`], which reads every byte of the fields it
+/// is asked about.
+const NUMBER_BYTE_CLASS: [u8; 256] = {
+    let mut table = [NOT_A_NUMBER_BYTE; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        if b.is_ascii_digit() {
+            table[byte] = NUMBER_DIGIT;
+        } else if is_number_byte(b) {
+            table[byte] = NUMBER_PUNCTUATION;
+        }
+        byte += 1;
+    }
+    table
+};
 
 fn hit(kind: TypeRef, span: Range<usize>) -> Hit {
     Hit {
@@ -776,12 +965,7 @@ fn numbers(text: &str, hints: Hints, out: &mut Vec<Hit>) {
             continue;
         }
         let start = i;
-        while i < bytes.len()
-            && matches!(
-                bytes[i],
-                b'0'..=b'9' | b' ' | b'-' | b'.' | b'(' | b')' | b'+'
-            )
-        {
+        while i < bytes.len() && is_number_byte(bytes[i]) {
             i += 1;
         }
         // A trailing letter belongs to ids such as a DNI (`12345678Z`).
@@ -1133,6 +1317,55 @@ mod tests {
             ),
             [pair("password", "hunter2")]
         );
+    }
+
+    #[test]
+    fn keywords_searched_alone_share_no_byte_with_other_keywords() {
+        // What lets their matches be merged with the automaton's by position: a match of one
+        // can never hide, or be hidden by, a match of another.
+        for keyed in Keyed::ALL {
+            let Some(alone) = keyed.keyword_searched_alone() else {
+                continue;
+            };
+            for other in Keyed::ALL.into_iter().filter(|other| *other != keyed) {
+                let alone_too = other.keyword_searched_alone();
+                for keyword in other.keywords().iter().chain(&alone_too) {
+                    assert!(
+                        !keyword.bytes().any(|b| alone.as_bytes().contains(&b)),
+                        "{alone:?} and {keyword:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shape_counts_match_a_count_of_each_class() {
+        // Short fields, and texts past the point where the packed counters are unpacked.
+        let mut rng = crate::sensitive::corpus::Rng::new(0x5a_a9e);
+        for len in [
+            0,
+            1,
+            15,
+            33,
+            SHAPE_BYTES_PER_FLUSH + 17,
+            3 * SHAPE_BYTES_PER_FLUSH,
+        ] {
+            let mixed: Vec<u8> = (0..len).map(|_| *rng.pick(b"09AZaz.:-\xff \x80")).collect();
+            for bytes in [mixed, vec![b'7'; len]] {
+                let count = |f: fn(&u8) -> bool| bytes.iter().filter(|b| f(b)).count();
+                assert_eq!(
+                    Shape::of(&bytes),
+                    Shape {
+                        digits: count(u8::is_ascii_digit),
+                        capitals: count(u8::is_ascii_uppercase),
+                        dots: count(|b| *b == b'.'),
+                        colons: count(|b| *b == b':'),
+                    },
+                    "{len} bytes"
+                );
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,6 @@ use std::{
     net::{TcpListener, TcpStream},
     path::Path,
     process::Command,
-    sync::atomic::{AtomicBool, Ordering},
     thread,
     time::Instant,
 };
@@ -46,10 +45,6 @@ pub struct Micro {
     pub tls_call_ns: f64,
     /// Kernel run time per program run: (program, runs, ns per run).
     pub programs: Vec<(String, u64, f64)>,
-    /// How much slower the syscall loop runs while another thread keeps the agent's CPU busy,
-    /// in percent (pinned runs only): what the agent's own CPU time costs the traced process
-    /// where the two CPUs share a core or its caches.
-    pub busy_neighbour_slowdown_percent: Option<f64>,
 }
 
 pub fn measure(agent: &Path, pinned: bool) -> Result<Micro> {
@@ -58,14 +53,6 @@ pub fn measure(agent: &Path, pinned: bool) -> Result<Micro> {
     let http_base = fastest(|| syscall_loop(HTTP_MESSAGE, loop_cpu))?;
     let other_base = fastest(|| syscall_loop(OTHER_MESSAGE, loop_cpu))?;
     let tls_base = fastest(|| tls_loop(loop_cpu))?;
-    let busy_neighbour_slowdown_percent = if pinned {
-        let busy = with_busy_cpu(OBSERVER_CPU, || {
-            fastest(|| syscall_loop(HTTP_MESSAGE, loop_cpu))
-        })?;
-        Some((busy / http_base - 1.0) * 100.0)
-    } else {
-        None
-    };
 
     let previous_stats = fs::read_to_string(BPF_STATS_SYSCTL).unwrap_or_else(|_| "0".into());
     fs::write(BPF_STATS_SYSCTL, "1").context("enabling kernel.bpf_stats_enabled")?;
@@ -102,27 +89,10 @@ pub fn measure(agent: &Path, pinned: bool) -> Result<Micro> {
             // Each iteration is one SSL_write and at least one SSL_read.
             tls_call_ns: (tls - tls_base) / 2.0,
             programs,
-            busy_neighbour_slowdown_percent,
         })
     })();
     let _ = fs::write(BPF_STATS_SYSCTL, previous_stats.trim());
     result
-}
-
-/// Run `measure` while a thread pinned to `cpu` spins, doing no memory traffic of its own.
-fn with_busy_cpu<T>(cpu: usize, measure: impl FnOnce() -> T) -> T {
-    let stop = AtomicBool::new(false);
-    thread::scope(|scope| {
-        scope.spawn(|| {
-            pin_this_thread(cpu);
-            while !stop.load(Ordering::Relaxed) {
-                std::hint::spin_loop();
-            }
-        });
-        let result = measure();
-        stop.store(true, Ordering::Relaxed);
-        result
-    })
 }
 
 /// The fastest of [`RUNS_PER_LOOP`] runs of a timed loop.

@@ -186,14 +186,6 @@ impl Report {
         for (name, runs, ns) in &micro.programs {
             let _ = writeln!(text, "| {name} | {runs} | {ns:.0} |");
         }
-        if let Some(slowdown) = micro.busy_neighbour_slowdown_percent {
-            let _ = writeln!(
-                text,
-                "\nWith the agent's CPU kept busy by a spinning thread and nothing observing, the \
-                 syscall loop on the other CPU ran {slowdown:.0} % slower: on this machine the \
-                 agent's own CPU time is partly paid by the traced process."
-            );
-        }
         self.micro = Some(text);
     }
 

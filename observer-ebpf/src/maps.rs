@@ -10,9 +10,9 @@ use aya_ebpf::{
 use observer_common::{
     limits::MAX_FILTER_PORTS,
     limits::{
-        default_wakeup_bytes, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_BYTES_PER_CALL, DEFAULT_RING_BUFFER_BYTES,
-        MAX_CONNS, MAX_FILTER_PIDS, MAX_GO_TLS_CALLS, MAX_INFLIGHT_CALLS,
-        MAX_TLS_SESSIONS,
+        default_wakeup_bytes, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_BYTES_PER_CALL,
+        DEFAULT_RING_BUFFER_BYTES, MAX_CONNS, MAX_FILTER_PIDS, MAX_GO_TLS_CALLS,
+        MAX_INFLIGHT_CALLS, MAX_TLS_SESSIONS,
     },
     ConnState, KernelLayout, COUNTER_SLOTS,
 };

@@ -539,38 +539,32 @@ mod tests {
 
     #[test]
     fn bad_settings_say_what_is_wrong() {
-        let config = CaptureConfig {
+        let rejection = |config: CaptureConfig| {
+            validate(&config)
+                .expect_err("the setting should be refused")
+                .to_string()
+        };
+        let defaults = CaptureConfig::default;
+        assert!(rejection(CaptureConfig {
             chunk_size: 0,
-            ..CaptureConfig::default()
-        };
-        assert!(validate(&config)
-            .unwrap_err()
-            .to_string()
-            .contains("chunk size 0"));
-        let config = CaptureConfig {
+            ..defaults()
+        })
+        .contains("chunk size 0"));
+        assert!(rejection(CaptureConfig {
             ring_buffer_bytes: 3 << 20,
-            ..CaptureConfig::default()
-        };
-        assert!(validate(&config)
-            .unwrap_err()
-            .to_string()
-            .contains("power of two"));
-        let config = CaptureConfig {
+            ..defaults()
+        })
+        .contains("power of two"));
+        assert!(rejection(CaptureConfig {
             chunk_size: 1024,
-            ..CaptureConfig::default()
-        };
-        assert!(validate(&config)
-            .unwrap_err()
-            .to_string()
-            .contains("per-call cap"));
-        let config = CaptureConfig {
+            ..defaults()
+        })
+        .contains("per-call cap"));
+        assert!(rejection(CaptureConfig {
             ring_buffer_bytes: 1 << 20,
             wakeup_bytes: 1 << 20,
-            ..CaptureConfig::default()
-        };
-        assert!(validate(&config)
-            .unwrap_err()
-            .to_string()
-            .contains("--wakeup-bytes"));
+            ..defaults()
+        })
+        .contains("--wakeup-bytes"));
     }
 }

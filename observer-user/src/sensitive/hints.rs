@@ -35,13 +35,14 @@ impl Hints {
         self.0 & other.0 != 0
     }
 
-    /// Both sets of hints: for asking whether a name carries any of several.
-    pub const fn and(self, other: Hints) -> Hints {
+    /// The hints of either set: for asking (with [`Hints::has`]) whether a name carries any of
+    /// several.
+    pub const fn union(self, other: Hints) -> Hints {
         Hints(self.0 | other.0)
     }
 
     fn add(&mut self, other: Hints) {
-        self.0 |= other.0;
+        *self = self.union(other);
     }
 }
 

@@ -665,10 +665,10 @@ impl Scanner {
 
 /// The hints that can vouch for a whole value in [`Scanner::whole_value_by_hint`].
 const WHOLE_VALUE_HINTS: Hints = Hints::BIRTH
-    .and(Hints::PASSPORT)
-    .and(Hints::NATIONAL_ID)
-    .and(Hints::ACCOUNT)
-    .and(Hints::SECRET);
+    .union(Hints::PASSPORT)
+    .union(Hints::NATIONAL_ID)
+    .union(Hints::ACCOUNT)
+    .union(Hints::SECRET);
 
 /// The fewest colons in an IPv6 address written without `::`: six groups and an IPv4 address.
 const MIN_UNCOMPRESSED_IPV6_COLONS: usize = 6;

@@ -149,23 +149,30 @@ impl PartialEq for PackedNames {
     }
 }
 
-/// `text` in little-endian words, zero-padded, if it fits in `N` of them. Whole words are
-/// read as such: copying a length known only at run time into a buffer costs a call.
+/// `text` in little-endian words, zero-padded, if it fits in `N` of them.
 fn pack<const N: usize>(text: &str) -> Option<[u64; N]> {
     if text.len() > N * 8 {
         return None;
     }
     let mut words = [0u64; N];
     for (word, chunk) in words.iter_mut().zip(text.as_bytes().chunks(8)) {
-        *word = match <[u8; 8]>::try_from(chunk) {
-            Ok(eight) => u64::from_le_bytes(eight),
-            Err(_) => chunk
-                .iter()
-                .rev()
-                .fold(0, |word, &byte| word << 8 | u64::from(byte)),
-        };
+        *word = le_word(chunk);
     }
     Some(words)
+}
+
+/// Up to 8 bytes as a little-endian word, zero-padded: how the scanner's word-at-a-time
+/// searches and keys read text. A whole word is read as such, a shorter tail byte by byte:
+/// copying a length known only at run time into a buffer costs a call.
+pub fn le_word(bytes: &[u8]) -> u64 {
+    match <[u8; 8]>::try_from(bytes) {
+        Ok(eight) => u64::from_le_bytes(eight),
+        Err(_) => bytes
+            .iter()
+            .take(8)
+            .rev()
+            .fold(0, |word, &byte| word << 8 | u64::from(byte)),
+    }
 }
 
 /// `MEMO_ENTRIES` is `1 << MEMO_SLOT_BITS`, so a slot index is the top bits of a hash.
@@ -369,6 +376,14 @@ mod tests {
         assert!(hints(Some("X-Forwarded-For"), None).has(Hints::IP));
         assert!(hints(Some("order_id"), None).has(Hints::NOT_PERSONAL));
         assert!(hints(Some("password_changed_at"), None).has(Hints::ABOUT_SECRET));
+    }
+
+    #[test]
+    fn words_are_little_endian_and_zero_padded() {
+        assert_eq!(le_word(b""), 0);
+        assert_eq!(le_word(b"ab"), 0x6261);
+        assert_eq!(le_word(b"abcdefgh"), u64::from_le_bytes(*b"abcdefgh"));
+        assert_eq!(le_word(b"abcdefghij"), le_word(b"abcdefgh"));
     }
 
     #[test]

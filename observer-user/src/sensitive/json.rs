@@ -10,6 +10,8 @@
 
 use std::ops::Range;
 
+use super::hints::le_word;
+
 /// Containers deeper than this end the walk: real API documents nest a few levels; a deeper one
 /// is more likely an attack on parsers than data worth key paths.
 pub const MAX_DEPTH: usize = 64;
@@ -329,9 +331,7 @@ fn quote_or_backslash(haystack: &[u8]) -> Option<usize> {
     let mut words = head.chunks_exact(8);
     let mut offset = 0;
     for chunk in &mut words {
-        let mut eight = [0u8; 8];
-        eight.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(eight);
+        let word = le_word(chunk);
         let found = zero_bytes(word ^ QUOTES) | zero_bytes(word ^ BACKSLASHES);
         if found != 0 {
             return Some(offset + (found.trailing_zeros() / 8) as usize);

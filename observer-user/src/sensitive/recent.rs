@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 
-use super::{fields::Source, scan::Found};
+use super::{fields::Source, hints::le_word, scan::Found};
 
 /// Scans remembered per thread: more than one call's texts (a path, a query, a few dozen headers
 /// and two bodies), so the analyzer's results are still there when redaction asks.
@@ -74,17 +74,8 @@ struct RecentScans {
 /// ends, source, scanner, time), not a hash to trust: equal keys are then compared whole.
 fn quick_key(scanner: u64, source: &Source<'_>, text: &str, now_secs: u64) -> u64 {
     let bytes = text.as_bytes();
-    let word = |part: &[u8]| match <[u8; 8]>::try_from(part) {
-        Ok(word) => u64::from_le_bytes(word),
-        // Short texts only: a copy of a length known at run time costs a call.
-        Err(_) => {
-            let mut word = [0u8; 8];
-            word[..part.len()].copy_from_slice(part);
-            u64::from_le_bytes(word)
-        }
-    };
-    let head = word(&bytes[..bytes.len().min(8)]);
-    let tail = word(&bytes[bytes.len().saturating_sub(8)..]);
+    let head = le_word(&bytes[..bytes.len().min(8)]);
+    let tail = le_word(&bytes[bytes.len().saturating_sub(8)..]);
     let (kind, _) = SourceKey::parts(source);
     let mut key = (bytes.len() as u64) ^ (u64::from(kind) << 56) ^ scanner.rotate_left(40);
     for part in [head, tail, now_secs] {

@@ -27,6 +27,7 @@ pub mod export;
 pub mod facts;
 pub mod findings;
 pub mod inventory;
+pub mod json_string;
 pub mod metrics;
 pub mod model;
 pub mod output;

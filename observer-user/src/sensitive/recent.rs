@@ -7,7 +7,11 @@
 //! exactly what scanning again would give: the second pass becomes a lookup. Texts are kept and
 //! compared whole, never by hash, so no crafted text can borrow another text's result.
 
-use std::cell::RefCell;
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    hash::{BuildHasherDefault, Hasher},
+};
 
 use super::{fields::Source, hints::le_word, scan::Found};
 
@@ -63,11 +67,35 @@ struct Remembered {
 /// A ring of recent scans; entries are overwritten in place, reusing their buffers.
 #[derive(Debug, Default)]
 struct RecentScans {
-    /// Each entry's [`quick_key`], side by side: a lookup (and every scan first misses one)
-    /// compares these, and only a match's whole text.
+    /// Which entry holds the newest scan of each [`quick_key`]: a lookup (and every scan first
+    /// misses one) is one probe and, on a match, one whole-text compare. An older entry whose
+    /// quick key a newer one took is no longer found and its text is scanned again, as if
+    /// forgotten. (A walk over all the keys was a twelfth of the agent's instructions.)
+    by_quick_key: HashMap<u64, usize, BuildHasherDefault<QuickKeyHasher>>,
+    /// Each entry's quick key, to unlink it from the index when it is overwritten.
     quick: Vec<u64>,
     entries: Vec<Remembered>,
     next: usize,
+}
+
+/// Quick keys are mixed already: the index uses them as their own hash.
+#[derive(Debug, Default)]
+struct QuickKeyHasher(u64);
+
+impl Hasher for QuickKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
 }
 
 /// A cheap summary of a scan's key: what tells most different texts apart at once (length,
@@ -106,12 +134,10 @@ pub fn recall(
     RECENT.with(|recent| {
         let recent = recent.borrow();
         let remembered = recent
-            .quick
-            .iter()
-            .zip(&recent.entries)
-            .filter(|(key, _)| **key == quick)
-            .map(|(_, entry)| entry)
-            .find(|entry| {
+            .by_quick_key
+            .get(&quick)
+            .map(|&at| &recent.entries[at])
+            .filter(|entry| {
                 entry.scanner == scanner
                     && entry.now_secs == now_secs
                     && entry.source.is(source)
@@ -139,9 +165,15 @@ pub fn remember(scanner: u64, source: &Source<'_>, text: &str, now_secs: u64, fo
         recent.next = (at + 1) % REMEMBERED_SCANS;
         if recent.entries.len() <= at {
             recent.entries.push(Remembered::default());
-            recent.quick.push(0);
+            recent.quick.push(quick);
+        } else {
+            let forgotten = recent.quick[at];
+            if recent.by_quick_key.get(&forgotten) == Some(&at) {
+                recent.by_quick_key.remove(&forgotten);
+            }
+            recent.quick[at] = quick;
         }
-        recent.quick[at] = quick;
+        recent.by_quick_key.insert(quick, at);
         let entry = &mut recent.entries[at];
         entry.scanner = scanner;
         entry.now_secs = now_secs;
@@ -206,6 +238,26 @@ mod tests {
         let mut out = Vec::new();
         assert!(!recall(3, &source, other, 0, &mut out));
         assert!(recall(3, &source, kept, 0, &mut out));
+    }
+
+    #[test]
+    fn the_newest_of_texts_sharing_a_quick_key_outlives_the_older_ones_slot() {
+        let source = Source::Query;
+        let (older, newer) = ("ada.lovelace@example.com", "ada.lovelaXe@example.com");
+        assert_eq!(
+            quick_key(4, &source, older, 0),
+            quick_key(4, &source, newer, 0)
+        );
+        remember(4, &source, older, 0, &[found(older)]);
+        remember(4, &source, newer, 0, &[found(newer)]);
+        let mut out = Vec::new();
+        assert!(!recall(4, &source, older, 0, &mut out), "shadowed");
+        // Enough other scans to overwrite the older one's slot, not the newer one's.
+        for i in 0..REMEMBERED_SCANS - 1 {
+            remember(4, &source, &format!("/filler/{i}"), 0, &[]);
+        }
+        assert!(recall(4, &source, newer, 0, &mut out));
+        assert_eq!(out, vec![found(newer)]);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //!
 //! The last stage. Calls arrive already redacted; a sink only formats and writes.
 
+mod call_json;
+
 use std::io::{self, Write};
 
 use crate::{conn::Role, model::ApiCall, output::Output};
@@ -43,7 +45,10 @@ impl<W: Write> JsonLines<W> {
 impl<W: Write> Sink for JsonLines<W> {
     fn write(&mut self, output: &Output) -> io::Result<()> {
         self.line.clear();
-        serde_json::to_writer(&mut self.line, output).map_err(io::Error::other)?;
+        match output {
+            Output::Call(call) => call_json::write_call(call, &mut self.line)?,
+            other => serde_json::to_writer(&mut self.line, other).map_err(io::Error::other)?,
+        }
         self.line.push(b'\n');
         self.out.write_all(&self.line)
     }

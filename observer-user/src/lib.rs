@@ -27,7 +27,6 @@ pub mod export;
 pub mod facts;
 pub mod findings;
 pub mod inventory;
-pub mod json_string;
 pub mod metrics;
 pub mod model;
 pub mod output;

@@ -175,12 +175,8 @@ pub struct ApiCall {
 pub struct BodyView {
     /// Body bytes the message carried (including bytes that were not captured).
     pub size: u64,
-    /// The first bytes, as text (invalid UTF-8 replaced). Most of a call's JSON line, so it
-    /// is escaped a word at a time.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::json_string::serialize_optional_long_text"
-    )]
+    /// The first bytes, as text (invalid UTF-8 replaced).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub preview: Option<String>,
     /// The preview is shorter than the body.
     pub truncated: bool,

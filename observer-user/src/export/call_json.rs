@@ -1,0 +1,452 @@
+//! API calls written as JSON by hand, byte for byte what serde_json writes from `ApiCall`'s
+//! `Serialize` (the tests below hold the two equal).
+//!
+//! A call's line is most of the agent's output work: through serde_json it was a quarter of the
+//! agent's instructions per call, most of it escaping byte by byte, keys included. Here keys are
+//! literals copied as they are and texts are escaped a word at a time. Other outputs (findings,
+//! inventory changes) are rarer and keep serde_json.
+
+use std::{collections::BTreeMap, io};
+
+use serde_json::ser::{CompactFormatter, Formatter};
+
+use crate::model::{ApiCall, BodyView};
+
+/// Appends `call` as one JSON object (no newline) to `out`.
+pub fn write_call(call: &ApiCall, out: &mut Vec<u8>) -> io::Result<()> {
+    let mut object = Object::open(out);
+    object.text("event.name", call.event_name);
+    object.text("timestamp", &call.timestamp);
+    object.text("observer.status", call.status.as_str());
+    match call.role {
+        Some(role) => object.text("role", role.as_str()),
+        None => object.null("role"),
+    }
+    object.optional_text("http.request.method", call.method.as_deref());
+    object.optional_text("url.path", call.path.as_deref());
+    object.optional_text("url.query", call.query.as_deref());
+    object.optional_text("http.route", call.route.as_deref());
+    if let Some(code) = call.status_code {
+        object.unsigned("http.response.status_code", code.into())?;
+    }
+    if !call.interim_status_codes.is_empty() {
+        let out = object.key("http.response.interim_status_codes");
+        out.push(b'[');
+        for (i, &code) in call.interim_status_codes.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            CompactFormatter.write_u16(out, code)?;
+        }
+        out.push(b']');
+    }
+    object.text("network.protocol.name", call.protocol_name);
+    object.optional_text("network.protocol.version", call.protocol_version);
+    object.text("network.transport", call.transport);
+    object.optional_text("server.address", call.server_address.as_deref());
+    if let Some(port) = call.server_port {
+        object.unsigned("server.port", port.into())?;
+    }
+    object.optional_text("client.address", call.client_address.as_deref());
+    if let Some(port) = call.client_port {
+        object.unsigned("client.port", port.into())?;
+    }
+    object.boolean("tls", call.tls);
+    object.optional_text("tls.library", call.tls_library);
+    if let Some(ms) = call.duration_ms {
+        object.float("duration_ms", ms)?;
+    }
+    if let Some(ms) = call.latency_ms {
+        object.float("latency_ms", ms)?;
+    }
+    object.unsigned("process.pid", call.pid.into())?;
+    object.optional_text("process.executable.name", call.executable_name.as_deref());
+    object.optional_text("process.executable.path", call.executable_path.as_deref());
+    if !call.command_args.is_empty() {
+        object.texts("process.command_args", &call.command_args);
+    }
+    object.optional_text("container.id", call.container_id.as_deref());
+    object.optional_text("k8s.pod.uid", call.pod_uid.as_deref());
+    if !call.request_headers.is_empty() {
+        object.headers("http.request.header", &call.request_headers);
+    }
+    if !call.response_headers.is_empty() {
+        object.headers("http.response.header", &call.response_headers);
+    }
+    if let Some(body) = &call.request_body {
+        object.body("http.request.body", body)?;
+    }
+    if let Some(body) = &call.response_body {
+        object.body("http.response.body", body)?;
+    }
+    if !call.incomplete.is_empty() {
+        object.texts("observer.incomplete", &call.incomplete);
+    }
+    object.text("observer.connection", &call.connection);
+    object.close();
+    Ok(())
+}
+
+/// A JSON object being written: each field adds its comma, key and value.
+struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'a> Object<'a> {
+    fn open(out: &'a mut Vec<u8>) -> Object<'a> {
+        out.push(b'{');
+        Object { out, empty: true }
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
+    }
+
+    /// Writes the next key (a literal of ours, which needs no escaping) and returns the buffer
+    /// for its value.
+    fn key(&mut self, key: &'static str) -> &mut Vec<u8> {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+        self.out
+    }
+
+    fn text(&mut self, key: &'static str, value: &str) {
+        push_json_string(self.key(key), value);
+    }
+
+    fn optional_text(&mut self, key: &'static str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.text(key, value);
+        }
+    }
+
+    fn texts(&mut self, key: &'static str, values: &[impl AsRef<str>]) {
+        push_json_strings(self.key(key), values);
+    }
+
+    fn null(&mut self, key: &'static str) {
+        self.key(key).extend_from_slice(b"null");
+    }
+
+    fn boolean(&mut self, key: &'static str, value: bool) {
+        let value: &[u8] = if value { b"true" } else { b"false" };
+        self.key(key).extend_from_slice(value);
+    }
+
+    fn unsigned(&mut self, key: &'static str, value: u64) -> io::Result<()> {
+        CompactFormatter.write_u64(self.key(key), value)
+    }
+
+    /// Like serde_json: `null` for NaN and infinities, which JSON cannot spell.
+    fn float(&mut self, key: &'static str, value: f64) -> io::Result<()> {
+        let out = self.key(key);
+        if value.is_finite() {
+            CompactFormatter.write_f64(out, value)
+        } else {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+    }
+
+    fn headers(&mut self, key: &'static str, headers: &BTreeMap<String, Vec<String>>) {
+        let out = self.key(key);
+        out.push(b'{');
+        for (i, (name, values)) in headers.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_json_string(out, name);
+            out.push(b':');
+            push_json_strings(out, values);
+        }
+        out.push(b'}');
+    }
+
+    fn body(&mut self, key: &'static str, body: &BodyView) -> io::Result<()> {
+        let mut object = Object::open(self.key(key));
+        object.unsigned("size", body.size)?;
+        object.optional_text("preview", body.preview.as_deref());
+        object.boolean("truncated", body.truncated);
+        object.close();
+        Ok(())
+    }
+}
+
+fn push_json_strings(out: &mut Vec<u8>, values: &[impl AsRef<str>]) {
+    out.push(b'[');
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_json_string(out, value.as_ref());
+    }
+    out.push(b']');
+}
+
+/// Appends `text` to `out` as a JSON string, quotes included, escaped as serde_json escapes:
+/// `"` and `\` with a backslash, the usual short forms for control characters that have one,
+/// `\u00XX` for the others, everything else as is.
+fn push_json_string(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut copied = 0;
+    while let Some(offset) = first_to_escape(&bytes[copied..]) {
+        let at = copied + offset;
+        out.extend_from_slice(&bytes[copied..at]);
+        push_escape(out, bytes[at]);
+        copied = at + 1;
+    }
+    out.extend_from_slice(&bytes[copied..]);
+    out.push(b'"');
+}
+
+/// Where the first byte JSON needs escaped is: a control character, `"` or `\`.
+fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    const SPACES: u64 = u64::from_le_bytes([0x20; 8]);
+    const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
+    const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
+    // The high bit of each byte of `word` below `limit`'s bytes (ASCII limits), exact up to the
+    // first one (a borrow only flags bytes above a true match), which is all a search needs.
+    let below = |word: u64, limit: u64| word.wrapping_sub(limit) & !word & HIGHS;
+    let mut words = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut words {
+        let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or_default());
+        let found =
+            below(word, SPACES) | below(word ^ QUOTES, ONES) | below(word ^ BACKSLASHES, ONES);
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .map(|at| offset + at)
+}
+
+fn push_escape(out: &mut Vec<u8>, byte: u8) {
+    const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+    match byte {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x0c => out.extend_from_slice(b"\\f"),
+        _ => {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX_DIGITS[usize::from(byte >> 4)]);
+            out.push(HEX_DIGITS[usize::from(byte & 0xf)]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{conn::Role, model::CallStatus};
+
+    /// A call with every field set, texts that need escaping included. A struct literal, so a
+    /// new field cannot be added to `ApiCall` without being set (and so checked) here.
+    fn full_call() -> ApiCall {
+        let headers = |name: &str| {
+            BTreeMap::from([
+                (
+                    name.to_string(),
+                    vec!["a\"b".to_string(), "c\\d".to_string()],
+                ),
+                (
+                    "x-ünïcode".to_string(),
+                    vec!["\u{1}\u{7f}\u{2028}é".to_string()],
+                ),
+            ])
+        };
+        ApiCall {
+            event_name: "api.call",
+            timestamp: "2026-11-29T01:54:40.411433Z".into(),
+            status: CallStatus::NoResponse,
+            role: Some(Role::Client),
+            method: Some("GET".into()),
+            path: Some("/api/\"users\"/42".into()),
+            query: Some("q=a\tb&x=\u{0}".into()),
+            route: Some("/api/users/{id}".into()),
+            status_code: Some(503),
+            interim_status_codes: vec![100, 103],
+            protocol_name: "http",
+            protocol_version: Some("1.1"),
+            transport: "tcp",
+            server_address: Some("10.0.0.1".into()),
+            server_port: Some(8080),
+            client_address: Some("::1".into()),
+            client_port: Some(40000),
+            tls: true,
+            tls_library: Some("openssl"),
+            duration_ms: Some(0.149),
+            latency_ms: Some(1e21),
+            pid: 4_000_000_000,
+            executable_name: Some("nginx".into()),
+            executable_path: Some("/usr/sbin/nginx".into()),
+            command_args: Arc::from(vec!["nginx: worker\nprocess".to_string(), String::new()]),
+            container_id: Some("0123abcd".into()),
+            pod_uid: Some("pod-uid".into()),
+            request_headers: headers("authorization"),
+            response_headers: headers("set-cookie"),
+            request_body: Some(BodyView {
+                size: 17,
+                preview: Some("{\"k\":\"v\\n\"}\r\n".into()),
+                truncated: true,
+            }),
+            response_body: Some(BodyView {
+                size: 0,
+                preview: None,
+                truncated: false,
+            }),
+            incomplete: vec!["request_gap", "response_cut"],
+            connection: "9167:5:27469790762620".into(),
+            start_ns: 1,
+            request_body_bytes: b"not written".to_vec(),
+            response_body_bytes: b"not written".to_vec(),
+        }
+    }
+
+    fn assert_written_as_serde_json_writes_it(call: &ApiCall) {
+        let mut ours = Vec::new();
+        write_call(call, &mut ours).unwrap();
+        let theirs = serde_json::to_vec(call).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&theirs)
+        );
+    }
+
+    #[test]
+    fn a_call_with_every_field_is_written_as_serde_json_writes_it() {
+        assert_written_as_serde_json_writes_it(&full_call());
+    }
+
+    #[test]
+    fn each_field_left_out_or_emptied_is_written_as_serde_json_writes_it() {
+        let changes: Vec<fn(&mut ApiCall)> = vec![
+            |c| c.role = None,
+            |c| c.role = Some(Role::Server),
+            |c| c.status = CallStatus::Complete,
+            |c| c.method = None,
+            |c| c.path = None,
+            |c| c.query = None,
+            |c| c.route = None,
+            |c| c.status_code = None,
+            |c| c.interim_status_codes.clear(),
+            |c| c.interim_status_codes = vec![101],
+            |c| c.protocol_version = None,
+            |c| c.server_address = None,
+            |c| c.server_port = None,
+            |c| c.client_address = None,
+            |c| c.client_port = None,
+            |c| c.tls = false,
+            |c| c.tls_library = None,
+            |c| c.duration_ms = None,
+            |c| c.latency_ms = None,
+            |c| c.executable_name = None,
+            |c| c.executable_path = None,
+            |c| c.command_args = Arc::from(Vec::<String>::new()),
+            |c| c.container_id = None,
+            |c| c.pod_uid = None,
+            |c| c.request_headers.clear(),
+            |c| c.response_headers.clear(),
+            |c| c.request_body = None,
+            |c| c.response_body = None,
+            |c| c.incomplete.clear(),
+        ];
+        for change in changes {
+            let mut call = full_call();
+            change(&mut call);
+            assert_written_as_serde_json_writes_it(&call);
+        }
+    }
+
+    #[test]
+    fn durations_are_written_as_serde_json_writes_them() {
+        for ms in [
+            0.0,
+            -0.0,
+            0.1,
+            1e-7,
+            123_456.789,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
+            let mut call = full_call();
+            call.duration_ms = Some(ms);
+            assert_written_as_serde_json_writes_it(&call);
+        }
+    }
+
+    fn assert_escaped_as_serde_json_escapes(text: &str) {
+        let mut ours = Vec::new();
+        push_json_string(&mut ours, text);
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            serde_json::to_string(text).unwrap(),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn every_ascii_byte_is_escaped_as_serde_json_escapes_it_at_every_offset() {
+        for byte in 0u8..0x80 {
+            for offset in 0..17 {
+                let mut text = "a".repeat(offset);
+                text.push(char::from(byte));
+                text.push_str("tail");
+                assert_escaped_as_serde_json_escapes(&text);
+            }
+        }
+    }
+
+    #[test]
+    fn pseudo_random_texts_are_escaped_as_serde_json_escapes_them() {
+        // A small xorshift: texts of every length up to 40, mixing escapes, ASCII and multi-byte
+        // characters.
+        let alphabet = [
+            'a',
+            '"',
+            '\\',
+            '\n',
+            '\u{1}',
+            'é',
+            '\u{1F600}',
+            ' ',
+            '\u{7f}',
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..2_000 {
+            let length = next() % 41;
+            let text: String = (0..length)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            assert_escaped_as_serde_json_escapes(&text);
+        }
+    }
+}

@@ -155,13 +155,20 @@ impl<R: Read> RecordReader<R> {
         if len == 0 || len > MAX_RECORD_BYTES {
             return Err(RecordError::TooLarge { offset, len });
         }
-        let mut body = vec![0u8; len];
-        if read_full(&mut self.input, &mut body)? != len {
+        let mut kind = [0u8; 1];
+        // Read straight into the payload's own buffer: zeroing a buffer first and splitting
+        // the type byte off (a second allocation and a copy) were a tenth of a replay.
+        let mut payload = Vec::with_capacity(len - 1);
+        if read_full(&mut self.input, &mut kind)? != 1
+            || (&mut self.input)
+                .take(len as u64 - 1)
+                .read_to_end(&mut payload)?
+                != len - 1
+        {
             return Err(RecordError::Truncated { offset });
         }
         self.offset += 4 + len as u64;
-        let payload = body.split_off(1);
-        match body[0] {
+        match kind[0] {
             TYPE_KERNEL_EVENT => Ok(Some(Record::KernelEvent(payload))),
             TYPE_FACT => serde_json::from_slice(&payload)
                 .map(|fact| Some(Record::Fact(fact)))

@@ -113,8 +113,24 @@ struct FieldSpan {
 
 impl Headers {
     /// Headers holding `fields`, in order.
-    pub fn from_fields<'a>(fields: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Headers {
-        let mut headers = Headers::default();
+    pub fn from_fields<'a, I>(fields: I) -> Headers
+    where
+        I: IntoIterator<Item = (&'a str, &'a [u8])>,
+        I::IntoIter: Clone,
+    {
+        // Sized first, so that each buffer is allocated once rather than grown field by field.
+        let fields = fields.into_iter();
+        let (count, names, values) =
+            fields
+                .clone()
+                .fold((0, 0, 0), |(count, names, values), (name, value)| {
+                    (count + 1, names + name.len(), values + value.len())
+                });
+        let mut headers = Headers {
+            names: String::with_capacity(names),
+            values: Vec::with_capacity(values),
+            fields: Vec::with_capacity(count),
+        };
         for (name, value) in fields {
             headers.push(name, value);
         }

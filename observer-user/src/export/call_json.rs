@@ -193,6 +193,7 @@ fn push_json_strings(out: &mut Vec<u8>, values: &[impl AsRef<str>]) {
 /// `"` and `\` with a backslash, the usual short forms for control characters that have one,
 /// `\u00XX` for the others, everything else as is.
 fn push_json_string(out: &mut Vec<u8>, text: &str) {
+    out.reserve(text.len() + 2);
     out.push(b'"');
     let bytes = text.as_bytes();
     let mut copied = 0;
@@ -216,22 +217,30 @@ fn first_to_escape(bytes: &[u8]) -> Option<usize> {
     // The high bit of each byte of `word` below `limit`'s bytes (ASCII limits), exact up to the
     // first one (a borrow only flags bytes above a true match), which is all a search needs.
     let below = |word: u64, limit: u64| word.wrapping_sub(limit) & !word & HIGHS;
-    let mut words = bytes.chunks_exact(8);
-    let mut offset = 0;
-    for chunk in &mut words {
-        let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or_default());
+    let first_in_word = |at: usize| {
+        let word = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
         let found =
             below(word, SPACES) | below(word ^ QUOTES, ONES) | below(word ^ BACKSLASHES, ONES);
-        if found != 0 {
-            return Some(offset + (found.trailing_zeros() / 8) as usize);
-        }
-        offset += 8;
+        (found != 0).then(|| at + (found.trailing_zeros() / 8) as usize)
+    };
+    if bytes.len() < 8 {
+        return bytes
+            .iter()
+            .position(|&b| b < 0x20 || b == b'"' || b == b'\\');
     }
-    words
-        .remainder()
-        .iter()
-        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-        .map(|at| offset + at)
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        if let Some(found) = first_in_word(at) {
+            return Some(found);
+        }
+        at += 8;
+    }
+    // The tail as one last word, overlapping bytes already found clean: most texts (header
+    // names and values) are short, and a byte-at-a-time tail was most of their cost.
+    if at < bytes.len() {
+        return first_in_word(bytes.len() - 8);
+    }
+    None
 }
 
 fn push_escape(out: &mut Vec<u8>, byte: u8) {

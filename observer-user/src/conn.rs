@@ -378,12 +378,15 @@ impl<S> ConnTable<S> {
 
     /// Close every connection of a process that exited.
     pub fn process_exited(&mut self, tgid: u32, handler: &mut impl StreamHandler<S>) {
-        let ids: Vec<ConnId> = self
+        let mut ids: Vec<ConnId> = self
             .conns
             .keys()
             .filter(|id| id.tgid == tgid)
             .copied()
             .collect();
+        // In a fixed order (the table's is random), so that a replay reports what it reports in
+        // the same order every time.
+        ids.sort_unstable();
         for id in ids {
             if let Some(tracked) = self.conns.remove(&id) {
                 self.finish(tracked, CloseReason::ProcessExited, handler);
@@ -394,24 +397,37 @@ impl<S> ConnTable<S> {
     /// Deliver early chunks whose wait is over, and close connections idle since too long.
     /// `now_ns` is kernel time (the newest event's timestamp, or the clock when idle).
     pub fn tick(&mut self, now_ns: u64, handler: &mut impl StreamHandler<S>) {
+        // Connections with work due are taken in a fixed order (the table's is random), so that
+        // a replay reports what it reports in the same order every time.
         let mut idle = Vec::new();
-        for (id, tracked) in &mut self.conns {
+        let mut waited = Vec::new();
+        for (id, tracked) in &self.conns {
             if now_ns.saturating_sub(tracked.last_event_ns) > IDLE_TIMEOUT_NS {
                 idle.push(*id);
-                continue;
+            } else if tracked
+                .streams
+                .iter()
+                .flatten()
+                .any(|stream| stream.early_overdue(now_ns))
+            {
+                waited.push(*id);
             }
-            let Tracked {
+        }
+        waited.sort_unstable();
+        for id in waited {
+            let Some(Tracked {
                 info,
                 state,
                 streams,
                 ..
-            } = tracked;
+            }) = self.conns.get_mut(&id)
+            else {
+                continue;
+            };
             for direction in [Direction::Egress, Direction::Ingress] {
                 for source in [Source::Syscall, Source::Tls] {
                     let stream = &mut streams[direction.index()][source.index()];
-                    if stream.early.first_key_value().is_some_and(|(_, chunk)| {
-                        now_ns.saturating_sub(chunk.ts_ns) > REORDER_WINDOW_NS
-                    }) {
+                    if stream.early_overdue(now_ns) {
                         stream.flush_early(&mut self.stats, &mut |segment| {
                             handler.segment(info, state, direction, source, segment)
                         });
@@ -419,6 +435,7 @@ impl<S> ConnTable<S> {
                 }
             }
         }
+        idle.sort_unstable();
         for id in idle {
             if let Some(tracked) = self.conns.remove(&id) {
                 self.finish(tracked, CloseReason::Idle, handler);
@@ -581,12 +598,7 @@ impl Stream {
             },
         );
         // Holding too much, or too long: the hole is a loss, not a reordering.
-        while self.early_bytes > MAX_REORDER_BYTES
-            || self
-                .early
-                .first_key_value()
-                .is_some_and(|(_, c)| ts_ns.saturating_sub(c.ts_ns) > REORDER_WINDOW_NS)
-        {
+        while self.early_bytes > MAX_REORDER_BYTES || self.early_overdue(ts_ns) {
             if !self.skip_to_first_early(stats, emit) {
                 break;
             }
@@ -608,6 +620,13 @@ impl Stream {
             self.skip(first, ts_ns, stats, emit);
         }
         true
+    }
+
+    /// Whether the oldest early chunk has waited longer than the reorder window.
+    fn early_overdue(&self, now_ns: u64) -> bool {
+        self.early
+            .first_key_value()
+            .is_some_and(|(_, chunk)| now_ns.saturating_sub(chunk.ts_ns) > REORDER_WINDOW_NS)
     }
 
     /// Deliver early chunks that now follow on.
@@ -733,6 +752,61 @@ mod tests {
         }
         table.close_all(&mut recorder);
         recorder.log
+    }
+
+    /// Which connection each segment and close was for, by fd.
+    #[derive(Default)]
+    struct OrderRecorder {
+        log: Vec<String>,
+    }
+
+    impl StreamHandler<()> for OrderRecorder {
+        fn open(&mut self, _conn: &ConnInfo) {}
+
+        fn segment(
+            &mut self,
+            conn: &ConnInfo,
+            _state: &mut (),
+            _direction: Direction,
+            _source: Source,
+            segment: Segment<'_>,
+        ) {
+            if let Segment::Gap { .. } = segment {
+                self.log.push(format!("gap {}", conn.id.fd));
+            }
+        }
+
+        fn close(&mut self, conn: &ConnInfo, _state: (), reason: CloseReason) {
+            self.log.push(format!("close {} {reason:?}", conn.id.fd));
+        }
+    }
+
+    #[test]
+    fn ticks_take_connections_in_a_fixed_order() {
+        const CONNECTIONS: u32 = 32;
+        let mut table = ConnTable::default();
+        let mut recorder = OrderRecorder::default();
+        for fd in 0..CONNECTIONS {
+            let conn = ConnId { fd, ..CONN };
+            table.open(
+                &ConnOpen {
+                    conn,
+                    ..open(ConnOrigin::Connect)
+                },
+                &mut recorder,
+            );
+            // A hole before the second chunk: it waits, then becomes a gap.
+            for data in [chunk(0, b"AA", 1), chunk(10, b"BB", 2)] {
+                table.data(&Data { conn, ..data }, &mut recorder);
+            }
+        }
+        table.tick(REORDER_WINDOW_NS + 10, &mut recorder);
+        table.tick(IDLE_TIMEOUT_NS + 10, &mut recorder);
+        let expected: Vec<String> = (0..CONNECTIONS)
+            .map(|fd| format!("gap {fd}"))
+            .chain((0..CONNECTIONS).map(|fd| format!("close {fd} Idle")))
+            .collect();
+        assert_eq!(recorder.log, expected);
     }
 
     #[test]

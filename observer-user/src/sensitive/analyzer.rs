@@ -51,6 +51,11 @@ pub const FLUSH_INTERVAL_NS: u64 = 2_000_000_000;
 /// this, new findings are counted as dropped rather than growing memory without bound.
 pub const MAX_TRACKED_FINDINGS: usize = 100_000;
 
+/// Fingerprints remembered by their key (see [`FingerprintMemo`]); past this the memo starts
+/// over. A key is ~150 bytes, so this is well under a MiB, and a busy host repeats far fewer
+/// distinct findings between two of its clears.
+const MAX_MEMOIZED_FINGERPRINTS: usize = 4096;
+
 /// Distinct endpoint labels counted between two flushes.
 pub const MAX_PENDING_LABELS: usize = 100_000;
 
@@ -84,6 +89,7 @@ pub struct SensitiveAnalyzer {
     label_sink: Option<LabelSink>,
     last_flush_ns: u64,
     found: Vec<(MessageSide, Found)>,
+    fingerprints: FingerprintMemo,
     stats: SensitiveStats,
 }
 
@@ -112,6 +118,7 @@ impl SensitiveAnalyzer {
             label_sink: None,
             last_flush_ns: 0,
             found: Vec::new(),
+            fingerprints: FingerprintMemo::default(),
             stats: SensitiveStats::default(),
         })
     }
@@ -329,7 +336,12 @@ impl Analyzer for SensitiveAnalyzer {
             let fingerprints: Vec<[u8; 16]> = variants
                 .iter()
                 .map(|(detail, ..)| {
-                    FindingKey::about(call, detail, route.as_deref(), &location).fingerprint()
+                    self.fingerprints.of(&FindingKey::about(
+                        call,
+                        detail,
+                        route.as_deref(),
+                        &location,
+                    ))
                 })
                 .collect();
             if fingerprints
@@ -381,7 +393,7 @@ impl Analyzer for SensitiveAnalyzer {
         self.found = found;
 
         for (_, finding) in groups {
-            let fingerprint = fingerprint(&finding);
+            let fingerprint = self.fingerprints.of(&FindingKey::of(&finding));
             let new = !self.reported.contains(&fingerprint);
             if new {
                 if self.reported.len() >= MAX_TRACKED_FINDINGS {
@@ -557,6 +569,46 @@ impl<'a> FindingKey<'a> {
         }
     }
 
+    /// Every part of the key as one byte string, each part tagged (present or not) and
+    /// length-prefixed, so that two keys have the same bytes only if they are the same key.
+    fn write_exact(&self, out: &mut Vec<u8>) {
+        let mut text = |text: Option<&str>| match text {
+            Some(text) => {
+                out.push(1);
+                out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+                out.extend_from_slice(text.as_bytes());
+            }
+            None => out.push(0),
+        };
+        text(Some(self.kind));
+        text(self.detail);
+        text(self.method);
+        text(self.route);
+        text(self.server_address);
+        text(self.caller_address);
+        text(self.caller_executable);
+        text(self.caller_container);
+        match self.location {
+            Some(location) => {
+                text(Some(match location.side {
+                    MessageSide::Request => "request",
+                    MessageSide::Response => "response",
+                }));
+                text(Some(&location.part));
+                text(location.name.as_deref());
+            }
+            None => text(None),
+        }
+        match self.server_port {
+            Some(port) => {
+                out.push(1);
+                out.extend_from_slice(&port.to_le_bytes());
+            }
+            None => out.push(0),
+        }
+        out.push(u8::from(self.plaintext));
+    }
+
     /// The fingerprint stored with the finding: the text hashed is the same as it has always
     /// been (Debug of the optional parts), so findings stored by earlier versions still match.
     fn fingerprint(&self) -> [u8; 16] {
@@ -583,8 +635,31 @@ impl<'a> FindingKey<'a> {
     }
 }
 
-fn fingerprint(finding: &Finding) -> [u8; 16] {
-    FindingKey::of(finding).fingerprint()
+/// Fingerprints by their key's exact bytes ([`FindingKey::write_exact`]). A call to an endpoint
+/// repeats the findings of the calls before it (a bearer token in every request), and formatting
+/// and hashing the key for each of them cost more than scanning the call: building its bytes
+/// and looking them up is a few copies and one hash.
+#[derive(Default)]
+struct FingerprintMemo {
+    fingerprints: HashMap<Vec<u8>, [u8; 16]>,
+    /// The key being looked up, reused.
+    key: Vec<u8>,
+}
+
+impl FingerprintMemo {
+    fn of(&mut self, key: &FindingKey<'_>) -> [u8; 16] {
+        self.key.clear();
+        key.write_exact(&mut self.key);
+        if let Some(fingerprint) = self.fingerprints.get(&self.key) {
+            return *fingerprint;
+        }
+        if self.fingerprints.len() >= MAX_MEMOIZED_FINGERPRINTS {
+            self.fingerprints.clear();
+        }
+        let fingerprint = key.fingerprint();
+        self.fingerprints.insert(self.key.clone(), fingerprint);
+        fingerprint
+    }
 }
 
 /// Path segments that are ids, not names: numbers, UUIDs, long hex, long mixed tokens.
@@ -652,10 +727,100 @@ mod tests {
                 value: "[REDACTED:email:0]".into(),
             });
             let before = FindingKey::about(&call, "email", Some("/users/{id}"), &location);
-            assert_eq!(before.fingerprint(), fingerprint(&finding), "{role:?}");
+            let built = FindingKey::of(&finding).fingerprint();
+            assert_eq!(before.fingerprint(), built, "{role:?}");
             let elsewhere = FindingKey::about(&call, "email", Some("/users/{id}/x"), &location);
-            assert_ne!(elsewhere.fingerprint(), fingerprint(&finding));
+            assert_ne!(elsewhere.fingerprint(), built);
         }
+    }
+
+    #[test]
+    fn remembered_fingerprints_are_the_computed_ones_and_keys_are_told_apart_exactly() {
+        let location = Location {
+            side: MessageSide::Request,
+            part: "header".into(),
+            name: Some("authorization".into()),
+        };
+        let other_side = Location {
+            side: MessageSide::Response,
+            ..location.clone()
+        };
+        let base = FindingKey {
+            kind: FINDING_KIND,
+            detail: Some("bearer_token"),
+            method: Some("GET"),
+            route: Some("/a"),
+            server_address: Some("10.0.0.1"),
+            server_port: Some(80),
+            location: Some(&location),
+            caller_address: Some("10.0.0.2"),
+            caller_executable: None,
+            caller_container: None,
+            plaintext: true,
+        };
+        // Each differs from `base` in a part or two. The third and fourth would have the same
+        // bytes if parts were only tagged, not length-prefixed.
+        let keys = [
+            base,
+            FindingKey {
+                detail: Some("jwt"),
+                ..base
+            },
+            FindingKey {
+                route: Some("/a\u{1}"),
+                ..base
+            },
+            FindingKey {
+                method: Some("GET\u{1}/a"),
+                route: Some(""),
+                ..base
+            },
+            FindingKey {
+                route: None,
+                ..base
+            },
+            FindingKey {
+                server_port: None,
+                ..base
+            },
+            FindingKey {
+                server_port: Some(8080),
+                ..base
+            },
+            FindingKey {
+                location: Some(&other_side),
+                ..base
+            },
+            FindingKey {
+                location: None,
+                ..base
+            },
+            FindingKey {
+                caller_executable: Some(""),
+                ..base
+            },
+            FindingKey {
+                plaintext: false,
+                ..base
+            },
+        ];
+        let mut memo = FingerprintMemo::default();
+        for _ in 0..2 {
+            for key in &keys {
+                assert_eq!(memo.of(key), key.fingerprint(), "{key:?}");
+            }
+        }
+        assert_eq!(memo.fingerprints.len(), keys.len());
+        let routes: Vec<String> = (0..=MAX_MEMOIZED_FINGERPRINTS)
+            .map(|i| format!("/r/{i}"))
+            .collect();
+        for route in &routes {
+            memo.of(&FindingKey {
+                route: Some(route),
+                ..base
+            });
+        }
+        assert!(memo.fingerprints.len() <= MAX_MEMOIZED_FINGERPRINTS);
     }
 
     #[test]

@@ -91,6 +91,22 @@ const SECRET_NAME_FRAGMENTS: &[&str] = &[
     "client_secret",
 ];
 
+/// Names shorter than the shortest fragment can only be secret as a whole name: JSON keys are
+/// mostly short (`id`, `name`), and the automaton's search cost more than the rest of the check.
+const SHORTEST_SECRET_FRAGMENT: usize = shortest(SECRET_NAME_FRAGMENTS);
+
+const fn shortest(words: &[&str]) -> usize {
+    let mut shortest = usize::MAX;
+    let mut i = 0;
+    while i < words.len() {
+        if words[i].len() < shortest {
+            shortest = words[i].len();
+        }
+        i += 1;
+    }
+    shortest
+}
+
 /// Names that are secret only when they are the whole name (as fragments they are too common).
 const SECRET_NAMES: &[&str] = &[
     "pwd", "pass", "auth", "key", "sig", "otp", "pin", "code", "jwt", "sid",
@@ -122,7 +138,8 @@ pub fn is_secret_name(name: &str) -> bool {
         };
     }
     let trimmed = trim_underscores(normalized);
-    SECRET_NAMES.iter().any(|n| n.as_bytes() == trimmed) || SECRET_FRAGMENTS.is_match(&*normalized)
+    SECRET_NAMES.iter().any(|n| n.as_bytes() == trimmed)
+        || (normalized.len() >= SHORTEST_SECRET_FRAGMENT && SECRET_FRAGMENTS.is_match(&*normalized))
 }
 
 /// `name` without the `_` at either end.
@@ -592,6 +609,10 @@ mod tests {
             &format!("{}_token", "a".repeat(STACK_NAME_BYTES * 2)),
         ] {
             assert!(is_secret_name(name), "{name}");
+        }
+        // Each fragment alone, the shortest among them right at the length gate.
+        for fragment in SECRET_NAME_FRAGMENTS.iter().chain(SECRET_NAMES) {
+            assert!(is_secret_name(fragment), "{fragment}");
         }
         for name in [
             "pinned",

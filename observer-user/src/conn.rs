@@ -754,7 +754,7 @@ mod tests {
         recorder.log
     }
 
-    /// Which connection each segment and close was for, by fd.
+    /// Which connection each gap and close was for, by fd.
     #[derive(Default)]
     struct OrderRecorder {
         log: Vec<String>,

@@ -9,14 +9,14 @@
 //! what a recording replays is what the agent reported live. Nothing here panics on bad input;
 //! every problem is counted in [`PipelineStats`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use observer_common::{ConnId, Direction, EventKind, Source};
 use serde::Serialize;
 
 use crate::{
     capture::{kind_name, POLL_INTERVAL},
-    conn::{CloseReason, ConnInfo, ConnStats, ConnTable, Role, StreamHandler},
+    conn::{CloseReason, ConnInfo, ConnStats, ConnTable, IdMap, Role, StreamHandler},
     coverage::CoverageTracker,
     detect::kind::Kind as DetectorKind,
     events::{self, Event},
@@ -154,7 +154,7 @@ struct HttpStage {
     body_preview_bytes: usize,
     redactor: Redactor,
     filter: CallFilter,
-    processes: HashMap<u32, ProcessInfo>,
+    processes: IdMap<u32, ProcessInfo>,
     clock: Option<ClockSync>,
     analyzers: Vec<Box<dyn Analyzer>>,
     outputs: Vec<Output>,
@@ -168,7 +168,7 @@ pub struct Pipeline {
     conns: ConnTable<HttpConn>,
     http: HttpStage,
     /// Socket facts come just before the open event they describe; they wait here for it.
-    sockets: HashMap<ConnId, SocketInfo>,
+    sockets: IdMap<ConnId, SocketInfo>,
     latest_ns: u64,
     /// Recording time of the last [`Pipeline::replay_tick`] that ticked.
     last_replay_tick_ns: u64,
@@ -186,13 +186,13 @@ impl Pipeline {
     pub fn new(config: PipelineConfig) -> Pipeline {
         Pipeline {
             conns: ConnTable::default(),
-            sockets: HashMap::new(),
+            sockets: IdMap::default(),
             http: HttpStage {
                 limits: config.parser_limits,
                 body_preview_bytes: config.body_preview_bytes,
                 redactor: Redactor::new(config.redaction),
                 filter: config.filter,
-                processes: HashMap::new(),
+                processes: IdMap::default(),
                 clock: None,
                 analyzers: Vec::new(),
                 outputs: Vec::new(),

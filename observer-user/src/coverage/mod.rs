@@ -16,7 +16,7 @@ pub mod report;
 pub mod store;
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, VecDeque},
     io::Write as _,
     net::SocketAddr,
     process::ExitCode,
@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     cli::{CoverageArgs, InventoryFormat},
+    conn::IdMap,
     facts::ProcessInfo,
     model::tls_library_name,
 };
@@ -205,8 +206,8 @@ struct TlsConn {
 /// Joins TLS connections, decrypted plaintext and library facts per process.
 #[derive(Debug, Default)]
 pub struct CoverageTracker {
-    processes: HashMap<u32, ProcessCoverage>,
-    conns: HashMap<ConnId, TlsConn>,
+    processes: IdMap<u32, ProcessCoverage>,
+    conns: IdMap<ConnId, TlsConn>,
     /// Something changed since [`CoverageTracker::take_changed`].
     changed: bool,
     /// TLS connections not followed because [`MAX_CONNECTIONS`] were open.

@@ -57,6 +57,8 @@ impl SourceKey {
 
 #[derive(Debug, Default)]
 struct Remembered {
+    /// Its [`quick_key`], to unlink it from the index when it is overwritten.
+    quick: u64,
     scanner: u64,
     now_secs: u64,
     source: SourceKey,
@@ -72,8 +74,6 @@ struct RecentScans {
     /// quick key a newer one took is no longer found and its text is scanned again, as if
     /// forgotten. (A walk over all the keys was a twelfth of the agent's instructions.)
     by_quick_key: HashMap<u64, usize, BuildHasherDefault<QuickKeyHasher>>,
-    /// Each entry's quick key, to unlink it from the index when it is overwritten.
-    quick: Vec<u64>,
     entries: Vec<Remembered>,
     next: usize,
 }
@@ -165,16 +165,15 @@ pub fn remember(scanner: u64, source: &Source<'_>, text: &str, now_secs: u64, fo
         recent.next = (at + 1) % REMEMBERED_SCANS;
         if recent.entries.len() <= at {
             recent.entries.push(Remembered::default());
-            recent.quick.push(quick);
         } else {
-            let forgotten = recent.quick[at];
+            let forgotten = recent.entries[at].quick;
             if recent.by_quick_key.get(&forgotten) == Some(&at) {
                 recent.by_quick_key.remove(&forgotten);
             }
-            recent.quick[at] = quick;
         }
         recent.by_quick_key.insert(quick, at);
         let entry = &mut recent.entries[at];
+        entry.quick = quick;
         entry.scanner = scanner;
         entry.now_secs = now_secs;
         entry.source.set(source);

@@ -487,7 +487,7 @@ fn address_text(ip: IpAddr) -> String {
 
 /// `pid:fd:generation`, by hand for the same reason as [`address_text`].
 fn connection_text(pid: u32, fd: u32, generation: u64) -> String {
-    let mut out = String::with_capacity(32);
+    let mut out = String::with_capacity("4294967295:4294967295:18446744073709551615".len());
     push_padded(&mut out, pid.into(), 1);
     out.push(':');
     push_padded(&mut out, fd.into(), 1);

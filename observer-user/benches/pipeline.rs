@@ -5,17 +5,21 @@
 //! about time (machines differ).
 //!
 //! `cargo bench -p observer-user --bench pipeline` (run by `cargo xtask bench`).
+//! `... --bench pipeline -- --write-recording PATH CALLS` writes the same traffic as a recording
+//! for `observer replay` instead (see `write_recording`).
 //!
 //! The stream is a few hundred thousand calls over keep-alive connections: small JSON GETs,
 //! POSTs with bodies, chunked responses, 64 KiB responses in 16 KiB chunks, a third of it TLS
 //! plaintext. Each call's events are encoded once as templates; replaying patches the connection
 //! id, position and time into a scratch buffer (a copy and a few stores, like reading the ring).
 
-use std::{hint::black_box, time::Instant};
+use std::{hint::black_box, io, path::Path, time::Instant};
 
 use observer::{
     events::{encode, ConnClose, ConnOpen, Data, Event},
+    facts::{Fact, ProcessInfo},
     pipeline::{Pipeline, PipelineConfig},
+    record::RecordWriter,
     redact::RedactionMode,
 };
 use observer_common::{
@@ -172,9 +176,13 @@ fn pick(i: usize) -> usize {
     }
 }
 
+/// Processes the connections belong to.
+const TRACED_PROCESSES: u32 = 16;
+const FIRST_TGID: u32 = 1000;
+
 fn conn(i: usize) -> ConnId {
     ConnId {
-        tgid: 1000 + (i % 16) as u32,
+        tgid: FIRST_TGID + i as u32 % TRACED_PROCESSES,
         fd: 10 + i as u32,
         generation: 1 + i as u64,
     }
@@ -228,53 +236,89 @@ fn with_sensitive_analyzer() -> Pipeline {
     pipeline
 }
 
+/// The bench's traffic as kernel events, call by call: the templates replayed over the
+/// connections with their positions and time advancing.
+struct Traffic {
+    templates: Vec<Template>,
+    positions: Vec<[[u64; 2]; 2]>,
+    scratch: Vec<u8>,
+    ts: u64,
+}
+
+/// One call's worth of traffic.
+struct CallSent {
+    tls: bool,
+    payload_bytes: u64,
+}
+
+impl Traffic {
+    fn new() -> Traffic {
+        Traffic {
+            templates: templates(),
+            positions: vec![[[0u64; 2]; 2]; CONNECTIONS],
+            scratch: Vec::with_capacity(CHUNK + size_of::<DataHeader>()),
+            ts: 1_000,
+        }
+    }
+
+    fn open_connections(&mut self, mut push: impl FnMut(&[u8])) {
+        for i in 0..CONNECTIONS {
+            push(&open_event(conn(i), self.ts));
+        }
+    }
+
+    /// The `i`-th call's events.
+    fn call(&mut self, i: usize, mut push: impl FnMut(&[u8])) -> CallSent {
+        let c = i % CONNECTIONS;
+        let template = &self.templates[pick(i)];
+        let call_start = self.positions[c];
+        let mut payload_bytes = 0;
+        for (event, direction, source, len) in &template.events {
+            self.ts += 1_000;
+            let start = call_start[*direction][*source];
+            patch(&mut self.scratch, event, conn(c), start, self.ts);
+            push(&self.scratch);
+            payload_bytes += len;
+        }
+        // Advance each stream by what this call moved.
+        let mut next = call_start;
+        for (_, direction, source, len) in &template.events {
+            next[*direction][*source] += len;
+        }
+        self.positions[c] = next;
+        CallSent {
+            tls: template.tls,
+            payload_bytes,
+        }
+    }
+
+    fn close_connections(&mut self, mut push: impl FnMut(&[u8])) {
+        for (i, bytes) in self.positions.iter().enumerate() {
+            self.ts += 1_000;
+            let close = ConnClose {
+                timestamp_ns: self.ts,
+                conn: conn(i),
+                bytes: *bytes,
+            };
+            push(&encode::event(&Event::ConnClose(close)));
+        }
+    }
+}
+
 fn throughput(label: &str, mut pipeline: Pipeline) {
-    let templates = templates();
-    let mut positions = vec![[[0u64; 2]; 2]; CONNECTIONS];
-    let mut scratch = Vec::with_capacity(CHUNK + size_of::<DataHeader>());
-    let mut ts = 1_000u64;
+    let mut traffic = Traffic::new();
     let mut bytes = 0u64;
     let mut calls = 0u64;
     let mut tls_calls = 0u64;
-    for i in 0..CONNECTIONS {
-        pipeline.push_kernel_event(&open_event(conn(i), ts));
-    }
+    traffic.open_connections(|event| pipeline.push_kernel_event(event));
     let started = Instant::now();
     for i in 0..CALLS {
-        let c = i % CONNECTIONS;
-        let template = &templates[pick(i)];
-        tls_calls += u64::from(template.tls);
-        let call_start = positions[c];
-        for (event, direction, source, len) in &template.events {
-            ts += 1_000;
-            let start = call_start[*direction][*source];
-            patch(&mut scratch, event, conn(c), start, ts);
-            pipeline.push_kernel_event(&scratch);
-            bytes += len;
-        }
-        // Advance each stream by what this call moved.
-        for direction in 0..2 {
-            for source in 0..2 {
-                let moved: u64 = template
-                    .events
-                    .iter()
-                    .filter(|(_, d, s, _)| *d == direction && *s == source)
-                    .map(|(_, _, _, len)| len)
-                    .sum();
-                positions[c][direction][source] = call_start[direction][source] + moved;
-            }
-        }
+        let sent = traffic.call(i, |event| pipeline.push_kernel_event(event));
+        tls_calls += u64::from(sent.tls);
+        bytes += sent.payload_bytes;
         calls += pipeline.take_calls().count() as u64;
     }
-    for (i, bytes) in positions.iter().enumerate() {
-        ts += 1_000;
-        let close = ConnClose {
-            timestamp_ns: ts,
-            conn: conn(i),
-            bytes: *bytes,
-        };
-        pipeline.push_kernel_event(&encode::event(&Event::ConnClose(close)));
-    }
+    traffic.close_connections(|event| pipeline.push_kernel_event(event));
     pipeline.finish();
     calls += pipeline.take_calls().count() as u64;
     let elapsed = started.elapsed();
@@ -293,6 +337,41 @@ fn throughput(label: &str, mut pipeline: Pipeline) {
         "pipeline, {label}: parse or decode errors: {errors}; peak RSS so far {} MiB",
         peak_rss_kib() / 1024
     );
+}
+
+/// Write the first `calls` calls of the traffic as a recording for `observer replay`, with a
+/// process fact per traced process as the agent records them: `cargo xtask bench` replays it
+/// under callgrind to count the agent's instructions per call, a figure the host's speed
+/// cannot move.
+fn write_recording(path: &Path, calls: usize) -> io::Result<()> {
+    let mut recording = RecordWriter::create(path)?;
+    for pid in FIRST_TGID..FIRST_TGID + TRACED_PROCESSES {
+        recording.fact(&Fact::Process(ProcessInfo {
+            pid,
+            comm: "api".into(),
+            exe: Some("/usr/local/bin/api".into()),
+            cmdline: ["api", "--listen", "10.0.0.1:8080"]
+                .map(String::from)
+                .into(),
+            ..ProcessInfo::default()
+        }))?;
+    }
+    let mut failed = None;
+    let mut write = |event: &[u8]| {
+        if let Err(error) = recording.kernel_event(event) {
+            failed.get_or_insert(error);
+        }
+    };
+    let mut traffic = Traffic::new();
+    traffic.open_connections(&mut write);
+    for i in 0..calls {
+        traffic.call(i, &mut write);
+    }
+    traffic.close_connections(&mut write);
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    recording.flush()
 }
 
 /// Memory with `count` live connections, each mid-request (a request head seen, no response):
@@ -354,6 +433,33 @@ fn peak_rss_kib() -> u64 {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench` to every bench binary.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| arg != "--bench")
+        .collect();
+    match args.as_slice() {
+        [] => measure_all(),
+        [flag, path, calls] if flag == "--write-recording" => {
+            let Ok(calls) = calls.parse() else {
+                eprintln!(
+                    "--write-recording: the number of calls must be a whole number, not {calls:?}"
+                );
+                std::process::exit(2);
+            };
+            if let Err(error) = write_recording(Path::new(path), calls) {
+                eprintln!("writing the recording {path}: {error}");
+                std::process::exit(1);
+            }
+        }
+        _ => {
+            eprintln!("usage: pipeline [--write-recording PATH CALLS]\n  without arguments: measure and print the figures");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn measure_all() {
     throughput(
         "decode to redaction",
         Pipeline::new(PipelineConfig::default()),

@@ -11,10 +11,12 @@
 //! Then the cost per event (tight loops with and without the agent, and the kernel's own run time
 //! per program), and the userspace benchmarks (`cargo bench -p observer-user`: the pipeline,
 //! sensitive data, the inventory, and detection's recall per OWASP category, false positives
-//! and calls per second, each bench's printout copied into the report). Targets are
+//! and calls per second, each bench's printout copied into the report), and the agent's
+//! instructions per API call under callgrind, which the host's speed cannot move. Targets are
 //! printed next to the figures; nothing here fails on a missed target: benchmarks report, tests
 //! assert.
 
+mod instructions;
 mod load;
 mod micro;
 mod nginx;
@@ -73,6 +75,9 @@ enum Part {
     Micro,
     /// The userspace benchmarks: pipeline, inventory, detectors.
     Userspace,
+    /// Instructions per API call through the whole agent, under callgrind: the figure the
+    /// host's speed cannot move.
+    Instructions,
 }
 
 /// One workload: what nginx serves and how wrk asks for it.
@@ -218,7 +223,10 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         report.micro(micro::measure(&context.agent, pinned)?);
     }
     if wanted(Part::Userspace) {
-        report.userspace(userspace_benchmarks()?);
+        report.userspace(userspace_benchmarks(&built)?);
+    }
+    if wanted(Part::Instructions) {
+        report.instructions(instructions::measure(&built)?);
     }
 
     report.footer(started.elapsed());
@@ -326,13 +334,15 @@ impl Context {
 }
 
 /// `cargo bench -p observer-user`: each bench prints its own figures; they go into the report.
-fn userspace_benchmarks() -> Result<String> {
+fn userspace_benchmarks(built: &build::Built) -> Result<String> {
     eprintln!("bench: userspace benchmarks");
-    let output = cmd::stdout_of(
-        std::process::Command::new("cargo")
-            .current_dir(host::repo_root())
-            .args(["bench", "--quiet", "-p", "observer-user", "--benches"]),
-    )?;
+    let output = cmd::stdout_of(build::cargo(host::repo_root(), built).args([
+        "bench",
+        "--quiet",
+        "-p",
+        "observer-user",
+        "--benches",
+    ]))?;
     Ok(output)
 }
 

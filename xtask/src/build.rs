@@ -71,6 +71,17 @@ impl Built {
     }
 }
 
+/// `cargo` in `dir`, with the eBPF object set as `build` set it, so no later cargo command sees
+/// a changed environment and rebuilds the agent's crate for nothing (its build script reruns
+/// when [`EBPF_OBJECT_ENV`] changes).
+pub fn cargo(dir: &Path, built: &Built) -> Command {
+    let mut cargo = Command::new("cargo");
+    cargo
+        .current_dir(dir)
+        .env(EBPF_OBJECT_ENV, &built.ebpf_object);
+    cargo
+}
+
 pub fn build(profile: Profile) -> Result<Built> {
     let ebpf_object = build_ebpf()?;
     let agent = build_agent(profile, &ebpf_object)?;

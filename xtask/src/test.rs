@@ -8,7 +8,6 @@
 mod fuzz;
 
 use std::{
-    path::Path,
     process::Command,
     time::{Duration, Instant},
 };
@@ -17,7 +16,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::ValueEnum;
 
 use crate::{
-    build::{self, Built, Profile, EBPF_CRATE_DIR, EBPF_OBJECT_ENV},
+    build::{self, Built, Profile, EBPF_CRATE_DIR},
     cmd, host,
     setup::{self, SetupOptions},
 };
@@ -129,7 +128,7 @@ fn lint(built: &Built) -> Result<String> {
     // `--workspace` includes the members left out of the default set (the end-to-end tests).
     let deny_warnings = ["--", "-D", "warnings"];
     cmd::run(
-        cargo(root, built)
+        build::cargo(root, built)
             .args(["clippy", "--workspace", "--all-targets"])
             .args(deny_warnings),
     )?;
@@ -138,7 +137,7 @@ fn lint(built: &Built) -> Result<String> {
 }
 
 fn unit(built: &Built) -> Result<String> {
-    cmd::run(cargo(host::repo_root(), built).args([
+    cmd::run(build::cargo(host::repo_root(), built).args([
         "test",
         "--workspace",
         "--exclude",
@@ -150,22 +149,12 @@ fn unit(built: &Built) -> Result<String> {
 fn end_to_end(built: &Built) -> Result<String> {
     host::ensure_root("the end-to-end tests (they load eBPF programs)")?;
     cmd::run_with_deadline(
-        cargo(host::repo_root(), built)
+        build::cargo(host::repo_root(), built)
             .args(["test", "--package", E2E_PACKAGE, "--", "--test-threads=1"])
             .env(AGENT_BIN_ENV, &built.agent),
         E2E_DEADLINE,
     )?;
     Ok(String::new())
-}
-
-/// `cargo` in `dir`, with the eBPF object set as `build` set it, so no stage sees a changed
-/// environment and rebuilds the agent's crate for nothing.
-fn cargo(dir: &Path, built: &Built) -> Command {
-    let mut cargo = Command::new("cargo");
-    cargo
-        .current_dir(dir)
-        .env(EBPF_OBJECT_ENV, &built.ebpf_object);
-    cargo
 }
 
 /// What ran, how it ended and how long it took.

@@ -3,7 +3,8 @@
 use std::{fmt::Write as _, time::Duration};
 
 use super::{
-    load::Latency, micro::Micro, observers::ObserverKind, observers::Outcome, Comparison, Workload,
+    instructions::Instructions, load::Latency, micro::Micro, observers::ObserverKind,
+    observers::Outcome, Comparison, Workload,
 };
 
 /// Targets from the performance issue, printed beside the figures.
@@ -28,6 +29,7 @@ pub struct Report {
     fixed_rate: Option<String>,
     micro: Option<String>,
     userspace: Option<String>,
+    instructions: Option<String>,
     footer: String,
 }
 
@@ -196,6 +198,33 @@ impl Report {
         ));
     }
 
+    pub fn instructions(&mut self, figures: Instructions) {
+        let mut text = String::new();
+        let _ = writeln!(text, "## Instructions per API call (callgrind)\n");
+        let _ = writeln!(
+            text,
+            "The pipeline bench's traffic as a recording, through `observer replay` as the agent \
+             processes it (decode to JSON lines, with inventory, detection, sensitive data and \
+             redaction). Unlike the timings above, this figure does not move with the host: \
+             compare it across changes.\n"
+        );
+        let _ = writeln!(text, "| calls | instructions per call | start-up |");
+        let _ = writeln!(text, "|---|---|---|");
+        let _ = writeln!(
+            text,
+            "| {} | **{:.0}** | {:.0} M |",
+            figures.calls,
+            figures.per_call,
+            figures.start_up as f64 / 1e6
+        );
+        let _ = writeln!(
+            text,
+            "\nWhere they go: `callgrind_annotate --inclusive=yes {}`.",
+            figures.profile.display()
+        );
+        self.instructions = Some(text);
+    }
+
     pub fn footer(&mut self, elapsed: Duration) {
         self.footer = format!("Bench ran in {:.0} s.\n", elapsed.as_secs_f64());
     }
@@ -225,9 +254,14 @@ impl Report {
                 let _ = writeln!(text, "{line}");
             }
         }
-        for section in [&self.fixed_rate, &self.micro, &self.userspace]
-            .into_iter()
-            .flatten()
+        for section in [
+            &self.fixed_rate,
+            &self.micro,
+            &self.userspace,
+            &self.instructions,
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = writeln!(text, "\n{section}");
         }

@@ -30,6 +30,7 @@ pub const TEST_PACKAGES: &[&str] = &[
 /// Added by `setup --bench`: what only the benchmarks use.
 pub const BENCH_PACKAGES: &[&str] = &[
     "bpftrace", // measures probe overhead in the kernel independently of the agent
+    "valgrind", // callgrind counts the agent's instructions per call, which host noise cannot move
 ];
 
 /// `dpkg-query`'s status for a package that is really installed (not removed, not half-done).

@@ -10,8 +10,11 @@ use std::{
 
 use anyhow::Result;
 
-use super::cargo;
-use crate::{build::Built, cmd, host, toolchain::NIGHTLY};
+use crate::{
+    build::{cargo, Built},
+    cmd, host,
+    toolchain::NIGHTLY,
+};
 
 /// How long each fuzz target runs: enough to shake out shallow crashes on every change while
 /// keeping the whole test run well under 30 minutes.

@@ -14,7 +14,7 @@ use std::{
 use observer::{
     conn::Role,
     inventory::{Inventory, MAX_ENDPOINTS},
-    model::{ApiCall, CallStatus},
+    model::{call_time, ApiCall, CallStatus},
     pipeline::Analyzer,
     state::State,
 };
@@ -59,9 +59,11 @@ fn call(port: u16, method: &str, path: String, rng: &mut u64, bodies: bool) -> A
     } else {
         (Vec::new(), Vec::new())
     };
+    // 2026-11-28T18:45:SS.125312Z, SS = id % 60
+    let (timestamp, realtime_ns) = call_time(1_795_891_500_125_312_000 + id % 60 * 1_000_000_000);
     ApiCall {
         event_name: "api.call",
-        timestamp: format!("2026-11-28T18:45:{:02}.125312Z", id % 60),
+        timestamp,
         status: CallStatus::Complete,
         role: Some(Role::Server),
         method: Some(method.to_string()),
@@ -94,6 +96,7 @@ fn call(port: u16, method: &str, path: String, rng: &mut u64, bodies: bool) -> A
         incomplete: Vec::new(),
         connection: "1:3:1".to_string(),
         start_ns: id,
+        realtime_ns,
         request_body_bytes,
         response_body_bytes,
     }

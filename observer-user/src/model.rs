@@ -171,6 +171,11 @@ pub struct ApiCall {
     /// Kernel time of the first byte, for ordering and for consumers that window by time.
     #[serde(skip)]
     pub start_ns: u64,
+    /// `timestamp` as a number: nanoseconds since the epoch, to the microsecond the text shows,
+    /// for the stages that compute with the time (inventory, detection, the scanner's recall),
+    /// which had each parsed the text back.
+    #[serde(skip)]
+    pub realtime_ns: u64,
     /// The bodies as the parser kept them (up to its capture limit), for analysis stages;
     /// never serialized.
     #[serde(skip)]
@@ -271,6 +276,7 @@ impl ApiCall {
         let realtime_ns = context
             .clock
             .map_or(start_ns, |clock| clock.to_realtime_ns(start_ns));
+        let (timestamp, realtime_ns) = call_time(realtime_ns);
 
         let (server, client) = match context.role {
             Some(Role::Server) => (conn.local, conn.remote),
@@ -316,7 +322,7 @@ impl ApiCall {
 
         ApiCall {
             event_name: "api.call",
-            timestamp: rfc3339(realtime_ns),
+            timestamp,
             status: match status {
                 ExchangeStatus::Complete => CallStatus::Complete,
                 ExchangeStatus::RequestOnly => CallStatus::NoResponse,
@@ -368,6 +374,7 @@ impl ApiCall {
             incomplete,
             connection: connection_text(conn.id.tgid, conn.id.fd, conn.id.generation),
             start_ns,
+            realtime_ns,
             request_body_bytes: request
                 .map(|r: Message<RequestHead>| r.body.captured)
                 .unwrap_or_default(),
@@ -442,6 +449,12 @@ fn body_view(body: &Body, preview_bytes: usize) -> Option<BodyView> {
 }
 
 /// RFC 3339 with microseconds, UTC, for nanoseconds since the Unix epoch.
+/// A call's wall-clock time as it carries it: the RFC 3339 text and the same instant as a
+/// number, both to the microsecond (see `ApiCall::realtime_ns`).
+pub fn call_time(realtime_ns: u64) -> (String, u64) {
+    (rfc3339(realtime_ns), realtime_ns - realtime_ns % 1_000)
+}
+
 pub fn rfc3339(ns: u64) -> String {
     let secs = ns / 1_000_000_000;
     let micros = (ns % 1_000_000_000) / 1_000;
@@ -579,6 +592,21 @@ mod tests {
         );
         assert_eq!(rfc3339(u64::MAX), "2554-07-21T23:34:33.709551Z");
         assert_eq!(rfc3339(1_000), "1970-01-01T00:00:00.000001Z");
+    }
+
+    #[test]
+    fn a_calls_time_as_text_and_number_agree() {
+        for ns in [
+            0,
+            999,
+            1_000,
+            1_795_000_000_123_456_789,
+            951_782_400_000_000_000,
+        ] {
+            let (text, number) = call_time(ns);
+            assert_eq!(text, rfc3339(ns));
+            assert_eq!(crate::inventory::parse_rfc3339(&text), Some(number), "{ns}");
+        }
     }
 
     #[test]

@@ -27,7 +27,6 @@ use aho_corasick::AhoCorasick;
 use crate::{
     model::{ApiCall, BodyView},
     sensitive::{
-        analyzer::unix_seconds,
         fields::{contains_ignore_case, percent_decode, Source},
         keyed::HashKey,
         mask::mask,
@@ -239,7 +238,7 @@ impl Redactor {
         }
         // The time the sensitive-data analyzer scanned this call at, so that the scanner
         // recalls its results for every text that is unchanged (`sensitive::recent`).
-        let now = unix_seconds(&call.timestamp);
+        let now = call.realtime_ns / 1_000_000_000;
         for (name, values) in call
             .request_headers
             .iter_mut()

@@ -69,7 +69,6 @@ use self::{
 use crate::{
     conn::Role,
     findings::{Evidence, Location, MessageSide, Severity},
-    inventory::parse_rfc3339,
     model::{ApiCall, CallStatus},
     output::Output,
     pipeline::Analyzer,
@@ -709,7 +708,7 @@ impl Analyzer for Detector {
         }
         // Traffic time: windows and learning follow the calls, so a replay detects what the
         // live agent did.
-        let now = parse_rfc3339(&call.timestamp).unwrap_or(call.start_ns) / 1_000_000_000;
+        let now = call.realtime_ns / 1_000_000_000;
         let started = *self.started.get_or_insert(now);
         let learning_ends = started.saturating_add(self.config.learning_period.0);
         self.newest.clone_from(&call.timestamp);

@@ -26,7 +26,7 @@ use crate::{
     conn::Role,
     findings::Finding,
     inventory::{parse_rfc3339, spec::ApiSpec, Inventory, SpecBinding},
-    model::{rfc3339, ApiCall, BodyView, CallStatus},
+    model::{call_time, rfc3339, ApiCall, BodyView, CallStatus},
     output::Output,
     pipeline::Analyzer,
     sensitive::{corpus::Rng, keyed::HashKey},
@@ -1387,9 +1387,10 @@ impl Scenario {
                 SERVER_PROCESS,
             )
         };
+        let (timestamp, realtime_ns) = call_time(step.at);
         ApiCall {
             event_name: "api.call",
-            timestamp: rfc3339(step.at),
+            timestamp,
             status: CallStatus::Complete,
             role: Some(role),
             method: Some(step.method.to_string()),
@@ -1422,6 +1423,7 @@ impl Scenario {
             incomplete: Vec::new(),
             connection: format!("{pid}:{}:{i}", 3 + i % 64),
             start_ns: step.at,
+            realtime_ns,
             request_body_bytes,
             response_body_bytes,
         }

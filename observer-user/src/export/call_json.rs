@@ -266,7 +266,10 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::{conn::Role, model::CallStatus};
+    use crate::{
+        conn::Role,
+        model::{call_time, CallStatus},
+    };
 
     /// A call with every field set, texts that need escaping included. A struct literal, so a
     /// new field cannot be added to `ApiCall` without being set (and so checked) here.
@@ -283,9 +286,11 @@ mod tests {
                 ),
             ])
         };
+        // 2026-11-29T01:54:40.411433Z
+        let (timestamp, realtime_ns) = call_time(1_795_917_280_411_433_000);
         ApiCall {
             event_name: "api.call",
-            timestamp: "2026-11-29T01:54:40.411433Z".into(),
+            timestamp,
             status: CallStatus::NoResponse,
             role: Some(Role::Client),
             method: Some("GET".into()),
@@ -326,6 +331,7 @@ mod tests {
             incomplete: vec!["request_gap", "response_cut"],
             connection: "9167:5:27469790762620".into(),
             start_ns: 1,
+            realtime_ns,
             request_body_bytes: b"not written".to_vec(),
             response_body_bytes: b"not written".to_vec(),
         }

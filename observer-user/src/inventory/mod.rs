@@ -595,9 +595,7 @@ impl Inventory {
         let index = self.insert_service(Service::new(key));
         self.declare_spec_templates(index);
         // Named after this first call's attributes (its process, when it is the server).
-        self.services[index]
-            .facts
-            .observe(call, parse_rfc3339(&call.timestamp).unwrap_or(0));
+        self.services[index].facts.observe(call, call.realtime_ns);
         out.push(Output::Inventory(self.change(
             index,
             call,
@@ -748,7 +746,7 @@ impl Inventory {
                 self.service_index(key, call, out)?
             }
         };
-        let at_ns = parse_rfc3339(&call.timestamp).unwrap_or(0);
+        let at_ns = call.realtime_ns;
         let service = &mut self.services[s];
         let counts = call.role == Some(crate::conn::Role::Server) || !service.facts.server_seen;
         service.facts.observe(call, at_ns);
@@ -942,9 +940,11 @@ pub(crate) mod tests {
 
     /// A complete server-side call, for tests.
     pub(crate) fn call(method: &str, path: &str, status: u16) -> ApiCall {
+        // 2026-01-02T03:04:05.000006Z
+        let (timestamp, realtime_ns) = crate::model::call_time(1_767_323_045_000_006_000);
         ApiCall {
             event_name: "api.call",
-            timestamp: "2026-01-02T03:04:05.000006Z".into(),
+            timestamp,
             status: crate::model::CallStatus::Complete,
             role: Some(Role::Server),
             method: Some(method.into()),
@@ -977,6 +977,7 @@ pub(crate) mod tests {
             incomplete: Vec::new(),
             connection: "100:3:1".into(),
             start_ns: 1,
+            realtime_ns,
             request_body_bytes: Vec::new(),
             response_body_bytes: Vec::new(),
         }

@@ -161,7 +161,7 @@ impl SensitiveAnalyzer {
     }
 
     fn scan(&mut self, call: &ApiCall) {
-        let now = unix_seconds(&call.timestamp);
+        let now = call.realtime_ns / 1_000_000_000;
         let scanner = &self.scanner;
         let found = &mut self.found;
         found.clear();
@@ -677,36 +677,9 @@ fn is_id_like(segment: &str) -> bool {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')))
 }
 
-/// Seconds since the Unix epoch of an RFC 3339 UTC timestamp (`2026-11-28T18:45:55.125312Z`);
-/// 0 if it cannot be read.
-pub fn unix_seconds(timestamp: &str) -> u64 {
-    let number =
-        |range: std::ops::Range<usize>| -> Option<i64> { timestamp.get(range)?.parse().ok() };
-    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
-        number(0..4),
-        number(5..7),
-        number(8..10),
-        number(11..13),
-        number(14..16),
-        number(17..19),
-    ) else {
-        return 0;
-    };
-    // Howard Hinnant's days_from_civil.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hour * 3600 + minute * 60 + second).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::rfc3339;
 
     #[test]
     fn a_finding_is_known_by_the_same_fingerprint_before_it_is_built() {
@@ -821,16 +794,6 @@ mod tests {
             });
         }
         assert!(memo.fingerprints.len() <= MAX_MEMOIZED_FINGERPRINTS);
-    }
-
-    #[test]
-    fn timestamps_read_back_to_unix_seconds() {
-        assert_eq!(
-            unix_seconds(&rfc3339(1_795_000_000_123_456_789)),
-            1_795_000_000
-        );
-        assert_eq!(unix_seconds(&rfc3339(951_782_400_000_000_000)), 951_782_400);
-        assert_eq!(unix_seconds("garbage"), 0);
     }
 
     #[test]

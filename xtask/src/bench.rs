@@ -26,6 +26,7 @@ mod report;
 use std::{path::PathBuf, time::Instant};
 
 use anyhow::{bail, Context as _, Result};
+use clap::ValueEnum as _;
 
 use crate::{build, cmd, host, setup};
 use observers::ObserverKind;
@@ -181,55 +182,25 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let mut report = Report::default();
     report.header(&format!("{} CPUs, kernel {}", cpus, kernel_release()));
 
-    if wanted(Part::Overhead) {
-        for workload in WORKLOADS {
-            report.overhead(
-                workload,
-                pinned,
-                context.compare(workload, pinned, ObserverKind::Agent)?,
-            );
+    // Each part timed: the whole bench must stay under ten minutes here.
+    let mut took = Vec::new();
+    for &part in Part::value_variants() {
+        if !wanted(part) {
+            continue;
         }
-        if pinned {
-            for &index in UNPINNED {
-                let workload = &WORKLOADS[index];
-                report.overhead(
-                    workload,
-                    false,
-                    context.compare(workload, false, ObserverKind::Agent)?,
-                );
-            }
+        let part_started = Instant::now();
+        match part {
+            Part::Overhead => context.overhead(&mut report)?,
+            Part::Peers => context.peers(&mut report)?,
+            Part::FixedRate => report.fixed_rate(context.fixed_rate(&WORKLOADS[0])?),
+            Part::Micro => report.micro(micro::measure(&context.agent, pinned)?),
+            Part::Userspace => report.userspace(userspace_benchmarks(&built)?),
+            Part::Instructions => report.instructions(instructions::measure(&built)?),
         }
-    }
-    if wanted(Part::Peers) {
-        for &index in PEER_WORKLOADS {
-            let workload = &WORKLOADS[index];
-            for peer in [ObserverKind::Tcpdump, ObserverKind::Bpftrace] {
-                let peer_context = Context {
-                    pairs: QUICK_PAIRS,
-                    ..context.clone()
-                };
-                report.peer(
-                    workload,
-                    peer,
-                    peer_context.compare(workload, pinned, peer)?,
-                );
-            }
-        }
-    }
-    if wanted(Part::FixedRate) {
-        report.fixed_rate(context.fixed_rate(&WORKLOADS[0])?);
-    }
-    if wanted(Part::Micro) {
-        report.micro(micro::measure(&context.agent, pinned)?);
-    }
-    if wanted(Part::Userspace) {
-        report.userspace(userspace_benchmarks(&built)?);
-    }
-    if wanted(Part::Instructions) {
-        report.instructions(instructions::measure(&built)?);
+        took.push((part, part_started.elapsed()));
     }
 
-    report.footer(started.elapsed());
+    report.footer(started.elapsed(), &took);
     let text = report.render();
     println!("{text}");
     let out = host::repo_root().join("target/bench");
@@ -256,6 +227,47 @@ pub struct Comparison {
 }
 
 impl Context {
+    /// Every workload pinned (when the host has two CPUs), then the unpinned ones.
+    fn overhead(&self, report: &mut Report) -> Result<()> {
+        for workload in WORKLOADS {
+            report.overhead(
+                workload,
+                self.pinned,
+                self.compare(workload, self.pinned, ObserverKind::Agent)?,
+            );
+        }
+        if self.pinned {
+            for &index in UNPINNED {
+                let workload = &WORKLOADS[index];
+                report.overhead(
+                    workload,
+                    false,
+                    self.compare(workload, false, ObserverKind::Agent)?,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// tcpdump and bpftrace on the workloads they are compared on, fewer pairs each.
+    fn peers(&self, report: &mut Report) -> Result<()> {
+        let peer_context = Context {
+            pairs: QUICK_PAIRS,
+            ..self.clone()
+        };
+        for &index in PEER_WORKLOADS {
+            let workload = &WORKLOADS[index];
+            for peer in [ObserverKind::Tcpdump, ObserverKind::Bpftrace] {
+                report.peer(
+                    workload,
+                    peer,
+                    peer_context.compare(workload, self.pinned, peer)?,
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn compare(&self, workload: &Workload, pinned: bool, kind: ObserverKind) -> Result<Comparison> {
         let server = nginx::Nginx::start(workload.sendfile, pinned.then_some(SERVER_CPU))?;
         let url = server.url(workload.tls, workload.file);

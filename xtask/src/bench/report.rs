@@ -2,9 +2,11 @@
 
 use std::{fmt::Write as _, time::Duration};
 
+use clap::ValueEnum as _;
+
 use super::{
     instructions::Instructions, load::Latency, micro::Micro, observers::ObserverKind,
-    observers::Outcome, Comparison, Workload,
+    observers::Outcome, Comparison, Part, Workload,
 };
 
 /// Targets from the performance issue, printed beside the figures.
@@ -225,8 +227,22 @@ impl Report {
         self.instructions = Some(text);
     }
 
-    pub fn footer(&mut self, elapsed: Duration) {
-        self.footer = format!("Bench ran in {:.0} s.\n", elapsed.as_secs_f64());
+    /// The bench's time, and each part's: what is left went to setup and building.
+    pub fn footer(&mut self, elapsed: Duration, parts: &[(Part, Duration)]) {
+        let parts: Vec<String> = parts
+            .iter()
+            .map(|(part, took)| {
+                let name = part
+                    .to_possible_value()
+                    .map_or_else(|| format!("{part:?}"), |v| v.get_name().to_string());
+                format!("{name} {:.0} s", took.as_secs_f64())
+            })
+            .collect();
+        self.footer = format!(
+            "Bench ran in {:.0} s ({}).\n",
+            elapsed.as_secs_f64(),
+            parts.join(", ")
+        );
     }
 
     pub fn render(&self) -> String {

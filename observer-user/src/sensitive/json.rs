@@ -54,11 +54,33 @@ impl Scalar<'_> {
         if !self.path.is_empty() {
             return self.path.to_string();
         }
-        let mut path = String::from("$");
+        // Sized once: grown from `$` a segment at a time, a path was reallocated several
+        // times, which cost more than writing it.
+        let bound: usize = self.frames.iter().map(segment_bound).sum();
+        let mut path =
+            String::with_capacity((1 + bound).min(MAX_PATH_BYTES + MAX_INDEX_SEGMENT_BYTES));
+        path.push('$');
         for frame in self.frames {
             push_segment(&mut path, self.text, Some(frame));
         }
         path
+    }
+}
+
+/// The longest array segment: `[`, the digits of the largest index, `]`. One may start just
+/// short of [`MAX_PATH_BYTES`].
+const MAX_INDEX_SEGMENT_BYTES: usize = 2 + usize::MAX.ilog10() as usize + 1;
+
+/// The most bytes [`push_segment`] writes for `frame`: exact unless the path is cut.
+fn segment_bound(frame: &Frame) -> usize {
+    if frame.object {
+        // A key that cannot be read is written `?`.
+        1 + frame.member_key.as_ref().map_or(1, |key| key.len().max(1))
+    } else {
+        2 + frame
+            .index
+            .checked_ilog10()
+            .map_or(1, |digits| digits as usize + 1)
     }
 }
 
@@ -459,6 +481,11 @@ mod tests {
         });
         assert_eq!(built, on_demand);
         assert_eq!(built, ["$.a[0].b", "$.a[1].c[0]", "$.a[1].c[1].d", "$.e"]);
+        // Each path is allocated once, at its length: too small a guess would have grown it
+        // (to twice its size), too large would show too.
+        for path in &on_demand {
+            assert_eq!(path.capacity(), path.len(), "{path}");
+        }
     }
 
     #[test]

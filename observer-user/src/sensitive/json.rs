@@ -54,11 +54,33 @@ impl Scalar<'_> {
         if !self.path.is_empty() {
             return self.path.to_string();
         }
-        let mut path = String::from("$");
+        // Sized once: grown from `$` a segment at a time, a path was reallocated several
+        // times, which cost more than writing it.
+        let bound: usize = self.frames.iter().map(segment_bound).sum();
+        let mut path =
+            String::with_capacity((1 + bound).min(MAX_PATH_BYTES + MAX_INDEX_SEGMENT_BYTES));
+        path.push('$');
         for frame in self.frames {
             push_segment(&mut path, self.text, Some(frame));
         }
         path
+    }
+}
+
+/// The longest array segment: `[`, the digits of the largest index, `]`. One may start just
+/// short of [`MAX_PATH_BYTES`].
+const MAX_INDEX_SEGMENT_BYTES: usize = 2 + usize::MAX.ilog10() as usize + 1;
+
+/// The most bytes [`push_segment`] writes for `frame`: exact unless the path is cut.
+fn segment_bound(frame: &Frame) -> usize {
+    if frame.object {
+        // A key that cannot be read is written `?`.
+        1 + frame.member_key.as_ref().map_or(1, |key| key.len().max(1))
+    } else {
+        2 + frame
+            .index
+            .checked_ilog10()
+            .map_or(1, |digits| digits as usize + 1)
     }
 }
 
@@ -293,8 +315,23 @@ fn emit(
 }
 
 /// Index of the quote closing the string opening at `start` (the text's length if it never
-/// closes), and whether the string holds escapes.
+/// closes), and whether the string holds escapes. Most keys and many values close within
+/// their first word: that case is one load and a few operations, inline in the walk.
+#[inline]
 fn string_end(bytes: &[u8], start: usize) -> (usize, bool) {
+    let first_word = bytes.get(start + 1..).and_then(<[u8]>::first_chunk::<8>);
+    if let Some(&word) = first_word {
+        let found = quotes_or_backslashes(u64::from_le_bytes(word));
+        let at = start + 1 + (found.trailing_zeros() / 8) as usize;
+        if found != 0 && bytes[at] == b'"' {
+            return (at, false);
+        }
+    }
+    string_end_searched(bytes, start)
+}
+
+/// [`string_end`] for strings longer than a word or holding escapes.
+fn string_end_searched(bytes: &[u8], start: usize) -> (usize, bool) {
     let mut i = start + 1;
     let mut escaped = false;
     while i < bytes.len() {
@@ -318,21 +355,24 @@ fn string_end(bytes: &[u8], start: usize) -> (usize, bool) {
 /// short, and memchr's vector search costs more to set up than it saves on them.
 const WORD_SEARCHED_BYTES: usize = 32;
 
-/// Where the first `"` or `\` in `haystack` is.
-fn quote_or_backslash(haystack: &[u8]) -> Option<usize> {
+/// The high bit of each `"` or `\` byte of `word` (little-endian), exact up to the first one (a
+/// borrow can only flag bytes above a true match), which is all a search needs.
+fn quotes_or_backslashes(word: u64) -> u64 {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
     const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
     const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
-    // The high bit of each zero byte of `word`, exact up to the first one (a borrow can only
-    // flag bytes above a true zero), which is all a search needs.
     let zero_bytes = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
+    zero_bytes(word ^ QUOTES) | zero_bytes(word ^ BACKSLASHES)
+}
+
+/// Where the first `"` or `\` in `haystack` is.
+fn quote_or_backslash(haystack: &[u8]) -> Option<usize> {
     let head = &haystack[..haystack.len().min(WORD_SEARCHED_BYTES)];
     let mut words = head.chunks_exact(8);
     let mut offset = 0;
     for chunk in &mut words {
-        let word = le_word(chunk);
-        let found = zero_bytes(word ^ QUOTES) | zero_bytes(word ^ BACKSLASHES);
+        let found = quotes_or_backslashes(le_word(chunk));
         if found != 0 {
             return Some(offset + (found.trailing_zeros() / 8) as usize);
         }
@@ -441,6 +481,11 @@ mod tests {
         });
         assert_eq!(built, on_demand);
         assert_eq!(built, ["$.a[0].b", "$.a[1].c[0]", "$.a[1].c[1].d", "$.e"]);
+        // Each path is allocated once, at its length: too small a guess would have grown it
+        // (to twice its size), too large would show too.
+        for path in &on_demand {
+            assert_eq!(path.capacity(), path.len(), "{path}");
+        }
     }
 
     #[test]
@@ -454,6 +499,43 @@ mod tests {
                 haystack.extend_from_slice(b"\x00\xa2\x5c\x22");
                 assert_eq!(quote_or_backslash(&haystack), Some(len), "{len}");
                 assert_eq!(quote_or_backslash(&haystack[..len]), None, "{len}");
+            }
+        }
+    }
+
+    #[test]
+    fn string_ends_match_a_byte_by_byte_reading() {
+        // Strings of letters, quotes, backslashes and a two-byte character, cut at every
+        // length: ends within the first word (found inline), past it, after escapes, and
+        // strings the text cuts short.
+        fn by_byte(bytes: &[u8], start: usize) -> (usize, bool) {
+            let (mut i, mut escaped) = (start + 1, false);
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'\\' => {
+                        escaped = true;
+                        i += 2;
+                    }
+                    b'"' => return (i, escaped),
+                    _ => i += 1,
+                }
+            }
+            (bytes.len(), escaped)
+        }
+        let mut rng = crate::sensitive::corpus::Rng::new(0x5_7e4d);
+        for _ in 0..2_000 {
+            let len = rng.below(3 * WORD_SEARCHED_BYTES as u64) as usize;
+            let text: String = std::iter::once("\"")
+                .chain((0..len).map(|_| *rng.pick(&["a", "a", "a", "\"", "\\", "é"])))
+                .collect();
+            let bytes = text.as_bytes();
+            for cut in 1..=bytes.len() {
+                assert_eq!(
+                    string_end(&bytes[..cut], 0),
+                    by_byte(&bytes[..cut], 0),
+                    "{:?}",
+                    String::from_utf8_lossy(&bytes[..cut])
+                );
             }
         }
     }

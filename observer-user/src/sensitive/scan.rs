@@ -900,14 +900,20 @@ fn url_password(value: &str) -> bool {
 }
 
 /// How many bytes of an IBAN-shaped match are the IBAN: the country's length of characters
-/// (spaces between groups allowed), when they pass the check.
+/// (spaces between groups allowed), when they pass the check. Only the prefix of exactly that
+/// many characters can be the country's IBAN, so it alone is checked, instead of every
+/// prefix of 15 characters or more (each check copying the prefix twice).
 fn iban_prefix(candidate: &str) -> Option<usize> {
+    let mut characters = candidate.bytes().filter(|&b| b != b' ');
+    let country = [characters.next()?, characters.next()?];
+    let length = validate::iban_length(&country)?;
     let mut compact = 0;
     for (i, byte) in candidate.bytes().enumerate() {
-        if byte != b' ' {
-            compact += 1;
+        if byte == b' ' {
+            continue;
         }
-        if compact >= 15 && byte != b' ' && validate::is_iban(&candidate[..=i]) {
+        compact += 1;
+        if compact == length && validate::is_iban(&candidate[..=i]) {
             let next = candidate.as_bytes().get(i + 1);
             if next.is_none_or(|b| !b.is_ascii_alphanumeric()) {
                 return Some(i + 1);
@@ -1366,6 +1372,56 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn iban_prefixes_are_those_every_prefix_checked_finds() {
+        // The definition the country-length shortcut must agree with: the first prefix ending
+        // in a character that passes the IBAN check and is not glued to more.
+        fn every_prefix(candidate: &str) -> Option<usize> {
+            (0..candidate.len()).find_map(|i| {
+                let byte = candidate.as_bytes()[i];
+                let next = candidate.as_bytes().get(i + 1);
+                (byte != b' '
+                    && validate::is_iban(&candidate[..=i])
+                    && next.is_none_or(|b| !b.is_ascii_alphanumeric()))
+                .then_some(i + 1)
+            })
+        }
+        const IBANS: &[&str] = &[
+            "GB82WEST12345698765432",
+            "DE89370400440532013000",
+            "FR1420041010050500013M02606",
+            "NO9386011117947",
+            "MT84MALT011000012345MTLCAST001S",
+            "XX82WEST12345698765432",
+        ];
+        let mut rng = crate::sensitive::corpus::Rng::new(0x1b4e);
+        let mut checked_ibans = 0;
+        for _ in 0..3_000 {
+            // An IBAN (or a near miss: a digit changed), spaced out at random, then glued to
+            // more characters or not, and cut anywhere.
+            let mut candidate = String::new();
+            for (at, c) in rng.pick(IBANS).chars().enumerate() {
+                if at >= 4 && rng.chance(20) {
+                    candidate.push(' ');
+                }
+                candidate.push(if c.is_ascii_digit() && rng.chance(2) {
+                    '7'
+                } else {
+                    c
+                });
+            }
+            for _ in 0..rng.below(3) {
+                candidate.push(*rng.pick(&[' ', 'A', '0', '-']));
+            }
+            let cut = 4 + rng.below(candidate.len() as u64 - 3) as usize;
+            let candidate = &candidate[..cut];
+            let expected = every_prefix(candidate);
+            checked_ibans += usize::from(expected.is_some());
+            assert_eq!(iban_prefix(candidate), expected, "{candidate:?}");
+        }
+        assert!(checked_ibans > 100, "{checked_ibans} IBANs found");
     }
 
     #[test]

@@ -202,8 +202,7 @@ pub fn is_iban(text: &str) -> bool {
     {
         return false;
     }
-    let country = std::str::from_utf8(&compact[..2]).unwrap_or("");
-    let Some(&(_, length)) = IBAN_LENGTHS.iter().find(|(c, _)| *c == country) else {
+    let Some(length) = iban_length(&compact[..2]) else {
         return false;
     };
     if compact.len() != length || !compact[2..4].iter().all(u8::is_ascii_digit) {
@@ -212,6 +211,15 @@ pub fn is_iban(text: &str) -> bool {
     // Move the first four characters to the end; the result must be 1 mod 97.
     let rotated: Vec<u8> = compact[4..].iter().chain(&compact[..4]).copied().collect();
     mod97(&rotated) == 1
+}
+
+/// How many characters (spaces left out) the IBANs of `country` (two upper-case letters)
+/// have, if it issues them.
+pub fn iban_length(country: &[u8]) -> Option<usize> {
+    IBAN_LENGTHS
+        .iter()
+        .find(|(c, _)| c.as_bytes() == country)
+        .map(|&(_, length)| length)
 }
 
 /// The number that digits and upper-case letters (read as 10..35) spell, mod 97, taken digit

@@ -8,6 +8,7 @@
 //! - The start line is checked byte by byte as it arrives ([`start_line`](super::start_line)),
 //!   so bytes that are not HTTP are refused at the first byte that proves it, wherever the
 //!   stream was cut; `httparse` confirms every refusal and checks the whole line when it ends.
+//!   A line whose end has arrived goes to `httparse` alone, which is most lines.
 //! - The empty line that ends the head is found by a small state machine that carries over
 //!   between segments, so no byte is scanned twice; `httparse` then runs once on the whole head.
 //! - Only head bytes are copied: the reader stops at the head's end and leaves the body to the
@@ -394,7 +395,9 @@ impl HeadReader {
         };
         let piece = &window[..taken];
         self.append(piece, ts);
-        let refused = check.as_mut().and_then(|check| check.feed(piece)).is_some();
+        // A line that has ended goes to httparse whatever the quick check would say, and the
+        // check is not needed after it: only a line still arriving is fed to it.
+        let refused = !line_done && check.as_mut().and_then(|check| check.feed(piece)).is_some();
         let too_large = !line_done && self.buf.len() - self.start >= self.max_head_bytes;
         if refused || line_done || too_large {
             if let Err(error) = self.check_start_line(self.start) {
@@ -683,6 +686,27 @@ mod tests {
                 HeadEvent::Complete
             ]
         ));
+    }
+
+    #[test]
+    fn junk_without_a_line_end_is_refused_as_it_arrives() {
+        // Only the byte-by-byte check can refuse these: no line end comes for httparse.
+        for junk in [
+            &b"\x16\x03\x01\x02\x00\x01"[..],
+            b"GET /a HTTP/2",
+            b"HTTP/1.1 2x",
+        ] {
+            let kind = if junk.starts_with(b"HTTP") {
+                MessageKind::Response
+            } else {
+                MessageKind::Request
+            };
+            let (_, events) = feed(&mut reader(kind), &[junk]);
+            assert!(
+                matches!(events[..], [HeadEvent::Failed(ParseError::InvalidHead(_))]),
+                "{junk:?}: {events:?}"
+            );
+        }
     }
 
     #[test]

@@ -166,23 +166,41 @@ impl Headers {
         self.fields.iter().map(|span| {
             (
                 self.names.get(span.name.clone()).unwrap_or_default(),
-                self.values.get(span.value.clone()).unwrap_or_default(),
+                self.value(span),
             )
         })
     }
 
     /// The values of every field called `name` (compared ignoring ASCII case), in order.
     pub fn get_all<'h>(&'h self, name: &'h str) -> impl Iterator<Item = &'h [u8]> + 'h {
-        self.iter()
-            .filter(move |(field, _)| field.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value)
+        self.fields
+            .iter()
+            .filter(move |span| self.is_named(span, name))
+            .map(|span| self.value(span))
     }
 
     /// The value of the first field called `name` (compared ignoring ASCII case).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|(field, _)| field.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value)
+        self.fields
+            .iter()
+            .find(|span| self.is_named(span, name))
+            .map(|span| self.value(span))
+    }
+
+    /// Whether the field at `span` is called `name`, ignoring ASCII case. Lengths first: they
+    /// tell most fields apart without slicing a name. Names are compared as bytes, which ASCII
+    /// case folding leaves as they are outside ASCII, as it does strings.
+    fn is_named(&self, span: &FieldSpan, name: &str) -> bool {
+        span.name.len() == name.len()
+            && self
+                .names
+                .as_bytes()
+                .get(span.name.clone())
+                .is_some_and(|field| field.eq_ignore_ascii_case(name.as_bytes()))
+    }
+
+    fn value(&self, span: &FieldSpan) -> &[u8] {
+        self.values.get(span.value.clone()).unwrap_or_default()
     }
 
     /// Whether a field called `name` is present.
@@ -453,4 +471,30 @@ pub struct ParserStats {
     pub tunnel_bytes: u64,
     /// Requests the response parser stopped waiting for because too many were pending.
     pub requests_forgotten: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_found_by_name_ignoring_ascii_case_in_order() {
+        let headers = Headers::from_fields([
+            ("Content-Length", &b"5"[..]),
+            ("content-lengtH", b"6"),
+            ("Content-Lengths", b"7"),
+            ("Content_Length", b"8"),
+            ("X-Caf\u{e9}", b"9"),
+            ("Date", b""),
+        ]);
+        let all: Vec<&[u8]> = headers.get_all("CONTENT-LENGTH").collect();
+        assert_eq!(all, [&b"5"[..], b"6"]);
+        assert_eq!(headers.get("content-length"), Some(&b"5"[..]));
+        assert_eq!(headers.get("x-caf\u{e9}"), Some(&b"9"[..]));
+        assert_eq!(headers.get("x-caf\u{c9}"), None);
+        assert_eq!(headers.get("date"), Some(&b""[..]));
+        assert!(headers.contains("DATE"));
+        assert!(!headers.contains("content-len"));
+        assert_eq!(Headers::default().get("date"), None);
+    }
 }

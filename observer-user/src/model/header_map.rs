@@ -19,16 +19,18 @@ use crate::protocol::http1::{Headers, HiddenValue};
 /// in order, each holding the list of its values.
 #[derive(Clone, Default)]
 pub struct HeaderMap {
-    /// Every name and value, lowercased names first (they are ASCII), then the values.
-    /// Replacing or removing fields leaves their old text behind: it is never read again, and
-    /// comparisons look at fields, not at the buffer.
+    /// Every name and value, lowercased names first, then the values. Replacing or removing
+    /// fields leaves their old text behind: it is never read again, and comparisons look at
+    /// fields, not at the buffer.
     text: String,
-    /// One per field, sorted by name; fields of the same name stay in arrival order.
+    /// One per field, sorted by name; fields of the same name stay in arrival order and share
+    /// one name span, so that telling names apart while walking the map compares two offsets
+    /// rather than two strings.
     fields: Vec<FieldSpan>,
 }
 
 /// Where one field's name and value lie in [`HeaderMap`]'s text.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 struct FieldSpan {
     name: Range<usize>,
     value: Range<usize>,
@@ -70,6 +72,11 @@ impl HeaderMap {
         }
         // Stable, so the values of a name keep their order.
         fields.sort_by(|a, b| text_at(&text, &a.name).cmp(text_at(&text, &b.name)));
+        for i in 1..fields.len() {
+            if text_at(&text, &fields[i].name) == text_at(&text, &fields[i - 1].name) {
+                fields[i].name = fields[i - 1].name.clone();
+            }
+        }
         HeaderMap { text, fields }
     }
 
@@ -78,13 +85,19 @@ impl HeaderMap {
         let name_start = self.text.len();
         self.text.push_str(name);
         self.text[name_start..].make_ascii_lowercase();
-        let name = name_start..self.text.len();
-        let value_start = self.text.len();
-        self.text.push_str(value);
+        let mut name = name_start..self.text.len();
         let lowered = text_at(&self.text, &name);
         let at = self
             .fields
             .partition_point(|field| text_at(&self.text, &field.name) <= lowered);
+        if let Some(before) = at.checked_sub(1).map(|i| &self.fields[i]) {
+            if text_at(&self.text, &before.name) == lowered {
+                name = before.name.clone();
+                self.text.truncate(name_start);
+            }
+        }
+        let value_start = self.text.len();
+        self.text.push_str(value);
         self.fields.insert(
             at,
             FieldSpan {
@@ -121,14 +134,13 @@ impl HeaderMap {
     /// Every value of `name` (lowercase, as every name held is), in arrival order.
     pub fn get_all(&self, name: &str) -> Values<'_> {
         let start = self.fields.partition_point(|field| self.name(field) < name);
-        let end = start
-            + self.fields[start..]
-                .iter()
-                .take_while(|field| self.name(field) == name)
-                .count();
+        let same_name = match self.fields.get(start) {
+            Some(first) if self.name(first) == name => same_name(&self.fields[start..]),
+            _ => &[],
+        };
         Values {
             text: &self.text,
-            fields: self.fields[start..end].iter(),
+            fields: same_name.iter(),
         }
     }
 
@@ -152,34 +164,17 @@ impl HeaderMap {
             .map(|field| (self.name(field), self.value(field)))
     }
 
-    /// Replaces each value for which `rewrite(name, value)` gives a new one. The text is
-    /// rebuilt once, and only if some value changed.
+    /// Replaces each value for which `rewrite(name, value)` gives a new one. New values are
+    /// appended to the text, the old ones left behind: a map lives as long as its call.
     pub fn rewrite_values(&mut self, mut rewrite: impl FnMut(&str, &str) -> Option<String>) {
-        let mut replaced: Vec<(usize, String)> = Vec::new();
-        for (i, (name, value)) in self.fields().enumerate() {
-            if let Some(new_value) = rewrite(name, value) {
-                replaced.push((i, new_value));
+        for i in 0..self.fields.len() {
+            let field = &self.fields[i];
+            if let Some(new_value) = rewrite(self.name(field), self.value(field)) {
+                let start = self.text.len();
+                self.text.push_str(&new_value);
+                self.fields[i].value = start..self.text.len();
             }
         }
-        if replaced.is_empty() {
-            return;
-        }
-        let mut text = String::with_capacity(
-            self.text.len() + replaced.iter().map(|(_, v)| v.len()).sum::<usize>(),
-        );
-        let mut replaced = replaced.into_iter().peekable();
-        for (i, field) in self.fields.iter_mut().enumerate() {
-            let name_start = text.len();
-            text.push_str(text_at(&self.text, &field.name));
-            field.name = name_start..text.len();
-            let value_start = text.len();
-            match replaced.next_if(|(at, _)| *at == i) {
-                Some((_, new_value)) => text.push_str(&new_value),
-                None => text.push_str(text_at(&self.text, &field.value)),
-            }
-            field.value = value_start..text.len();
-        }
-        self.text = text;
     }
 
     fn name(&self, field: &FieldSpan) -> &str {
@@ -189,6 +184,18 @@ impl HeaderMap {
     fn value(&self, field: &FieldSpan) -> &str {
         text_at(&self.text, &field.value)
     }
+}
+
+/// The leading fields that share the first one's name.
+fn same_name(fields: &[FieldSpan]) -> &[FieldSpan] {
+    let Some(first) = fields.first() else {
+        return fields;
+    };
+    let count = fields
+        .iter()
+        .take_while(|field| field.name == first.name)
+        .count();
+    &fields[..count]
 }
 
 /// The text a span covers. Spans are made from whole strings pushed onto the text, so they
@@ -246,13 +253,8 @@ impl<'a> Iterator for Iter<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let name = text_at(self.text, &self.fields.first()?.name);
-        let count = self
-            .fields
-            .iter()
-            .take_while(|field| text_at(self.text, &field.name) == name)
-            .count();
-        let (same_name, rest) = self.fields.split_at(count);
-        self.fields = rest;
+        let same_name = same_name(self.fields);
+        self.fields = &self.fields[same_name.len()..];
         Some((
             name,
             Values {
@@ -366,8 +368,10 @@ mod tests {
             map.fields().collect::<Vec<_>>(),
             [("a", "2"), ("a", "5"), ("b", "1"), ("b", "3"), ("c", "4")]
         );
+        assert_eq!(map.names().collect::<Vec<_>>(), ["a", "b", "c"]);
         map.insert("B", "6");
         assert_eq!(map.get_all("b").collect::<Vec<_>>(), ["6"]);
+        assert_eq!(map.get_all("a").collect::<Vec<_>>(), ["2", "5"]);
         assert_eq!(
             map,
             [("a", "2"), ("a", "5"), ("b", "6"), ("c", "4")]

@@ -261,11 +261,10 @@ impl Redactor {
             self.redact_in_place(Source::Path, route, now);
         }
         call.command_args = self.redacted_command_line(&call.command_args, now);
+        // Borrowed from the headers, which the body redaction below leaves alone.
         let content_types = [
-            call.request_headers.first("content-type").map(String::from),
-            call.response_headers
-                .first("content-type")
-                .map(String::from),
+            call.request_headers.first("content-type"),
+            call.response_headers.first("content-type"),
         ];
         for (body, content_type) in [&mut call.request_body, &mut call.response_body]
             .into_iter()
@@ -278,9 +277,9 @@ impl Redactor {
                     }
                 }
                 _ => {
-                    redact_body(body, content_type.as_deref());
+                    redact_body(body, content_type);
                     if let Some(preview) = body.as_mut().and_then(|b| b.preview.as_mut()) {
-                        self.redact_in_place(Source::Body(content_type.as_deref()), preview, now);
+                        self.redact_in_place(Source::Body(content_type), preview, now);
                     }
                 }
             }

@@ -5,7 +5,6 @@
 //! `cargo bench -p observer-user --bench inventory` (run by `cargo xtask bench`).
 
 use std::{
-    collections::BTreeMap,
     fmt::Write as _,
     hint::black_box,
     time::{Duration, Instant},
@@ -14,7 +13,7 @@ use std::{
 use observer::{
     conn::Role,
     inventory::{Inventory, MAX_ENDPOINTS},
-    model::{call_time, ApiCall, CallStatus},
+    model::{call_time, ApiCall, CallStatus, HeaderMap},
     pipeline::Analyzer,
     state::State,
 };
@@ -28,22 +27,16 @@ const POOL: usize = 100_000;
 const CALLS: usize = 2_000_000;
 
 fn call(port: u16, method: &str, path: String, rng: &mut u64, bodies: bool) -> ApiCall {
-    let mut request_headers = BTreeMap::new();
-    request_headers.insert("host".to_string(), vec![format!("svc{port}.local")]);
-    request_headers.insert("user-agent".to_string(), vec!["bench/1.0".to_string()]);
-    request_headers.insert("x-request-id".to_string(), vec![format!("{:x}", next(rng))]);
-    let mut response_headers = BTreeMap::new();
-    response_headers.insert(
-        "content-type".to_string(),
-        vec!["application/json".to_string()],
-    );
+    let mut request_headers = HeaderMap::default();
+    request_headers.insert("host", &format!("svc{port}.local"));
+    request_headers.insert("user-agent", "bench/1.0");
+    request_headers.insert("x-request-id", &format!("{:x}", next(rng)));
+    let mut response_headers = HeaderMap::default();
+    response_headers.insert("content-type", "application/json");
     let id = next(rng) % 1_000_000;
     let (request_body_bytes, response_body_bytes) = if bodies {
         if method == "POST" || method == "PUT" {
-            request_headers.insert(
-                "content-type".to_string(),
-                vec!["application/json".to_string()],
-            );
+            request_headers.insert("content-type", "application/json");
         }
         (
             if method == "POST" || method == "PUT" {

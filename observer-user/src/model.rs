@@ -8,7 +8,6 @@
 
 use std::{
     borrow::Cow,
-    collections::BTreeMap,
     fmt,
     net::{IpAddr, SocketAddr},
     sync::Arc,
@@ -21,8 +20,12 @@ use crate::{
     conn::{ConnInfo, Role},
     facts::{ClockSync, ProcessInfo},
     pairing::{ExchangeStatus, HttpExchange},
-    protocol::http1::{Body, BodyFraming, Headers, Message, RequestHead, ResponseHead, Version},
+    protocol::http1::{Body, BodyFraming, Message, RequestHead, ResponseHead, Version},
 };
+
+mod header_map;
+
+pub use header_map::HeaderMap;
 
 /// Default bytes of each body shown in an API call (the parser may have kept more, for analysis).
 pub const DEFAULT_BODY_PREVIEW_BYTES: usize = 1024;
@@ -149,14 +152,14 @@ pub struct ApiCall {
 
     #[serde(
         rename = "http.request.header",
-        skip_serializing_if = "BTreeMap::is_empty"
+        skip_serializing_if = "HeaderMap::is_empty"
     )]
-    pub request_headers: BTreeMap<String, Vec<String>>,
+    pub request_headers: HeaderMap,
     #[serde(
         rename = "http.response.header",
-        skip_serializing_if = "BTreeMap::is_empty"
+        skip_serializing_if = "HeaderMap::is_empty"
     )]
-    pub response_headers: BTreeMap<String, Vec<String>>,
+    pub response_headers: HeaderMap,
     #[serde(rename = "http.request.body", skip_serializing_if = "Option::is_none")]
     pub request_body: Option<BodyView>,
     #[serde(rename = "http.response.body", skip_serializing_if = "Option::is_none")]
@@ -201,14 +204,6 @@ pub struct BodyView {
 /// has been redacted yet, since `Debug` output ends up in logs and test failures.
 impl fmt::Debug for ApiCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let headers = |map: &BTreeMap<String, Vec<String>>| {
-            map.iter()
-                .map(|(name, values)| {
-                    let bytes: usize = values.iter().map(String::len).sum();
-                    format!("{name}: <{bytes} bytes>")
-                })
-                .collect::<Vec<_>>()
-        };
         f.debug_struct("ApiCall")
             .field("timestamp", &self.timestamp)
             .field("status", &self.status)
@@ -224,8 +219,8 @@ impl fmt::Debug for ApiCall {
             .field("pid", &self.pid)
             .field("executable_name", &self.executable_name)
             .field("command_args", &self.command_args.len())
-            .field("request_headers", &headers(&self.request_headers))
-            .field("response_headers", &headers(&self.response_headers))
+            .field("request_headers", &self.request_headers)
+            .field("response_headers", &self.response_headers)
             .field("request_body", &self.request_body)
             .field("response_body", &self.response_body)
             .field("request_body_bytes", &self.request_body_bytes.len())
@@ -363,11 +358,11 @@ impl ApiCall {
             pod_uid: process.and_then(|p| p.pod_uid.clone()),
             request_headers: request
                 .as_ref()
-                .map(|r| header_map(&r.head.headers))
+                .map(|r| HeaderMap::from_headers(&r.head.headers))
                 .unwrap_or_default(),
             response_headers: response
                 .as_ref()
-                .map(|r| header_map(&r.head.headers))
+                .map(|r| HeaderMap::from_headers(&r.head.headers))
                 .unwrap_or_default(),
             request_body: request.as_ref().and_then(|r| body_view(&r.body, preview)),
             response_body: response.as_ref().and_then(|r| body_view(&r.body, preview)),
@@ -414,17 +409,6 @@ fn split_target(target: &str) -> (Option<String>, Option<String>) {
         None => (without_scheme, None),
     };
     (Some(path.to_string()), query)
-}
-
-/// Headers by lowercased name, values in order.
-fn header_map(headers: &Headers) -> BTreeMap<String, Vec<String>> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, value) in headers.iter() {
-        out.entry(name.to_ascii_lowercase())
-            .or_default()
-            .push(lossy_text(value).into_owned());
-    }
-    out
 }
 
 /// `bytes` as text, invalid UTF-8 replaced, like `String::from_utf8_lossy`, whose byte-at-a-time

@@ -239,18 +239,13 @@ impl Redactor {
         // The time the sensitive-data analyzer scanned this call at, so that the scanner
         // recalls its results for every text that is unchanged (`sensitive::recent`).
         let now = call.realtime_ns / 1_000_000_000;
-        for (name, values) in call
-            .request_headers
-            .iter_mut()
-            .chain(call.response_headers.iter_mut())
-        {
-            let hides_values = header_hides_values(name);
-            for value in values.iter_mut() {
-                if hides_values {
-                    *value = redact_header(name, value);
-                }
-                self.redact_in_place(Source::Header(name), value, now);
-            }
+        for headers in [&mut call.request_headers, &mut call.response_headers] {
+            headers.rewrite_values(|name, value| {
+                let hidden = header_hides_values(name).then(|| redact_header(name, value));
+                let shown = hidden.as_deref().unwrap_or(value);
+                self.redact_values_at(Source::Header(name), shown, now)
+                    .or(hidden)
+            });
         }
         if let Some(query) = &mut call.query {
             if let Cow::Owned(redacted) = redact_pairs(query, '&') {
@@ -265,15 +260,10 @@ impl Redactor {
             self.redact_in_place(Source::Path, route, now);
         }
         call.command_args = self.redacted_command_line(&call.command_args, now);
+        // Borrowed from the headers, which the body redaction below leaves alone.
         let content_types = [
-            call.request_headers
-                .get("content-type")
-                .and_then(|v| v.first())
-                .cloned(),
-            call.response_headers
-                .get("content-type")
-                .and_then(|v| v.first())
-                .cloned(),
+            call.request_headers.first("content-type"),
+            call.response_headers.first("content-type"),
         ];
         for (body, content_type) in [&mut call.request_body, &mut call.response_body]
             .into_iter()
@@ -286,9 +276,9 @@ impl Redactor {
                     }
                 }
                 _ => {
-                    redact_body(body, content_type.as_deref());
+                    redact_body(body, content_type);
                     if let Some(preview) = body.as_mut().and_then(|b| b.preview.as_mut()) {
-                        self.redact_in_place(Source::Body(content_type.as_deref()), preview, now);
+                        self.redact_in_place(Source::Body(content_type), preview, now);
                     }
                 }
             }

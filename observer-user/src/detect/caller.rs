@@ -238,10 +238,7 @@ pub fn source_of(call: &ApiCall) -> String {
 }
 
 fn first_header<'a>(call: &'a ApiCall, name: &str) -> Option<&'a str> {
-    call.request_headers
-        .get(name)
-        .and_then(|values| values.first())
-        .map(String::as_str)
+    call.request_headers.first(name)
 }
 
 fn query_value<'a>(call: &'a ApiCall, name: &str) -> Option<&'a str> {
@@ -252,15 +249,12 @@ fn query_value<'a>(call: &'a ApiCall, name: &str) -> Option<&'a str> {
 }
 
 fn cookie_value<'a>(call: &'a ApiCall, name: &str) -> Option<&'a str> {
-    call.request_headers
-        .get("cookie")?
-        .iter()
-        .find_map(|header| {
-            header.split(';').find_map(|cookie| {
-                let (key, value) = cookie.split_once('=')?;
-                (key.trim() == name).then_some(value.trim())
-            })
+    call.request_headers.get_all("cookie").find_map(|header| {
+        header.split(';').find_map(|cookie| {
+            let (key, value) = cookie.split_once('=')?;
+            (key.trim() == name).then_some(value.trim())
         })
+    })
 }
 
 /// The user of `Basic` credentials (the password is never decoded into anything kept).
@@ -283,10 +277,7 @@ mod tests {
         let mut call = crate::inventory::tests::call("GET", "/x", 200);
         call.client_address = Some(address.into());
         for (name, value) in headers {
-            call.request_headers
-                .entry(name.to_string())
-                .or_default()
-                .push(value.to_string());
+            call.request_headers.append(name, value);
         }
         call
     }

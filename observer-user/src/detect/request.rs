@@ -199,8 +199,8 @@ impl Reader {
             });
         }
         if scan_signatures && self.scan_headers {
-            for (name, values) in &call.request_headers {
-                if UNSCANNED_HEADERS.contains(&name.as_str()) || name.starts_with("sec-") {
+            for (name, values) in call.request_headers.iter() {
+                if UNSCANNED_HEADERS.contains(&name) || name.starts_with("sec-") {
                     continue;
                 }
                 for value in values {
@@ -221,7 +221,7 @@ impl Reader {
                             return;
                         }
                         let decoded = decode::decode(field.text);
-                        let name = field.name.or(Some(name.as_str()));
+                        let name = field.name.or(Some(name));
                         self.scan(&decoded, Place::Header, field.part, name, &mut facts);
                     });
                     if facts.hits.len() == hits_before {
@@ -234,11 +234,7 @@ impl Reader {
             }
         }
         if !call.request_body_bytes.is_empty() {
-            let content_type = call
-                .request_headers
-                .get("content-type")
-                .and_then(|v| v.first())
-                .map(String::as_str);
+            let content_type = call.request_headers.first("content-type");
             if content_type.is_some_and(|c| c.to_ascii_lowercase().starts_with("multipart/")) {
                 // Uploads: parts are files as often as fields; not parsed (see the README).
                 return facts;
@@ -402,10 +398,7 @@ mod tests {
         let mut call = crate::inventory::tests::call(method, path, 200);
         call.query = (!query.is_empty()).then(|| query.to_string());
         for (name, value) in headers {
-            call.request_headers
-                .entry(name.to_string())
-                .or_default()
-                .push(value.to_string());
+            call.request_headers.append(name, value);
         }
         call.request_body_bytes = body.as_bytes().to_vec();
         call

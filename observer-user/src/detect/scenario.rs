@@ -26,7 +26,7 @@ use crate::{
     conn::Role,
     findings::Finding,
     inventory::{parse_rfc3339, spec::ApiSpec, Inventory, SpecBinding},
-    model::{call_time, rfc3339, ApiCall, BodyView, CallStatus},
+    model::{call_time, rfc3339, ApiCall, BodyView, CallStatus, HeaderMap},
     output::Output,
     pipeline::Analyzer,
     sensitive::{corpus::Rng, keyed::HashKey},
@@ -1303,14 +1303,8 @@ impl Scenario {
     fn build(&self, step: &Step, i: usize) -> ApiCall {
         let actor = &self.actors[step.actor as usize];
         let outgoing = step.host.is_some();
-        let mut request_headers: std::collections::BTreeMap<String, Vec<String>> =
-            Default::default();
-        let mut header = |name: &str, value: String| {
-            request_headers
-                .entry(name.to_string())
-                .or_default()
-                .push(value);
-        };
+        let mut request_headers = HeaderMap::default();
+        let mut header = |name: &str, value: String| request_headers.append(name, &value);
         header(
             "host",
             step.host
@@ -1347,7 +1341,7 @@ impl Scenario {
             }
         }
         if let Some((name, value)) = &step.header {
-            request_headers.insert(name.to_string(), vec![value.clone()]);
+            request_headers.insert(name, value);
         }
         let request_body_bytes = step
             .body
@@ -1355,13 +1349,12 @@ impl Scenario {
             .map(String::into_bytes)
             .unwrap_or_default();
         if !request_body_bytes.is_empty() {
-            request_headers.insert("content-type".into(), vec!["application/json".into()]);
+            request_headers.insert("content-type", "application/json");
         }
         let (response_body_bytes, response_size) = self.response(step);
-        let mut response_headers: std::collections::BTreeMap<String, Vec<String>> =
-            Default::default();
+        let mut response_headers = HeaderMap::default();
         if response_size > 0 {
-            response_headers.insert("content-type".into(), vec!["application/json".into()]);
+            response_headers.insert("content-type", "application/json");
         }
         let body_view = |bytes: &[u8], size: u64| {
             (size > 0).then_some(BodyView {

@@ -98,8 +98,7 @@ mod tests {
     fn new_pairs_after_learning_are_reported_once() {
         let mut call = crate::inventory::tests::call("POST", "/v1/charges", 200);
         call.role = Some(Role::Client);
-        call.request_headers
-            .insert("host".into(), vec!["API.Stripe.com:443".into()]);
+        call.request_headers.insert("host", "API.Stripe.com:443");
         assert_eq!(ThirdParties::host(&call), "api.stripe.com");
         let mut parties = ThirdParties::default();
         assert!(parties

@@ -6,11 +6,11 @@
 //! literals copied as they are and texts are searched for bytes to escape many at a time. Other
 //! outputs (findings, inventory changes) are rarer and keep serde_json.
 
-use std::{collections::BTreeMap, io};
+use std::io;
 
 use serde_json::ser::{CompactFormatter, Formatter};
 
-use crate::model::{ApiCall, BodyView};
+use crate::model::{ApiCall, BodyView, HeaderMap};
 
 /// Appends `call` as one JSON object (no newline) to `out`.
 pub fn write_call(call: &ApiCall, out: &mut Vec<u8>) -> io::Result<()> {
@@ -154,7 +154,7 @@ impl<'a> Object<'a> {
         }
     }
 
-    fn headers(&mut self, key: &'static str, headers: &BTreeMap<String, Vec<String>>) {
+    fn headers(&mut self, key: &'static str, headers: &HeaderMap) {
         let out = self.key(key);
         out.push(b'{');
         for (i, (name, values)) in headers.iter().enumerate() {
@@ -178,9 +178,9 @@ impl<'a> Object<'a> {
     }
 }
 
-fn push_json_strings(out: &mut Vec<u8>, values: &[impl AsRef<str>]) {
+fn push_json_strings(out: &mut Vec<u8>, values: impl IntoIterator<Item = impl AsRef<str>>) {
     out.push(b'[');
-    for (i, value) in values.iter().enumerate() {
+    for (i, value) in values.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -335,15 +335,10 @@ mod tests {
     /// new field cannot be added to `ApiCall` without being set (and so checked) here.
     fn full_call() -> ApiCall {
         let headers = |name: &str| {
-            BTreeMap::from([
-                (
-                    name.to_string(),
-                    vec!["a\"b".to_string(), "c\\d".to_string()],
-                ),
-                (
-                    "x-ünïcode".to_string(),
-                    vec!["\u{1}\u{7f}\u{2028}é".to_string()],
-                ),
+            HeaderMap::from_iter([
+                (name, "a\"b"),
+                (name, "c\\d"),
+                ("x-ünïcode", "\u{1}\u{7f}\u{2028}é"),
             ])
         };
         // 2026-11-29T01:54:40.411433Z
@@ -439,8 +434,8 @@ mod tests {
             |c| c.command_args = Arc::from(Vec::<String>::new()),
             |c| c.container_id = None,
             |c| c.pod_uid = None,
-            |c| c.request_headers.clear(),
-            |c| c.response_headers.clear(),
+            |c| c.request_headers = HeaderMap::default(),
+            |c| c.response_headers = HeaderMap::default(),
             |c| c.request_body = None,
             |c| c.response_body = None,
             |c| c.incomplete.clear(),

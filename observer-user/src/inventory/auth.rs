@@ -83,12 +83,9 @@ const MAX_ALG_LEN: usize = 16;
 
 /// Whether the call carries no credentials at all: the cheap check before [`schemes`].
 pub fn is_anonymous(call: &ApiCall) -> bool {
-    !call.request_headers.contains_key("authorization")
-        && !call.request_headers.contains_key("cookie")
-        && !call
-            .request_headers
-            .keys()
-            .any(|name| is_api_key_header(name))
+    !call.request_headers.contains("authorization")
+        && !call.request_headers.contains("cookie")
+        && !call.request_headers.names().any(is_api_key_header)
         && !call.query.as_deref().is_some_and(|query| {
             query.split('&').any(|pair| {
                 let name = pair.split_once('=').map_or(pair, |(n, _)| n);
@@ -116,17 +113,14 @@ fn is_api_key_header(name: &str) -> bool {
 /// Every scheme the call used (`None` alone when it used none).
 pub fn schemes(call: &ApiCall) -> Vec<AuthScheme> {
     let mut out = Vec::new();
-    for value in call
-        .request_headers
-        .get("authorization")
-        .into_iter()
-        .flatten()
-    {
+    for value in call.request_headers.get_all("authorization") {
         out.push(authorization(value));
     }
-    for name in call.request_headers.keys() {
+    for name in call.request_headers.names() {
         if is_api_key_header(name) {
-            out.push(AuthScheme::ApiKeyHeader { name: name.clone() });
+            out.push(AuthScheme::ApiKeyHeader {
+                name: name.to_string(),
+            });
         }
     }
     if let Some(query) = &call.query {
@@ -138,7 +132,7 @@ pub fn schemes(call: &ApiCall) -> Vec<AuthScheme> {
             }
         }
     }
-    for header in call.request_headers.get("cookie").into_iter().flatten() {
+    for header in call.request_headers.get_all("cookie") {
         for cookie in header.split(';') {
             let name = cookie.split_once('=').map_or(cookie, |(n, _)| n).trim();
             let lower = name.to_ascii_lowercase();
@@ -263,19 +257,11 @@ fn base64url_decode(text: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
     fn call(headers: &[(&str, &str)], query: Option<&str>) -> ApiCall {
-        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (name, value) in headers {
-            map.entry(name.to_string())
-                .or_default()
-                .push(value.to_string());
-        }
         let mut call = crate::inventory::tests::call("GET", "/x", 200);
-        call.request_headers = map;
+        call.request_headers = headers.iter().copied().collect();
         call.query = query.map(String::from);
         call
     }

@@ -643,7 +643,7 @@ paths:
         let mut v2 = call("GET", "/v2/items/2", 200);
         v2.query = Some("fields=id&debug=1".into());
         v2.response_headers
-            .insert("content-type".into(), vec!["application/json".into()]);
+            .insert("content-type", "application/json");
         v2.response_body_bytes = br#"{"id":2,"name":"x","secret":true}"#.to_vec();
         calls.push(v2);
         calls.push(call("GET", "/v2/items/3", 500));

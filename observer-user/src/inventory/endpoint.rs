@@ -21,7 +21,10 @@ use super::{
     sketch::LatencySketch,
     template::{self, FastMap, Seg},
 };
-use crate::{conn::Role, model::ApiCall};
+use crate::{
+    conn::Role,
+    model::{ApiCall, HeaderMap},
+};
 
 /// Query parameters and headers tracked per endpoint; past this, new names are counted, not
 /// kept. Real endpoints take a handful; more is a client putting data in names.
@@ -297,11 +300,11 @@ impl EndpointFacts {
     }
 
     fn record_headers(&mut self, call: &ApiCall, novelties: &mut Vec<Novelty>) {
-        for (name, values) in &call.request_headers {
+        for (name, mut values) in call.request_headers.iter() {
             if is_standard_header(name) {
                 continue;
             }
-            let value = values.first().map_or("", String::as_str);
+            let value = values.next().unwrap_or("");
             record_param(
                 &mut self.headers,
                 &mut self.capped,
@@ -566,8 +569,8 @@ fn count_capped(map: &mut BTreeMap<String, u64>, key: &str, cap: usize, capped: 
 }
 
 /// The media type of a message (`application/json`), without parameters, lowercased.
-pub fn content_type(headers: &BTreeMap<String, Vec<String>>) -> Option<Cow<'_, str>> {
-    let value = headers.get("content-type")?.first()?;
+pub fn content_type(headers: &HeaderMap) -> Option<Cow<'_, str>> {
+    let value = headers.first("content-type")?;
     let media = value.split(';').next()?.trim();
     if media.is_empty() || media.len() > MAX_NAME_LEN {
         return None;
@@ -676,10 +679,9 @@ mod tests {
         let mut facts = EndpointFacts::default();
         let mut first = call("POST", "/users/42", 201);
         first.query = Some("page=1&q=a%20b".into());
-        first.request_headers.insert(
-            "content-type".into(),
-            vec!["application/json; charset=utf-8".into()],
-        );
+        first
+            .request_headers
+            .insert("content-type", "application/json; charset=utf-8");
         first.request_body_bytes = br#"{"name":"a"}"#.to_vec();
         assert!(observe(&mut facts, &first).is_empty());
 
@@ -687,9 +689,7 @@ mod tests {
         second.query = Some("page=2&limit=10".into());
         second.request_body_bytes = br#"{"name":"b","email":"b@example.com"}"#.to_vec();
         second.status_code = Some(409);
-        second
-            .request_headers
-            .insert("x-request-id".into(), vec!["abc".into()]);
+        second.request_headers.insert("x-request-id", "abc");
         second.client_address = Some("10.0.0.9".into());
         assert_eq!(
             observe(&mut facts, &second),
@@ -718,8 +718,7 @@ mod tests {
             let mut c = call("GET", "/x", 200);
             c.query = Some(format!("p{i}=1"));
             c.client_address = Some(format!("10.0.{}.{}", i / 250, i % 250));
-            c.request_headers
-                .insert(format!("x-h{i}"), vec!["v".into()]);
+            c.request_headers.insert(&format!("x-h{i}"), "v");
             observe(&mut facts, &c);
         }
         assert_eq!(facts.query.len(), MAX_PARAMETERS);

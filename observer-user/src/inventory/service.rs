@@ -111,7 +111,7 @@ fn insert_capped(set: &mut BTreeSet<String>, value: &str) {
 
 /// The `Host` header, if it is a plausible host name.
 pub fn host_header(call: &ApiCall) -> Option<&str> {
-    let host = call.request_headers.get("host")?.first()?.trim();
+    let host = call.request_headers.first("host")?.trim();
     (!host.is_empty()
         && host.len() <= MAX_HOST_LEN + 6
         && host
@@ -215,7 +215,7 @@ mod tests {
         outbound.server_port = Some(443);
         outbound
             .request_headers
-            .insert("host".into(), vec!["API.GitHub.com:443".into()]);
+            .insert("host", "API.GitHub.com:443");
         let key = key_for(Target::of(&outbound), |_, _| false).unwrap();
         assert_eq!(
             (key.kind, key.to_string()),

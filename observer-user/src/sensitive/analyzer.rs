@@ -189,16 +189,11 @@ impl SensitiveAnalyzer {
                 &call.response_body_bytes,
             ),
         ] {
-            for (name, values) in headers {
-                for value in values {
-                    scan(side, Source::Header(name), value);
-                }
+            for (name, value) in headers.fields() {
+                scan(side, Source::Header(name), value);
             }
             if !body.is_empty() {
-                let content_type = headers
-                    .get("content-type")
-                    .and_then(|v| v.first())
-                    .map(String::as_str);
+                let content_type = headers.first("content-type");
                 let text = lossy_text(body);
                 scan(side, Source::Body(content_type), &text);
             }

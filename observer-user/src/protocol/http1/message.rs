@@ -171,6 +171,19 @@ impl Headers {
         })
     }
 
+    /// The buffers all names and all values lie in, for copying them at once; [`Headers::spans`]
+    /// says where each field lies.
+    pub(crate) fn buffers(&self) -> (&str, &[u8]) {
+        (&self.names, &self.values)
+    }
+
+    /// Where each field's name and value lie in [`Headers::buffers`], in order.
+    pub(crate) fn spans(&self) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
+        self.fields
+            .iter()
+            .map(|span| (span.name.clone(), span.value.clone()))
+    }
+
     /// The values of every field called `name` (compared ignoring ASCII case), in order.
     pub fn get_all<'h>(&'h self, name: &'h str) -> impl Iterator<Item = &'h [u8]> + 'h {
         self.fields
@@ -223,7 +236,7 @@ impl fmt::Debug for Headers {
 }
 
 /// A named value shown by its length alone.
-struct HiddenValue<'a>(&'a str, usize);
+pub(crate) struct HiddenValue<'a>(pub(crate) &'a str, pub(crate) usize);
 
 impl fmt::Debug for HiddenValue<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

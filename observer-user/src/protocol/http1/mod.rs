@@ -41,6 +41,7 @@ mod start_line;
 mod stream;
 
 pub use error::{ParseError, SyncLoss};
+pub(crate) use message::HiddenValue;
 pub use message::{
     Body, BodyFraming, Headers, Message, Method, ParserOutput, ParserStats, RequestHead,
     RequestOutput, RequestStart, ResponseHead, ResponseOutput, ResponseStart, TunnelCause,

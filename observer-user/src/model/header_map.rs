@@ -1,0 +1,411 @@
+//! The header fields of one message as an API call holds them: by lowercased name, in name
+//! order, the values of one name in the order they arrived.
+//!
+//! Every call carries two of these and every consumer walks them, so a map keeps all its names
+//! and values in one text buffer with an index of spans beside it, sorted by name: building one
+//! costs two allocations whatever its number of fields (a map of strings cost three per field,
+//! plus a tree insert, ~12 % of a replay), and a message's names and values are copied into the
+//! buffer all at once (see [`HeaderMap::from_headers`]).
+
+use std::{fmt, ops::Range};
+
+use serde::{Serialize, Serializer};
+
+use crate::protocol::http1::{Headers, HiddenValue};
+
+/// Header fields by lowercased name, values of a name in arrival order.
+///
+/// Serializes as the `BTreeMap<String, Vec<String>>` it replaced did: an object with the names
+/// in order, each holding the list of its values.
+#[derive(Clone, Default)]
+pub struct HeaderMap {
+    /// Every name and value, lowercased names first, then the values. Replacing or removing
+    /// fields leaves their old text behind: it is never read again, and comparisons look at
+    /// fields, not at the buffer.
+    text: String,
+    /// One per field, sorted by name; fields of the same name stay in arrival order and share
+    /// one name span, so that telling names apart while walking the map compares two offsets
+    /// rather than two strings.
+    fields: Vec<FieldSpan>,
+}
+
+/// Where one field's name and value lie in [`HeaderMap`]'s text.
+#[derive(Clone, Debug, PartialEq)]
+struct FieldSpan {
+    name: Range<usize>,
+    value: Range<usize>,
+}
+
+impl HeaderMap {
+    /// The fields of a parsed head, names lowercased, values that are not UTF-8 made text as
+    /// [`super::lossy_text`] makes it.
+    pub fn from_headers(headers: &Headers) -> HeaderMap {
+        let (names, values) = headers.buffers();
+        let mut text = String::with_capacity(names.len() + values.len());
+        text.push_str(names);
+        // ASCII lowercasing changes no length, so every span stays in place.
+        text.make_ascii_lowercase();
+        let mut fields: Vec<FieldSpan> = headers
+            .spans()
+            .map(|(name, value)| FieldSpan {
+                name,
+                value: names.len() + value.start..names.len() + value.end,
+            })
+            .collect();
+        match std::str::from_utf8(values) {
+            // The whole buffer being text does not make each value text: one may end inside a
+            // character the next one finishes. If none does, each value is the text it was.
+            Ok(all)
+                if headers.spans().all(|(_, value)| {
+                    all.is_char_boundary(value.start) && all.is_char_boundary(value.end)
+                }) =>
+            {
+                text.push_str(all)
+            }
+            _ => {
+                for (field, (_, value)) in fields.iter_mut().zip(headers.iter()) {
+                    let start = text.len();
+                    text.push_str(&super::lossy_text(value));
+                    field.value = start..text.len();
+                }
+            }
+        }
+        // Stable, so the values of a name keep their order.
+        fields.sort_by(|a, b| text_at(&text, &a.name).cmp(text_at(&text, &b.name)));
+        for i in 1..fields.len() {
+            if text_at(&text, &fields[i].name) == text_at(&text, &fields[i - 1].name) {
+                fields[i].name = fields[i - 1].name.clone();
+            }
+        }
+        HeaderMap { text, fields }
+    }
+
+    /// Adds a value after those `name` already has (`name` is lowercased).
+    pub fn append(&mut self, name: &str, value: &str) {
+        let name_start = self.text.len();
+        self.text.push_str(name);
+        self.text[name_start..].make_ascii_lowercase();
+        let mut name = name_start..self.text.len();
+        let lowered = text_at(&self.text, &name);
+        let at = self
+            .fields
+            .partition_point(|field| text_at(&self.text, &field.name) <= lowered);
+        if let Some(before) = at.checked_sub(1).map(|i| &self.fields[i]) {
+            if text_at(&self.text, &before.name) == lowered {
+                name = before.name.clone();
+                self.text.truncate(name_start);
+            }
+        }
+        let value_start = self.text.len();
+        self.text.push_str(value);
+        self.fields.insert(
+            at,
+            FieldSpan {
+                name,
+                value: value_start..self.text.len(),
+            },
+        );
+    }
+
+    /// Makes `value` the only value of `name` (`name` is lowercased).
+    pub fn insert(&mut self, name: &str, value: &str) {
+        let lowered = name.to_ascii_lowercase();
+        let text = &self.text;
+        self.fields
+            .retain(|field| text_at(text, &field.name) != lowered);
+        self.append(&lowered, value);
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Whether `name` (lowercase, as every name held is) has a value.
+    pub fn contains(&self, name: &str) -> bool {
+        self.first(name).is_some()
+    }
+
+    /// The first value of `name` (lowercase, as every name held is).
+    pub fn first(&self, name: &str) -> Option<&str> {
+        self.get_all(name).next()
+    }
+
+    /// Every value of `name` (lowercase, as every name held is), in arrival order.
+    pub fn get_all(&self, name: &str) -> Values<'_> {
+        let start = self.fields.partition_point(|field| self.name(field) < name);
+        let same_name = match self.fields.get(start) {
+            Some(first) if self.name(first) == name => same_name(&self.fields[start..]),
+            _ => &[],
+        };
+        Values {
+            text: &self.text,
+            fields: same_name.iter(),
+        }
+    }
+
+    /// Each name, in order, with its values.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            text: &self.text,
+            fields: &self.fields,
+        }
+    }
+
+    /// Each name, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.iter().map(|(name, _)| name)
+    }
+
+    /// Every field as (name, value): names in order, the values of a name in arrival order.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.fields
+            .iter()
+            .map(|field| (self.name(field), self.value(field)))
+    }
+
+    /// Replaces each value for which `rewrite(name, value)` gives a new one. New values are
+    /// appended to the text, the old ones left behind: a map lives as long as its call.
+    pub fn rewrite_values(&mut self, mut rewrite: impl FnMut(&str, &str) -> Option<String>) {
+        for i in 0..self.fields.len() {
+            let field = &self.fields[i];
+            if let Some(new_value) = rewrite(self.name(field), self.value(field)) {
+                let start = self.text.len();
+                self.text.push_str(&new_value);
+                self.fields[i].value = start..self.text.len();
+            }
+        }
+    }
+
+    fn name(&self, field: &FieldSpan) -> &str {
+        text_at(&self.text, &field.name)
+    }
+
+    fn value(&self, field: &FieldSpan) -> &str {
+        text_at(&self.text, &field.value)
+    }
+}
+
+/// The leading fields that share the first one's name.
+fn same_name(fields: &[FieldSpan]) -> &[FieldSpan] {
+    let Some(first) = fields.first() else {
+        return fields;
+    };
+    let count = fields
+        .iter()
+        .take_while(|field| field.name == first.name)
+        .count();
+    &fields[..count]
+}
+
+/// The text a span covers. Spans are made from whole strings pushed onto the text, so they
+/// always lie on char boundaries and within it; `get` only guards against that changing.
+fn text_at<'t>(text: &'t str, span: &Range<usize>) -> &'t str {
+    text.get(span.clone()).unwrap_or_default()
+}
+
+impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for HeaderMap {
+    /// A map of `fields` as [`HeaderMap::append`] adds them.
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(fields: I) -> HeaderMap {
+        let mut map = HeaderMap::default();
+        for (name, value) in fields {
+            map.append(name.as_ref(), value.as_ref());
+        }
+        map
+    }
+}
+
+/// Equal when they hold the same fields, whatever text replaced fields left behind.
+impl PartialEq for HeaderMap {
+    fn eq(&self, other: &HeaderMap) -> bool {
+        self.fields().eq(other.fields())
+    }
+}
+
+/// Names and the bytes of their values only: values may hold credentials and personal data, and
+/// `Debug` output ends up in logs and test failures.
+impl fmt::Debug for HeaderMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(
+                self.iter()
+                    .map(|(name, values)| HiddenValue(name, values.map(str::len).sum())),
+            )
+            .finish()
+    }
+}
+
+impl Serialize for HeaderMap {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+/// The names of a [`HeaderMap`] in order, each with its values.
+#[derive(Clone)]
+pub struct Iter<'a> {
+    text: &'a str,
+    fields: &'a [FieldSpan],
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a str, Values<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let name = text_at(self.text, &self.fields.first()?.name);
+        let same_name = same_name(self.fields);
+        self.fields = &self.fields[same_name.len()..];
+        Some((
+            name,
+            Values {
+                text: self.text,
+                fields: same_name.iter(),
+            },
+        ))
+    }
+}
+
+/// The values of one name, in arrival order.
+#[derive(Clone)]
+pub struct Values<'a> {
+    text: &'a str,
+    fields: std::slice::Iter<'a, FieldSpan>,
+}
+
+impl<'a> Iterator for Values<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        self.fields
+            .next()
+            .map(|field| text_at(self.text, &field.value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.fields.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Values<'_> {}
+
+/// A list of the values, as the `Vec<String>` it replaced serialized.
+impl Serialize for Values<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// The map the old code built: lowercased names, values in order, lossy text.
+    fn reference(headers: &Headers) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, value) in headers.iter() {
+            out.entry(name.to_ascii_lowercase())
+                .or_default()
+                .push(String::from_utf8_lossy(value).into_owned());
+        }
+        out
+    }
+
+    fn as_btree(map: &HeaderMap) -> BTreeMap<String, Vec<String>> {
+        map.iter()
+            .map(|(name, values)| (name.to_string(), values.map(String::from).collect()))
+            .collect()
+    }
+
+    fn heads() -> Vec<Headers> {
+        let fields: &[&[(&str, &[u8])]] = &[
+            &[],
+            &[("Host", b"a"), ("Accept", b"*/*")],
+            &[
+                ("Set-Cookie", b"a=1"),
+                ("x-b", b""),
+                ("set-cookie", b"b=2"),
+                ("SET-COOKIE", b"c=3"),
+                ("Content-Type", "t\u{e9}xt".as_bytes()),
+            ],
+            // Not UTF-8, alone and in the middle of others.
+            &[("X-A", b"ok"), ("X-Bad", b"a\xffb\xc3"), ("x-a", b"\xe9")],
+            // Valid as a whole, not value by value: "é" split across two values.
+            &[("B", b"x\xc3"), ("A", b"\xa9y")],
+        ];
+        fields
+            .iter()
+            .map(|fields| Headers::from_fields(fields.iter().copied()))
+            .collect()
+    }
+
+    #[test]
+    fn holds_what_a_map_of_lowercased_names_to_lossy_values_held() {
+        for headers in heads() {
+            let map = HeaderMap::from_headers(&headers);
+            let expected = reference(&headers);
+            assert_eq!(as_btree(&map), expected);
+            assert_eq!(
+                serde_json::to_string(&map).unwrap(),
+                serde_json::to_string(&expected).unwrap()
+            );
+            assert_eq!(map.is_empty(), expected.is_empty());
+            for (name, values) in &expected {
+                assert_eq!(map.get_all(name).collect::<Vec<_>>(), *values);
+                assert_eq!(map.first(name), values.first().map(String::as_str));
+            }
+            assert!(!map.contains("missing"));
+        }
+    }
+
+    #[test]
+    fn appends_and_inserts_keep_names_sorted_and_values_in_order() {
+        let mut map: HeaderMap = [("b", "1"), ("A", "2"), ("b", "3")].into_iter().collect();
+        map.append("C", "4");
+        map.append("a", "5");
+        assert_eq!(
+            map.fields().collect::<Vec<_>>(),
+            [("a", "2"), ("a", "5"), ("b", "1"), ("b", "3"), ("c", "4")]
+        );
+        assert_eq!(map.names().collect::<Vec<_>>(), ["a", "b", "c"]);
+        map.insert("B", "6");
+        assert_eq!(map.get_all("b").collect::<Vec<_>>(), ["6"]);
+        assert_eq!(map.get_all("a").collect::<Vec<_>>(), ["2", "5"]);
+        assert_eq!(
+            map,
+            [("a", "2"), ("a", "5"), ("b", "6"), ("c", "4")]
+                .into_iter()
+                .collect()
+        );
+    }
+
+    #[test]
+    fn rewriting_replaces_only_the_values_given() {
+        let mut map: HeaderMap = [("a", "keep"), ("b", "secret"), ("b", "x"), ("c", "")]
+            .into_iter()
+            .collect();
+        map.rewrite_values(|name, value| (name == "b").then(|| format!("<{value}>")));
+        assert_eq!(
+            map.fields().collect::<Vec<_>>(),
+            [("a", "keep"), ("b", "<secret>"), ("b", "<x>"), ("c", "")]
+        );
+        let before = map.clone();
+        map.rewrite_values(|_, _| None);
+        assert_eq!(map, before);
+    }
+
+    #[test]
+    fn debug_shows_names_and_sizes_never_values() {
+        let map: HeaderMap = [
+            ("Authorization", "Bearer hunter2"),
+            ("x-a", "1"),
+            ("x-a", "22"),
+        ]
+        .into_iter()
+        .collect();
+        let shown = format!("{map:?}");
+        assert_eq!(shown, "[authorization: <14 bytes>, x-a: <3 bytes>]");
+        assert!(!shown.contains("hunter2"));
+    }
+}

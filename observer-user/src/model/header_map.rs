@@ -70,8 +70,13 @@ impl HeaderMap {
                 }
             }
         }
-        // Stable, so the values of a name keep their order.
-        fields.sort_by(|a, b| text_at(&text, &a.name).cmp(text_at(&text, &b.name)));
+        // Stable, so the values of a name keep their order. Each name's key is made once: its
+        // first eight bytes as a number, so that most pairs compare as two integers rather
+        // than two strings, which was most of building a map.
+        fields.sort_by_cached_key(|field| {
+            let name = text_at(&text, &field.name);
+            (name_prefix(name), name)
+        });
         for i in 1..fields.len() {
             if text_at(&text, &fields[i].name) == text_at(&text, &fields[i - 1].name) {
                 fields[i].name = fields[i - 1].name.clone();
@@ -184,6 +189,17 @@ impl HeaderMap {
     fn value(&self, field: &FieldSpan) -> &str {
         text_at(&self.text, &field.value)
     }
+}
+
+/// The first eight bytes of `name` as a big-endian number, zero-padded: where two names' numbers
+/// differ, they order the names as the texts do (a name that ends first sorts first, and so
+/// does its padding), and where they are equal the texts must be compared.
+fn name_prefix(name: &str) -> u64 {
+    let mut prefix = [0u8; 8];
+    for (slot, &byte) in prefix.iter_mut().zip(name.as_bytes()) {
+        *slot = byte;
+    }
+    u64::from_be_bytes(prefix)
 }
 
 /// The leading fields that share the first one's name.
@@ -333,6 +349,19 @@ mod tests {
             &[("X-A", b"ok"), ("X-Bad", b"a\xffb\xc3"), ("x-a", b"\xe9")],
             // Valid as a whole, not value by value: "é" split across two values.
             &[("B", b"x\xc3"), ("A", b"\xa9y")],
+            // Names that share their first eight bytes, end within them, or begin one another.
+            &[
+                ("Content-Type", b"1"),
+                ("content-length", b"2"),
+                ("Content-", b"3"),
+                ("content", b"4"),
+                ("Contents", b"5"),
+                ("x", b"6"),
+                ("X-A-Very-Long-Name", b"7"),
+                ("x-a-very-long-name", b"8"),
+                ("content-type", b"9"),
+                ("a", b"10"),
+            ],
         ];
         fields
             .iter()

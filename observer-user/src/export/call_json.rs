@@ -193,9 +193,13 @@ fn push_json_strings(out: &mut Vec<u8>, values: impl IntoIterator<Item = impl As
 /// `"` and `\` with a backslash, the usual short forms for control characters that have one,
 /// `\u00XX` for the others, everything else as is.
 fn push_json_string(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    if bytes.len() <= SHORT_TEXT_BYTES && first_to_escape(bytes).is_none() {
+        push_short_quoted(out, bytes);
+        return;
+    }
     out.reserve(text.len() + 2);
     out.push(b'"');
-    let bytes = text.as_bytes();
     let mut copied = 0;
     while let Some(offset) = first_to_escape(&bytes[copied..]) {
         let at = copied + offset;
@@ -205,6 +209,34 @@ fn push_json_string(out: &mut Vec<u8>, text: &str) {
     }
     out.extend_from_slice(&bytes[copied..]);
     out.push(b'"');
+}
+
+/// Texts up to this long with nothing to escape are written by [`push_short_quoted`]: header
+/// names and values, methods, addresses and most keys' values are this short.
+const SHORT_TEXT_BYTES: usize = 16;
+
+/// `"text"` for a text of up to [`SHORT_TEXT_BYTES`] with nothing to escape, built in a
+/// fixed-size block with overlapping fixed-size copies, appended whole and cut to length: a
+/// copy of a length known only at run time is a call into `memcpy`, which cost more than the
+/// copy itself for a text this short, and each push checked capacity once more.
+fn push_short_quoted(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = bytes.len();
+    let mut block = [b'"'; SHORT_TEXT_BYTES + 2];
+    if let (Some(head), Some(tail)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        block[1..9].copy_from_slice(head);
+        block[len - 7..=len].copy_from_slice(tail);
+    } else if let (Some(head), Some(tail)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        block[1..5].copy_from_slice(head);
+        block[len - 3..=len].copy_from_slice(tail);
+    } else {
+        for (slot, &byte) in block[1..].iter_mut().zip(bytes) {
+            *slot = byte;
+        }
+    }
+    block[len + 1] = b'"';
+    let start = out.len();
+    out.extend_from_slice(&block);
+    out.truncate(start + len + 2);
 }
 
 // `first_to_escape(bytes)`: where the first byte JSON needs escaped is (a control character,
@@ -491,6 +523,18 @@ mod tests {
                     assert_escaped_as_serde_json_escapes(&text);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn short_texts_are_written_whole_at_every_length() {
+        // Distinct bytes, so that a piece copied to the wrong place or left out shows.
+        for len in 0..=SHORT_TEXT_BYTES + 1 {
+            let text: String = ('a'..).take(len).collect();
+            assert_escaped_as_serde_json_escapes(&text);
+            let mut out = b"[".to_vec();
+            push_json_string(&mut out, &text);
+            assert_eq!(out, format!("[\"{text}\"").into_bytes());
         }
     }
 

@@ -257,12 +257,24 @@ impl Redactor {
         // recalls its results for every text that is unchanged (`sensitive::recent`).
         let now = call.realtime_ns / 1_000_000_000;
         for headers in [&mut call.request_headers, &mut call.response_headers] {
+            // What the sensitive-data analyzer found in these very fields, if it scanned them.
+            let scanned = self.scanner.take_field_scans(headers.stamp(), now);
+            let mut index = 0;
             headers.rewrite_values(|name, value| {
+                let field = index;
+                index += 1;
                 // Header maps hold names lowercased.
                 let hidden = secret_header(name).map(|secret| hide_secret_header(secret, value));
-                let shown = hidden.as_deref().unwrap_or(value);
-                self.redact_values_at(Source::Header(name), shown, now)
-                    .or(hidden)
+                let redacted = match (&hidden, &scanned) {
+                    (None, Some(scanned)) => {
+                        self.mask_found(value, scanned.in_field(field).cloned().collect())
+                    }
+                    _ => {
+                        let shown = hidden.as_deref().unwrap_or(value);
+                        self.redact_values_at(Source::Header(name), shown, now)
+                    }
+                };
+                redacted.or(hidden)
             });
         }
         if let Some(query) = &mut call.query {
@@ -329,6 +341,12 @@ impl Redactor {
         }
         let mut found: Vec<Found> = Vec::new();
         self.scanner.scan_source(source, text, now_secs, &mut found);
+        self.mask_found(text, found)
+    }
+
+    /// `text` with the values `found` in it that the mode hides replaced by their masked
+    /// forms; `None` if there were none.
+    fn mask_found(&self, text: &str, mut found: Vec<Found>) -> Option<String> {
         if self.mode == RedactionMode::Secrets {
             found.retain(|f| self.scanner.category(f.kind) == Category::Secret);
         }

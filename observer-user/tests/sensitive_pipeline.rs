@@ -29,7 +29,7 @@ const PASSWORD: &str = "Tr0ub4dor&3";
 fn request() -> String {
     let body = format!(r#"{{"user":"grace","password":"{PASSWORD}","note":"key {AWS_KEY}"}}"#);
     format!(
-        "POST /users/{EMAIL}/profile?ssn={SSN} HTTP/1.1\r\nHost: api.test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /users/{EMAIL}/profile?ssn={SSN} HTTP/1.1\r\nHost: api.test\r\nX-Contact: {EMAIL}\r\nX-Trace: key {AWS_KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
 }

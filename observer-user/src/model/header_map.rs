@@ -7,7 +7,11 @@
 //! plus a tree insert, ~12 % of a replay), and a message's names and values are copied into the
 //! buffer all at once (see [`HeaderMap::from_headers`]).
 
-use std::{fmt, ops::Range};
+use std::{
+    fmt,
+    ops::Range,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use serde::{Serialize, Serializer};
 
@@ -32,6 +36,14 @@ pub struct HeaderMap {
     /// one name span, so that telling names apart while walking the map compares two offsets
     /// rather than two strings.
     fields: Vec<FieldSpan>,
+    /// Names these contents among all maps' (see [`HeaderMap::stamp`]).
+    stamp: u64,
+}
+
+/// A stamp no map has had: taken whenever a map is built or changed.
+fn fresh_stamp() -> u64 {
+    static NEXT_STAMP: AtomicU64 = AtomicU64::new(1);
+    NEXT_STAMP.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Where one field's name and value lie in [`HeaderMap`]'s text.
@@ -92,7 +104,19 @@ impl HeaderMap {
                 fields[i].name = fields[i - 1].name.clone();
             }
         }
-        HeaderMap { text, fields }
+        HeaderMap {
+            text,
+            fields,
+            stamp: fresh_stamp(),
+        }
+    }
+
+    /// A number that stands for this map's fields: two maps with the same stamp hold the same
+    /// fields (a clone keeps it; building or changing a map takes a new one, and an empty map
+    /// made by `default` has stamp 0). What was worked out from a map's fields can be kept under
+    /// its stamp and found again later without comparing the texts.
+    pub fn stamp(&self) -> u64 {
+        self.stamp
     }
 
     /// Adds a value after those `name` already has (`name` is lowercased).
@@ -113,6 +137,7 @@ impl HeaderMap {
         }
         let value_start = self.text.len();
         self.text.push_str(value);
+        self.stamp = fresh_stamp();
         self.fields.insert(
             at,
             FieldSpan {
@@ -179,8 +204,9 @@ impl HeaderMap {
             .map(|field| (self.name(field), self.value(field)))
     }
 
-    /// Replaces each value for which `rewrite(name, value)` gives a new one. New values are
-    /// appended to the text, the old ones left behind: a map lives as long as its call.
+    /// Replaces each value for which `rewrite(name, value)` gives a new one, asking in the
+    /// order [`HeaderMap::fields`] yields them. New values are appended to the text, the old
+    /// ones left behind: a map lives as long as its call.
     pub fn rewrite_values(&mut self, mut rewrite: impl FnMut(&str, &str) -> Option<String>) {
         for i in 0..self.fields.len() {
             let field = &self.fields[i];
@@ -188,6 +214,7 @@ impl HeaderMap {
                 let start = self.text.len();
                 self.text.push_str(&new_value);
                 self.fields[i].value = start..self.text.len();
+                self.stamp = fresh_stamp();
             }
         }
     }
@@ -432,6 +459,29 @@ mod tests {
         let before = map.clone();
         map.rewrite_values(|_, _| None);
         assert_eq!(map, before);
+    }
+
+    #[test]
+    fn a_stamp_stands_for_the_fields_a_map_holds() {
+        let heads = heads();
+        let [first, second] = [&heads[1], &heads[1]].map(HeaderMap::from_headers);
+        assert_eq!(first, second);
+        assert_ne!(first.stamp(), second.stamp(), "each build takes its own");
+        let mut map = first.clone();
+        assert_eq!(map.stamp(), first.stamp(), "a clone holds the same fields");
+        let mut stamps = vec![map.stamp()];
+        map.append("x-new", "1");
+        stamps.push(map.stamp());
+        map.insert("x-new", "2");
+        stamps.push(map.stamp());
+        map.rewrite_values(|_, _| None);
+        assert_eq!(map.stamp(), stamps[2], "nothing rewritten");
+        map.rewrite_values(|name, _| (name == "host").then(|| "b".to_string()));
+        stamps.push(map.stamp());
+        stamps.sort_unstable();
+        stamps.dedup();
+        assert_eq!(stamps.len(), 4, "every change takes a new stamp");
+        assert_eq!(HeaderMap::default().stamp(), 0);
     }
 
     #[test]

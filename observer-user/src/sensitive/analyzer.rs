@@ -166,16 +166,16 @@ impl SensitiveAnalyzer {
         let found = &mut self.found;
         found.clear();
         let mut scratch = Vec::new();
-        let mut scan = |side: MessageSide, source: Source<'_>, text: &str| {
+        let mut scan = |found: &mut Vec<_>, side: MessageSide, source: Source<'_>, text: &str| {
             scratch.clear();
             scanner.scan_source(source, text, now, &mut scratch);
             found.extend(scratch.drain(..).map(|f| (side, f)));
         };
         if let Some(path) = &call.path {
-            scan(MessageSide::Request, Source::Path, path);
+            scan(found, MessageSide::Request, Source::Path, path);
         }
         if let Some(query) = &call.query {
-            scan(MessageSide::Request, Source::Query, query);
+            scan(found, MessageSide::Request, Source::Query, query);
         }
         for (side, headers, body) in [
             (
@@ -189,13 +189,14 @@ impl SensitiveAnalyzer {
                 &call.response_body_bytes,
             ),
         ] {
-            for (name, value) in headers.fields() {
-                scan(side, Source::Header(name), value);
-            }
+            // Scanned as a set kept under the map's stamp, for redaction to take.
+            scanner.scan_fields(headers.stamp(), headers.fields(), now, |in_field| {
+                found.extend(in_field.iter().map(|f| (side, f.clone())));
+            });
             if !body.is_empty() {
                 let content_type = headers.first("content-type");
                 let text = lossy_text(body);
-                scan(side, Source::Body(content_type), &text);
+                scan(found, side, Source::Body(content_type), &text);
             }
         }
     }

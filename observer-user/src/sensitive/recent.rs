@@ -6,10 +6,15 @@
 //! scanner, the source, the text and the time alone, so a result remembered for the same four is
 //! exactly what scanning again would give: the second pass becomes a lookup. Texts are kept and
 //! compared whole, never by hash, so no crafted text can borrow another text's result.
+//!
+//! Header fields are handed over more cheaply still: the analyzer scans a header map's fields
+//! as a set and keeps the results under the map's stamp, a number that stands for exactly those
+//! fields (`model::HeaderMap::stamp`), so redaction takes them without keying or comparing any
+//! text.
 
 use std::{
     cell::RefCell,
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     hash::{BuildHasherDefault, Hasher},
 };
 
@@ -202,6 +207,75 @@ pub fn remember(scanner: u64, source: &Source<'_>, text: &str, now_secs: u64, fo
     });
 }
 
+/// Sets of field scans kept per thread: the two header maps of the call in hand, which
+/// redaction takes right after the analyzer has scanned them, and as many again for calls whose
+/// redaction never asked (redaction off) to be pushed out without taking the newest.
+pub const REMEMBERED_FIELD_SETS: usize = 4;
+
+/// What one scanner found, at one time, in each field of a set stamped `stamp`.
+#[derive(Debug)]
+pub struct FieldScans {
+    scanner: u64,
+    stamp: u64,
+    now_secs: u64,
+    /// What was found, with the index of the field it was found in, in field order. Most
+    /// fields hold nothing, so most sets are empty and allocate nothing.
+    found: Vec<(usize, Found)>,
+}
+
+impl FieldScans {
+    pub fn new(scanner: u64, stamp: u64, now_secs: u64) -> FieldScans {
+        FieldScans {
+            scanner,
+            stamp,
+            now_secs,
+            found: Vec::new(),
+        }
+    }
+
+    /// Adds what was found in the field at `index`; fields are added in order.
+    pub fn add(&mut self, index: usize, found: &[Found]) {
+        self.found.extend(found.iter().map(|f| (index, f.clone())));
+    }
+
+    /// What was found in the field at `index`.
+    pub fn in_field(&self, index: usize) -> impl Iterator<Item = &Found> {
+        let start = self.found.partition_point(|&(at, _)| at < index);
+        self.found[start..]
+            .iter()
+            .take_while(move |&&(at, _)| at == index)
+            .map(|(_, found)| found)
+    }
+}
+
+thread_local! {
+    static FIELD_SCANS: RefCell<VecDeque<FieldScans>> = const { RefCell::new(VecDeque::new()) };
+}
+
+/// Keeps `scans` for [`take_fields`], forgetting the oldest set beyond
+/// [`REMEMBERED_FIELD_SETS`].
+pub fn remember_fields(scans: FieldScans) {
+    FIELD_SCANS.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        if kept.len() >= REMEMBERED_FIELD_SETS {
+            kept.pop_front();
+        }
+        kept.push_back(scans);
+    });
+}
+
+/// The scans scanner `scanner` made at `now_secs` of the fields stamped `stamp`, if this thread
+/// still keeps them; they are handed over once.
+pub fn take_fields(scanner: u64, stamp: u64, now_secs: u64) -> Option<FieldScans> {
+    FIELD_SCANS.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        let at = kept.iter().rposition(|scans| {
+            scans.scanner == scanner && scans.stamp == stamp && scans.now_secs == now_secs
+        })?;
+        kept.remove(at)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,11 +318,66 @@ mod tests {
     }
 
     #[test]
+    fn field_scans_are_taken_once_by_scanner_stamp_and_time() {
+        let mut scans = FieldScans::new(7, 40, 100);
+        scans.add(0, &[]);
+        scans.add(1, &[found("a@example.com"), found("b@example.com")]);
+        scans.add(2, &[]);
+        scans.add(3, &[found("c@example.com")]);
+        remember_fields(scans);
+        for (scanner, stamp, now) in [(8, 40, 100), (7, 41, 100), (7, 40, 101)] {
+            assert!(take_fields(scanner, stamp, now).is_none());
+        }
+        let scans = take_fields(7, 40, 100).expect("kept");
+        let values = |index| {
+            scans
+                .in_field(index)
+                .map(|f| f.value.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(values(0), Vec::<&str>::new());
+        assert_eq!(values(1), ["a@example.com", "b@example.com"]);
+        assert_eq!(values(2), Vec::<&str>::new());
+        assert_eq!(values(3), ["c@example.com"]);
+        assert_eq!(values(4), Vec::<&str>::new());
+        assert!(take_fields(7, 40, 100).is_none(), "handed over once");
+    }
+
+    #[test]
+    fn only_the_newest_field_sets_are_kept() {
+        for stamp in 0..=REMEMBERED_FIELD_SETS as u64 {
+            remember_fields(FieldScans::new(9, stamp, 0));
+        }
+        assert!(take_fields(9, 0, 0).is_none());
+        for stamp in 1..=REMEMBERED_FIELD_SETS as u64 {
+            assert!(take_fields(9, stamp, 0).is_some(), "{stamp}");
+        }
+    }
+
+    #[test]
     fn texts_are_the_same_only_byte_for_byte() {
         let texts = [
-            "", "a", "b", "ab", "ba", "abc", "abcd", "abce", "abcdefg", "abcdefgh", "abcdefgi",
-            "xbcdefgh", "abcdefghi", "abcdefghj", "abcdefgXi", "abcdefghijklmnop", "abcdefghijklmnoq",
-            "abcdefghiXklmnop", "abcdefghijklmnopq", "abcdefghijklmnopr", "abcdefghXjklmnopq",
+            "",
+            "a",
+            "b",
+            "ab",
+            "ba",
+            "abc",
+            "abcd",
+            "abce",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefgi",
+            "xbcdefgh",
+            "abcdefghi",
+            "abcdefghj",
+            "abcdefgXi",
+            "abcdefghijklmnop",
+            "abcdefghijklmnoq",
+            "abcdefghiXklmnop",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnopr",
+            "abcdefghXjklmnopq",
         ];
         for a in texts {
             for b in texts {

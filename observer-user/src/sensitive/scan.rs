@@ -354,6 +354,34 @@ impl Scanner {
         recent::remember(self.id, &source, text, now_secs, &out[start..]);
     }
 
+    /// [`Scanner::scan_source`] of each `(name, value)` field as a header, passing what was
+    /// found in each to `found_in` in order, and keeping it all under `stamp` for
+    /// [`Scanner::take_field_scans`]. `stamp` must stand for exactly these fields, as a header
+    /// map's stamp does.
+    pub fn scan_fields<'a>(
+        &self,
+        stamp: u64,
+        fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+        now_secs: u64,
+        mut found_in: impl FnMut(&[Found]),
+    ) {
+        let mut scans = recent::FieldScans::new(self.id, stamp, now_secs);
+        let mut found = Vec::new();
+        for (index, (name, value)) in fields.into_iter().enumerate() {
+            found.clear();
+            self.scan_source(Source::Header(name), value, now_secs, &mut found);
+            scans.add(index, &found);
+            found_in(&found);
+        }
+        recent::remember_fields(scans);
+    }
+
+    /// What [`Scanner::scan_fields`] found at `now_secs` in the fields stamped `stamp`, if this
+    /// thread still keeps it; handed over once.
+    pub fn take_field_scans(&self, stamp: u64, now_secs: u64) -> Option<recent::FieldScans> {
+        recent::take_fields(self.id, stamp, now_secs)
+    }
+
     /// [`Scanner::scan_source`] without recalling or remembering: for measuring the scan.
     pub fn scan_afresh(&self, source: Source<'_>, text: &str, now_secs: u64, out: &mut Vec<Found>) {
         // One keyword pass over the whole text; each field then looks only at the keywords

@@ -194,7 +194,7 @@ fn push_json_strings(out: &mut Vec<u8>, values: impl IntoIterator<Item = impl As
 /// `\u00XX` for the others, everything else as is.
 fn push_json_string(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
-    if bytes.len() <= SHORT_TEXT_BYTES && first_to_escape(bytes).is_none() {
+    if bytes.len() <= SHORT_TEXT_BYTES && !short_text_needs_escaping(bytes) {
         push_short_quoted(out, bytes);
         return;
     }
@@ -246,27 +246,50 @@ use first_to_escape_by_words as first_to_escape;
 #[cfg(target_arch = "x86_64")]
 use sse2::first_to_escape;
 
-/// Where the first byte JSON needs escaped is, eight bytes at a time in a `u64`, for any
-/// architecture.
-fn first_to_escape_by_words(bytes: &[u8]) -> Option<usize> {
+/// The high bit of each byte of `word` JSON needs escaped (a control character, `"` or `\`),
+/// exact up to the lowest one (a borrow only flags bytes above a true match): nonzero exactly
+/// when there is one, and its lowest bit marks the first.
+fn escape_flags(word: u64) -> u64 {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
     const SPACES: u64 = u64::from_le_bytes([0x20; 8]);
     const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
     const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
-    // The high bit of each byte of `word` below `limit`'s bytes (ASCII limits), exact up to the
-    // first one (a borrow only flags bytes above a true match), which is all a search needs.
+    // The high bit of each byte of `word` below `limit`'s bytes (ASCII limits).
     let below = |word: u64, limit: u64| word.wrapping_sub(limit) & !word & HIGHS;
+    below(word, SPACES) | below(word ^ QUOTES, ONES) | below(word ^ BACKSLASHES, ONES)
+}
+
+fn needs_escaping(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
+}
+
+/// Whether a text of up to [`SHORT_TEXT_BYTES`] has a byte to escape, read as two overlapping
+/// words (four-byte halves below eight bytes) rather than byte by byte, which had been the
+/// most of writing the many texts shorter than a word.
+fn short_text_needs_escaping(bytes: &[u8]) -> bool {
+    let words = if let (Some(head), Some(tail)) = (bytes.first_chunk::<8>(), bytes.last_chunk()) {
+        [u64::from_le_bytes(*head), u64::from_le_bytes(*tail)]
+    } else if let (Some(head), Some(tail)) = (bytes.first_chunk::<4>(), bytes.last_chunk()) {
+        let word =
+            u64::from(u32::from_le_bytes(*head)) | u64::from(u32::from_le_bytes(*tail)) << 32;
+        [word, word]
+    } else {
+        return bytes.iter().any(|&byte| needs_escaping(byte));
+    };
+    (escape_flags(words[0]) | escape_flags(words[1])) != 0
+}
+
+/// Where the first byte JSON needs escaped is, eight bytes at a time in a `u64`, for any
+/// architecture.
+fn first_to_escape_by_words(bytes: &[u8]) -> Option<usize> {
     let first_in_word = |at: usize| {
         let word = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
-        let found =
-            below(word, SPACES) | below(word ^ QUOTES, ONES) | below(word ^ BACKSLASHES, ONES);
+        let found = escape_flags(word);
         (found != 0).then(|| at + (found.trailing_zeros() / 8) as usize)
     };
     if bytes.len() < 8 {
-        return bytes
-            .iter()
-            .position(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        return bytes.iter().position(|&byte| needs_escaping(byte));
     }
     let mut at = 0;
     while at + 8 <= bytes.len() {
@@ -573,6 +596,17 @@ mod tests {
     fn pseudo_random_texts_are_escaped_as_serde_json_escapes_them() {
         for text in pseudo_random_texts() {
             assert_escaped_as_serde_json_escapes(&text);
+        }
+    }
+
+    #[test]
+    fn short_texts_need_escaping_exactly_when_a_byte_does() {
+        for text in pseudo_random_texts() {
+            let bytes = text.as_bytes();
+            if bytes.len() <= SHORT_TEXT_BYTES {
+                let expected = bytes.iter().any(|&b| needs_escaping(b));
+                assert_eq!(short_text_needs_escaping(bytes), expected, "{text:?}");
+            }
         }
     }
 

@@ -255,6 +255,16 @@ pub struct CallContext<'a> {
 const AF_UNIX: u16 = 1;
 
 impl ApiCall {
+    /// The request body as captured, as text ([`lossy_text`]).
+    pub fn request_body_text(&self) -> Cow<'_, str> {
+        body_text(&self.request_body_bytes, self.request_body.as_ref())
+    }
+
+    /// The response body as captured, as text ([`lossy_text`]).
+    pub fn response_body_text(&self) -> Cow<'_, str> {
+        body_text(&self.response_body_bytes, self.response_body.as_ref())
+    }
+
     pub fn from_exchange(exchange: HttpExchange, context: &CallContext<'_>) -> ApiCall {
         let HttpExchange {
             request,
@@ -420,6 +430,16 @@ pub fn lossy_text(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
+/// `bytes` as [`lossy_text`] reads them, taken from the preview when it holds exactly these
+/// bytes: they were checked as UTF-8 when the preview was made, and comparing them costs a
+/// fraction of checking them again.
+fn body_text<'a>(bytes: &'a [u8], view: Option<&'a BodyView>) -> Cow<'a, str> {
+    match view.and_then(|view| view.preview.as_deref()) {
+        Some(preview) if preview.as_bytes() == bytes => Cow::Borrowed(preview),
+        _ => lossy_text(bytes),
+    }
+}
+
 fn body_view(body: &Body, preview_bytes: usize) -> Option<BodyView> {
     if body.framing == BodyFraming::NoBody && body.size == 0 {
         return None;
@@ -519,6 +539,33 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_reads_as_the_text_of_its_bytes_whatever_its_preview_holds() {
+        let view = |preview: &str| {
+            Some(BodyView {
+                size: 0,
+                preview: Some(preview.to_string()),
+                truncated: false,
+            })
+        };
+        let bytes = "caf\u{e9} {\"a\":1}".as_bytes();
+        let whole = view("caf\u{e9} {\"a\":1}");
+        assert!(
+            matches!(body_text(bytes, whole.as_ref()), Cow::Borrowed(t) if std::ptr::eq(t, whole.as_ref().unwrap().preview.as_deref().unwrap()))
+        );
+        for other in [
+            None,
+            view("caf\u{e9}"),
+            view("caf\u{e9} {\"a\":2}"),
+            view(""),
+        ] {
+            assert_eq!(body_text(bytes, other.as_ref()), lossy_text(bytes));
+        }
+        let broken = b"a\xffb";
+        assert_eq!(body_text(broken, view("a\u{fffd}b").as_ref()), "a\u{fffd}b");
+        assert_eq!(body_text(b"", None), "");
+    }
 
     #[test]
     fn addresses_and_connections_are_written_as_display_writes_them() {

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     inventory::template::FastHasher,
-    model::{lossy_text, ApiCall},
+    model::ApiCall,
     redact::is_secret_name,
     sensitive::fields::{self, Field, Part, Source},
 };
@@ -240,7 +240,7 @@ impl Reader {
                 return facts;
             }
             let write = matches!(call.method.as_deref(), Some("POST" | "PUT" | "PATCH"));
-            let text = lossy_text(&call.request_body_bytes);
+            let text = call.request_body_text();
             if write {
                 // Every field, whatever its value: scalars are not all a mass assignment sends.
                 decode::json_fields(&text, MAX_BODY_FIELDS, &mut facts.body_fields);

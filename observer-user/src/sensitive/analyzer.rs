@@ -33,7 +33,7 @@ use super::{
 use crate::{
     conn::Role,
     findings::{self, Evidence, Finding, Location, MessageSide, Severity},
-    model::{lossy_text, ApiCall},
+    model::ApiCall,
     output::Output,
     pipeline::{Analyzer, AnalyzerStats},
     state::{State, StateError},
@@ -189,14 +189,17 @@ impl SensitiveAnalyzer {
                 &call.response_body_bytes,
             ),
         ] {
+            let body_text = || match side {
+                MessageSide::Request => call.request_body_text(),
+                MessageSide::Response => call.response_body_text(),
+            };
             // Scanned as a set kept under the map's stamp, for redaction to take.
             scanner.scan_fields(headers.stamp(), headers.fields(), now, |in_field| {
                 found.extend(in_field.iter().map(|f| (side, f.clone())));
             });
             if !body.is_empty() {
                 let content_type = headers.first("content-type");
-                let text = lossy_text(body);
-                scan(found, side, Source::Body(content_type), &text);
+                scan(found, side, Source::Body(content_type), &body_text());
             }
         }
     }

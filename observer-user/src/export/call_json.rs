@@ -228,10 +228,12 @@ fn push_short_quoted(out: &mut Vec<u8>, bytes: &[u8]) {
     } else if let (Some(head), Some(tail)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
         block[1..5].copy_from_slice(head);
         block[len - 3..=len].copy_from_slice(tail);
-    } else {
-        for (slot, &byte) in block[1..].iter_mut().zip(bytes) {
-            *slot = byte;
-        }
+    } else if let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) {
+        // One to three bytes: the first, middle and last are all of them (a loop over them
+        // compiled to a call into `memcpy`).
+        block[1] = first;
+        block[1 + len / 2] = bytes[len / 2];
+        block[len] = last;
     }
     block[len + 1] = b'"';
     let start = out.len();

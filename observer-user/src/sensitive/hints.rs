@@ -47,25 +47,54 @@ impl Hints {
 }
 
 /// Hints from a name (`$.user.ssn`'s `ssn`, a header name, a cookie name), and from its
-/// parent's name, which names generic members (`{"card": {"number": ...}}`).
+/// parent's name, which names generic members (`{"card": {"number": ...}}`). For one lookup;
+/// a scan, which looks up every field's names, borrows the memo once with [`with_memo`].
+pub fn hints(name: Option<&str>, parent: Option<&str>) -> Hints {
+    with_memo(|memo| memo.hints(name, parent))
+}
+
+/// Runs `scope` with this thread's memo of hints, reached once for all its lookups (reaching a
+/// thread-local and borrowing it cost a fifth of a lookup). A scope opened inside another finds
+/// the memo taken and computes its hints instead, which gives the same hints.
+pub fn with_memo<R>(scope: impl FnOnce(&mut HintMemo<'_>) -> R) -> R {
+    MEMO.with(|memo| {
+        let mut slots = memo.try_borrow_mut().ok();
+        if let Some(slots) = slots.as_mut().filter(|slots| slots.is_empty()) {
+            slots.resize(MEMO_ENTRIES, MemoSlot::default());
+        }
+        scope(&mut HintMemo {
+            slots: slots.as_deref_mut().map(Vec::as_mut_slice),
+        })
+    })
+}
+
+/// A thread's memo of hints, borrowed by [`with_memo`].
 ///
 /// APIs repeat the same few hundred names in every message, so results are remembered per
 /// thread, in [`MEMO_ENTRIES`] slots chosen by a hash of the names (a name takes its slot from
 /// whatever was there): most fields cost one hash and one compare.
-pub fn hints(name: Option<&str>, parent: Option<&str>) -> Hints {
-    let Some(name) = name else {
-        return Hints::default();
-    };
-    let parent = parent.unwrap_or("");
-    let Some(names) = PackedNames::new(name, parent) else {
-        return compute(name, parent);
-    };
-    MEMO.with(|memo| {
-        let mut memo = memo.borrow_mut();
-        if memo.is_empty() {
-            memo.resize(MEMO_ENTRIES, MemoSlot::default());
-        }
-        let slot = &mut memo[names.slot()];
+pub struct HintMemo<'m> {
+    /// `None` when an enclosing scope holds the memo.
+    slots: Option<&'m mut [MemoSlot]>,
+}
+
+impl HintMemo<'_> {
+    /// [`hints`], remembered.
+    pub fn hints(&mut self, name: Option<&str>, parent: Option<&str>) -> Hints {
+        let Some(name) = name else {
+            return Hints::default();
+        };
+        let parent = parent.unwrap_or("");
+        let Some(names) = PackedNames::new(name, parent) else {
+            return compute(name, parent);
+        };
+        let Some(slot) = self
+            .slots
+            .as_deref_mut()
+            .and_then(|slots| slots.get_mut(names.slot()))
+        else {
+            return compute(name, parent);
+        };
         // The names are kept and compared whole: a hash collision, even a forged one, only
         // costs a recomputation and never lends a field another field's hints.
         if slot.names != names {
@@ -75,7 +104,7 @@ pub fn hints(name: Option<&str>, parent: Option<&str>) -> Hints {
             };
         }
         slot.hints
-    })
+    }
 }
 
 /// Slots in each thread's memo: more than the field names of any real API, in 256 KiB (one
@@ -469,6 +498,19 @@ mod tests {
         }
         assert!(PackedNames::new(&text[..MEMO_NAME_BYTES + 1], "").is_none());
         assert!(PackedNames::new("", &text[..MEMO_PARENT_BYTES + 1]).is_none());
+    }
+
+    #[test]
+    fn a_memo_borrowed_inside_another_computes_the_same_hints() {
+        with_memo(|outer| {
+            let names = [(Some("card_number"), None), (Some("number"), Some("card"))];
+            for (name, parent) in names {
+                let nested = with_memo(|inner| inner.hints(name, parent));
+                assert_eq!(nested, outer.hints(name, parent));
+                assert_eq!(nested, hints(name, parent));
+                assert!(nested.has(Hints::CARD));
+            }
+        });
     }
 
     #[test]

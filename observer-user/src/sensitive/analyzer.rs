@@ -194,7 +194,7 @@ impl SensitiveAnalyzer {
                 MessageSide::Response => call.response_body_text(),
             };
             // Scanned as a set kept under the map's stamp, for redaction to take.
-            scanner.scan_fields(headers.stamp(), headers.fields(), now, |in_field| {
+            scanner.scan_header_fields(headers.stamp(), headers.fields(), now, |in_field| {
                 found.extend(in_field.iter().map(|f| (side, f.clone())));
             });
             if !body.is_empty() {

@@ -47,25 +47,54 @@ impl Hints {
 }
 
 /// Hints from a name (`$.user.ssn`'s `ssn`, a header name, a cookie name), and from its
-/// parent's name, which names generic members (`{"card": {"number": ...}}`).
+/// parent's name, which names generic members (`{"card": {"number": ...}}`). For one lookup;
+/// a scan, which looks up every field's names, borrows the memo once with [`with_memo`].
+pub fn hints(name: Option<&str>, parent: Option<&str>) -> Hints {
+    with_memo(|memo| memo.hints(name, parent))
+}
+
+/// Runs `scope` with this thread's memo of hints, reached once for all its lookups (reaching a
+/// thread-local and borrowing it cost a fifth of a lookup). A scope opened inside another finds
+/// the memo taken and computes its hints instead, which gives the same hints.
+pub fn with_memo<R>(scope: impl FnOnce(&mut HintMemo<'_>) -> R) -> R {
+    MEMO.with(|memo| {
+        let mut slots = memo.try_borrow_mut().ok();
+        if let Some(slots) = slots.as_mut().filter(|slots| slots.is_empty()) {
+            slots.resize(MEMO_ENTRIES, MemoSlot::default());
+        }
+        scope(&mut HintMemo {
+            slots: slots.as_deref_mut().map(Vec::as_mut_slice),
+        })
+    })
+}
+
+/// A thread's memo of hints, borrowed by [`with_memo`].
 ///
 /// APIs repeat the same few hundred names in every message, so results are remembered per
 /// thread, in [`MEMO_ENTRIES`] slots chosen by a hash of the names (a name takes its slot from
 /// whatever was there): most fields cost one hash and one compare.
-pub fn hints(name: Option<&str>, parent: Option<&str>) -> Hints {
-    let Some(name) = name else {
-        return Hints::default();
-    };
-    let parent = parent.unwrap_or("");
-    let Some(names) = PackedNames::new(name, parent) else {
-        return compute(name, parent);
-    };
-    MEMO.with(|memo| {
-        let mut memo = memo.borrow_mut();
-        if memo.is_empty() {
-            memo.resize(MEMO_ENTRIES, MemoSlot::default());
-        }
-        let slot = &mut memo[names.slot()];
+pub struct HintMemo<'m> {
+    /// `None` when an enclosing scope holds the memo.
+    slots: Option<&'m mut [MemoSlot]>,
+}
+
+impl HintMemo<'_> {
+    /// [`hints`], remembered.
+    pub fn hints(&mut self, name: Option<&str>, parent: Option<&str>) -> Hints {
+        let Some(name) = name else {
+            return Hints::default();
+        };
+        let parent = parent.unwrap_or("");
+        let Some(names) = PackedNames::new(name, parent) else {
+            return compute(name, parent);
+        };
+        let Some(slot) = self
+            .slots
+            .as_deref_mut()
+            .and_then(|slots| slots.get_mut(names.slot()))
+        else {
+            return compute(name, parent);
+        };
         // The names are kept and compared whole: a hash collision, even a forged one, only
         // costs a recomputation and never lends a field another field's hints.
         if slot.names != names {
@@ -75,90 +104,101 @@ pub fn hints(name: Option<&str>, parent: Option<&str>) -> Hints {
             };
         }
         slot.hints
-    })
+    }
 }
 
 /// Slots in each thread's memo: more than the field names of any real API, in 256 KiB (one
 /// 64-byte slot each), allocated on first use.
 pub const MEMO_ENTRIES: usize = 4096;
 
-/// Words (8 bytes each) of a name kept in a slot: real names fit; longer ones are rare and
-/// computed each time (at most `2 * MAX_NAME_BYTES` of work).
-const PACKED_NAME_WORDS: usize = 4;
+/// Bytes of a name kept in a slot: real names fit; longer ones are rare and computed each
+/// time (at most `2 * MAX_NAME_BYTES` of work).
+const MEMO_NAME_BYTES: usize = 32;
 
-/// Words of the parent's name kept in a slot, with the same fallback.
-const PACKED_PARENT_WORDS: usize = 3;
+/// Bytes of the parent's name kept in a slot, with the same fallback.
+const MEMO_PARENT_BYTES: usize = 24;
 
-/// A name and its parent's name, each zero-padded in its own words, with both lengths: equal
-/// packs are equal pairs.
+/// A name and its parent's name, each as the words [`ends_and_middle`] reads, with both
+/// lengths: equal packs are equal pairs.
 #[derive(Debug, Clone, Copy, Default)]
 struct PackedNames {
-    name: [u64; PACKED_NAME_WORDS],
-    parent: [u64; PACKED_PARENT_WORDS],
-    name_len: u8,
-    parent_len: u8,
+    /// Each name's first and last word.
+    ends: [u64; 4],
+    /// The name's two middle words, then the parent's one.
+    middles: [u64; 3],
+    /// The name's length, then the parent's, a byte each (a `u16` keeps a slot to 64 bytes).
+    lengths: u16,
 }
 
 impl PackedNames {
     fn new(name: &str, parent: &str) -> Option<PackedNames> {
+        if name.len() > MEMO_NAME_BYTES || parent.len() > MEMO_PARENT_BYTES {
+            return None;
+        }
+        let ([name_first, name_last], name_middles) = ends_and_middle::<2>(name.as_bytes());
+        let ([parent_first, parent_last], [parent_middle]) =
+            ends_and_middle::<1>(parent.as_bytes());
         Some(PackedNames {
-            name: pack(name)?,
-            parent: pack(parent)?,
-            name_len: u8::try_from(name.len()).ok()?,
-            parent_len: u8::try_from(parent.len()).ok()?,
+            ends: [name_first, name_last, parent_first, parent_last],
+            middles: [name_middles[0], name_middles[1], parent_middle],
+            lengths: (name.len() as u16) << 8 | parent.len() as u16,
         })
     }
 
     fn words(&self) -> impl Iterator<Item = u64> + '_ {
-        self.name.iter().chain(&self.parent).copied()
+        self.ends.iter().chain(&self.middles).copied()
     }
 
-    /// The memo slot of these names. Each word is mixed with its own odd constant and summed,
-    /// so the multiplications run side by side rather than one after another.
+    /// The memo slot of these names: the words, each turned by its own amount so that equal
+    /// words in different places do not cancel, folded into one and multiplied once (the high
+    /// bits of a product depend on all of its inputs' bits). A collision only costs a
+    /// recomputation.
     fn slot(&self) -> usize {
-        const MIXERS: [u64; PACKED_NAME_WORDS + PACKED_PARENT_WORDS] = [
-            0x9e37_79b9_7f4a_7c15,
-            0xc2b2_ae3d_27d4_eb4f,
-            0x1656_67b1_9e37_79f9,
-            0x85eb_ca77_c2b2_ae63,
-            0x27d4_eb2f_1656_67c5,
-            0xff51_afd7_ed55_8ccd,
-            0xc4ce_b9fe_1a85_ec53,
-        ];
-        let lengths = u64::from(self.name_len) << 8 | u64::from(self.parent_len);
-        let sum = self
+        const TURNS: [u32; 7] = [0, 23, 41, 7, 53, 31, 13];
+        let folded = self
             .words()
-            .zip(MIXERS)
-            .fold(lengths, |sum, (word, mixer)| {
-                sum.wrapping_add((word ^ mixer).wrapping_mul(mixer))
+            .zip(TURNS)
+            .fold(u64::from(self.lengths), |folded, (word, turn)| {
+                folded ^ word.rotate_left(turn)
             });
-        // The high bits of a product depend on all of its inputs' bits.
-        let top = (sum ^ (sum >> 29)).wrapping_mul(MIXERS[0]) >> (u64::BITS - MEMO_SLOT_BITS);
-        top as usize
+        let mixed = (folded ^ (folded >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (mixed >> (u64::BITS - MEMO_SLOT_BITS)) as usize
     }
 }
 
 impl PartialEq for PackedNames {
     /// Every word compared without a branch or a call: most lookups find their names.
     fn eq(&self, other: &PackedNames) -> bool {
-        let differences = self
-            .words()
-            .zip(other.words())
-            .fold(0, |differences, (a, b)| differences | (a ^ b));
-        differences == 0 && self.name_len == other.name_len && self.parent_len == other.parent_len
+        let differences = self.words().zip(other.words()).fold(
+            u64::from(self.lengths ^ other.lengths),
+            |differences, (a, b)| differences | (a ^ b),
+        );
+        differences == 0
     }
 }
 
-/// `text` in little-endian words, zero-padded, if it fits in `N` of them.
-fn pack<const N: usize>(text: &str) -> Option<[u64; N]> {
-    if text.len() > N * 8 {
-        return None;
+/// Words that, with its length, tell `bytes` (at most `16 + 8 * M` of them) from any other
+/// text: its first 8 bytes (all of a shorter text) and its last 8 when it is longer than 8
+/// (overlapping the first when shorter than 16), each one load; then the bytes between those
+/// two, 8 to a word, for the rare text longer than 16. Zero-padded. Reading a name's words at
+/// fixed places, rather than chunk by chunk, keeps a lookup of the usual short name to a few
+/// loads.
+fn ends_and_middle<const M: usize>(bytes: &[u8]) -> ([u64; 2], [u64; M]) {
+    let len = bytes.len();
+    let first = le_word(bytes);
+    let mut middles = [0u64; M];
+    if len <= 8 {
+        return ([first, 0], middles);
     }
-    let mut words = [0u64; N];
-    for (word, chunk) in words.iter_mut().zip(text.as_bytes().chunks(8)) {
-        *word = le_word(chunk);
+    let last = le_word(&bytes[len - 8..]);
+    if len > 16 {
+        let mut middle = &bytes[8..len - 8];
+        for word in &mut middles {
+            *word = le_word(middle);
+            middle = middle.get(8..).unwrap_or_default();
+        }
     }
-    Some(words)
+    ([first, last], middles)
 }
 
 /// Up to 8 bytes as a little-endian word, zero-padded: how the scanner's word-at-a-time
@@ -433,6 +473,44 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn packed_names_differ_wherever_the_names_do() {
+        // Every length a slot keeps, for the name and for the parent, with one byte changed in
+        // each place: the ends, the overlap of the last word with the first, and the middles.
+        let text: String = ('a'..='z').chain('A'..='Z').collect();
+        for len in 0..=MEMO_NAME_BYTES {
+            let name = &text[..len];
+            let parent = &text[..len.min(MEMO_PARENT_BYTES)];
+            let packed = PackedNames::new(name, parent).unwrap_or_default();
+            assert!(packed == PackedNames::new(name, parent).unwrap_or_default());
+            for at in 0..len {
+                let mut changed = name.to_string();
+                changed.replace_range(at..=at, "_");
+                let other = PackedNames::new(&changed, parent).unwrap_or_default();
+                assert!(packed != other, "name of {len} bytes, byte {at}");
+                if at < parent.len() {
+                    let other = PackedNames::new(name, &changed[..parent.len()]);
+                    assert!(packed != other.unwrap_or_default(), "parent, byte {at}");
+                }
+            }
+        }
+        assert!(PackedNames::new(&text[..MEMO_NAME_BYTES + 1], "").is_none());
+        assert!(PackedNames::new("", &text[..MEMO_PARENT_BYTES + 1]).is_none());
+    }
+
+    #[test]
+    fn a_memo_borrowed_inside_another_computes_the_same_hints() {
+        with_memo(|outer| {
+            let names = [(Some("card_number"), None), (Some("number"), Some("card"))];
+            for (name, parent) in names {
+                let nested = with_memo(|inner| inner.hints(name, parent));
+                assert_eq!(nested, outer.hints(name, parent));
+                assert_eq!(nested, hints(name, parent));
+                assert!(nested.has(Hints::CARD));
+            }
+        });
     }
 
     #[test]

@@ -322,15 +322,20 @@ fn string_end(bytes: &[u8], start: usize) -> (usize, bool) {
     let first_word = bytes.get(start + 1..).and_then(<[u8]>::first_chunk::<8>);
     if let Some(&word) = first_word {
         let found = quotes_or_backslashes(u64::from_le_bytes(word));
+        if found == 0 {
+            // The search goes on after the word, which holds neither.
+            return string_end_searched(bytes, start + 8);
+        }
         let at = start + 1 + (found.trailing_zeros() / 8) as usize;
-        if found != 0 && bytes[at] == b'"' {
+        if bytes[at] == b'"' {
             return (at, false);
         }
     }
     string_end_searched(bytes, start)
 }
 
-/// [`string_end`] for strings longer than a word or holding escapes.
+/// [`string_end`] for strings longer than a word or holding escapes, searched from after
+/// `start` (the opening quote, or the last byte known to be neither `"` nor `\`).
 fn string_end_searched(bytes: &[u8], start: usize) -> (usize, bool) {
     let mut i = start + 1;
     let mut escaped = false;

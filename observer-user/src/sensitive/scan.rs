@@ -21,7 +21,7 @@ use regex::{Regex, RegexBuilder};
 
 use super::{
     fields::{self, Field, Part, Source},
-    hints::{hints, Hints},
+    hints::{self, HintMemo, Hints},
     recent,
     types::{Category, DataType, TypeRef},
     validate,
@@ -358,7 +358,7 @@ impl Scanner {
     /// found in each to `found_in` in order, and keeping it all under `stamp` for
     /// [`Scanner::take_field_scans`]. `stamp` must stand for exactly these fields, as a header
     /// map's stamp does.
-    pub fn scan_fields<'a>(
+    pub fn scan_header_fields<'a>(
         &self,
         stamp: u64,
         fields: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -376,7 +376,7 @@ impl Scanner {
         recent::remember_fields(scans);
     }
 
-    /// What [`Scanner::scan_fields`] found at `now_secs` in the fields stamped `stamp`, if this
+    /// What [`Scanner::scan_header_fields`] found at `now_secs` in the fields stamped `stamp`, if this
     /// thread still keeps it; handed over once.
     pub fn take_field_scans(&self, stamp: u64, now_secs: u64) -> Option<recent::FieldScans> {
         recent::take_fields(self.id, stamp, now_secs)
@@ -410,6 +410,21 @@ impl Scanner {
         if searches_with_keywords > 1 {
             keywords.sort_unstable_by_key(|k| k.0);
         }
+        hints::with_memo(|memo| {
+            self.scan_fields(source, text, now_secs, &keywords, memo, out);
+        });
+    }
+
+    /// The fields of `text`, each scanned with the keywords in its span.
+    fn scan_fields(
+        &self,
+        source: Source<'_>,
+        text: &str,
+        now_secs: u64,
+        keywords: &[(usize, usize, Keyed)],
+        memo: &mut HintMemo<'_>,
+        out: &mut Vec<Found>,
+    ) {
         let mut next_keyword = 0;
         let mut hits = Vec::new();
         fields::fields(source, text, &mut |field| {
@@ -430,7 +445,7 @@ impl Scanner {
                     .filter(|k| k.1 <= field.raw.end)
                     .fold(0u32, |mask, k| mask | 1 << (k.2 as u32))
             };
-            self.scan_field_with(field, now_secs, triggered, &mut hits);
+            self.scan_field_with(field, now_secs, triggered, memo, &mut hits);
             for hit in &hits {
                 let raw = if field.decoded {
                     field.raw.clone()
@@ -466,7 +481,7 @@ impl Scanner {
     /// Everything found in one field, without overlaps (the earlier, then longer, match wins).
     pub fn scan_field(&self, field: &Field<'_>, now_secs: u64, out: &mut Vec<Hit>) {
         let triggered = self.keywords_in(field.text);
-        self.scan_field_with(field, now_secs, triggered, out);
+        hints::with_memo(|memo| self.scan_field_with(field, now_secs, triggered, memo, out));
     }
 
     fn scan_field_with(
@@ -474,6 +489,7 @@ impl Scanner {
         field: &Field<'_>,
         now_secs: u64,
         triggered: u32,
+        memo: &mut HintMemo<'_>,
         out: &mut Vec<Hit>,
     ) {
         let text = field.text;
@@ -482,7 +498,7 @@ impl Scanner {
         }
         let hints = match field.part {
             Part::Path | Part::Body | Part::Argument => Hints::default(),
-            _ => hints(field.key, field.parent_key),
+            _ => memo.hints(field.key, field.parent_key),
         };
         let start = out.len();
         if self.by_name(field, hints, out) {

@@ -7,13 +7,41 @@
 //! structure rules where there is no checksum (SSNs, phone numbers, dates). Every function takes
 //! text as found and never panics: candidates come from hostile traffic.
 
+/// The most digits a number any validator here accepts can have (an account id, at most 34
+/// characters, has the most): [`digits_of`] keeps this many on the stack, and a text with more
+/// is no number.
+pub const MAX_DIGITS: usize = 40;
+
+/// A number's digits as values 0-9, held in place: numbers are classified by the thousand in
+/// every body, and a heap vector for each cost more than reading its digits.
+#[derive(Debug, Clone, Copy)]
+pub struct Digits {
+    values: [u8; MAX_DIGITS],
+    len: usize,
+}
+
+impl std::ops::Deref for Digits {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.values[..self.len]
+    }
+}
+
 /// ASCII digits of `text` as values 0-9, ignoring the separators people put in numbers
-/// (space, `-`, `.`, `/`, parentheses). `None` if anything else is there.
-pub fn digits_of(text: &str) -> Option<Vec<u8>> {
-    let mut digits = Vec::with_capacity(text.len());
+/// (space, `-`, `.`, `/`, parentheses). `None` if anything else is there, or more than
+/// [`MAX_DIGITS`] digits.
+pub fn digits_of(text: &str) -> Option<Digits> {
+    let mut digits = Digits {
+        values: [0; MAX_DIGITS],
+        len: 0,
+    };
     for byte in text.bytes() {
         match byte {
-            b'0'..=b'9' => digits.push(byte - b'0'),
+            b'0'..=b'9' => {
+                *digits.values.get_mut(digits.len)? = byte - b'0';
+                digits.len += 1;
+            }
             b' ' | b'-' | b'.' | b'/' | b'(' | b')' => {}
             _ => return None,
         }
@@ -625,7 +653,18 @@ mod tests {
     use super::*;
 
     fn digits(text: &str) -> Vec<u8> {
-        digits_of(text).unwrap()
+        digits_of(text).unwrap().to_vec()
+    }
+
+    #[test]
+    fn digits_are_read_up_to_the_most_any_number_has() {
+        assert_eq!(digits("(12) 3-4.5/6"), [1, 2, 3, 4, 5, 6]);
+        assert!(digits_of("").is_some_and(|d| d.is_empty()));
+        assert!(digits_of("12a").is_none());
+        let most = "9".repeat(MAX_DIGITS);
+        assert_eq!(digits(&format!(" {most} ")).len(), MAX_DIGITS);
+        assert!(digits_of(&format!("{most}9")).is_none());
+        assert!(digits_of(&format!("{most}x")).is_none());
     }
 
     #[test]

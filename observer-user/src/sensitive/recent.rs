@@ -120,8 +120,8 @@ fn quick_key(scanner: u64, source: &Source<'_>, text: &str, now_secs: u64) -> u6
 }
 
 /// Whether two texts are equal. Most compared are header names and values of a few dozen bytes
-/// at most: up to 16 bytes are compared as two overlapping fixed-size pieces, without a call into `memcmp`
-/// (which had been a sixth of a recall's instructions).
+/// at most: up to 16 bytes are compared as two overlapping fixed-size pieces, without a call
+/// into `memcmp` (which had been a sixth of a recall's instructions).
 fn same_text(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len() != b.len() {
@@ -215,8 +215,8 @@ pub fn remember(scanner: u64, source: &Source<'_>, text: &str, now_secs: u64, fo
 }
 
 /// Sets of field scans kept per thread: the two header maps of the call in hand, which
-/// redaction takes right after the analyzer has scanned them, and as many again for calls whose
-/// redaction never asked (redaction off) to be pushed out without taking the newest.
+/// redaction takes right after the analyzer scanned them, and room for two more, so that sets
+/// nobody takes (redaction off) are pushed out before the newest.
 pub const REMEMBERED_FIELD_SETS: usize = 4;
 
 /// What one scanner found, at one time, in each field of a set stamped `stamp`.

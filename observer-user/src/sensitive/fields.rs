@@ -89,7 +89,7 @@ pub enum Source<'a> {
 }
 
 /// Calls `visit` with every field of `text` read as `source`.
-pub fn fields(source: Source<'_>, text: &str, visit: &mut dyn FnMut(&Field<'_>)) {
+pub fn fields(source: Source<'_>, text: &str, visit: &mut impl FnMut(&Field<'_>)) {
     match source {
         Source::Path => visit(&whole(Part::Path, None, text)),
         Source::Argument => visit(&whole(Part::Argument, None, text)),
@@ -113,7 +113,7 @@ fn whole<'a>(part: Part, name: Option<&'a str>, text: &'a str) -> Field<'a> {
     }
 }
 
-fn header(name: &str, value: &str, visit: &mut dyn FnMut(&Field<'_>)) {
+fn header(name: &str, value: &str, visit: &mut impl FnMut(&Field<'_>)) {
     if name.eq_ignore_ascii_case("cookie") || name.eq_ignore_ascii_case("set-cookie") {
         let set_cookie = name.eq_ignore_ascii_case("set-cookie");
         let mut offset = 0;
@@ -148,7 +148,7 @@ fn header(name: &str, value: &str, visit: &mut dyn FnMut(&Field<'_>)) {
     visit(&whole(Part::Header, Some(name), value));
 }
 
-fn body(content_type: Option<&str>, text: &str, visit: &mut dyn FnMut(&Field<'_>)) {
+fn body(content_type: Option<&str>, text: &str, visit: &mut impl FnMut(&Field<'_>)) {
     let content_type = content_type.unwrap_or("");
     let looks_like_json = text.trim_start().starts_with(['{', '[']);
     if contains_ignore_case(content_type, "json") || (content_type.is_empty() && looks_like_json) {
@@ -169,7 +169,7 @@ pub fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
         .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
-fn json_fields(text: &str, visit: &mut dyn FnMut(&Field<'_>)) {
+fn json_fields(text: &str, visit: &mut impl FnMut(&Field<'_>)) {
     let end = json::walk_unnamed(text, |scalar| {
         let raw_text = text.get(scalar.raw.clone()).unwrap_or("");
         let unescaped;
@@ -202,7 +202,7 @@ fn json_fields(text: &str, visit: &mut dyn FnMut(&Field<'_>)) {
 }
 
 /// `name=value` pairs separated by `&`, percent-decoded.
-fn pairs(text: &str, part: Part, visit: &mut dyn FnMut(&Field<'_>)) {
+fn pairs(text: &str, part: Part, visit: &mut impl FnMut(&Field<'_>)) {
     let mut offset = 0;
     for pair in text.split('&') {
         let start = offset;

@@ -643,6 +643,9 @@ impl Scanner {
         if digits == 0 {
             return;
         }
+        if digits >= MIN_NUMBER_DIGITS && is_uuid_or_timestamp(text.as_bytes()) {
+            return;
+        }
         if digits >= MIN_NUMBER_DIGITS
             && most_digits_in_a_number(text.as_bytes()) >= MIN_NUMBER_DIGITS
         {
@@ -775,6 +778,51 @@ impl Shape {
         shape
     }
 }
+
+/// Whether `text` is a UUID (`8-4-4-4-12` hex digits) or an ISO 8601 date-time
+/// (`2024-05-12T10:22:33`, with an optional fraction and zone): the digit-heavy values APIs
+/// carry most, in ids and timestamps of nearly every record. Their digits are structure, never a
+/// number, IBAN or address the shape detectors look for, and telling the format costs a fraction
+/// of reading the value for numbers (a date of birth is still found by its field's name).
+fn is_uuid_or_timestamp(bytes: &[u8]) -> bool {
+    let matches = |pattern: &[u8], bytes: &[u8]| {
+        pattern.len() == bytes.len()
+            && pattern.iter().zip(bytes).all(|(&want, &byte)| match want {
+                b'h' => byte.is_ascii_hexdigit(),
+                b'd' => byte.is_ascii_digit(),
+                _ => byte == want,
+            })
+    };
+    if bytes.len() == UUID.len() {
+        return matches(UUID, bytes);
+    }
+    let Some((date_time, mut rest)) = bytes.split_at_checked(DATE_TIME.len()) else {
+        return false;
+    };
+    if !matches(DATE_TIME, date_time) {
+        return false;
+    }
+    // A fraction of a second, then `Z` or an offset, each optional.
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let digits = fraction.iter().take_while(|b| b.is_ascii_digit()).count();
+        if !(1..=MAX_FRACTION_DIGITS).contains(&digits) {
+            return false;
+        }
+        rest = &fraction[digits..];
+    }
+    match rest {
+        [] | [b'Z'] => true,
+        [b'+' | b'-', offset @ ..] => matches(b"dd:dd", offset) || matches(b"dddd", offset),
+        _ => false,
+    }
+}
+
+/// [`is_uuid_or_timestamp`]'s formats: `h` a hex digit, `d` a digit.
+const UUID: &[u8] = b"hhhhhhhh-hhhh-hhhh-hhhh-hhhhhhhhhhhh";
+const DATE_TIME: &[u8] = b"dddd-dd-ddTdd:dd:dd";
+
+/// Nanoseconds: the finest fraction of a second written.
+const MAX_FRACTION_DIGITS: usize = 9;
 
 /// Whether two capitals are followed by two digits somewhere: how every IBAN begins, and
 /// what the IBAN pattern needs before it is worth running (a date-time's `T` and `Z` are two
@@ -1387,6 +1435,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn uuids_and_timestamps_are_told_by_their_whole_format() {
+        for structured in [
+            "123e4567-e89b-12d3-a456-426614174000",
+            "ABCDEF01-2345-6789-ABCD-EF0123456789",
+            "2024-05-12T10:22:33",
+            "2024-05-12T10:22:33Z",
+            "2024-05-12T10:22:33.123Z",
+            "2024-05-12T10:22:33.123456789+05:30",
+            "2024-05-12T10:22:33-0800",
+        ] {
+            assert!(is_uuid_or_timestamp(structured.as_bytes()), "{structured}");
+        }
+        for other in [
+            "123e4567-e89b-12d3-a456-42661417400g",
+            "123e4567e89b-12d3-a456-4266141740000",
+            "2024-05-12 10:22:33",
+            "2024-05-12T10:22:3",
+            "2024-05-12T10:22:33.",
+            "2024-05-12T10:22:33.1234567890Z",
+            "2024-05-12T10:22:33Z 555-123-4567",
+            "2024-05-12T10:22:33+5551234567",
+            "2024-05-12T10:22:33+05:3",
+            "4111-1111-1111-1111",
+        ] {
+            assert!(!is_uuid_or_timestamp(other.as_bytes()), "{other}");
+        }
+        // Anything else in the value is still read.
+        assert_eq!(
+            json(r#"{"note":"2024-05-12T10:22:33Z card 4111 1111 1111 1111"}"#),
+            [pair("card_number", "4111 1111 1111 1111")]
+        );
+        assert_eq!(
+            json(r#"{"dob":"1990-05-12T00:00:00Z"}"#),
+            [pair("date_of_birth", "1990-05-12T00:00:00Z")]
+        );
     }
 
     #[test]

@@ -27,8 +27,7 @@ pub struct Scalar<'a> {
     /// builds it.
     pub path: &'a str,
     /// The containers the scalar is in, outermost first.
-    frames: &'a [Frame],
-    text: &'a str,
+    frames: &'a [Frame<'a>],
     /// The nearest object key above the value (an array's elements take their array's key).
     pub key: Option<&'a str>,
     /// The key above that one, for generic keys (`{"card": {"number": ...}}`).
@@ -61,7 +60,7 @@ impl Scalar<'_> {
             String::with_capacity((1 + bound).min(MAX_PATH_BYTES + MAX_INDEX_SEGMENT_BYTES));
         path.push('$');
         for frame in self.frames {
-            push_segment(&mut path, self.text, Some(frame));
+            push_segment(&mut path, Some(frame));
         }
         path
     }
@@ -72,10 +71,10 @@ impl Scalar<'_> {
 const MAX_INDEX_SEGMENT_BYTES: usize = 2 + usize::MAX.ilog10() as usize + 1;
 
 /// The most bytes [`push_segment`] writes for `frame`: exact unless the path is cut.
-fn segment_bound(frame: &Frame) -> usize {
+fn segment_bound(frame: &Frame<'_>) -> usize {
     if frame.object {
         // A key that cannot be read is written `?`.
-        1 + frame.member_key.as_ref().map_or(1, |key| key.len().max(1))
+        1 + frame.member_key.map_or(1, |key| key.len().max(1))
     } else {
         2 + frame
             .index
@@ -85,7 +84,7 @@ fn segment_bound(frame: &Frame) -> usize {
 }
 
 #[derive(Debug, Clone)]
-struct Frame {
+struct Frame<'a> {
     object: bool,
     /// Path length before this container's own segments.
     path_len: usize,
@@ -93,9 +92,20 @@ struct Frame {
     index: usize,
     expect_key: bool,
     /// The key this container is the value of.
-    key: Option<Range<usize>>,
+    key: Option<&'a str>,
     /// The current member's key, in objects.
-    member_key: Option<Range<usize>>,
+    member_key: Option<&'a str>,
+}
+
+impl<'a> Frame<'a> {
+    /// The key of this container's current value (its member's, or for an array's elements
+    /// the array's own) and, for a member, the key above it.
+    fn names(&self) -> (Option<&'a str>, Option<&'a str>) {
+        match self.member_key {
+            Some(member) => (Some(member), self.key),
+            None => (self.key, None),
+        }
+    }
 }
 
 /// Walks `text`, calling `visit` for every string and number, with its path.
@@ -110,10 +120,10 @@ pub fn walk_unnamed(text: &str, visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
     walk_inner(text, false, visit)
 }
 
-fn walk_inner(text: &str, paths: bool, mut visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
+fn walk_inner<'t>(text: &'t str, paths: bool, mut visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
     let bytes = text.as_bytes();
     let mut path = String::from("$");
-    let mut stack: Vec<Frame> = Vec::new();
+    let mut stack: Vec<Frame<'t>> = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         let byte = bytes[i];
@@ -123,12 +133,10 @@ fn walk_inner(text: &str, paths: bool, mut visit: impl FnMut(&Scalar<'_>)) -> Wa
                 if stack.len() >= MAX_DEPTH {
                     return WalkEnd { consumed: i };
                 }
-                let key = stack
-                    .last()
-                    .and_then(|f| f.member_key.clone().or(f.key.clone()));
+                let key = stack.last().and_then(|f| f.names().0);
                 let path_len = path.len();
                 if paths {
-                    push_segment(&mut path, text, stack.last());
+                    push_segment(&mut path, stack.last());
                 }
                 if let Some(parent) = stack.last_mut() {
                     parent.expect_key = false;
@@ -166,13 +174,13 @@ fn walk_inner(text: &str, paths: bool, mut visit: impl FnMut(&Scalar<'_>)) -> Wa
                 i = (end + 1).min(bytes.len());
                 if let Some(frame) = stack.last_mut() {
                     if frame.object && frame.expect_key {
-                        frame.member_key = Some(inner);
+                        // Both ends are at quotes (or the text's end): `get` always succeeds.
+                        frame.member_key = text.get(inner);
                         frame.expect_key = false;
                         continue;
                     }
                 }
                 emit(
-                    text,
                     paths.then_some(&mut path),
                     &stack,
                     inner,
@@ -182,35 +190,19 @@ fn walk_inner(text: &str, paths: bool, mut visit: impl FnMut(&Scalar<'_>)) -> Wa
                 );
             }
             _ => {
+                // A bare token: read to its end, noting whether it could be a number.
                 let start = i;
-                while i < bytes.len()
-                    && !matches!(
-                        bytes[i],
-                        b',' | b'}'
-                            | b']'
-                            | b' '
-                            | b'\t'
-                            | b'\r'
-                            | b'\n'
-                            | b'"'
-                            | b':'
-                            | b'{'
-                            | b'['
-                    )
-                {
+                let mut numeric = true;
+                while let Some(&byte) = bytes.get(i) {
+                    let class = TOKEN_BYTE_CLASS[usize::from(byte)];
+                    if class == TOKEN_END {
+                        break;
+                    }
+                    numeric &= class == TOKEN_NUMBER;
                     i += 1;
                 }
-                if i == start {
-                    i += 1;
-                    continue;
-                }
-                let token = &bytes[start..i];
-                let numeric = token
-                    .iter()
-                    .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
                 if numeric {
                     emit(
-                        text,
                         paths.then_some(&mut path),
                         &stack,
                         start..i,
@@ -227,8 +219,34 @@ fn walk_inner(text: &str, paths: bool, mut visit: impl FnMut(&Scalar<'_>)) -> Wa
     }
 }
 
+/// [`TOKEN_BYTE_CLASS`]' classes.
+const TOKEN_END: u8 = 0;
+const TOKEN_NUMBER: u8 = 1;
+const TOKEN_OTHER: u8 = 2;
+
+/// What each byte is to a bare token (a number, `true`, or anything unquoted): a byte that
+/// ends it (structure, space, or the start of a string), one numbers are written with, or
+/// another. One load per byte, where a list of comparisons cost two passes.
+const TOKEN_BYTE_CLASS: [u8; 256] = {
+    let mut table = [TOKEN_OTHER; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        if matches!(
+            b,
+            b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b':' | b'{' | b'['
+        ) {
+            table[byte] = TOKEN_END;
+        } else if b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E') {
+            table[byte] = TOKEN_NUMBER;
+        }
+        byte += 1;
+    }
+    table
+};
+
 /// Appends the segment naming the next value of `frame` to `path`.
-fn push_segment(path: &mut String, text: &str, frame: Option<&Frame>) {
+fn push_segment(path: &mut String, frame: Option<&Frame<'_>>) {
     let Some(frame) = frame else {
         return;
     };
@@ -236,11 +254,7 @@ fn push_segment(path: &mut String, text: &str, frame: Option<&Frame>) {
         return;
     }
     if frame.object {
-        let key = frame
-            .member_key
-            .clone()
-            .and_then(|k| text.get(k))
-            .unwrap_or("?");
+        let key = frame.member_key.unwrap_or("?");
         path.push('.');
         let room = MAX_PATH_BYTES.saturating_sub(path.len());
         path.push_str(truncate_at_char(key, room));
@@ -276,10 +290,9 @@ fn truncate_at_char(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-fn emit(
-    text: &str,
+fn emit<'a>(
     path: Option<&mut String>,
-    stack: &[Frame],
+    stack: &'a [Frame<'a>],
     raw: Range<usize>,
     is_string: bool,
     escaped: bool,
@@ -289,23 +302,14 @@ fn emit(
     let path = path.unwrap_or(&mut unnamed);
     let before = path.len();
     if before > 0 {
-        push_segment(path, text, stack.last());
+        push_segment(path, stack.last());
     }
-    let frame = stack.last();
-    let key_range = frame.and_then(|f| f.member_key.clone().or(f.key.clone()));
-    let parent_range = frame.and_then(|f| {
-        if f.member_key.is_some() {
-            f.key.clone()
-        } else {
-            None
-        }
-    });
+    let (key, parent_key) = stack.last().map_or((None, None), Frame::names);
     let scalar = Scalar {
         path,
         frames: stack,
-        text,
-        key: key_range.and_then(|r| text.get(r)),
-        parent_key: parent_range.and_then(|r| text.get(r)),
+        key,
+        parent_key,
         raw,
         is_string,
         escaped,

@@ -225,6 +225,23 @@ pub fn le_word(bytes: &[u8]) -> u64 {
     }
 }
 
+/// A table of what each byte is, for scans that read every byte with one load: `value` for
+/// each byte of a `members` set, 0 for the rest; later sets take precedence.
+pub const fn byte_table<const N: usize>(sets: [(&[u8], u8); N]) -> [u8; 256] {
+    let mut table = [0; 256];
+    let mut set = 0;
+    while set < N {
+        let (members, value) = sets[set];
+        let mut member = 0;
+        while member < members.len() {
+            table[members[member] as usize] = value;
+            member += 1;
+        }
+        set += 1;
+    }
+    table
+}
+
 /// `MEMO_ENTRIES` is `1 << MEMO_SLOT_BITS`, so a slot index is the top bits of a hash.
 const MEMO_SLOT_BITS: u32 = MEMO_ENTRIES.trailing_zeros();
 

@@ -10,7 +10,7 @@
 
 use std::ops::Range;
 
-use super::hints::le_word;
+use super::hints::{byte_table, le_word};
 
 /// Containers deeper than this end the walk: real API documents nest a few levels; a deeper one
 /// is more likely an attack on parsers than data worth key paths.
@@ -219,31 +219,17 @@ fn walk_inner<'t>(text: &'t str, paths: bool, mut visit: impl FnMut(&Scalar<'_>)
     }
 }
 
-/// [`TOKEN_BYTE_CLASS`]' classes.
-const TOKEN_END: u8 = 0;
-const TOKEN_NUMBER: u8 = 1;
-const TOKEN_OTHER: u8 = 2;
+/// [`TOKEN_BYTE_CLASS`]' classes; other bytes are 0.
+const TOKEN_END: u8 = 1;
+const TOKEN_NUMBER: u8 = 2;
 
 /// What each byte is to a bare token (a number, `true`, or anything unquoted): a byte that
 /// ends it (structure, space, or the start of a string), one numbers are written with, or
 /// another. One load per byte, where a list of comparisons cost two passes.
-const TOKEN_BYTE_CLASS: [u8; 256] = {
-    let mut table = [TOKEN_OTHER; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let b = byte as u8;
-        if matches!(
-            b,
-            b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b':' | b'{' | b'['
-        ) {
-            table[byte] = TOKEN_END;
-        } else if b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E') {
-            table[byte] = TOKEN_NUMBER;
-        }
-        byte += 1;
-    }
-    table
-};
+const TOKEN_BYTE_CLASS: [u8; 256] = byte_table([
+    (b",}] \t\r\n\":{[", TOKEN_END),
+    (b"0123456789-+.eE", TOKEN_NUMBER),
+]);
 
 /// Appends the segment naming the next value of `frame` to `path`.
 fn push_segment(path: &mut String, frame: Option<&Frame<'_>>) {

@@ -21,7 +21,7 @@ use regex::{Regex, RegexBuilder};
 
 use super::{
     fields::{self, Field, Part, Source},
-    hints::{self, HintMemo, Hints},
+    hints::{self, byte_table, HintMemo, Hints},
     recent,
     types::{Category, DataType, TypeRef},
     validate,
@@ -788,21 +788,21 @@ fn is_uuid_or_timestamp(bytes: &[u8]) -> bool {
     // Separators first, at fixed places, turn most other values away after a load or two; the
     // digits are then counted without a branch per byte.
     let at = |places: &[usize], separator: u8| places.iter().all(|&i| bytes[i] == separator);
-    let count = |table: &[bool; 256], bytes: &[u8]| {
+    let count = |digits: &[u8; 256], bytes: &[u8]| {
         bytes
             .iter()
-            .map(|&b| usize::from(table[usize::from(b)]))
+            .map(|&b| usize::from(digits[usize::from(b)]))
             .sum::<usize>()
     };
     if bytes.len() == UUID_BYTES {
         return at(&UUID_DASHES, b'-')
-            && count(&HEX_DIGIT, bytes) == UUID_BYTES - UUID_DASHES.len();
+            && count(&HEX_DIGITS, bytes) == UUID_BYTES - UUID_DASHES.len();
     }
     let Some((date_time, mut rest)) = bytes.split_at_checked(DATE_TIME_BYTES) else {
         return false;
     };
     if !(at(&[4, 7], b'-') && at(&[10], b'T') && at(&[13, 16], b':'))
-        || count(&DIGIT, date_time) != DATE_TIME_DIGITS
+        || count(&DECIMAL_DIGITS, date_time) != DATE_TIME_DIGITS
     {
         return false;
     }
@@ -831,24 +831,9 @@ const UUID_DASHES: [usize; 4] = [8, 13, 18, 23];
 const DATE_TIME_BYTES: usize = 19;
 const DATE_TIME_DIGITS: usize = 14;
 
-const HEX_DIGIT: [bool; 256] = digit_table(true);
-const DIGIT: [bool; 256] = digit_table(false);
-
-/// Whether each byte is a digit (or a hex digit), as a table read with one load.
-const fn digit_table(hex: bool) -> [bool; 256] {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let b = byte as u8;
-        table[byte] = if hex {
-            b.is_ascii_hexdigit()
-        } else {
-            b.is_ascii_digit()
-        };
-        byte += 1;
-    }
-    table
-}
+/// 1 for each hex digit, and for each decimal digit, as tables counted with a load per byte.
+const HEX_DIGITS: [u8; 256] = byte_table([(b"0123456789abcdefABCDEF", 1)]);
+const DECIMAL_DIGITS: [u8; 256] = byte_table([(b"0123456789", 1)]);
 
 /// Nanoseconds: the finest fraction of a second written.
 const MAX_FRACTION_DIGITS: usize = 9;

@@ -851,8 +851,8 @@ fn has_iban_country_and_check(text: &str) -> bool {
 }
 
 /// The bytes a number is read over (`numbers`): digits and the punctuation of written numbers.
-const fn is_number_byte(byte: u8) -> bool {
-    matches!(byte, b'0'..=b'9' | b' ' | b'-' | b'.' | b'(' | b')' | b'+')
+fn is_number_byte(byte: u8) -> bool {
+    NUMBER_BYTE_CLASS[usize::from(byte)] != NOT_A_NUMBER_BYTE
 }
 
 /// The most digits `numbers` could read as one number: per stretch of [`is_number_byte`]
@@ -895,20 +895,10 @@ const NUMBER_DIGIT: u8 = 2;
 
 /// What each byte is to [`most_digits_in_a_number`], which reads every byte of the fields it
 /// is asked about.
-const NUMBER_BYTE_CLASS: [u8; 256] = {
-    let mut table = [NOT_A_NUMBER_BYTE; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let b = byte as u8;
-        if b.is_ascii_digit() {
-            table[byte] = NUMBER_DIGIT;
-        } else if is_number_byte(b) {
-            table[byte] = NUMBER_PUNCTUATION;
-        }
-        byte += 1;
-    }
-    table
-};
+const NUMBER_BYTE_CLASS: [u8; 256] = byte_table([
+    (b" -.()+", NUMBER_PUNCTUATION),
+    (b"0123456789", NUMBER_DIGIT),
+]);
 
 fn hit(kind: TypeRef, span: Range<usize>) -> Hit {
     Hit {

@@ -309,20 +309,28 @@ fn emit<'a>(
 /// their first word: that case is one load and a few operations, inline in the walk.
 #[inline]
 fn string_end(bytes: &[u8], start: usize) -> (usize, bool) {
-    let first_word = bytes.get(start + 1..).and_then(<[u8]>::first_chunk::<8>);
-    if let Some(&word) = first_word {
+    // The first two words, each one load: keys and short values end in them.
+    let mut searched = start;
+    for _ in 0..INLINE_STRING_WORDS {
+        let Some(&word) = bytes.get(searched + 1..).and_then(<[u8]>::first_chunk::<8>) else {
+            break;
+        };
         let found = quotes_or_backslashes(u64::from_le_bytes(word));
-        if found == 0 {
-            // The search goes on after the word, which holds neither.
-            return string_end_searched(bytes, start + 8);
+        if found != 0 {
+            let at = searched + 1 + (found.trailing_zeros() / 8) as usize;
+            if bytes[at] == b'"' {
+                return (at, false);
+            }
+            break;
         }
-        let at = start + 1 + (found.trailing_zeros() / 8) as usize;
-        if bytes[at] == b'"' {
-            return (at, false);
-        }
+        // The search goes on after the word, which holds neither.
+        searched += 8;
     }
-    string_end_searched(bytes, start)
+    string_end_searched(bytes, searched)
 }
+
+/// Words of a string [`string_end`] reads inline before it calls the search.
+const INLINE_STRING_WORDS: usize = 2;
 
 /// [`string_end`] for strings longer than a word or holding escapes, searched from after
 /// `start` (the opening quote, or the last byte known to be neither `"` nor `\`).

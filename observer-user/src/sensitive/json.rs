@@ -162,29 +162,37 @@ fn walk_inner<'t>(text: &'t str, paths: bool, mut visit: impl FnMut(&Scalar<'_>)
                 i += 1;
             }
             b'"' => {
-                let (end, escaped) = string_end(bytes, i);
-                let inner = i + 1..end.min(bytes.len());
-                i = (end + 1).min(bytes.len());
-                if let Some(frame) = stack.last_mut() {
-                    if frame.object && frame.expect_key {
-                        // Both ends are at quotes (or the text's end): `get` always succeeds.
-                        frame.member_key = text.get(inner);
-                        frame.expect_key = false;
-                        // The colon and spaces after a key, skipped here as the loop would
-                        // skip them, without a trip through its dispatch for each.
-                        i += skippable(&bytes[i..]);
-                        continue;
+                // Strings follow strings (a key its string value, a value the next key after
+                // its comma): each next one is read here, as the loop would read it, without a
+                // trip through its dispatch.
+                loop {
+                    let (end, escaped) = string_end(bytes, i);
+                    let inner = i + 1..end.min(bytes.len());
+                    i = (end + 1).min(bytes.len());
+                    match stack.last_mut() {
+                        Some(frame) if frame.object && frame.expect_key => {
+                            // Both ends are at quotes (or the text's end): `get` always succeeds.
+                            frame.member_key = text.get(inner);
+                            frame.expect_key = false;
+                            // The colon and spaces after a key, skipped as the loop would.
+                            i += skippable(&bytes[i..]);
+                        }
+                        _ => {
+                            emit(
+                                paths.then_some(&mut path),
+                                &stack,
+                                inner,
+                                true,
+                                escaped,
+                                &mut visit,
+                            );
+                            i += after_value(&bytes[i..], &mut stack);
+                        }
+                    }
+                    if bytes.get(i) != Some(&b'"') {
+                        break;
                     }
                 }
-                emit(
-                    paths.then_some(&mut path),
-                    &stack,
-                    inner,
-                    true,
-                    escaped,
-                    &mut visit,
-                );
-                i += after_value(&bytes[i..], &mut stack);
             }
             _ => {
                 // A bare token: read to its end, noting whether it could be a number.

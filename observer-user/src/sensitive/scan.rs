@@ -397,7 +397,14 @@ impl Scanner {
         // Each search finds its keywords in order without overlaps, as the automaton does, and
         // no two searches' keywords share a byte; the lists are merged by position.
         let mut searches_with_keywords = usize::from(!keywords.is_empty());
+        let mut at_signs = false;
         for (finder, keyed) in &self.lone_keywords {
+            // Credentials in a URL need an `@` too (their detector runs only beside the email
+            // detector, whose keyword it is, searched first): without one in the text, the
+            // `://` of every URL is not searched for.
+            if *keyed == Keyed::UrlCredentials && !at_signs {
+                continue;
+            }
             let before = keywords.len();
             let len = finder.needle().len();
             keywords.extend(
@@ -406,6 +413,7 @@ impl Scanner {
                     .map(|at| (at, at + len, *keyed)),
             );
             searches_with_keywords += usize::from(keywords.len() > before);
+            at_signs |= *keyed == Keyed::Email && keywords.len() > before;
         }
         if searches_with_keywords > 1 {
             keywords.sort_unstable_by_key(|k| k.0);

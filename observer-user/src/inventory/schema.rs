@@ -78,12 +78,7 @@ impl StringFormat {
     /// The format of one string value, if it has one.
     pub fn of(value: &str) -> Option<StringFormat> {
         let bytes = value.as_bytes();
-        if bytes.len() == 36
-            && bytes.iter().enumerate().all(|(i, b)| match i {
-                8 | 13 | 18 | 23 => *b == b'-',
-                _ => b.is_ascii_hexdigit(),
-            })
-        {
+        if crate::sensitive::validate::is_uuid(bytes) {
             return Some(StringFormat::Uuid);
         }
         if is_date(bytes) {

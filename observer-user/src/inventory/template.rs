@@ -99,7 +99,7 @@ pub fn classify(segment: &str) -> Option<ParamKind> {
     if bytes.len() <= 20 && bytes.iter().all(u8::is_ascii_digit) {
         return Some(ParamKind::Integer);
     }
-    if is_uuid(bytes) {
+    if crate::sensitive::validate::is_uuid(bytes) {
         return Some(ParamKind::Uuid);
     }
     if is_date(bytes) {
@@ -130,14 +130,6 @@ fn is_version(bytes: &[u8]) -> bool {
         && rest.len() <= 6
         && rest[0].is_ascii_digit()
         && rest.iter().all(|b| b.is_ascii_digit() || *b == b'.')
-}
-
-fn is_uuid(bytes: &[u8]) -> bool {
-    bytes.len() == 36
-        && bytes.iter().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => *b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        })
 }
 
 /// `2024-05-01` (an ISO date), optionally followed by a time.

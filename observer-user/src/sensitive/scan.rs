@@ -793,24 +793,24 @@ impl Shape {
 /// number, IBAN or address the shape detectors look for, and telling the format costs a fraction
 /// of reading the value for numbers (a date of birth is still found by its field's name).
 fn is_uuid_or_timestamp(bytes: &[u8]) -> bool {
-    // Separators first, at fixed places, turn most other values away after a load or two; the
-    // digits are then counted without a branch per byte.
-    let at = |places: &[usize], separator: u8| places.iter().all(|&i| bytes[i] == separator);
-    let count = |digits: &[u8; 256], bytes: &[u8]| {
-        bytes
-            .iter()
-            .map(|&b| usize::from(digits[usize::from(b)]))
-            .sum::<usize>()
-    };
-    if bytes.len() == UUID_BYTES {
-        return at(&UUID_DASHES, b'-')
-            && count(&HEX_DIGITS, bytes) == UUID_BYTES - UUID_DASHES.len();
+    if bytes.len() == validate::UUID_BYTES {
+        return validate::is_uuid(bytes);
     }
     let Some((date_time, mut rest)) = bytes.split_at_checked(DATE_TIME_BYTES) else {
         return false;
     };
-    if !(at(&[4, 7], b'-') && at(&[10], b'T') && at(&[13, 16], b':'))
-        || count(&DECIMAL_DIGITS, date_time) != DATE_TIME_DIGITS
+    // Separators first, at fixed places, turn most other values away after a load or two; the
+    // digits are then counted without a branch per byte.
+    let digits = || {
+        date_time
+            .iter()
+            .map(|&b| usize::from(DECIMAL_DIGITS[usize::from(b)]))
+            .sum::<usize>()
+    };
+    if !DATE_TIME_SEPARATORS
+        .iter()
+        .all(|&(i, separator)| date_time[i] == separator)
+        || digits() != DATE_TIME_DIGITS
     {
         return false;
     }
@@ -831,16 +831,13 @@ fn is_uuid_or_timestamp(bytes: &[u8]) -> bool {
     }
 }
 
-/// `123e4567-e89b-12d3-a456-426614174000`: 32 hex digits and four dashes, here.
-const UUID_BYTES: usize = 36;
-const UUID_DASHES: [usize; 4] = [8, 13, 18, 23];
-
 /// `2024-05-12T10:22:33`: fourteen digits, two dashes, a `T` and two colons.
 const DATE_TIME_BYTES: usize = 19;
 const DATE_TIME_DIGITS: usize = 14;
+const DATE_TIME_SEPARATORS: [(usize, u8); 5] =
+    [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
 
-/// 1 for each hex digit, and for each decimal digit, as tables counted with a load per byte.
-const HEX_DIGITS: [u8; 256] = byte_table([(b"0123456789abcdefABCDEF", 1)]);
+/// 1 for each decimal digit, as a table counted with a load per byte.
 const DECIMAL_DIGITS: [u8; 256] = byte_table([(b"0123456789", 1)]);
 
 /// Nanoseconds: the finest fraction of a second written.

@@ -28,6 +28,26 @@ impl std::ops::Deref for Digits {
     }
 }
 
+/// `123e4567-e89b-12d3-a456-426614174000`: 32 hex digits and four dashes, here.
+pub const UUID_BYTES: usize = 36;
+const UUID_DASHES: [usize; 4] = [8, 13, 18, 23];
+
+/// 1 for each hex digit, as a table counted with a load per byte.
+const HEX_DIGITS: [u8; 256] = super::hints::byte_table([(b"0123456789abcdefABCDEF", 1)]);
+
+/// Whether `bytes` is a UUID in its canonical form (`8-4-4-4-12` hex digits, any version).
+/// The dashes are checked at their places first, which turns most other values away after a
+/// load or two; the hex digits are then counted without a branch per byte.
+pub fn is_uuid(bytes: &[u8]) -> bool {
+    bytes.len() == UUID_BYTES
+        && UUID_DASHES.iter().all(|&i| bytes[i] == b'-')
+        && bytes
+            .iter()
+            .map(|&b| usize::from(HEX_DIGITS[usize::from(b)]))
+            .sum::<usize>()
+            == UUID_BYTES - UUID_DASHES.len()
+}
+
 /// ASCII digits of `text` as values 0-9, ignoring the separators people put in numbers
 /// (space, `-`, `.`, `/`, parentheses). `None` if anything else is there, or more than
 /// [`MAX_DIGITS`] digits.

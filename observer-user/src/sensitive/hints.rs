@@ -118,14 +118,18 @@ const MEMO_NAME_BYTES: usize = 32;
 /// Bytes of the parent's name kept in a slot, with the same fallback.
 const MEMO_PARENT_BYTES: usize = 24;
 
+/// Words between a kept name's first and last (see [`ends_and_middle`]), and the parent's.
+const NAME_MIDDLE_WORDS: usize = (MEMO_NAME_BYTES - 16) / 8;
+const PARENT_MIDDLE_WORDS: usize = (MEMO_PARENT_BYTES - 16) / 8;
+
 /// A name and its parent's name, each as the words [`ends_and_middle`] reads, with both
 /// lengths: equal packs are equal pairs.
 #[derive(Debug, Clone, Copy, Default)]
 struct PackedNames {
     /// Each name's first and last word.
     ends: [u64; 4],
-    /// The name's two middle words, then the parent's one.
-    middles: [u64; 3],
+    /// The name's middle words, then the parent's.
+    middles: [u64; NAME_MIDDLE_WORDS + PARENT_MIDDLE_WORDS],
     /// The name's length, then the parent's, a byte each (a `u16` keeps a slot to 64 bytes).
     lengths: u16,
 }
@@ -135,12 +139,16 @@ impl PackedNames {
         if name.len() > MEMO_NAME_BYTES || parent.len() > MEMO_PARENT_BYTES {
             return None;
         }
-        let ([name_first, name_last], name_middles) = ends_and_middle::<2>(name.as_bytes());
-        let ([parent_first, parent_last], [parent_middle]) =
-            ends_and_middle::<1>(parent.as_bytes());
+        let ([name_first, name_last], name_middles) =
+            ends_and_middle::<NAME_MIDDLE_WORDS>(name.as_bytes());
+        let ([parent_first, parent_last], parent_middles) =
+            ends_and_middle::<PARENT_MIDDLE_WORDS>(parent.as_bytes());
+        let mut middles = [0; NAME_MIDDLE_WORDS + PARENT_MIDDLE_WORDS];
+        middles[..NAME_MIDDLE_WORDS].copy_from_slice(&name_middles);
+        middles[NAME_MIDDLE_WORDS..].copy_from_slice(&parent_middles);
         Some(PackedNames {
             ends: [name_first, name_last, parent_first, parent_last],
-            middles: [name_middles[0], name_middles[1], parent_middle],
+            middles,
             lengths: (name.len() as u16) << 8 | parent.len() as u16,
         })
     }
@@ -154,7 +162,8 @@ impl PackedNames {
     /// bits of a product depend on all of its inputs' bits). A collision only costs a
     /// recomputation.
     fn slot(&self) -> usize {
-        const TURNS: [u32; 7] = [0, 23, 41, 7, 53, 31, 13];
+        const TURNS: [u32; 4 + NAME_MIDDLE_WORDS + PARENT_MIDDLE_WORDS] =
+            [0, 23, 41, 7, 53, 31, 13];
         let folded = self
             .words()
             .zip(TURNS)

@@ -16,6 +16,7 @@ pub mod pairing;
 /// inline module names the directory its file modules are read from.)
 #[path = "../../observer-user/src/sensitive"]
 pub mod sensitive {
+    pub mod bytes;
     pub mod fields;
     pub mod hints;
     pub mod json;

@@ -10,7 +10,7 @@
 
 use std::ops::Range;
 
-use super::hints::{byte_table, le_word};
+use super::bytes::{byte_table, le_word};
 
 /// Containers deeper than this end the walk: real API documents nest a few levels; a deeper one
 /// is more likely an attack on parsers than data worth key paths.
@@ -195,7 +195,9 @@ fn walk_inner<'t>(text: &'t str, paths: bool, mut visit: impl FnMut(&Scalar<'_>)
                 }
             }
             _ => {
-                // A bare token: read to its end, noting whether it could be a number.
+                // A bare token: read to its end, noting whether it could be a number. Every
+                // byte that ends a token (TOKEN_END) has an arm above, so this one starts on a
+                // token byte and always advances: a document is read in one pass.
                 let start = i;
                 let mut numeric = true;
                 while let Some(&byte) = bytes.get(i) {

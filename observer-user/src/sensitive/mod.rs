@@ -10,6 +10,7 @@
 //! serialized.
 
 pub mod analyzer;
+pub mod bytes;
 pub mod corpus;
 pub mod fields;
 pub mod hints;

@@ -18,7 +18,7 @@ use std::{
     hash::{BuildHasherDefault, Hasher},
 };
 
-use super::{fields::Source, hints::le_word, scan::Found};
+use super::{bytes::le_word, fields::Source, scan::Found};
 
 /// Scans remembered per thread: more than one call's texts (a path, a query, a few dozen headers
 /// and two bodies), so the analyzer's results are still there when redaction asks.

@@ -20,8 +20,9 @@ use base64::Engine;
 use regex::{Regex, RegexBuilder};
 
 use super::{
+    bytes::byte_table,
     fields::{self, Field, Part, Source},
-    hints::{self, byte_table, HintMemo, Hints},
+    hints::{self, HintMemo, Hints},
     recent,
     types::{Category, DataType, TypeRef},
     validate,

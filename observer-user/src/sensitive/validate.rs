@@ -33,7 +33,7 @@ pub const UUID_BYTES: usize = 36;
 const UUID_DASHES: [usize; 4] = [8, 13, 18, 23];
 
 /// 1 for each hex digit, as a table counted with a load per byte.
-const HEX_DIGITS: [u8; 256] = super::hints::byte_table([(b"0123456789abcdefABCDEF", 1)]);
+const HEX_DIGITS: [u8; 256] = super::bytes::byte_table([(b"0123456789abcdefABCDEF", 1)]);
 
 /// Whether `bytes` is a UUID in its canonical form (`8-4-4-4-12` hex digits, any version).
 /// The dashes are checked at their places first, which turns most other values away after a

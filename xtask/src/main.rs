@@ -3,11 +3,12 @@
 //! The README's two commands, `cargo xtask run` and `cargo xtask test`, must work on a fresh Debian
 //! machine, so both first install what is missing (`setup`), then build the eBPF object with
 //! nightly and the agent with stable (`build`), then do their job. Each subcommand lives in its own
-//! module; adding one (`bench` is next) means one enum variant, one match arm and one module.
+//! module; adding one means one enum variant, one match arm and one module.
 
 mod bench;
 mod build;
 mod cmd;
+mod compare;
 mod host;
 mod run;
 mod setup;
@@ -41,6 +42,9 @@ enum Command {
     Test(test::TestArgs),
     /// Set up, build, then measure what observing costs and print the table (needs root).
     Bench(bench::BenchArgs),
+    /// Measure the working tree's sensitive-data scanner against a revision's, in one process
+    /// (this VM's drift makes separate runs differ by more than most changes).
+    CompareScanner(compare::CompareArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Test(args) => test::test(&args),
         Command::Bench(args) => bench::bench(&args),
+        Command::CompareScanner(args) => compare::compare_scanner(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -93,7 +93,11 @@ fn main() {
         );
     }
     for side in 1..sides.len() {
-        let mut ratios: Vec<f64> = rates[side].iter().zip(&rates[0]).map(|(a, b)| a / b).collect();
+        let mut ratios: Vec<f64> = rates[side]
+            .iter()
+            .zip(&rates[0])
+            .map(|(a, b)| a / b)
+            .collect();
         println!(
             "{} / base, window by window: median {:.3} (quartiles {:.3}-{:.3})",
             sides[side].0,

@@ -81,7 +81,9 @@ fn main() {
     );
 }
 
-/// Scans `bodies` over and over for [`MEASURE_FOR`] and prints MB/s per core.
+/// Scans `bodies` over and over for [`MEASURE_FOR`] and prints MB/s per core, over the whole
+/// run and per round: this VM's speed drifts within seconds, and the spread of the rounds shows
+/// by how much during the run.
 fn throughput(scanner: &Scanner, name: &str, bodies: &[String]) -> f64 {
     let bytes_per_round: usize = bodies.iter().map(String::len).sum();
     let source = Source::Body(Some("application/json"));
@@ -92,22 +94,31 @@ fn throughput(scanner: &Scanner, name: &str, bodies: &[String]) -> f64 {
     // must not make the scanner look slower than it is.
     let cpu_started = thread_cpu_time();
     let started = Instant::now();
+    let mut round_rates = Vec::new();
     while started.elapsed() < MEASURE_FOR {
+        let round_started = thread_cpu_time();
         for body in bodies {
             found.clear();
             scanner.scan_source(source, body, 1_800_000_000, &mut found);
             values += found.len();
         }
         rounds += 1;
+        let round_cpu = (thread_cpu_time() - round_started).as_secs_f64();
+        round_rates.push(bytes_per_round as f64 / 1e6 / round_cpu.max(f64::MIN_POSITIVE));
     }
     let elapsed = (thread_cpu_time() - cpu_started).as_secs_f64();
     let megabytes = (bytes_per_round as f64 * rounds as f64) / 1e6;
     let rate = megabytes / elapsed;
+    round_rates.sort_by(f64::total_cmp);
+    let percentile = |p: usize| round_rates[(round_rates.len() - 1) * p / 100];
     println!(
-        "\nthroughput, {name}: {rate:.0} MB/s per core\n  {} bodies of ~{} bytes, {:.2} values found per body, {rounds} rounds, {elapsed:.2} s of CPU",
+        "\nthroughput, {name}: {rate:.0} MB/s per core\n  {} bodies of ~{} bytes, {:.2} values found per body, {rounds} rounds, {elapsed:.2} s of CPU\n  per round: median {:.0} MB/s, 10th-90th percentile {:.0}-{:.0}",
         bodies.len(),
         bytes_per_round / bodies.len().max(1),
         values as f64 / (rounds as f64 * bodies.len() as f64),
+        percentile(50),
+        percentile(10),
+        percentile(90),
     );
     rate
 }

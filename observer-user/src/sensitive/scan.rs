@@ -128,6 +128,21 @@ impl Keyed {
         Keyed::Mrz,
     ];
 
+    /// This detector's bit in the masks of detectors a text or a field triggers.
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+
+    /// The detector whose keyword every match of this one holds too, if any: credentials in a
+    /// URL sit before an `@`, the email detector's keyword. Where that keyword is missing, this
+    /// detector's own is not searched for (`://` is in every URL) and the detector does not run.
+    fn needs(self) -> Option<Keyed> {
+        match self {
+            Keyed::UrlCredentials => Some(Keyed::Email),
+            _ => None,
+        }
+    }
+
     /// The literal text every match of the detector contains, in every case the detector's
     /// pattern accepts. Matched case-sensitively: that keeps the automaton on its fast,
     /// vectorised prefilter, which case-insensitive matching would turn off.
@@ -398,12 +413,14 @@ impl Scanner {
         // Each search finds its keywords in order without overlaps, as the automaton does, and
         // no two searches' keywords share a byte; the lists are merged by position.
         let mut searches_with_keywords = usize::from(!keywords.is_empty());
-        let mut at_signs = false;
+        // The detectors whose keywords the text holds, so far: a detector that needs another's
+        // is searched after it (`Keyed::ALL`'s order).
+        let mut found = keywords.iter().fold(0, |mask, k| mask | k.2.bit());
         for (finder, keyed) in &self.lone_keywords {
-            // Credentials in a URL need an `@` too (their detector runs only beside the email
-            // detector, whose keyword it is, searched first): without one in the text, the
-            // `://` of every URL is not searched for.
-            if *keyed == Keyed::UrlCredentials && !at_signs {
+            if keyed
+                .needs()
+                .is_some_and(|needed| found & needed.bit() == 0)
+            {
                 continue;
             }
             let before = keywords.len();
@@ -413,8 +430,10 @@ impl Scanner {
                     .find_iter(text.as_bytes())
                     .map(|at| (at, at + len, *keyed)),
             );
-            searches_with_keywords += usize::from(keywords.len() > before);
-            at_signs |= *keyed == Keyed::Email && keywords.len() > before;
+            if keywords.len() > before {
+                searches_with_keywords += 1;
+                found |= keyed.bit();
+            }
         }
         if searches_with_keywords > 1 {
             keywords.sort_unstable_by_key(|k| k.0);
@@ -452,7 +471,7 @@ impl Scanner {
                     .iter()
                     .take_while(|k| k.0 < field.raw.end)
                     .filter(|k| k.1 <= field.raw.end)
-                    .fold(0u32, |mask, k| mask | 1 << (k.2 as u32))
+                    .fold(0u32, |mask, k| mask | k.2.bit())
             };
             self.scan_field_with(field, now_secs, triggered, memo, &mut hits);
             for hit in &hits {
@@ -480,11 +499,11 @@ impl Scanner {
             .lone_keywords
             .iter()
             .filter(|(finder, _)| finder.find(text.as_bytes()).is_some())
-            .fold(0, |mask, (_, k)| mask | 1 << (*k as u32));
+            .fold(0, |mask, (_, k)| mask | k.bit());
         self.keywords
             .find_iter(text)
             .filter_map(|m| self.keyword_owner.get(m.pattern().as_usize()))
-            .fold(alone, |mask, k| mask | 1 << (*k as u32))
+            .fold(alone, |mask, k| mask | k.bit())
     }
 
     /// Everything found in one field, without overlaps (the earlier, then longer, match wins).
@@ -569,11 +588,10 @@ impl Scanner {
 
     fn keyed_detectors(&self, text: &str, now_secs: u64, triggered: u32, out: &mut Vec<Hit>) {
         for keyed in Keyed::ALL {
-            if triggered & (1 << (keyed as u32)) == 0 {
-                continue;
-            }
-            // Credentials in a URL sit before an `@`, which sets the email detector's bit.
-            if keyed == Keyed::UrlCredentials && triggered & (1 << (Keyed::Email as u32)) == 0 {
+            let needed_missing = keyed
+                .needs()
+                .is_some_and(|needed| triggered & needed.bit() == 0);
+            if triggered & keyed.bit() == 0 || needed_missing {
                 continue;
             }
             let regex = &self.keyed[keyed as usize];
@@ -1444,6 +1462,22 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_needed_keyword_is_known_before_the_search_that_needs_it() {
+        // The keyword search skips a detector whose needed keyword it has not found yet: the
+        // needed one must be the automaton's (found first) or searched alone earlier.
+        let position = |keyed: Keyed| Keyed::ALL.iter().position(|k| *k == keyed);
+        for keyed in Keyed::ALL {
+            let Some(needed) = keyed.needs() else {
+                continue;
+            };
+            assert!(
+                needed.keyword_searched_alone().is_none() || position(needed) < position(keyed),
+                "{keyed:?} needs {needed:?}"
+            );
         }
     }
 

@@ -42,6 +42,15 @@ pub const fn byte_table<const N: usize>(sets: [(&[u8], u8); N]) -> [u8; 256] {
     table
 }
 
+/// How many of `bytes` the table marks, for tables of 0s and 1s: one load and one add per
+/// byte, without a branch.
+pub fn count_marked(table: &[u8; 256], bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .map(|&b| usize::from(table[usize::from(b)]))
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +73,13 @@ mod tests {
                 .fold(0, |word, &byte| word << 8 | u64::from(byte));
             assert_eq!(le_word(slice), by_byte, "{len} bytes");
         }
+    }
+
+    #[test]
+    fn marked_bytes_are_counted() {
+        let vowels = byte_table([(b"aeiou", 1)]);
+        assert_eq!(count_marked(&vowels, b"observer"), 3);
+        assert_eq!(count_marked(&vowels, b""), 0);
     }
 
     #[test]

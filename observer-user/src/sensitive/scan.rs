@@ -20,7 +20,7 @@ use base64::Engine;
 use regex::{Regex, RegexBuilder};
 
 use super::{
-    bytes::byte_table,
+    bytes::{byte_table, count_marked},
     fields::{self, Field, Part, Source},
     hints::{self, HintMemo, Hints},
     recent,
@@ -820,16 +820,10 @@ fn is_uuid_or_timestamp(bytes: &[u8]) -> bool {
     };
     // Separators first, at fixed places, turn most other values away after a load or two; the
     // digits are then counted without a branch per byte.
-    let digits = || {
-        date_time
-            .iter()
-            .map(|&b| usize::from(DECIMAL_DIGITS[usize::from(b)]))
-            .sum::<usize>()
-    };
     if !DATE_TIME_SEPARATORS
         .iter()
         .all(|&(i, separator)| date_time[i] == separator)
-        || digits() != DATE_TIME_DIGITS
+        || count_marked(&DECIMAL_DIGITS, date_time) != DATE_TIME_DIGITS
     {
         return false;
     }

@@ -7,6 +7,8 @@
 //! structure rules where there is no checksum (SSNs, phone numbers, dates). Every function takes
 //! text as found and never panics: candidates come from hostile traffic.
 
+use super::bytes::{byte_table, count_marked};
+
 /// The most digits a number any validator here accepts can have (an account id, at most 34
 /// characters, has the most): [`digits_of`] keeps this many on the stack, and a text with more
 /// is no number.
@@ -33,7 +35,7 @@ pub const UUID_BYTES: usize = 36;
 const UUID_DASHES: [usize; 4] = [8, 13, 18, 23];
 
 /// 1 for each hex digit, as a table counted with a load per byte.
-const HEX_DIGITS: [u8; 256] = super::bytes::byte_table([(b"0123456789abcdefABCDEF", 1)]);
+const HEX_DIGITS: [u8; 256] = byte_table([(b"0123456789abcdefABCDEF", 1)]);
 
 /// Whether `bytes` is a UUID in its canonical form (`8-4-4-4-12` hex digits, any version).
 /// The dashes are checked at their places first, which turns most other values away after a
@@ -41,11 +43,7 @@ const HEX_DIGITS: [u8; 256] = super::bytes::byte_table([(b"0123456789abcdefABCDE
 pub fn is_uuid(bytes: &[u8]) -> bool {
     bytes.len() == UUID_BYTES
         && UUID_DASHES.iter().all(|&i| bytes[i] == b'-')
-        && bytes
-            .iter()
-            .map(|&b| usize::from(HEX_DIGITS[usize::from(b)]))
-            .sum::<usize>()
-            == UUID_BYTES - UUID_DASHES.len()
+        && count_marked(&HEX_DIGITS, bytes) == UUID_BYTES - UUID_DASHES.len()
 }
 
 /// ASCII digits of `text` as values 0-9, ignoring the separators people put in numbers

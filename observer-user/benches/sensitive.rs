@@ -8,22 +8,18 @@ use std::time::{Duration, Instant};
 
 use observer::sensitive::{corpus, fields::Source, scan::Scanner, types::DataType};
 
-const SEED: u64 = 0x5EED_0B5E;
 const SAMPLES_PER_TYPE: usize = 1_000;
-const BODY_BYTES: usize = 1024;
-const BODIES: usize = 4_096;
-/// Share of API-like bodies that hold a sensitive value.
-const TYPICAL_SENSITIVE_PERCENT: u64 = 10;
 /// Long enough to average out timer resolution and frequency ramp-up.
 const MEASURE_FOR: Duration = Duration::from_secs(3);
 
 fn main() {
     let scanner = Scanner::builtin();
-    let samples = corpus::generate(SEED, SAMPLES_PER_TYPE * DataType::ALL.len());
+    let samples = corpus::generate(corpus::BENCH_SEED, SAMPLES_PER_TYPE * DataType::ALL.len());
     let (scores, mistakes) = corpus::evaluate(&scanner, &samples, 10);
     println!(
-        "corpus: {} samples (seed {SEED:#x})\n{:<16} {:>9} {:>9} {:>9} {:>7} {:>5} {:>5}",
+        "corpus: {} samples (seed {:#x})\n{:<16} {:>9} {:>9} {:>9} {:>7} {:>5} {:>5}",
         samples.len(),
+        corpus::BENCH_SEED,
         "type",
         "precision",
         "recall",
@@ -53,13 +49,22 @@ fn main() {
         println!("  {mistake}");
     }
 
-    let dense = corpus::json_bodies(SEED, BODIES, BODY_BYTES);
+    let dense = corpus::json_bodies(
+        corpus::BENCH_SEED,
+        corpus::BENCH_BODIES,
+        corpus::BENCH_BODY_BYTES,
+    );
     let dense_rate = throughput(
         &scanner,
         "corpus bodies (every detector's look-alikes, ~5 sensitive values per body)",
         &dense,
     );
-    let typical = corpus::api_bodies(SEED, BODIES, BODY_BYTES, TYPICAL_SENSITIVE_PERCENT);
+    let typical = corpus::api_bodies(
+        corpus::BENCH_SEED,
+        corpus::BENCH_BODIES,
+        corpus::BENCH_BODY_BYTES,
+        corpus::BENCH_SENSITIVE_PERCENT,
+    );
     let typical_rate = throughput(
         &scanner,
         "API-like bodies (records; 1 in 10 bodies holds a sensitive value)",
@@ -99,7 +104,7 @@ fn throughput(scanner: &Scanner, name: &str, bodies: &[String]) -> f64 {
         let round_started = thread_cpu_time();
         for body in bodies {
             found.clear();
-            scanner.scan_source(source, body, 1_800_000_000, &mut found);
+            scanner.scan_source(source, body, corpus::SCAN_NOW_SECS, &mut found);
             values += found.len();
         }
         rounds += 1;

@@ -6,16 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-/// Bodies scanned and their size: the sensitive bench's (`benches/sensitive.rs`).
-const SEED: u64 = 0x5EED_0B5E;
-const BODIES: usize = 4_096;
-const BODY_BYTES: usize = 1024;
-const TYPICAL_SENSITIVE_PERCENT: u64 = 10;
+use changed::sensitive::corpus::{
+    BENCH_BODIES, BENCH_BODY_BYTES, BENCH_SEED, BENCH_SENSITIVE_PERCENT, SCAN_NOW_SECS,
+};
+
 /// Bodies scanned between looks at the clock: a look costs less than one body, a batch far less
 /// than a window.
 const BODIES_PER_CLOCK_READ: usize = 32;
-/// The scanner's notion of now (for JWT expiry), fixed so both sides see the same.
-const NOW_SECS: u64 = 1_800_000_000;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -26,9 +23,14 @@ fn main() {
     let check_findings = next(1) == 1;
 
     let bodies = if corpus {
-        changed::sensitive::corpus::json_bodies(SEED, BODIES, BODY_BYTES)
+        changed::sensitive::corpus::json_bodies(BENCH_SEED, BENCH_BODIES, BENCH_BODY_BYTES)
     } else {
-        changed::sensitive::corpus::api_bodies(SEED, BODIES, BODY_BYTES, TYPICAL_SENSITIVE_PERCENT)
+        changed::sensitive::corpus::api_bodies(
+            BENCH_SEED,
+            BENCH_BODIES,
+            BENCH_BODY_BYTES,
+            BENCH_SENSITIVE_PERCENT,
+        )
     };
     // Each side scans a body and, when asked, describes what it found (as printed: the trees'
     // types are distinct even where they are the same).
@@ -39,7 +41,7 @@ fn main() {
             let mut found = Vec::new();
             Box::new(move |body: &str, describe: bool| {
                 found.clear();
-                scanner.scan_source(source, body, NOW_SECS, &mut found);
+                scanner.scan_source(source, body, SCAN_NOW_SECS, &mut found);
                 describe.then(|| format!("{found:?}"))
             }) as Box<dyn FnMut(&str, bool) -> Option<String>>
         }};

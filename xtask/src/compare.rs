@@ -16,14 +16,15 @@ use anyhow::{Context as _, Result};
 
 use crate::{cmd, host};
 
-/// The scanner's modules, without the analyzer, policy and store around them. A module missing
-/// from one tree (an older revision) is left out of that tree.
+/// The scanner's modules, without the analyzer, policy and store around them: the fuzz crate's,
+/// and the corpus the bodies come from (a test keeps them in step). A module missing from one
+/// tree (an older revision) is left out of that tree.
 const SCANNER_MODULES: &[&str] = &[
     "bytes", "corpus", "fields", "hints", "json", "recent", "scan", "types", "validate",
 ];
 
-/// What the scanner's modules use, as in the fuzz crate; the workspace's lock file is copied
-/// beside it so the versions are the agent's.
+/// What the scanner's modules use, as the fuzz crate lists it (a test keeps them in step); the
+/// workspace's lock file is copied beside it so the versions are the agent's.
 const MANIFEST: &str = r#"[package]
 name = "compare-scanner"
 version = "0.0.0"
@@ -147,6 +148,30 @@ fn program(base: &Path, changed: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scanner_modules_and_crates_are_the_fuzz_crates() {
+        let root = host::repo_root();
+        let lib = fs::read_to_string(root.join("fuzz/src/lib.rs")).unwrap();
+        let sensitive = &lib[lib.find("pub mod sensitive {").unwrap()..];
+        let fuzzed: Vec<&str> = sensitive[..sensitive.find('}').unwrap()]
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("pub mod ")?.strip_suffix(';'))
+            .collect();
+        let mut expected = fuzzed.clone();
+        expected.push("corpus");
+        expected.sort_unstable();
+        let mut listed = SCANNER_MODULES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(listed, expected);
+
+        let fuzz_manifest = fs::read_to_string(root.join("fuzz/Cargo.toml")).unwrap();
+        let dependencies = &MANIFEST[MANIFEST.find("[dependencies]\n").unwrap()..];
+        let dependencies = &dependencies[..dependencies.find("\n\n").unwrap()];
+        for line in dependencies.lines().skip(1) {
+            assert!(fuzz_manifest.lines().any(|l| l == line), "{line}");
+        }
+    }
 
     #[test]
     fn each_tree_gets_the_scanner_modules_it_has() {

@@ -1,7 +1,7 @@
 //! The connection table: which fds are worth shipping, their byte positions, and the cheap look
 //! at the first bytes that decides it.
 
-use aya_ebpf::helpers::{bpf_get_current_comm, bpf_ktime_get_ns, bpf_probe_read_user};
+use aya_ebpf::helpers::{bpf_get_current_comm, bpf_probe_read_user};
 use observer_common::{
     conn_key, limits::INFERRED_PEEK_CALLS, ConnCloseEvent, ConnId, ConnOpenEvent, ConnOrigin,
     ConnState, Counter, Direction, EventKind, Protocol, RoleHint, SockAddr, Source, TlsLibrary,
@@ -116,8 +116,7 @@ pub fn track_new(tgid: u32, fd: u32, origin: ConnOrigin, remote: SockAddr, liste
 
 fn fresh_state(origin: ConnOrigin, remote: SockAddr, listen_fd: u32) -> ConnState {
     ConnState {
-        // SAFETY: no preconditions.
-        generation: unsafe { bpf_ktime_get_ns() },
+        generation: emit::now(),
         bytes: [[0; Source::COUNT]; 2],
         remote,
         local: SockAddr::default(),
@@ -195,10 +194,18 @@ impl DataCall {
     }
 }
 
-/// A call moved `size` bytes (`size` > 0) on its fd: classify the stream if needed, advance its
-/// position, and ship the bytes if the stream is one the agent parses.
+/// The connection table's entry for `fd` of `tgid`, if the connection is tracked: looked up
+/// once per call by whoever needs it first, and handed on.
 #[inline(always)]
-pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
+pub fn tracked(tgid: u32, fd: u32) -> Option<*mut ConnState> {
+    CONNS.get_ptr_mut(conn_key(tgid, fd))
+}
+
+/// A call moved `size` bytes (`size` > 0) on its fd, whose entry `tracked` is (from
+/// [`tracked`]): classify the stream if needed, advance its position, and ship the bytes if the
+/// stream is one the agent parses.
+#[inline(always)]
+pub fn on_data(call: &DataCall, tracked: Option<*mut ConnState>, payload: &Payload, size: u64) {
     let DataCall {
         tgid,
         tid,
@@ -209,7 +216,7 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
         tls_library,
     } = *call;
     let key = conn_key(tgid, fd);
-    let state = match CONNS.get_ptr_mut(key) {
+    let state = match tracked {
         Some(state) => state,
         None => match start_inferred(key, fd, payload, size) {
             Some(state) => state,
@@ -278,6 +285,7 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
         conn,
         position,
         call_size: size,
+        timestamp_ns: emit::now(),
         tid,
         direction: direction as u8,
         source: source as u8,

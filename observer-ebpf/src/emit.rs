@@ -18,14 +18,24 @@ use crate::{
     maps::{chunk_size, max_bytes_per_call, wakeup_bytes, EVENTS, UNANNOUNCED_BYTES},
 };
 
+/// The header of an event of `kind` and `size` bytes, stamped now.
 pub fn header(kind: EventKind, size: usize) -> EventHeader {
+    header_at(kind, size, now())
+}
+
+fn header_at(kind: EventKind, size: usize, timestamp_ns: u64) -> EventHeader {
     EventHeader {
         kind: kind as u16,
         version: EVENT_VERSION,
         size: size as u32,
-        // SAFETY: no preconditions.
-        timestamp_ns: unsafe { bpf_ktime_get_ns() },
+        timestamp_ns,
     }
+}
+
+#[inline(always)]
+pub fn now() -> u64 {
+    // SAFETY: no preconditions.
+    unsafe { bpf_ktime_get_ns() }
 }
 
 /// Submit flags for an event of `bytes`: wake the consumer once this CPU has submitted
@@ -81,6 +91,8 @@ pub struct CallMeta {
     pub position: u64,
     /// The call's return value: bytes it moved.
     pub call_size: u64,
+    /// When the call was seen: every chunk of it carries this time, read once.
+    pub timestamp_ns: u64,
     pub tid: u32,
     pub direction: u8,
     pub source: u8,
@@ -156,17 +168,15 @@ pub extern "C" fn observer_chunk_step(state: *mut ChunkCursor) -> i32 {
         }
         let iov = state.payload.ptr + state.next_iov * 16;
         state.next_iov += 1;
-        // struct iovec { void *iov_base; size_t iov_len; }
-        // SAFETY: helper reads of user memory, which fault safely.
-        let base = unsafe { aya_ebpf::helpers::bpf_probe_read_user(iov as *const u64) };
-        let len = unsafe { aya_ebpf::helpers::bpf_probe_read_user((iov + 8) as *const u64) };
-        return match (base, len) {
-            (Ok(base), Ok(len)) => {
+        // struct iovec { void *iov_base; size_t iov_len; }, read in one helper call.
+        // SAFETY: helper read of user memory, which faults safely.
+        return match unsafe { aya_ebpf::helpers::bpf_probe_read_user(iov as *const [u64; 2]) } {
+            Ok([base, len]) => {
                 state.cursor = base;
                 state.left_in_buffer = len;
                 0
             }
-            _ => 1,
+            Err(_) => 1,
         };
     }
     let n = state
@@ -230,9 +240,10 @@ fn emit_chunk_sized<const N: usize>(meta: &CallMeta, position: u64, src: u64, le
     // SAFETY: writing the header of our own reservation.
     unsafe {
         core::ptr::addr_of_mut!((*event).header).write(DataHeader {
-            header: header(
+            header: header_at(
                 EventKind::Data,
                 core::mem::size_of::<DataHeader>() + len as usize,
+                meta.timestamp_ns,
             ),
             conn: meta.conn,
             position,

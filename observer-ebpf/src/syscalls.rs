@@ -27,6 +27,7 @@ use crate::{
     conn::{self, DataCall},
     inflight::{Payload, PayloadKind},
     maps::{agent_tgid, filter_by_pid, FILTER_PIDS, TLS_ARGS},
+    tls,
 };
 
 const ARGS_OFFSET: usize = 16;
@@ -109,12 +110,10 @@ fn data_call(hook: Hook, kind: PayloadKind, args: [u64; 4]) -> Result<Option<(u3
                 return Ok(None);
             }
             let msghdr = args[1];
-            // struct user_msghdr: msg_iov at offset 16, msg_iovlen at 24.
-            // SAFETY: helper reads of user memory.
-            let iov =
-                unsafe { bpf_probe_read_user((msghdr + 16) as *const u64) }.map_err(i64::from)?;
-            let iovlen =
-                unsafe { bpf_probe_read_user((msghdr + 24) as *const u64) }.map_err(i64::from)?;
+            // struct user_msghdr: msg_iov at offset 16, msg_iovlen at 24, read in one call.
+            // SAFETY: helper read of user memory.
+            let [iov, iovlen] = unsafe { bpf_probe_read_user((msghdr + 16) as *const [u64; 2]) }
+                .map_err(i64::from)?;
             Payload {
                 ptr: iov,
                 len: iovlen,
@@ -150,16 +149,21 @@ pub fn exit_data(
     let Some((fd, payload)) = data_call(hook, kind, saved_arguments()?)? else {
         return Ok(());
     };
-    if !conn::worth_watching(tgid, fd) {
+    let tracked = conn::tracked(tgid, fd);
+    // An fd in the connection table is never in the ignored map (whatever adds it to one
+    // removes it from the other), so only an untracked fd needs that lookup.
+    if tracked.is_none() && !conn::worth_watching(tgid, fd) {
         return Ok(());
     }
     // A TLS call in progress on this thread: this syscall carried its ciphertext, and tells
     // which socket the TLS session uses.
-    if let Some(tls) = TLS_ARGS.get_ptr_mut(pid_tgid) {
-        // SAFETY: map value pointer from a successful lookup, private to this thread.
-        unsafe {
-            if (*tls).fd < 0 {
-                (*tls).fd = i64::from(fd);
+    if tls::calls_in_flight() {
+        if let Some(args) = TLS_ARGS.get_ptr_mut(pid_tgid) {
+            // SAFETY: map value pointer from a successful lookup, private to this thread.
+            unsafe {
+                if (*args).fd < 0 {
+                    (*args).fd = i64::from(fd);
+                }
             }
         }
     }
@@ -172,7 +176,7 @@ pub fn exit_data(
         hook: hook as u8,
         tls_library: TlsLibrary::None as u8,
     };
-    conn::on_data(&call, &payload, size as u64);
+    conn::on_data(&call, tracked, &payload, size as u64);
     Ok(())
 }
 

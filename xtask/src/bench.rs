@@ -16,6 +16,7 @@
 //! printed next to the figures; nothing here fails on a missed target: benchmarks report, tests
 //! assert.
 
+mod beside;
 mod instructions;
 mod load;
 mod micro;
@@ -62,6 +63,11 @@ pub struct BenchArgs {
     /// Run only these parts (repeatable).
     #[arg(long, value_enum)]
     only: Vec<Part>,
+    /// Instead of the table: attach this agent binary and the one just built at once, under a
+    /// fixed rate of requests, and print each kernel program's run time for both (kept apart
+    /// from the host's drift, which moves separate runs by more than most kernel changes).
+    #[arg(long, value_name = "AGENT", conflicts_with_all = ["only", "quick"])]
+    against: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -171,6 +177,15 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let pinned = cpus >= 2;
     if !pinned {
         eprintln!("bench: one CPU only: pinned runs skipped, everything runs unpinned");
+    }
+    if let Some(against) = &args.against {
+        let text = beside::compare(&built.agent, against, pinned)?;
+        println!("{text}");
+        let out = host::repo_root().join("target/bench");
+        std::fs::create_dir_all(&out).context("creating target/bench")?;
+        std::fs::write(out.join("beside.md"), &text).context("writing target/bench/beside.md")?;
+        eprintln!("bench: comparison written to target/bench/beside.md");
+        return Ok(());
     }
     let pairs = if args.quick { QUICK_PAIRS } else { PAIRS };
     let wanted = |part| args.only.is_empty() || args.only.contains(&part);

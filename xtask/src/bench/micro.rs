@@ -14,7 +14,7 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use super::{
-    observers::{self, ObserverKind},
+    observers::{self, ObserverKind, ProgramTime},
     OBSERVER_CPU, SERVER_CPU,
 };
 use crate::cmd;
@@ -44,7 +44,7 @@ pub struct Micro {
     /// Added time per TLS call (SSL_write or SSL_read, with the syscall underneath).
     pub tls_call_ns: f64,
     /// Kernel run time per program run: (program, runs, ns per run).
-    pub programs: Vec<(String, u64, f64)>,
+    pub programs: Vec<ProgramTime>,
 }
 
 pub fn measure(agent: &Path, pinned: bool) -> Result<Micro> {
@@ -54,9 +54,7 @@ pub fn measure(agent: &Path, pinned: bool) -> Result<Micro> {
     let other_base = fastest(|| syscall_loop(OTHER_MESSAGE, loop_cpu))?;
     let tls_base = fastest(|| tls_loop(loop_cpu))?;
 
-    let previous_stats = fs::read_to_string(BPF_STATS_SYSCTL).unwrap_or_else(|_| "0".into());
-    fs::write(BPF_STATS_SYSCTL, "1").context("enabling kernel.bpf_stats_enabled")?;
-    let result = (|| -> Result<Micro> {
+    with_bpf_stats(|| {
         // Any port: the loops' own traffic is what the kernel side works on; the port filter
         // only trims what the agent prints.
         let observer = observers::start(
@@ -69,19 +67,7 @@ pub fn measure(agent: &Path, pinned: bool) -> Result<Micro> {
         let other = fastest(|| syscall_loop(OTHER_MESSAGE, loop_cpu))?;
         let tls = fastest(|| tls_loop(loop_cpu))?;
         let outcome = observer.stop()?;
-        let mut programs: Vec<(String, u64, f64)> = outcome
-            .stats
-            .as_ref()
-            .and_then(|stats| stats["programs"].as_object().cloned())
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(name, stats)| {
-                let runs = stats["runs"].as_u64()?;
-                let time = stats["run_time_ns"].as_u64()?;
-                Some((name, runs, time as f64 / runs.max(1) as f64))
-            })
-            .collect();
-        programs.sort_by_key(|program| std::cmp::Reverse(program.1));
+        let programs = outcome.program_times();
         Ok(Micro {
             // Each iteration is one write and one read: two events.
             syscall_http_ns: (http - http_base) / 2.0,
@@ -90,8 +76,16 @@ pub fn measure(agent: &Path, pinned: bool) -> Result<Micro> {
             tls_call_ns: (tls - tls_base) / 2.0,
             programs,
         })
-    })();
-    let _ = fs::write(BPF_STATS_SYSCTL, previous_stats.trim());
+    })
+}
+
+/// Run `measure` with the kernel counting each BPF program's run time, restoring the setting
+/// after (counting costs every program two clock reads).
+pub fn with_bpf_stats<T>(measure: impl FnOnce() -> Result<T>) -> Result<T> {
+    let previous = fs::read_to_string(BPF_STATS_SYSCTL).unwrap_or_else(|_| "0".into());
+    fs::write(BPF_STATS_SYSCTL, "1").context("enabling kernel.bpf_stats_enabled")?;
+    let result = measure();
+    let _ = fs::write(BPF_STATS_SYSCTL, previous.trim());
     result
 }
 

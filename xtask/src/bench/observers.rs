@@ -38,6 +38,14 @@ pub enum ObserverKind {
     Bpftrace,
 }
 
+/// A program's kernel run time (`kernel.bpf_stats_enabled`) over a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgramTime {
+    pub name: String,
+    pub runs: u64,
+    pub ns_per_run: f64,
+}
+
 /// What an observer cost and lost during one run.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
@@ -52,6 +60,30 @@ pub struct Outcome {
     pub stats: Option<serde_json::Value>,
 }
 
+impl Outcome {
+    /// The agent's programs that ran, most runs first (empty for the other observers).
+    pub fn program_times(&self) -> Vec<ProgramTime> {
+        let mut programs: Vec<ProgramTime> = self
+            .stats
+            .as_ref()
+            .and_then(|stats| stats["programs"].as_object())
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, stats)| {
+                let runs = stats["runs"].as_u64()?;
+                let time = stats["run_time_ns"].as_u64()?;
+                (runs > 0).then(|| ProgramTime {
+                    name: name.clone(),
+                    runs,
+                    ns_per_run: time as f64 / runs as f64,
+                })
+            })
+            .collect();
+        programs.sort_by_key(|program| std::cmp::Reverse(program.runs));
+        programs
+    }
+}
+
 pub struct Running {
     kind: ObserverKind,
     child: Child,
@@ -59,6 +91,8 @@ pub struct Running {
     cpu_at_start: f64,
     stats_file: PathBuf,
     output_file: PathBuf,
+    /// A state directory of its own (agents run beside another), removed at the end.
+    state_dir: Option<PathBuf>,
     stderr: mpsc::Receiver<String>,
 }
 
@@ -73,20 +107,62 @@ pub fn agent_running() -> bool {
 }
 
 pub fn start(kind: ObserverKind, agent: &Path, port: u16, cpu: Option<usize>) -> Result<Running> {
+    launch(kind, agent, port, cpu, None)
+}
+
+/// An agent that runs beside another (`instance` tells them apart): in a mount namespace of its
+/// own whose /run is empty, so that the single-agent lock of each is its own, and with its own
+/// state directory, output and stats. Only for comparing two agents' kernel sides, which then
+/// see the same calls at the same moments; on a real host two agents double every count.
+pub fn start_beside(
+    agent: &Path,
+    port: u16,
+    cpu: Option<usize>,
+    instance: &str,
+) -> Result<Running> {
+    launch(ObserverKind::Agent, agent, port, cpu, Some(instance))
+}
+
+fn launch(
+    kind: ObserverKind,
+    agent: &Path,
+    port: u16,
+    cpu: Option<usize>,
+    instance: Option<&str>,
+) -> Result<Running> {
     let dir = std::env::temp_dir();
-    let id = std::process::id();
+    let id = format!("{}{}", std::process::id(), instance.unwrap_or_default());
     let stats_file = dir.join(format!("observer-bench-stats-{id}.json"));
     let output_file = dir.join(format!("observer-bench-output-{id}"));
     let _ = fs::remove_file(&stats_file);
     let _ = fs::remove_file(&output_file);
+    let state_dir = instance.map(|_| dir.join(format!("observer-bench-state-{id}")));
     let mut command = match kind {
         ObserverKind::Agent => {
-            let mut command = pinned(cpu, &agent.display().to_string());
+            let mut command = match instance {
+                Some(_) => {
+                    let mut command = pinned(cpu, "unshare");
+                    command.args([
+                        "--mount",
+                        "--propagation",
+                        "private",
+                        "sh",
+                        "-c",
+                        "mount -t tmpfs observer-bench /run && exec \"$0\" \"$@\"",
+                    ]);
+                    command.arg(agent);
+                    command
+                }
+                None => pinned(cpu, &agent.display().to_string()),
+            };
             command
                 .args(["run", "--port", &port.to_string(), "--output"])
                 .arg(&output_file)
                 .arg("--stats-file")
                 .arg(&stats_file);
+            if let Some(state_dir) = &state_dir {
+                command.arg("--state-dir").arg(state_dir);
+            }
             command
         }
         ObserverKind::Tcpdump => {
@@ -131,6 +207,7 @@ pub fn start(kind: ObserverKind, agent: &Path, port: u16, cpu: Option<usize>) ->
         cpu_at_start: 0.0,
         stats_file,
         output_file,
+        state_dir,
         stderr,
     };
     running.wait_until_ready()?;
@@ -241,6 +318,9 @@ impl Running {
         }
         let _ = fs::remove_file(&self.output_file);
         let _ = fs::remove_file(&self.stats_file);
+        if let Some(state_dir) = &self.state_dir {
+            let _ = fs::remove_dir_all(state_dir);
+        }
         Ok(outcome)
     }
 }

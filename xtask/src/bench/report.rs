@@ -187,8 +187,12 @@ impl Report {
         );
         let _ = writeln!(text, "| program | runs | ns per run |");
         let _ = writeln!(text, "|---|---|---|");
-        for (name, runs, ns) in &micro.programs {
-            let _ = writeln!(text, "| {name} | {runs} | {ns:.0} |");
+        for program in &micro.programs {
+            let _ = writeln!(
+                text,
+                "| {} | {} | {:.0} |",
+                program.name, program.runs, program.ns_per_run
+            );
         }
         self.micro = Some(text);
     }

@@ -194,18 +194,10 @@ impl DataCall {
     }
 }
 
-/// The connection table's entry for `fd` of `tgid`, if the connection is tracked: looked up
-/// once per call by whoever needs it first, and handed on.
+/// A call moved `size` bytes (`size` > 0) on its fd: classify the stream if needed, advance its
+/// position, and ship the bytes if the stream is one the agent parses.
 #[inline(always)]
-pub fn tracked(tgid: u32, fd: u32) -> Option<*mut ConnState> {
-    CONNS.get_ptr_mut(conn_key(tgid, fd))
-}
-
-/// A call moved `size` bytes (`size` > 0) on its fd, whose entry `tracked` is (from
-/// [`tracked`]): classify the stream if needed, advance its position, and ship the bytes if the
-/// stream is one the agent parses.
-#[inline(always)]
-pub fn on_data(call: &DataCall, tracked: Option<*mut ConnState>, payload: &Payload, size: u64) {
+pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
     let DataCall {
         tgid,
         tid,
@@ -216,7 +208,7 @@ pub fn on_data(call: &DataCall, tracked: Option<*mut ConnState>, payload: &Paylo
         tls_library,
     } = *call;
     let key = conn_key(tgid, fd);
-    let state = match tracked {
+    let state = match CONNS.get_ptr_mut(key) {
         Some(state) => state,
         None => match start_inferred(key, fd, payload, size) {
             Some(state) => state,

@@ -116,8 +116,7 @@ fn emit(pid_tgid: u64, fd: u32, buf: u64, n: i64, hook: u8, direction: Direction
         return;
     }
     let call = DataCall::tls_plaintext(pid_tgid, fd, direction, hook, TlsLibrary::Go);
-    let tracked = conn::tracked(call.tgid, fd);
-    conn::on_data(&call, tracked, &Payload::buffer(buf, n as u64), n as u64);
+    conn::on_data(&call, &Payload::buffer(buf, n as u64), n as u64);
 }
 
 /// The fd behind a `*tls.Conn`, if the walk reads a plausible one.

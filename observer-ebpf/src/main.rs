@@ -7,10 +7,6 @@
 //! every loss that matters is counted in `COUNTERS`.
 #![no_std]
 #![no_main]
-// The BPF target has no atomic read-modify-write types in `core` (only loads and stores), but
-// the instruction set has an atomic add: the intrinsic emits it (see `tls::change_in_flight`).
-#![feature(core_intrinsics)]
-#![allow(internal_features)]
 
 mod conn;
 mod counters;

@@ -5,7 +5,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use observer_common::{
     limits::MAX_FILTER_PORTS,
@@ -45,12 +45,6 @@ pub static IGNORED: LruHashMap<u64, u8> = LruHashMap::with_max_entries(MAX_CONNS
 /// same thread fill in the fd.
 #[map]
 pub static TLS_ARGS: HashMap<u64, TlsArgs> = HashMap::with_max_entries(MAX_INFLIGHT_CALLS, 0);
-
-/// Entries in `TLS_ARGS`, host-wide (one slot, changed atomically): while it is zero no thread
-/// is inside a TLS call, and a syscall's exit skips looking for one on its own thread, a hash
-/// lookup on every shipped call of a host serving plaintext.
-#[map]
-pub static TLS_CALLS_IN_FLIGHT: Array<i64> = Array::with_max_entries(1, 0);
 
 /// The fd behind each TLS session, learned from the syscalls underneath its calls: SSL_read can
 /// be answered from OpenSSL's buffer without any syscall.

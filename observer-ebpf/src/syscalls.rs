@@ -27,7 +27,6 @@ use crate::{
     conn::{self, DataCall},
     inflight::{Payload, PayloadKind},
     maps::{agent_tgid, filter_by_pid, FILTER_PIDS, TLS_ARGS},
-    tls,
 };
 
 const ARGS_OFFSET: usize = 16;
@@ -149,21 +148,19 @@ pub fn exit_data(
     let Some((fd, payload)) = data_call(hook, kind, saved_arguments()?)? else {
         return Ok(());
     };
-    let tracked = conn::tracked(tgid, fd);
-    // An fd in the connection table is never in the ignored map (whatever adds it to one
-    // removes it from the other), so only an untracked fd needs that lookup.
-    if tracked.is_none() && !conn::worth_watching(tgid, fd) {
+    // The ignored map first: most calls on the host are on files, pipes and eventfds, which one
+    // lookup there dismisses (looking in the connection table first saved tracked connections
+    // that lookup, but cost every ignored fd a second one).
+    if !conn::worth_watching(tgid, fd) {
         return Ok(());
     }
     // A TLS call in progress on this thread: this syscall carried its ciphertext, and tells
     // which socket the TLS session uses.
-    if tls::calls_in_flight() {
-        if let Some(args) = TLS_ARGS.get_ptr_mut(pid_tgid) {
-            // SAFETY: map value pointer from a successful lookup, private to this thread.
-            unsafe {
-                if (*args).fd < 0 {
-                    (*args).fd = i64::from(fd);
-                }
+    if let Some(args) = TLS_ARGS.get_ptr_mut(pid_tgid) {
+        // SAFETY: map value pointer from a successful lookup, private to this thread.
+        unsafe {
+            if (*args).fd < 0 {
+                (*args).fd = i64::from(fd);
             }
         }
     }
@@ -176,7 +173,7 @@ pub fn exit_data(
         hook: hook as u8,
         tls_library: TlsLibrary::None as u8,
     };
-    conn::on_data(&call, tracked, &payload, size as u64);
+    conn::on_data(&call, &payload, size as u64);
     Ok(())
 }
 

@@ -7,10 +7,7 @@
 //! the library makes underneath, on the same thread, names the socket, and `TLS_SESSIONS`
 //! remembers it for calls answered from the library's buffer.
 
-use core::intrinsics::{atomic_xadd, AtomicOrdering};
-
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
     programs::{ProbeContext, RetProbeContext},
 };
@@ -20,7 +17,7 @@ use crate::{
     conn::{self, DataCall},
     counters,
     inflight::{Payload, TlsArgs, TlsSessionKey},
-    maps::{TLS_ARGS, TLS_CALLS_IN_FLIGHT, TLS_SESSIONS},
+    maps::{TLS_ARGS, TLS_SESSIONS},
     syscalls::watched_process,
 };
 
@@ -55,36 +52,10 @@ fn enter(ctx: &ProbeContext, hook: Hook, library: TlsLibrary, count_ptr: u64) ->
         hook: hook as u8,
         library: library as u8,
     };
-    if TLS_ARGS.insert(pid_tgid, args, BPF_NOEXIST as u64).is_ok() {
-        change_in_flight(1);
-    } else if TLS_ARGS.insert(pid_tgid, args, 0).is_err() {
-        // The first insert fails when this thread's entry exists (a call whose return never
-        // came: its count stays, and replacing the entry keeps it exact) or the table is full.
+    if TLS_ARGS.insert(pid_tgid, args, 0).is_err() {
         counters::add(Counter::DropArgsTableFull, 1);
     }
     Ok(())
-}
-
-/// Move the count of `TLS_ARGS` entries: +1 for an entry added, -1 for one removed.
-#[inline(always)]
-fn change_in_flight(by: i64) {
-    if let Some(count) = TLS_CALLS_IN_FLIGHT.get_ptr_mut(0) {
-        // SAFETY: the map's one slot, an aligned i64 for the map's lifetime; atomic because
-        // every CPU changes it (a lost update could read zero while a call is in flight).
-        unsafe { atomic_xadd::<i64, i64, { AtomicOrdering::Relaxed }>(count, by) };
-    }
-}
-
-/// Whether some thread may be inside a TLS call: when not, a syscall need not look for its
-/// thread's. Errs toward yes: a missing slot, or a count left by a thread that died inside a
-/// call, only costs the lookup it saves.
-#[inline(always)]
-pub fn calls_in_flight() -> bool {
-    match TLS_CALLS_IN_FLIGHT.get_ptr(0) {
-        // SAFETY: the map's one slot; a volatile load, so each call reads the current count.
-        Some(count) => (unsafe { core::ptr::read_volatile(count) }) != 0,
-        None => true,
-    }
 }
 
 /// The call's result: positive is a byte count (or, with a count pointer, success).
@@ -109,9 +80,7 @@ pub fn exit(ctx: &RetProbeContext, direction: Direction) -> Result<(), i64> {
     let Some(args) = TLS_ARGS.get_ptr(pid_tgid).map(|p| unsafe { *p }) else {
         return Ok(());
     };
-    if TLS_ARGS.remove(pid_tgid).is_ok() {
-        change_in_flight(-1);
-    }
+    let _ = TLS_ARGS.remove(pid_tgid);
 
     let ret = result(rax, args.library);
     if ret <= 0 {
@@ -164,6 +133,6 @@ pub fn exit(ctx: &RetProbeContext, direction: Direction) -> Result<(), i64> {
         return Ok(());
     };
     let call = DataCall::tls_plaintext(pid_tgid, fd, direction, args.hook, library);
-    conn::on_data(&call, conn::tracked(tgid, fd), &Payload::buffer(args.buf, size), size);
+    conn::on_data(&call, &Payload::buffer(args.buf, size), size);
     Ok(())
 }

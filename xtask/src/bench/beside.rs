@@ -6,11 +6,22 @@
 //! syscalls at the same moments, one after the other, so the drift slows both alike; which one
 //! attaches first (and runs first, on caches the other has not warmed) alternates by round. Each
 //! round serves a fixed rate of HTTP and then HTTPS requests, low enough that neither agent's
-//! ring fills, so every call takes the full path.
+//! ring fills, so every call takes the full path; then it sends non-HTTP bytes over a socket
+//! pair with sendmsg and recvmsg, which nothing else here uses, so that their exits show what an
+//! ignored fd costs (most calls on a real host are on files, pipes and eventfds, and a change
+//! that helps connections can move cost onto those).
 
-use std::{collections::BTreeMap, fmt::Write as _, path::Path};
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    os::fd::AsRawFd as _,
+    os::unix::net::UnixStream,
+    path::Path,
+    thread,
+    time::{Duration, Instant},
+};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 
 use super::{
     load, micro,
@@ -26,6 +37,9 @@ const LOAD_SECONDS: u32 = 4;
 /// Requests per second: about a third of what one CPU serves here with two agents attached
 /// (each agent then uses a fraction of the other CPU, and neither ring fills).
 const REQUESTS_PER_SECOND: f64 = 3_000.0;
+/// Seconds of the ignored-fd loop per round, and the bytes of each message in it.
+const IGNORED_FD_SECONDS: u64 = 2;
+const IGNORED_FD_MESSAGE: [u8; 100] = [b'#'; 100];
 
 /// One program's run time in one round: the other agent's and this one's.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,6 +114,7 @@ pub fn compare(built: &Path, against: &Path, pinned: bool) -> Result<String> {
                 let url = server.url(tls, nginx::File::OneKib);
                 load::fixed_rate(&url, REQUESTS_PER_SECOND, LOAD_SECONDS, load_cpu)?;
             }
+            ignored_fd_loop(load_cpu)?;
             let (first, second) = (first.stop()?, second.stop()?);
             let (against_times, built_times) = if against_first {
                 (first.program_times(), second.program_times())
@@ -111,6 +126,61 @@ pub fn compare(built: &Path, against: &Path, pinned: bool) -> Result<String> {
         Ok(rounds)
     })?;
     Ok(render(&rounds, against))
+}
+
+/// Non-HTTP messages over a socket pair, each sent with sendmsg and received with recvmsg, for
+/// [`IGNORED_FD_SECONDS`]: after their first few calls the kernel side ignores both fds.
+fn ignored_fd_loop(cpu: Option<usize>) -> Result<()> {
+    thread::scope(|scope| {
+        scope
+            .spawn(|| -> Result<()> {
+                if let Some(cpu) = cpu {
+                    micro::pin_this_thread(cpu);
+                }
+                let (sender, receiver) = UnixStream::pair().context("creating a socket pair")?;
+                let mut message = IGNORED_FD_MESSAGE;
+                let mut buffer = [0u8; IGNORED_FD_MESSAGE.len()];
+                let deadline = Instant::now() + Duration::from_secs(IGNORED_FD_SECONDS);
+                while Instant::now() < deadline {
+                    for _ in 0..1000 {
+                        message_call(sender.as_raw_fd(), &mut message, true)?;
+                        message_call(receiver.as_raw_fd(), &mut buffer, false)?;
+                    }
+                }
+                Ok(())
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the ignored-fd loop panicked"))?
+    })
+}
+
+/// One sendmsg (`send`) or recvmsg of `buffer` on `fd`.
+fn message_call(fd: i32, buffer: &mut [u8], send: bool) -> Result<()> {
+    let mut iov = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    // SAFETY: a zeroed msghdr is valid (no name, no control data); its one iovec points into
+    // `buffer`, which outlives the call.
+    let result = unsafe {
+        let mut message: libc::msghdr = std::mem::zeroed();
+        message.msg_iov = &mut iov;
+        message.msg_iovlen = 1;
+        if send {
+            libc::sendmsg(fd, &message, 0)
+        } else {
+            libc::recvmsg(fd, &mut message, 0)
+        }
+    };
+    if result != buffer.len() as isize {
+        bail!(
+            "{} on a socket pair moved {result} bytes of {}: {}",
+            if send { "sendmsg" } else { "recvmsg" },
+            buffer.len(),
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
 }
 
 /// Programs both agents ran, by name.
@@ -195,7 +265,9 @@ fn render(rounds: &[BTreeMap<String, Pair>], against: &Path) -> String {
     let _ = writeln!(
         text,
         "Both attached at once, {} rounds alternating which attached first, each {LOAD_SECONDS} s of \
-         1 KiB HTTP then HTTPS at {REQUESTS_PER_SECOND:.0} requests/s (kernel.bpf_stats_enabled). \
+         1 KiB HTTP then HTTPS at {REQUESTS_PER_SECOND:.0} requests/s, then {IGNORED_FD_SECONDS} s \
+         of non-HTTP messages over a socket pair (sendmsg, recvmsg: what an ignored fd costs) \
+         (kernel.bpf_stats_enabled). \
          Ratio: this build's ns per run over the other's; the median of the rounds where this \
          build ran first, of those where it ran second, and their geometric mean, which cancels \
          the advantage of running second.\n",

@@ -197,7 +197,7 @@ thread.join()
 print((time.perf_counter_ns() - start) / n)
 "#;
 
-fn pin_this_thread(cpu: usize) {
+pub fn pin_this_thread(cpu: usize) {
     // SAFETY: a zeroed cpu_set_t with one CPU set, for the calling thread only.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();

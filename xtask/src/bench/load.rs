@@ -30,11 +30,24 @@ pub struct Throughput {
     pub requests_per_second: f64,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Latency {
     pub requests_per_second: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+}
+
+impl Latency {
+    /// The mean of each figure over `runs`.
+    pub fn mean(runs: &[Latency]) -> Latency {
+        let count = runs.len().max(1) as f64;
+        let mean = |figure: fn(&Latency) -> f64| runs.iter().map(figure).sum::<f64>() / count;
+        Latency {
+            requests_per_second: mean(|run| run.requests_per_second),
+            p50_ms: mean(|run| run.p50_ms),
+            p99_ms: mean(|run| run.p99_ms),
+        }
+    }
 }
 
 /// As many requests as the server answers, for `seconds`.
@@ -152,6 +165,20 @@ Transfer/sec:     13.83MB
         assert_eq!(percentile_ms(WRK_OUTPUT, "50%").unwrap(), 1.24);
         assert_eq!(percentile_ms(WRK_OUTPUT, "99%").unwrap(), 0.812);
         assert!(requests_per_second("garbage").is_err());
+    }
+
+    #[test]
+    fn latencies_are_averaged_figure_by_figure() {
+        let run = |rps, p50, p99| Latency {
+            requests_per_second: rps,
+            p50_ms: p50,
+            p99_ms: p99,
+        };
+        assert_eq!(
+            Latency::mean(&[run(100.0, 1.0, 3.0), run(300.0, 2.0, 5.0)]),
+            run(200.0, 1.5, 4.0)
+        );
+        assert_eq!(Latency::mean(&[]), Latency::default());
     }
 
     #[test]

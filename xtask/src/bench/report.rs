@@ -134,6 +134,12 @@ impl Report {
             "## Latency and agent CPU at a fixed rate ({}, about {:.0} requests/s)\n",
             run.workload, run.rate
         );
+        let _ = writeln!(
+            text,
+            "Two runs of {} s each, in the order baseline, observer, observer, baseline; the \
+             means:\n",
+            super::FIXED_RATE_SECONDS
+        );
         let _ = writeln!(text, "| | requests/s | p50 | p99 |");
         let _ = writeln!(text, "|---|---|---|---|");
         for (name, latency) in [("baseline", run.baseline), ("observer", run.observed)] {

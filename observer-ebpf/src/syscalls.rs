@@ -16,7 +16,7 @@
 use aya_ebpf::{
     bindings::pt_regs,
     helpers::{
-        bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_user,
+        bpf_get_current_pid_tgid, bpf_probe_read_user,
         generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
     },
     programs::TracePointContext,
@@ -66,34 +66,18 @@ pub fn watched_process() -> Option<(u64, u32, u32)> {
     Some((pid_tgid, tgid, pid_tgid as u32))
 }
 
-/// The saved registers from r10 to rdi, contiguous in `struct pt_regs`: one helper call reads
-/// the four argument registers instead of four.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct ArgumentRegisters {
-    r10: u64,
-    _r9: u64,
-    _r8: u64,
-    _rax: u64,
-    _rcx: u64,
-    rdx: u64,
-    rsi: u64,
-    rdi: u64,
-}
-
 /// The current syscall's first four arguments, from the user registers the thread saved on
 /// entering the kernel.
 #[inline(always)]
-fn saved_arguments() -> Result<[u64; 4], i64> {
-    // SAFETY: the helpers return the current task and its saved user registers; the read goes
-    // through bpf_probe_read_kernel, which faults safely.
-    let saved = unsafe {
+fn saved_arguments() -> [u64; 4] {
+    // SAFETY: `bpf_task_pt_regs` returns a BTF-typed pointer to the current task's saved
+    // registers, which the verifier lets the program load from directly (each load guarded
+    // like a probe read), without a helper call.
+    unsafe {
         let task = bpf_get_current_task_btf();
         let regs = bpf_task_pt_regs(task) as *const pt_regs;
-        bpf_probe_read_kernel(core::ptr::addr_of!((*regs).r10) as *const ArgumentRegisters)
-            .map_err(i64::from)?
-    };
-    Ok([saved.rdi, saved.rsi, saved.rdx, saved.r10])
+        [(*regs).rdi, (*regs).rsi, (*regs).rdx, (*regs).r10]
+    }
 }
 
 /// The fd and the payload of a data syscall from its first four arguments; `None` for a peek,
@@ -145,7 +129,7 @@ pub fn exit_data(
     let Some((pid_tgid, tgid, tid)) = watched_process() else {
         return Ok(());
     };
-    let Some((fd, payload)) = data_call(hook, kind, saved_arguments()?)? else {
+    let Some((fd, payload)) = data_call(hook, kind, saved_arguments())? else {
         return Ok(());
     };
     // The ignored map first: most calls on the host are on files, pipes and eventfds, which one
@@ -186,7 +170,7 @@ pub fn exit_connect(ctx: &TracePointContext) -> Result<(), i64> {
     let Some((_, tgid, _)) = watched_process() else {
         return Ok(());
     };
-    let [fd, addr, _, _] = saved_arguments()?;
+    let [fd, addr, _, _] = saved_arguments();
     conn::track_new(tgid, fd as u32, ConnOrigin::Connect, read_sockaddr(addr), 0);
     Ok(())
 }
@@ -201,7 +185,7 @@ pub fn exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
     let Some((_, tgid, _)) = watched_process() else {
         return Ok(());
     };
-    let [listen_fd, addr, _, _] = saved_arguments()?;
+    let [listen_fd, addr, _, _] = saved_arguments();
     conn::track_new(
         tgid,
         new_fd as u32,
@@ -265,7 +249,7 @@ pub fn exit_sendfile(ctx: &TracePointContext) -> Result<(), i64> {
     let Some((_, tgid, _)) = watched_process() else {
         return Ok(());
     };
-    let [out_fd, _, _, _] = saved_arguments()?;
+    let [out_fd, _, _, _] = saved_arguments();
     conn::skip_bytes(tgid, out_fd as u32, Direction::Egress, size as u64);
     Ok(())
 }

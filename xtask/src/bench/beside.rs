@@ -27,6 +27,7 @@ use super::{
     load, micro,
     nginx::{self, Nginx},
     observers::{self, ProgramTime},
+    report::median,
     OBSERVER_CPU, SERVER_CPU,
 };
 
@@ -220,19 +221,18 @@ fn summarize(rounds: &[BTreeMap<String, Pair>]) -> Vec<Row> {
                 .map(|round| round.get(name).copied())
                 .collect::<Option<_>>()?;
             let ratios = |built_first: bool| {
-                median(
-                    pairs
-                        .iter()
-                        .filter(|p| p.built_first == built_first)
-                        .map(Pair::ratio)
-                        .collect(),
-                )
+                let ratios: Vec<f64> = pairs
+                    .iter()
+                    .filter(|p| p.built_first == built_first)
+                    .map(Pair::ratio)
+                    .collect();
+                median(&ratios)
             };
             Some(Row {
                 name: name.clone(),
-                runs: median(pairs.iter().map(|p| p.runs as f64).collect()) as u64,
-                against_ns: median(pairs.iter().map(|p| p.against_ns).collect()),
-                built_ns: median(pairs.iter().map(|p| p.built_ns).collect()),
+                runs: median(&pairs.iter().map(|p| p.runs as f64).collect::<Vec<_>>()) as u64,
+                against_ns: median(&pairs.iter().map(|p| p.against_ns).collect::<Vec<_>>()),
+                built_ns: median(&pairs.iter().map(|p| p.built_ns).collect::<Vec<_>>()),
                 ratio_first: ratios(true),
                 ratio_second: ratios(false),
             })
@@ -240,19 +240,6 @@ fn summarize(rounds: &[BTreeMap<String, Pair>]) -> Vec<Row> {
         .collect();
     rows.sort_by_key(|row| std::cmp::Reverse(row.runs));
     rows
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    let middle = values.len() / 2;
-    if values.len().is_multiple_of(2) {
-        (values[middle - 1] + values[middle]) / 2.0
-    } else {
-        values[middle]
-    }
 }
 
 fn render(rounds: &[BTreeMap<String, Pair>], against: &Path) -> String {
@@ -355,12 +342,5 @@ mod tests {
         let full = pair_up(&[time("x", 1, 1.0)], &[time("x", 1, 1.0)], true);
         let rows = summarize(&[full, BTreeMap::new()]);
         assert!(rows.is_empty());
-    }
-
-    #[test]
-    fn median_of_even_and_odd_counts() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert_eq!(median(Vec::new()), 0.0);
     }
 }

@@ -35,7 +35,8 @@ pub struct Report {
     footer: String,
 }
 
-fn median(values: &[f64]) -> f64 {
+/// The median of `values` (NaN when there are none).
+pub fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     match sorted.len() {

@@ -182,11 +182,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     if let Some(against) = &args.against {
         let text = beside::compare(&built.agent, against, pinned)?;
         println!("{text}");
-        let out = host::repo_root().join("target/bench");
-        std::fs::create_dir_all(&out).context("creating target/bench")?;
-        std::fs::write(out.join("beside.md"), &text).context("writing target/bench/beside.md")?;
-        eprintln!("bench: comparison written to target/bench/beside.md");
-        return Ok(());
+        return write_to_target_bench("beside.md", &text);
     }
     let pairs = if args.quick { QUICK_PAIRS } else { PAIRS };
     let wanted = |part| args.only.is_empty() || args.only.contains(&part);
@@ -219,10 +215,15 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     report.footer(started.elapsed(), &took);
     let text = report.render();
     println!("{text}");
+    write_to_target_bench("report.md", &text)
+}
+
+/// Keep what a bench printed in `target/bench/<name>`, and say where.
+fn write_to_target_bench(name: &str, text: &str) -> Result<()> {
     let out = host::repo_root().join("target/bench");
     std::fs::create_dir_all(&out).context("creating target/bench")?;
-    std::fs::write(out.join("report.md"), &text).context("writing target/bench/report.md")?;
-    eprintln!("bench: report written to target/bench/report.md");
+    std::fs::write(out.join(name), text).with_context(|| format!("writing target/bench/{name}"))?;
+    eprintln!("bench: written to target/bench/{name}");
     Ok(())
 }
 

@@ -43,7 +43,7 @@ pub struct Micro {
     pub syscall_other_ns: f64,
     /// Added time per TLS call (SSL_write or SSL_read, with the syscall underneath).
     pub tls_call_ns: f64,
-    /// Kernel run time per program run: (program, runs, ns per run).
+    /// Kernel run time per run of each program that ran, most runs first.
     pub programs: Vec<ProgramTime>,
 }
 

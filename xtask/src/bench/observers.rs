@@ -377,3 +377,31 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .parse()
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_times_come_from_the_stats_file_most_runs_first() {
+        // The shape the agent's --stats-file writes (observer-user's summary.rs).
+        let outcome = Outcome {
+            stats: Some(serde_json::json!({
+                "programs": {
+                    "syscall_exit_read": { "runs": 10, "run_time_ns": 5000 },
+                    "syscall_exit_write": { "runs": 40, "run_time_ns": 8000 },
+                    "process_exit": { "runs": 0, "run_time_ns": 0 },
+                    "unreadable": { "runs": "many" },
+                }
+            })),
+            ..Outcome::default()
+        };
+        let times = outcome.program_times();
+        let names: Vec<&str> = times.iter().map(|t| t.name.as_str()).collect();
+        // Not the map's (alphabetical) order: the one with more runs first.
+        assert_eq!(names, ["syscall_exit_write", "syscall_exit_read"]);
+        assert_eq!((times[0].runs, times[0].ns_per_run), (40, 200.0));
+        assert_eq!((times[1].runs, times[1].ns_per_run), (10, 500.0));
+        assert!(Outcome::default().program_times().is_empty());
+    }
+}

@@ -6,7 +6,8 @@ use aya_ebpf::{
 };
 use observer_common::{
     limits::{
-        CHUNK_CLASS_MEDIUM, CHUNK_CLASS_SMALL, MAX_CHUNKS_PER_CALL, MAX_CHUNK_SIZE, MAX_IOVECS,
+        CHUNK_CLASS_LARGE, CHUNK_CLASS_MEDIUM, CHUNK_CLASS_SMALL, MAX_CHUNKS_PER_CALL,
+        MAX_CHUNK_SIZE, MAX_IOVECS,
     },
     ConnId, Counter, DataEvent, DataHeader, EventHeader, EventKind, DATA_FLAG_CALL_TRUNCATED,
     DATA_FLAG_LAST_CHUNK, EVENT_VERSION,
@@ -209,6 +210,8 @@ fn emit_chunk(meta: &CallMeta, position: u64, src: u64, len: u64, flags: u8) {
         emit_chunk_sized::<CHUNK_CLASS_SMALL>(meta, position, src, len, flags);
     } else if len <= CHUNK_CLASS_MEDIUM as u64 {
         emit_chunk_sized::<CHUNK_CLASS_MEDIUM>(meta, position, src, len, flags);
+    } else if len <= CHUNK_CLASS_LARGE as u64 {
+        emit_chunk_sized::<CHUNK_CLASS_LARGE>(meta, position, src, len, flags);
     } else {
         emit_chunk_sized::<MAX_CHUNK_SIZE>(meta, position, src, len, flags);
     }

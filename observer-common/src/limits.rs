@@ -17,6 +17,13 @@ pub const CHUNK_CLASS_SMALL: usize = 1024;
 pub const CHUNK_CLASS_MEDIUM: usize = 4 * 1024;
 pub const CHUNK_CLASS_LARGE: usize = 8 * 1024;
 
+// The kernel side takes the first class a chunk fits in: the classes must grow.
+const _: () = assert!(
+    CHUNK_CLASS_SMALL < CHUNK_CLASS_MEDIUM
+        && CHUNK_CLASS_MEDIUM < CHUNK_CLASS_LARGE
+        && CHUNK_CLASS_LARGE < MAX_CHUNK_SIZE
+);
+
 /// Upper bound on the chunks one call produces: the loop bound the verifier sees. With 16 KiB
 /// chunks this allows 512 KiB per call; the per-call cap below is usually the tighter bound.
 pub const MAX_CHUNKS_PER_CALL: u32 = 32;

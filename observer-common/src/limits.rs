@@ -8,21 +8,26 @@
 /// a small fraction of the ring, so a full ring drops little at once.
 pub const MAX_CHUNK_SIZE: usize = 16 * 1024;
 
-/// Payload size classes, smallest first, the last being [`MAX_CHUNK_SIZE`]. The verifier only
-/// accepts constant reservation sizes; classes keep a 200-byte request from taking 16 KiB of ring.
-/// The large class is the read size of many clients (wrk reads 8 KiB at a time, as do Python's
-/// buffered sockets): without it each such read took a 16 KiB entry, and the ring held half as
-/// many of them before it filled.
-pub const CHUNK_CLASS_SMALL: usize = 1024;
-pub const CHUNK_CLASS_MEDIUM: usize = 4 * 1024;
-pub const CHUNK_CLASS_LARGE: usize = 8 * 1024;
+/// Payload sizes a data entry is reserved in, smallest first, below [`MAX_CHUNK_SIZE`] (the
+/// largest). The verifier only accepts constant reservation sizes, and a chunk takes the first
+/// class it fits in, so no chunk takes more than twice its size of ring: with classes of 1, 4
+/// and 16 KiB, a 1.5 KiB response body took 4 KiB and an 8 KiB read (wrk's, and Python's
+/// buffered sockets') took 16 KiB, and a ring held a third fewer of them before it filled.
+pub const CHUNK_CLASSES: [usize; 4] = [1024, 2 * 1024, 4 * 1024, 8 * 1024];
 
-// The kernel side takes the first class a chunk fits in: the classes must grow.
-const _: () = assert!(
-    CHUNK_CLASS_SMALL < CHUNK_CLASS_MEDIUM
-        && CHUNK_CLASS_MEDIUM < CHUNK_CLASS_LARGE
-        && CHUNK_CLASS_LARGE < MAX_CHUNK_SIZE
-);
+// The classes must grow, each at most doubling the one before, up to `MAX_CHUNK_SIZE`.
+const _: () = {
+    let mut class = 0;
+    while class < CHUNK_CLASSES.len() {
+        let next = if class + 1 < CHUNK_CLASSES.len() {
+            CHUNK_CLASSES[class + 1]
+        } else {
+            MAX_CHUNK_SIZE
+        };
+        assert!(CHUNK_CLASSES[class] < next && next <= 2 * CHUNK_CLASSES[class]);
+        class += 1;
+    }
+};
 
 /// Upper bound on the chunks one call produces: the loop bound the verifier sees. With 16 KiB
 /// chunks this allows 512 KiB per call; the per-call cap below is usually the tighter bound.

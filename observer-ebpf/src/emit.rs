@@ -5,10 +5,7 @@ use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, generated::bpf_probe_read_user},
 };
 use observer_common::{
-    limits::{
-        CHUNK_CLASS_LARGE, CHUNK_CLASS_MEDIUM, CHUNK_CLASS_SMALL, MAX_CHUNKS_PER_CALL,
-        MAX_CHUNK_SIZE, MAX_IOVECS,
-    },
+    limits::{CHUNK_CLASSES, MAX_CHUNKS_PER_CALL, MAX_CHUNK_SIZE, MAX_IOVECS},
     ConnId, Counter, DataEvent, DataHeader, EventHeader, EventKind, DATA_FLAG_CALL_TRUNCATED,
     DATA_FLAG_LAST_CHUNK, EVENT_VERSION,
 };
@@ -204,14 +201,20 @@ pub extern "C" fn observer_chunk_step(state: *mut ChunkCursor) -> i32 {
     0
 }
 
+// `emit_chunk` spells out one branch per class.
+const _: () = assert!(CHUNK_CLASSES.len() == 4);
+
+/// Emit one chunk in the smallest entry it fits in (see `limits::CHUNK_CLASSES`).
 #[inline(always)]
 fn emit_chunk(meta: &CallMeta, position: u64, src: u64, len: u64, flags: u8) {
-    if len <= CHUNK_CLASS_SMALL as u64 {
-        emit_chunk_sized::<CHUNK_CLASS_SMALL>(meta, position, src, len, flags);
-    } else if len <= CHUNK_CLASS_MEDIUM as u64 {
-        emit_chunk_sized::<CHUNK_CLASS_MEDIUM>(meta, position, src, len, flags);
-    } else if len <= CHUNK_CLASS_LARGE as u64 {
-        emit_chunk_sized::<CHUNK_CLASS_LARGE>(meta, position, src, len, flags);
+    if len <= CHUNK_CLASSES[0] as u64 {
+        emit_chunk_sized::<{ CHUNK_CLASSES[0] }>(meta, position, src, len, flags);
+    } else if len <= CHUNK_CLASSES[1] as u64 {
+        emit_chunk_sized::<{ CHUNK_CLASSES[1] }>(meta, position, src, len, flags);
+    } else if len <= CHUNK_CLASSES[2] as u64 {
+        emit_chunk_sized::<{ CHUNK_CLASSES[2] }>(meta, position, src, len, flags);
+    } else if len <= CHUNK_CLASSES[3] as u64 {
+        emit_chunk_sized::<{ CHUNK_CLASSES[3] }>(meta, position, src, len, flags);
     } else {
         emit_chunk_sized::<MAX_CHUNK_SIZE>(meta, position, src, len, flags);
     }

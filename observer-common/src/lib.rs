@@ -520,8 +520,8 @@ pub enum Counter {
     TlsCiphertextBytes = 21,
     /// Calls skipped because the stream is not a protocol the agent parses.
     CallsOtherProtocol = 22,
-    /// TLS calls lost because the map of their arguments between entry and return was full (too
-    /// many in flight at once).
+    /// TLS calls lost because the map of their arguments between entry and return was full (more
+    /// live threads making TLS calls than it holds: a thread keeps its entry until it exits).
     DropArgsTableFull = 23,
     /// fds that looked like HTTP but the socket check found were files or pipes.
     NotSockets = 24,

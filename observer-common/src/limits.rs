@@ -64,8 +64,11 @@ pub const fn default_wakeup_bytes(ring_bytes: u32) -> u32 {
 /// Connections tracked at once (an LRU map: the oldest idle ones go first).
 pub const MAX_CONNS: u32 = 65_536;
 
-/// TLS library calls in flight at once (their arguments between entry and return, by thread).
-pub const MAX_INFLIGHT_CALLS: u32 = 16_384;
+/// Threads whose TLS library calls are followed at once: each keeps its entry (the arguments
+/// between a call's entry and return) from its first TLS call until it exits, so that a call
+/// rewrites it in place instead of inserting and deleting it. More threads than a server making
+/// TLS calls runs; past it, calls on new threads are counted as lost (`DropArgsTableFull`).
+pub const MAX_TLS_CALL_THREADS: u32 = 16_384;
 
 /// TLS session to socket mappings kept (an LRU map), for SSL_read calls OpenSSL answers from its
 /// buffer without a syscall underneath.

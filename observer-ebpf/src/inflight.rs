@@ -30,7 +30,7 @@ impl Payload {
     }
 }
 
-/// A TLS read or write between entry and return.
+/// A thread's TLS read or write: its arguments from the entry, kept for the return.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct TlsArgs {
@@ -46,6 +46,10 @@ pub struct TlsArgs {
     /// An `observer_common::TlsLibrary`: says how wide the return value is, and whether the fd
     /// must be checked to be a TLS socket.
     pub library: u8,
+    /// Non-zero between the call's entry and its return. The entry stays in the map after the
+    /// return, so that the thread's next call rewrites it in place: an insert and a delete
+    /// per call each took the bucket's lock. It goes when the thread exits.
+    pub in_call: u8,
 }
 
 /// A goroutine of one process: Go's `g` pointer (in r14 under Go's register ABI) is unique per

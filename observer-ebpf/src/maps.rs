@@ -12,7 +12,7 @@ use observer_common::{
     limits::{
         default_wakeup_bytes, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_BYTES_PER_CALL,
         DEFAULT_RING_BUFFER_BYTES, MAX_CONNS, MAX_FILTER_PIDS, MAX_GO_TLS_CALLS,
-        MAX_INFLIGHT_CALLS, MAX_TLS_SESSIONS,
+        MAX_TLS_CALL_THREADS, MAX_TLS_SESSIONS,
     },
     ConnState, KernelLayout, COUNTER_SLOTS,
 };
@@ -41,10 +41,11 @@ pub static CONNS: LruHashMap<u64, ConnState> = LruHashMap::with_max_entries(MAX_
 #[map]
 pub static IGNORED: LruHashMap<u64, u8> = LruHashMap::with_max_entries(MAX_CONNS, 0);
 
-/// TLS call arguments between entry and return, by pid_tgid. Syscalls made underneath on the
-/// same thread fill in the fd.
+/// TLS call arguments between entry and return, by pid_tgid: one entry per live thread that has
+/// made a TLS call, rewritten by each call and removed when the thread exits (see
+/// `TlsArgs::in_call`). Syscalls made underneath a call on the same thread fill in the fd.
 #[map]
-pub static TLS_ARGS: HashMap<u64, TlsArgs> = HashMap::with_max_entries(MAX_INFLIGHT_CALLS, 0);
+pub static TLS_ARGS: HashMap<u64, TlsArgs> = HashMap::with_max_entries(MAX_TLS_CALL_THREADS, 0);
 
 /// The fd behind each TLS session, learned from the syscalls underneath its calls: SSL_read can
 /// be answered from OpenSSL's buffer without any syscall.

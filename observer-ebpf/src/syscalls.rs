@@ -143,7 +143,7 @@ pub fn exit_data(
     if let Some(args) = TLS_ARGS.get_ptr_mut(pid_tgid) {
         // SAFETY: map value pointer from a successful lookup, private to this thread.
         unsafe {
-            if (*args).fd < 0 {
+            if (*args).in_call != 0 && (*args).fd < 0 {
                 (*args).fd = i64::from(fd);
             }
         }

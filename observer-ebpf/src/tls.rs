@@ -51,9 +51,16 @@ fn enter(ctx: &ProbeContext, hook: Hook, library: TlsLibrary, count_ptr: u64) ->
         fd: -1,
         hook: hook as u8,
         library: library as u8,
+        in_call: 1,
     };
-    if TLS_ARGS.insert(pid_tgid, args, 0).is_err() {
-        counters::add(Counter::DropArgsTableFull, 1);
+    match TLS_ARGS.get_ptr_mut(pid_tgid) {
+        // SAFETY: map value pointer from a successful lookup, private to this thread.
+        Some(slot) => unsafe { *slot = args },
+        None => {
+            if TLS_ARGS.insert(pid_tgid, args, 0).is_err() {
+                counters::add(Counter::DropArgsTableFull, 1);
+            }
+        }
     }
     Ok(())
 }
@@ -76,11 +83,19 @@ fn result(rax: u64, library: u8) -> i64 {
 pub fn exit(ctx: &RetProbeContext, direction: Direction) -> Result<(), i64> {
     let rax = ctx.ret::<u64>();
     let pid_tgid = bpf_get_current_pid_tgid();
-    // SAFETY: value copied out before removal.
-    let Some(args) = TLS_ARGS.get_ptr(pid_tgid).map(|p| unsafe { *p }) else {
+    let Some(slot) = TLS_ARGS.get_ptr_mut(pid_tgid) else {
         return Ok(());
     };
-    let _ = TLS_ARGS.remove(pid_tgid);
+    // SAFETY: map value pointer from a successful lookup, private to this thread; the value is
+    // copied out before the call is marked over.
+    let args = unsafe {
+        let args = *slot;
+        (*slot).in_call = 0;
+        args
+    };
+    if args.in_call == 0 {
+        return Ok(());
+    }
 
     let ret = result(rax, args.library);
     if ret <= 0 {

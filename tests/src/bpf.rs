@@ -118,6 +118,35 @@ impl Snapshot {
     }
 }
 
+/// The agent's map of TLS call arguments (`TLS_ARGS` in observer-ebpf's maps.rs), keyed by
+/// the calling thread's `pid_tgid`.
+const TLS_ARGS_MAP: &str = "TLS_ARGS";
+
+/// The threads, as (process id, thread id), that hold an entry in the agent's map of TLS call
+/// arguments now.
+pub fn tls_call_threads() -> anyhow::Result<Vec<(u32, u32)>> {
+    bpftool(&["map", "dump", "name", TLS_ARGS_MAP])?
+        .iter()
+        .map(|entry| {
+            // Without BTF for the map, bpftool shows the key as its bytes: a little-endian u64.
+            let bytes = entry["key"]
+                .as_array()
+                .context("a map entry without a key")?
+                .iter()
+                .map(|byte| {
+                    let text = byte.as_str().unwrap_or_default().trim_start_matches("0x");
+                    u8::from_str_radix(text, 16).with_context(|| format!("key byte {byte}"))
+                })
+                .collect::<anyhow::Result<Vec<u8>>>()?;
+            let key: [u8; 8] = bytes
+                .try_into()
+                .map_err(|bytes| anyhow::anyhow!("a key of {bytes:?}, not 8 bytes"))?;
+            let pid_tgid = u64::from_le_bytes(key);
+            Ok(((pid_tgid >> 32) as u32, pid_tgid as u32))
+        })
+        .collect()
+}
+
 /// `bpftool -j <args>`, parsed.
 fn bpftool(args: &[&str]) -> anyhow::Result<Vec<Value>> {
     let bpftool = require(BPFTOOL)?;

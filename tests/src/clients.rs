@@ -44,6 +44,8 @@ pub struct Response {
     pub head: String,
     /// The connection's local port (the same for every request of one client).
     pub local_port: u16,
+    /// The OS thread (its tid) that made the request.
+    pub thread: u32,
 }
 
 impl KeepAliveClient {
@@ -66,7 +68,17 @@ impl KeepAliveClient {
 
     /// GET `path` on the client's connection and wait for the whole response.
     pub fn get(&mut self, path: &str) -> anyhow::Result<Response> {
-        self.process.send_line(path)?;
+        self.request(path)
+    }
+
+    /// GET `path` from a new thread, on a connection of its own; returns once that thread has
+    /// exited.
+    pub fn get_in_new_thread(&mut self, path: &str) -> anyhow::Result<Response> {
+        self.request(&format!("@thread {path}"))
+    }
+
+    fn request(&mut self, line: &str) -> anyhow::Result<Response> {
+        self.process.send_line(line)?;
         let line = self.process.next_line(CLIENT_TIMEOUT)?;
         let value: Value = serde_json::from_str(&line)
             .with_context(|| format!("the python client said {line:?}"))?;
@@ -85,6 +97,7 @@ impl KeepAliveClient {
                 .unwrap_or_default()
                 .to_string(),
             local_port: u16::try_from(number("local_port")?)?,
+            thread: u32::try_from(number("thread")?)?,
         })
     }
 

@@ -3,7 +3,7 @@
 
 use anyhow::ensure;
 use observer_tests::{
-    calls, curl, python, Agent, Certificate, Expect, KeepAliveClient, PythonServer, Site,
+    bpf, calls, curl, python, Agent, Certificate, Expect, KeepAliveClient, PythonServer, Site,
 };
 
 const SECRET: &str = "this text only ever crosses the wire encrypted\n";
@@ -112,5 +112,55 @@ fn python_client_over_tls_is_seen_through_the_ex_functions() -> anyhow::Result<(
         "the python client's two requests should be two calls on one connection; all calls:\n{}",
         calls::list(&stopped.calls)
     );
+    Ok(())
+}
+
+/// A thread keeps its entry in the kernel side's map of TLS call arguments between its calls
+/// (each call rewrites it in place: inserting and deleting it per call took the bucket's lock
+/// twice) and loses it when it exits. Were it kept past the thread, a host whose threads come
+/// and go would fill the map, and TLS calls on new threads would no longer be seen.
+#[test]
+fn a_thread_keeps_its_tls_call_entry_only_while_it_lives() -> anyhow::Result<()> {
+    let certificate = Certificate::self_signed()?;
+    let server = PythonServer::start_tls(Site::new()?.file("hello.txt", HELLO)?, &certificate)?;
+    let agent = Agent::start(&["--port", &server.port().to_string()])?;
+
+    let mut client = KeepAliveClient::start(server.port(), true)?;
+    let on_main = client.get("/hello.txt")?;
+    let on_worker = client.get_in_new_thread("/hello.txt")?;
+    for response in [&on_main, &on_worker] {
+        ensure!(
+            response.status == 200 && response.head == HELLO,
+            "a request failed: {response:?}"
+        );
+    }
+    let pid = client.pid();
+    let client_threads = |threads: Vec<(u32, u32)>| -> Vec<u32> {
+        threads
+            .into_iter()
+            .filter(|&(process, _)| process == pid)
+            .map(|(_, thread)| thread)
+            .collect()
+    };
+    let alive = client_threads(bpf::tls_call_threads()?);
+    ensure!(
+        alive.contains(&on_main.thread),
+        "the client's main thread, between its TLS calls, should keep its entry; the client's \
+         entries are for threads {alive:?}"
+    );
+    ensure!(
+        !alive.contains(&on_worker.thread),
+        "the worker thread {} has exited and should have no entry left; the client's entries \
+         are for threads {alive:?}",
+        on_worker.thread
+    );
+
+    client.finish()?;
+    let left = client_threads(bpf::tls_call_threads()?);
+    ensure!(
+        left.is_empty(),
+        "the client has exited, yet entries remain for its threads {left:?}"
+    );
+    agent.stop()?;
     Ok(())
 }

@@ -5,10 +5,7 @@
 use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid};
 use observer_common::{EventKind, ProcessExecEvent, ProcessExitEvent};
 
-use crate::{
-    emit,
-    maps::{agent_tgid, TLS_ARGS},
-};
+use crate::{emit, maps::agent_tgid, tls};
 
 pub fn on_exec() {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
@@ -28,12 +25,7 @@ pub fn on_exec() {
 
 pub fn on_exit() {
     let pid_tgid = bpf_get_current_pid_tgid();
-    // A thread that made TLS calls keeps its entry between them (see `TlsArgs::in_call`):
-    // dropped with the thread. Looked up first, since a delete takes a lock even when there
-    // is nothing to delete, and most threads never make a TLS call.
-    if TLS_ARGS.get_ptr(pid_tgid).is_some() {
-        let _ = TLS_ARGS.remove(pid_tgid);
-    }
+    tls::thread_exited(pid_tgid);
     let tgid = (pid_tgid >> 32) as u32;
     // Threads exit one by one; the process is gone when its leader goes.
     if tgid != pid_tgid as u32 || tgid == agent_tgid() {

@@ -65,6 +65,15 @@ fn enter(ctx: &ProbeContext, hook: Hook, library: TlsLibrary, count_ptr: u64) ->
     Ok(())
 }
 
+/// A thread that made TLS calls keeps its entry between them (see `TlsArgs::in_call`): it goes
+/// with the thread. Looked up first, since a delete takes a lock even when there is nothing to
+/// delete, and most threads never make a TLS call.
+pub fn thread_exited(pid_tgid: u64) {
+    if TLS_ARGS.get_ptr(pid_tgid).is_some() {
+        let _ = TLS_ARGS.remove(pid_tgid);
+    }
+}
+
 /// The call's result: positive is a byte count (or, with a count pointer, success).
 fn result(rax: u64, library: u8) -> i64 {
     if library == TlsLibrary::GnuTls as u8 {

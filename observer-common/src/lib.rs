@@ -53,15 +53,18 @@ pub enum EventKind {
     ProcessExec = 4,
     /// A process (thread-group leader) exited: [`ProcessExitEvent`].
     ProcessExit = 5,
+    /// A process read bytes its host-local peer's end shipped already: [`EchoEvent`].
+    Echo = 6,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 6] = [
         EventKind::Data,
         EventKind::ConnOpen,
         EventKind::ConnClose,
         EventKind::ProcessExec,
         EventKind::ProcessExit,
+        EventKind::Echo,
     ];
 
     /// Dense index for per-kind counters (`COUNTERS` is indexed by it).
@@ -80,6 +83,7 @@ impl TryFrom<u16> for EventKind {
             3 => Ok(EventKind::ConnClose),
             4 => Ok(EventKind::ProcessExec),
             5 => Ok(EventKind::ProcessExit),
+            6 => Ok(EventKind::Echo),
             other => Err(other),
         }
     }
@@ -356,6 +360,9 @@ pub struct DataHeader {
 pub const DATA_FLAG_LAST_CHUNK: u8 = 1 << 0;
 /// The call moved more than the per-call cap; bytes past the cap were not captured.
 pub const DATA_FLAG_CALL_TRUNCATED: u8 = 1 << 1;
+/// The connection's other end is tracked on this host and may read these bytes without shipping
+/// them again (it sends an [`EchoEvent`] instead): the agent keeps them until it does.
+pub const DATA_FLAG_KEPT_FOR_PEER: u8 = 1 << 2;
 
 /// A data event with room for `N` payload bytes. The kernel reserves ring-buffer space in a few
 /// fixed size classes (the verifier needs a constant size) and fills the payload in place.
@@ -363,6 +370,20 @@ pub const DATA_FLAG_CALL_TRUNCATED: u8 = 1 << 1;
 pub struct DataEvent<const N: usize> {
     pub header: DataHeader,
     pub payload: [u8; N],
+}
+
+/// A read of bytes the connection's other end, tracked on the same host, wrote and shipped (with
+/// [`DATA_FLAG_KEPT_FOR_PEER`]) before: both ends of a host-local connection move the same bytes,
+/// and copying them twice into the ring doubled the cost in both processes' paths. The agent takes
+/// the payload from the peer's stream at the same position: a writer's egress position is its
+/// reader's ingress position, since both ends are tracked from their first byte.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EchoEvent {
+    /// As for a data event, with `captured_size` 0 and the whole call in one event.
+    pub data: DataHeader,
+    /// The end whose egress stream holds the bytes.
+    pub peer: ConnId,
 }
 
 /// Emitted once per connection, just before its first data event.
@@ -461,7 +482,36 @@ pub struct ConnState {
     pub peeks_left: u8,
     /// A [`RoleHint`] from the first classified bytes.
     pub role_hint: u8,
-    pub _pad: [u8; 6],
+    /// Whether the other end is tracked on this host: [`PEER_FOUND`], or lookups left
+    /// (0: not host-local, or not found in time).
+    pub peer_lookups: u8,
+    /// 1 when this end is in `LOCAL_ENDS`, for its peer to find.
+    pub local_end: u8,
+    pub _pad: [u8; 4],
+    /// The network namespace (its `struct net` address) the socket is in: the same addresses
+    /// name different connections in different namespaces.
+    pub net: u64,
+    /// The other end, once found: its `conn_key` and generation.
+    pub peer: u64,
+    pub peer_generation: u64,
+    /// Egress stream bytes `[kept_from, kept_to)` were shipped whole with
+    /// [`DATA_FLAG_KEPT_FOR_PEER`]: the peer may echo reads inside it.
+    pub kept_from: u64,
+    pub kept_to: u64,
+}
+
+/// `ConnState::peer_lookups` once the other end is known.
+pub const PEER_FOUND: u8 = u8::MAX;
+
+/// Key of the kernel's table of host-local connection ends (`LOCAL_ENDS`): an end's namespace
+/// and its two addresses. The other end is found under the same namespace with the addresses
+/// swapped.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LocalEndKey {
+    pub net: u64,
+    pub local: SockAddr,
+    pub remote: SockAddr,
 }
 
 /// Where Go keeps the fd behind a `*tls.Conn` (Go 1.9 and later, on 64-bit targets): the data
@@ -496,6 +546,9 @@ pub struct KernelLayout {
     pub sock_rcv_saddr: u32,
     pub sock_v6_daddr: u32,
     pub sock_v6_rcv_saddr: u32,
+    /// `sock_common.skc_net`: the socket's network namespace.
+    pub sock_net: u32,
+    pub _pad: u32,
 }
 
 /// Per-CPU counters, indexed densely. Stable numbers, like event kinds.
@@ -531,6 +584,9 @@ pub enum Counter {
     /// NSPR's PR_Read/PR_Write on files and pipes, Go's crypto/tls over something other than a
     /// TCP connection.
     TlsCallsNotOnTlsSocket = 26,
+    /// Bytes read on a host-local connection that were not copied again because the other end
+    /// shipped them (see [`EchoEvent`]).
+    EchoedBytes = 27,
 }
 
 /// Slots in the counters array (with room for kinds and reasons still to come).
@@ -548,12 +604,14 @@ const _: () = assert!(size_of::<ConnId>() == 16);
 const _: () = assert!(size_of::<SockAddr>() == 24);
 const _: () = assert!(size_of::<DataHeader>() == 64);
 const _: () = assert!(size_of::<DataEvent<1>>() == 72);
+const _: () = assert!(size_of::<EchoEvent>() == 80);
+const _: () = assert!(size_of::<LocalEndKey>() == 56);
 const _: () = assert!(size_of::<ConnOpenEvent>() == 112);
 const _: () = assert!(size_of::<ConnCloseEvent>() == 64);
 const _: () = assert!(size_of::<ProcessExecEvent>() == 40);
 const _: () = assert!(size_of::<ProcessExitEvent>() == 24);
-const _: () = assert!(size_of::<ConnState>() == 104);
-const _: () = assert!(size_of::<KernelLayout>() == 64);
+const _: () = assert!(size_of::<ConnState>() == 144);
+const _: () = assert!(size_of::<KernelLayout>() == 72);
 const _: () = assert!(EventKind::ALL.len() <= (Counter::DropRingFull as usize));
 const _: () = assert!(
     Counter::DropRingFull as usize + EventKind::ALL.len() <= Counter::DropReadUserFailed as usize
@@ -569,6 +627,8 @@ mod pod {
     unsafe impl aya::Pod for ConnId {}
     unsafe impl aya::Pod for SockAddr {}
     unsafe impl aya::Pod for DataHeader {}
+    unsafe impl aya::Pod for EchoEvent {}
+    unsafe impl aya::Pod for LocalEndKey {}
     unsafe impl aya::Pod for ConnOpenEvent {}
     unsafe impl aya::Pod for ConnCloseEvent {}
     unsafe impl aya::Pod for ProcessExecEvent {}

@@ -64,6 +64,24 @@ pub const fn default_wakeup_bytes(ring_bytes: u32) -> u32 {
 /// Connections tracked at once (an LRU map: the oldest idle ones go first).
 pub const MAX_CONNS: u32 = 65_536;
 
+/// Host-local connection ends indexed by their addresses, for their other ends to find: an LRU
+/// map as large as the connection table (an end evicted early only means its peer ships the
+/// bytes again).
+pub const MAX_LOCAL_ENDS: u32 = MAX_CONNS;
+
+/// Calls in which a host-local end looks for its other end before giving up: a client's first
+/// write usually comes before the server accepts, its next call finds it.
+pub const PEER_LOOKUP_CALLS: u8 = 8;
+
+/// How far behind its writer a reader may be and still echo instead of shipping: the agent keeps
+/// a writer's kept bytes for twice this long (see `ECHO_RETAINED_BYTES`), so a read this close
+/// finds them even if the writer shipped more between the read's check and its event. Readers
+/// usually trail by one response; a download the reader lags far behind ships its bytes again.
+pub const ECHO_WINDOW_BYTES: u64 = 256 * 1024;
+
+/// Bytes of a writer's kept egress stream the agent holds for its reader.
+pub const ECHO_RETAINED_BYTES: u64 = 2 * ECHO_WINDOW_BYTES;
+
 /// Threads whose TLS library calls are followed at once: each keeps its entry (the arguments
 /// between a call's entry and return) from its first TLS call until it exits, so that a call
 /// rewrites it in place instead of inserting and deleting it. More threads than a server making

@@ -3,16 +3,18 @@
 
 use aya_ebpf::helpers::{bpf_get_current_comm, bpf_probe_read_user};
 use observer_common::{
-    conn_key, limits::INFERRED_PEEK_CALLS, ConnCloseEvent, ConnId, ConnOpenEvent, ConnOrigin,
-    ConnState, Counter, Direction, EventKind, Protocol, RoleHint, SockAddr, Source, TlsLibrary,
-    CONN_FLAG_TLS,
+    conn_key,
+    limits::{ECHO_WINDOW_BYTES, INFERRED_PEEK_CALLS, PEER_LOOKUP_CALLS},
+    ConnCloseEvent, ConnId, ConnOpenEvent, ConnOrigin, ConnState, Counter, Direction, EventKind,
+    LocalEndKey, Protocol, RoleHint, SockAddr, Source, TlsLibrary, CONN_FLAG_TLS,
+    DATA_FLAG_KEPT_FOR_PEER, PEER_FOUND,
 };
 
 use crate::{
     counters,
-    emit::{self, emit_call, CallMeta},
+    emit::{self, emit_call, emit_echo, CallMeta},
     inflight::{Payload, PayloadKind},
-    maps::{filter_by_port, CONNS, FILTER_PORTS, IGNORED},
+    maps::{filter_by_port, CONNS, FILTER_PORTS, IGNORED, LOCAL_ENDS},
     socket::{self, FdKind},
 };
 
@@ -101,11 +103,18 @@ pub fn track_new(tgid: u32, fd: u32, origin: ConnOrigin, remote: SockAddr, liste
     let key = conn_key(tgid, fd);
     let mut state = fresh_state(origin, remote, listen_fd);
     // The socket knows both ends, including the local port connect() just picked.
-    if let FdKind::Socket { local, remote } = socket::inspect(fd) {
+    if let FdKind::Socket { local, remote, net } = socket::inspect(fd) {
         state.local = local;
         if remote.family != 0 {
             state.remote = remote;
         }
+        state.net = net;
+    }
+    // Tracked from its first byte, like its other end if that is tracked too: the two ends'
+    // positions then name the same bytes.
+    if is_host_local(&state) && LOCAL_ENDS.insert(local_end_key(&state), key, 0).is_ok() {
+        state.local_end = 1;
+        state.peer_lookups = PEER_LOOKUP_CALLS;
     }
     if CONNS.insert(key, state, 0).is_err() {
         counters::add(Counter::DropConnTableFull, 1);
@@ -126,8 +135,113 @@ fn fresh_state(origin: ConnOrigin, remote: SockAddr, listen_fd: u32) -> ConnStat
         announced: 0,
         peeks_left: INFERRED_PEEK_CALLS,
         role_hint: RoleHint::Unknown as u8,
-        _pad: [0; 6],
+        peer_lookups: 0,
+        local_end: 0,
+        _pad: [0; 4],
+        net: 0,
+        peer: 0,
+        peer_generation: 0,
+        kept_from: 0,
+        kept_to: 0,
     }
+}
+
+/// Both ends of the connection are on this host (a loopback address, or the same address at
+/// both ends), in a namespace the socket named.
+fn is_host_local(state: &ConnState) -> bool {
+    const AF_INET: u16 = 2;
+    const AF_INET6: u16 = 10;
+    let (local, remote) = (&state.local, &state.remote);
+    if state.net == 0 || local.family == 0 || local.family != remote.family {
+        return false;
+    }
+    let [_, high, low] = words(remote);
+    let loopback = match remote.family {
+        AF_INET => remote.addr[0] == 127,
+        AF_INET6 => high == 0 && low == IPV6_LOOPBACK_LOW_WORD,
+        _ => false,
+    };
+    let [_, local_high, local_low] = words(local);
+    loopback || (high == local_high && low == local_low)
+}
+
+/// The second half of `::1` as a little-endian word.
+const IPV6_LOOPBACK_LOW_WORD: u64 = 1 << 56;
+
+/// A socket address as words (family and port, then the address in two halves): compared
+/// without a `memcmp` call, which programs cannot make.
+#[inline(always)]
+fn words(addr: &SockAddr) -> [u64; 3] {
+    // SAFETY: SockAddr is 24 bytes of plain integers.
+    unsafe { core::mem::transmute::<SockAddr, [u64; 3]>(*addr) }
+}
+
+#[inline(always)]
+fn same_end(a: &SockAddr, b: &SockAddr) -> bool {
+    let (a, b) = (words(a), words(b));
+    a[0] == b[0] && a[1] == b[1] && a[2] == b[2]
+}
+
+fn local_end_key(state: &ConnState) -> LocalEndKey {
+    LocalEndKey {
+        net: state.net,
+        local: state.local,
+        remote: state.remote,
+    }
+}
+
+/// The connection's other end, if it is tracked on this host. Looked up by address for a few
+/// calls (a client's first write usually comes before the server's accept), then remembered.
+#[inline(always)]
+fn peer_of(state: &mut ConnState) -> Option<*const ConnState> {
+    if state.peer_lookups == PEER_FOUND {
+        let peer = CONNS.get_ptr(state.peer);
+        // SAFETY: map value pointer from a successful lookup, read only.
+        return match peer {
+            Some(peer) if unsafe { (*peer).generation } == state.peer_generation => Some(peer),
+            _ => {
+                state.peer_lookups = 0;
+                None
+            }
+        };
+    }
+    if state.peer_lookups == 0 {
+        return None;
+    }
+    state.peer_lookups -= 1;
+    let other_end = LocalEndKey {
+        net: state.net,
+        local: state.remote,
+        remote: state.local,
+    };
+    // SAFETY: plain lookup, value copied.
+    let key = *unsafe { LOCAL_ENDS.get(other_end) }?;
+    let peer = CONNS.get_ptr(key)?;
+    // SAFETY: map value pointer from a successful lookup, read only. The fd behind an entry may
+    // have been reused since it was added: the addresses must still be the swapped ones.
+    let found = unsafe {
+        (*peer).net == state.net
+            && same_end(&(*peer).local, &state.remote)
+            && same_end(&(*peer).remote, &state.local)
+    };
+    if !found {
+        return None;
+    }
+    state.peer = key;
+    // SAFETY: as above.
+    state.peer_generation = unsafe { (*peer).generation };
+    state.peer_lookups = PEER_FOUND;
+    Some(peer)
+}
+
+/// Whether the bytes a read of `size` at `position` moved are all in its peer's kept range,
+/// recently enough for the agent to still hold them.
+#[inline(always)]
+fn kept_by(peer: *const ConnState, position: u64, size: u64) -> bool {
+    // SAFETY: map value pointer from a successful lookup, read only. The peer's CPU may be
+    // updating the range: a torn read can only name bytes the agent checks it holds.
+    let (from, to) = unsafe { ((*peer).kept_from, (*peer).kept_to) };
+    from <= position && position + size <= to && to - position <= ECHO_WINDOW_BYTES
 }
 
 /// Forget a connection when its fd is closed, telling the agent if it knew about it.
@@ -144,6 +258,9 @@ pub fn close(tgid: u32, fd: u32) {
     // SAFETY: map value pointer from a successful lookup.
     let state = unsafe { *state };
     let _ = CONNS.remove(key);
+    if state.local_end != 0 {
+        let _ = LOCAL_ENDS.remove(local_end_key(&state));
+    }
     if state.announced == 0 {
         return;
     }
@@ -273,7 +390,7 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
     if !announce_once(key, state, conn, tid, source) {
         return;
     }
-    let meta = CallMeta {
+    let mut meta = CallMeta {
         conn,
         position,
         call_size: size,
@@ -283,8 +400,41 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
         source: source as u8,
         hook,
         tls_library,
+        flags: 0,
     };
-    emit_call(&meta, payload);
+    // A host-local connection: what one end writes, the other reads. The reader echoes bytes
+    // its writer shipped already instead of copying them again. (Syscall bytes only: TLS
+    // plaintext is shipped by each end's library hooks, and ciphertext is never shipped.)
+    if source == Source::Syscall && state.peer_lookups != 0 {
+        if let Some(peer) = peer_of(state) {
+            if direction == Direction::Ingress {
+                if kept_by(peer, position, size) {
+                    let peer = ConnId {
+                        tgid: (state.peer >> 32) as u32,
+                        fd: state.peer as u32,
+                        generation: state.peer_generation,
+                    };
+                    emit_echo(&meta, peer);
+                    counters::add(Counter::EchoedBytes, size);
+                    return;
+                }
+            } else {
+                meta.flags = DATA_FLAG_KEPT_FOR_PEER;
+            }
+        }
+    }
+    let shipped = emit_call(&meta, payload);
+    if meta.flags & DATA_FLAG_KEPT_FOR_PEER != 0 {
+        // After the events are submitted: a reader that sees the range extended reserves its
+        // echo after them, so the agent always has the bytes first.
+        let end = position + size;
+        if !shipped {
+            state.kept_from = end;
+        } else if state.kept_to != position {
+            state.kept_from = position;
+        }
+        state.kept_to = end;
+    }
 }
 
 /// An fd the kernel has not seen opened: a connection older than the agent, or a file, pipe or
@@ -315,7 +465,7 @@ fn start_inferred(key: u64, fd: u32, payload: &Payload, size: u64) -> Option<*mu
             counters::add(Counter::NotSockets, 1);
             return None;
         }
-        FdKind::Socket { local, remote } => {
+        FdKind::Socket { local, remote, .. } => {
             state.local = local;
             state.remote = remote;
         }

@@ -6,8 +6,8 @@ use aya_ebpf::{
 };
 use observer_common::{
     limits::{CHUNK_CLASSES, MAX_CHUNKS_PER_CALL, MAX_CHUNK_SIZE, MAX_IOVECS},
-    ConnId, Counter, DataEvent, DataHeader, EventHeader, EventKind, DATA_FLAG_CALL_TRUNCATED,
-    DATA_FLAG_LAST_CHUNK, EVENT_VERSION,
+    ConnId, Counter, DataEvent, DataHeader, EchoEvent, EventHeader, EventKind,
+    DATA_FLAG_CALL_TRUNCATED, DATA_FLAG_LAST_CHUNK, EVENT_VERSION,
 };
 
 use crate::{
@@ -96,6 +96,8 @@ pub struct CallMeta {
     pub source: u8,
     pub hook: u8,
     pub tls_library: u8,
+    /// `DATA_FLAG_*` bits every chunk of the call carries.
+    pub flags: u8,
 }
 
 /// Where a call's chunking stands: the state `observer_chunk_step` advances one step at a time.
@@ -115,15 +117,18 @@ pub struct ChunkCursor {
     /// For iovec payloads: the next entry to read and how many to read at most.
     pub next_iov: u64,
     pub iov_count: u64,
+    /// Non-zero once a chunk was lost (ring full, unreadable memory).
+    pub lost: u64,
 }
 
 /// Ship the bytes a call moved, in chunks of at most `CHUNK_SIZE`, up to `MAX_BYTES_PER_CALL`.
+/// True when every byte of the call went out.
 ///
 /// The loop body is a global BPF function, which the verifier checks once on its own; here it
 /// sees only a call and a branch per iteration. With the body inlined, every combination of
 /// branches across iterations was explored: "BPF program is too large. Processed 1000001 insn".
 #[inline(always)]
-pub fn emit_call(meta: &CallMeta, payload: &Payload) {
+pub fn emit_call(meta: &CallMeta, payload: &Payload) -> bool {
     let is_vector = payload.kind == PayloadKind::Vector;
     let mut state = ChunkCursor {
         meta: *meta,
@@ -135,6 +140,7 @@ pub fn emit_call(meta: &CallMeta, payload: &Payload) {
         left_in_buffer: if is_vector { 0 } else { meta.call_size },
         next_iov: 0,
         iov_count: payload.len.min(MAX_IOVECS as u64),
+        lost: 0,
     };
     for _ in 0..(MAX_CHUNKS_PER_CALL + MAX_IOVECS) {
         if observer_chunk_step(&mut state) != 0 {
@@ -144,7 +150,9 @@ pub fn emit_call(meta: &CallMeta, payload: &Payload) {
     if meta.call_size > state.done {
         counters::add(Counter::CallsTruncated, 1);
         counters::add(Counter::BytesTruncated, meta.call_size - state.done);
+        return false;
     }
+    state.lost == 0
 }
 
 /// One step of [`emit_call`]: move to the next iovec, or emit one chunk. Returns non-zero when
@@ -181,20 +189,22 @@ pub extern "C" fn observer_chunk_step(state: *mut ChunkCursor) -> i32 {
         .left_in_buffer
         .min(state.chunk)
         .min(state.cap - state.done);
-    let mut flags = 0;
+    let mut flags = state.meta.flags;
     if state.done + n >= state.cap {
         flags |= DATA_FLAG_LAST_CHUNK;
         if state.meta.call_size > state.cap {
             flags |= DATA_FLAG_CALL_TRUNCATED;
         }
     }
-    emit_chunk(
+    if !emit_chunk(
         &state.meta,
         state.meta.position + state.done,
         state.cursor,
         n,
         flags,
-    );
+    ) {
+        state.lost = 1;
+    }
     state.cursor += n;
     state.left_in_buffer -= n;
     state.done += n;
@@ -204,28 +214,35 @@ pub extern "C" fn observer_chunk_step(state: *mut ChunkCursor) -> i32 {
 // `emit_chunk` spells out one branch per class.
 const _: () = assert!(CHUNK_CLASSES.len() == 4);
 
-/// Emit one chunk in the smallest entry it fits in (see `limits::CHUNK_CLASSES`).
+/// Emit one chunk in the smallest entry it fits in (see `limits::CHUNK_CLASSES`). False when it
+/// was lost.
 #[inline(always)]
-fn emit_chunk(meta: &CallMeta, position: u64, src: u64, len: u64, flags: u8) {
+fn emit_chunk(meta: &CallMeta, position: u64, src: u64, len: u64, flags: u8) -> bool {
     if len <= CHUNK_CLASSES[0] as u64 {
-        emit_chunk_sized::<{ CHUNK_CLASSES[0] }>(meta, position, src, len, flags);
+        emit_chunk_sized::<{ CHUNK_CLASSES[0] }>(meta, position, src, len, flags)
     } else if len <= CHUNK_CLASSES[1] as u64 {
-        emit_chunk_sized::<{ CHUNK_CLASSES[1] }>(meta, position, src, len, flags);
+        emit_chunk_sized::<{ CHUNK_CLASSES[1] }>(meta, position, src, len, flags)
     } else if len <= CHUNK_CLASSES[2] as u64 {
-        emit_chunk_sized::<{ CHUNK_CLASSES[2] }>(meta, position, src, len, flags);
+        emit_chunk_sized::<{ CHUNK_CLASSES[2] }>(meta, position, src, len, flags)
     } else if len <= CHUNK_CLASSES[3] as u64 {
-        emit_chunk_sized::<{ CHUNK_CLASSES[3] }>(meta, position, src, len, flags);
+        emit_chunk_sized::<{ CHUNK_CLASSES[3] }>(meta, position, src, len, flags)
     } else {
-        emit_chunk_sized::<MAX_CHUNK_SIZE>(meta, position, src, len, flags);
+        emit_chunk_sized::<MAX_CHUNK_SIZE>(meta, position, src, len, flags)
     }
 }
 
 #[inline(always)]
-fn emit_chunk_sized<const N: usize>(meta: &CallMeta, position: u64, src: u64, len: u64, flags: u8) {
+fn emit_chunk_sized<const N: usize>(
+    meta: &CallMeta,
+    position: u64,
+    src: u64,
+    len: u64,
+    flags: u8,
+) -> bool {
     counters::event_attempted(EventKind::Data);
     let Some(mut entry) = EVENTS.reserve::<DataEvent<N>>(0) else {
         counters::ring_full(EventKind::Data);
-        return;
+        return false;
     };
     let event = entry.as_mut_ptr();
     // Bound the copy for the verifier: without it, "R2 unbounded memory access" on the read.
@@ -241,7 +258,7 @@ fn emit_chunk_sized<const N: usize>(meta: &CallMeta, position: u64, src: u64, le
     if read != 0 {
         entry.discard(0);
         counters::add(Counter::DropReadUserFailed, 1);
-        return;
+        return false;
     }
     // SAFETY: writing the header of our own reservation.
     unsafe {
@@ -268,4 +285,33 @@ fn emit_chunk_sized<const N: usize>(meta: &CallMeta, position: u64, src: u64, le
     entry.submit(wakeup_flags(
         (core::mem::size_of::<DataHeader>() as u64 + len) as u32,
     ));
+    true
+}
+
+/// A read whose bytes the connection's host-local peer shipped already (see `EchoEvent`): one
+/// event for the whole call, with no payload.
+#[inline(always)]
+pub fn emit_echo(meta: &CallMeta, peer: ConnId) {
+    emit::<EchoEvent>(EventKind::Echo, |event| {
+        event.data = DataHeader {
+            header: header_at(
+                EventKind::Echo,
+                core::mem::size_of::<EchoEvent>(),
+                meta.timestamp_ns,
+            ),
+            conn: meta.conn,
+            position: meta.position,
+            call_size: meta.call_size as u32,
+            captured_size: 0,
+            tid: meta.tid,
+            direction: meta.direction,
+            source: meta.source,
+            hook: meta.hook,
+            flags: DATA_FLAG_LAST_CHUNK | meta.flags,
+            tls_library: meta.tls_library,
+            _pad: [0; 3],
+            call_offset: 0,
+        };
+        event.peer = peer;
+    });
 }

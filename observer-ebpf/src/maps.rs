@@ -11,10 +11,10 @@ use observer_common::{
     limits::MAX_FILTER_PORTS,
     limits::{
         default_wakeup_bytes, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_BYTES_PER_CALL,
-        DEFAULT_RING_BUFFER_BYTES, MAX_CONNS, MAX_FILTER_PIDS, MAX_GO_TLS_CALLS,
+        DEFAULT_RING_BUFFER_BYTES, MAX_CONNS, MAX_FILTER_PIDS, MAX_GO_TLS_CALLS, MAX_LOCAL_ENDS,
         MAX_TLS_CALL_THREADS, MAX_TLS_SESSIONS,
     },
-    ConnState, KernelLayout, COUNTER_SLOTS,
+    ConnState, KernelLayout, LocalEndKey, COUNTER_SLOTS,
 };
 
 use crate::inflight::{GoTlsArgs, GoroutineKey, TlsArgs, TlsSessionKey};
@@ -34,6 +34,12 @@ pub static UNANNOUNCED_BYTES: PerCpuArray<u32> = PerCpuArray::with_max_entries(1
 /// Connections worth watching, by `conn_key(tgid, fd)`: not yet classified, HTTP, or TLS.
 #[map]
 pub static CONNS: LruHashMap<u64, ConnState> = LruHashMap::with_max_entries(MAX_CONNS, 0);
+
+/// Host-local connection ends (both addresses on this host) by namespace and addresses, with
+/// their `conn_key`: each end finds the other under the swapped addresses (see `conn::peer`).
+#[map]
+pub static LOCAL_ENDS: LruHashMap<LocalEndKey, u64> =
+    LruHashMap::with_max_entries(MAX_LOCAL_ENDS, 0);
 
 /// fds known not to carry HTTP (files, pipes, other protocols), by `conn_key`, with the number
 /// of calls still allowed to show HTTP bytes (0: skip). A separate LRU map so
@@ -111,6 +117,8 @@ static KERNEL_LAYOUT: KernelLayout = KernelLayout {
     sock_rcv_saddr: 0,
     sock_v6_daddr: 0,
     sock_v6_rcv_saddr: 0,
+    sock_net: 0,
+    _pad: 0,
 };
 
 #[inline(always)]

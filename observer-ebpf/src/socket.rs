@@ -17,8 +17,13 @@ const AF_INET6: u16 = 10;
 
 /// What an fd is.
 pub enum FdKind {
-    /// A socket, with its two ends (zeroed for families other than IPv4 and IPv6).
-    Socket { local: SockAddr, remote: SockAddr },
+    /// A socket, with its two ends (zeroed for families other than IPv4 and IPv6) and its
+    /// network namespace (0 when unknown).
+    Socket {
+        local: SockAddr,
+        remote: SockAddr,
+        net: u64,
+    },
     /// A file, pipe or anything else that is not a socket.
     NotSocket,
     /// The kernel layout is not known, or a read failed.
@@ -40,6 +45,7 @@ pub fn inspect(fd: u32) -> FdKind {
         Some(Some(sock)) => FdKind::Socket {
             local: local_end(&layout, sock),
             remote: remote_end(&layout, sock),
+            net: read(sock + u64::from(layout.sock_net)).unwrap_or(0),
         },
         Some(None) => FdKind::NotSocket,
         None => FdKind::Unknown,

@@ -668,8 +668,6 @@ impl Stream {
 
 #[cfg(test)]
 mod tests {
-    use observer_common::Hook;
-
     use super::*;
 
     /// Records what it receives, as text, so tests read like the stream they expect.
@@ -732,19 +730,8 @@ mod tests {
 
     fn chunk(position: u64, bytes: &'static [u8], ts_ns: u64) -> Data<'static> {
         Data {
-            timestamp_ns: ts_ns,
-            conn: CONN,
-            position,
-            call_size: bytes.len() as u32,
-            call_offset: 0,
             tid: 10,
-            direction: Direction::Egress,
-            source: Source::Syscall,
-            hook: Hook::Write,
-            tls_library: TlsLibrary::None,
-            last_chunk: true,
-            call_truncated: false,
-            payload: bytes,
+            ..Data::whole_call(CONN, Direction::Egress, position, bytes, ts_ns)
         }
     }
 

@@ -16,7 +16,7 @@ use std::{
 use observer_common::ConnId;
 
 use crate::{
-    events::Event,
+    events::{Data, Echo, Event},
     facts::{Fact, ProcessInfo, SocketInfo},
 };
 
@@ -62,10 +62,14 @@ impl Enricher {
                 }
                 facts.push(Fact::Socket(socket));
             }
-            Event::Data(data) => {
+            Event::Data(Data { conn, .. })
+            | Event::Echo(Echo {
+                read: Data { conn, .. },
+                ..
+            }) => {
                 // Data for a connection whose open event was lost: the process may be new.
-                if self.known_processes.insert(data.conn.tgid) {
-                    facts.extend(read_process(data.conn.tgid).map(Fact::Process));
+                if self.known_processes.insert(conn.tgid) {
+                    facts.extend(read_process(conn.tgid).map(Fact::Process));
                 }
             }
             Event::ProcessExec(exec) => {

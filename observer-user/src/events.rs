@@ -8,9 +8,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use observer_common::{
-    ConnCloseEvent, ConnId, ConnOpenEvent, ConnOrigin, DataHeader, Direction, EventHeader,
-    EventKind, Hook, ProcessExecEvent, ProcessExitEvent, RoleHint, SockAddr, Source, TlsLibrary,
-    CONN_FLAG_TLS, DATA_FLAG_CALL_TRUNCATED, DATA_FLAG_LAST_CHUNK, EVENT_VERSION,
+    ConnCloseEvent, ConnId, ConnOpenEvent, ConnOrigin, DataHeader, Direction, EchoEvent,
+    EventHeader, EventKind, Hook, ProcessExecEvent, ProcessExitEvent, RoleHint, SockAddr, Source,
+    TlsLibrary, CONN_FLAG_TLS, DATA_FLAG_CALL_TRUNCATED, DATA_FLAG_KEPT_FOR_PEER,
+    DATA_FLAG_LAST_CHUNK, EVENT_VERSION,
 };
 
 /// Why a ring-buffer entry could not be decoded.
@@ -49,6 +50,7 @@ pub enum Event<'a> {
     ConnClose(ConnClose),
     ProcessExec(ProcessExec),
     ProcessExit(ProcessExit),
+    Echo(Echo),
 }
 
 impl Event<'_> {
@@ -59,6 +61,7 @@ impl Event<'_> {
             Event::ConnClose(_) => EventKind::ConnClose,
             Event::ProcessExec(_) => EventKind::ProcessExec,
             Event::ProcessExit(_) => EventKind::ProcessExit,
+            Event::Echo(_) => EventKind::Echo,
         }
     }
 
@@ -69,6 +72,7 @@ impl Event<'_> {
             Event::ConnClose(e) => e.timestamp_ns,
             Event::ProcessExec(e) => e.timestamp_ns,
             Event::ProcessExit(e) => e.timestamp_ns,
+            Event::Echo(e) => e.read.timestamp_ns,
         }
     }
 }
@@ -91,10 +95,52 @@ pub struct Data<'a> {
     pub tls_library: TlsLibrary,
     pub last_chunk: bool,
     pub call_truncated: bool,
+    /// The connection's host-local peer may read these bytes without shipping them: they are
+    /// kept until it does (see [`Echo`]).
+    pub kept_for_peer: bool,
     pub payload: &'a [u8],
 }
 
-impl Data<'_> {
+/// A read of bytes the connection's other end, tracked on the same host, shipped already: the
+/// call as a data event without payload, and the end whose egress stream holds its bytes at the
+/// same positions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Echo {
+    pub read: Data<'static>,
+    pub peer: ConnId,
+}
+
+impl<'a> Data<'a> {
+    /// A read or write syscall on `conn` that moved `payload` at `position`, whole, in one
+    /// chunk: the common case, spelled once for fixtures and synthetic streams.
+    pub fn whole_call(
+        conn: ConnId,
+        direction: Direction,
+        position: u64,
+        payload: &'a [u8],
+        timestamp_ns: u64,
+    ) -> Data<'a> {
+        Data {
+            timestamp_ns,
+            conn,
+            position,
+            call_size: payload.len() as u32,
+            call_offset: 0,
+            tid: conn.tgid,
+            direction,
+            source: Source::Syscall,
+            hook: match direction {
+                Direction::Egress => Hook::Write,
+                Direction::Ingress => Hook::Read,
+            },
+            tls_library: TlsLibrary::None,
+            last_chunk: true,
+            call_truncated: false,
+            kept_for_peer: false,
+            payload,
+        }
+    }
+
     /// Stream position one past the call's last byte, captured or not.
     pub fn call_end(&self) -> u64 {
         self.position - u64::from(self.call_offset) + u64::from(self.call_size)
@@ -229,6 +275,23 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
                 tgid: e.tgid,
             })
         }
+        EventKind::Echo => {
+            let e: EchoEvent = read(bytes)?;
+            let read = decode_data(&bytes[..size_of::<DataHeader>()])?;
+            if read.call_offset != 0 {
+                return Err(DecodeError::InvalidField {
+                    field: "call_offset",
+                    value: read.call_offset.into(),
+                });
+            }
+            Event::Echo(Echo {
+                read: Data {
+                    payload: &[],
+                    ..read
+                },
+                peer: e.peer,
+            })
+        }
     })
 }
 
@@ -266,6 +329,7 @@ fn decode_data(bytes: &[u8]) -> Result<Data<'_>, DecodeError> {
             .ok_or(invalid("tls_library", h.tls_library))?,
         last_chunk: h.flags & DATA_FLAG_LAST_CHUNK != 0,
         call_truncated: h.flags & DATA_FLAG_CALL_TRUNCATED != 0,
+        kept_for_peer: h.flags & DATA_FLAG_KEPT_FOR_PEER != 0,
         payload,
     })
 }
@@ -343,37 +407,48 @@ pub mod encode {
         out
     }
 
+    fn data_header(kind: EventKind, size: usize, d: &Data<'_>) -> DataHeader {
+        let mut flags = 0;
+        if d.last_chunk {
+            flags |= DATA_FLAG_LAST_CHUNK;
+        }
+        if d.call_truncated {
+            flags |= DATA_FLAG_CALL_TRUNCATED;
+        }
+        if d.kept_for_peer {
+            flags |= DATA_FLAG_KEPT_FOR_PEER;
+        }
+        DataHeader {
+            header: header(kind, size, d.timestamp_ns),
+            conn: d.conn,
+            position: d.position,
+            call_size: d.call_size,
+            captured_size: d.payload.len() as u32,
+            tid: d.tid,
+            direction: d.direction as u8,
+            source: d.source as u8,
+            hook: d.hook as u8,
+            flags,
+            tls_library: d.tls_library as u8,
+            _pad: [0; 3],
+            call_offset: d.call_offset,
+        }
+    }
+
     /// The bytes the kernel would have written for `event`.
     pub fn event(event: &Event<'_>) -> Vec<u8> {
         match event {
             Event::Data(d) => {
                 let size = size_of::<DataHeader>() + d.payload.len();
-                let mut flags = 0;
-                if d.last_chunk {
-                    flags |= DATA_FLAG_LAST_CHUNK;
-                }
-                if d.call_truncated {
-                    flags |= DATA_FLAG_CALL_TRUNCATED;
-                }
-                let h = DataHeader {
-                    header: header(EventKind::Data, size, d.timestamp_ns),
-                    conn: d.conn,
-                    position: d.position,
-                    call_size: d.call_size,
-                    captured_size: d.payload.len() as u32,
-                    tid: d.tid,
-                    direction: d.direction as u8,
-                    source: d.source as u8,
-                    hook: d.hook as u8,
-                    flags,
-                    tls_library: d.tls_library as u8,
-                    _pad: [0; 3],
-                    call_offset: d.call_offset,
-                };
-                let mut out = bytes_of(&h).to_vec();
+                let mut out = bytes_of(&data_header(EventKind::Data, size, d)).to_vec();
                 out.extend_from_slice(d.payload);
                 out
             }
+            Event::Echo(e) => bytes_of(&EchoEvent {
+                data: data_header(EventKind::Echo, size_of::<EchoEvent>(), &e.read),
+                peer: e.peer,
+            })
+            .to_vec(),
             Event::ConnOpen(o) => bytes_of(&ConnOpenEvent {
                 header: header(
                     EventKind::ConnOpen,
@@ -454,7 +529,12 @@ mod tests {
                 tls_library: TlsLibrary::OpenSsl,
                 last_chunk: true,
                 call_truncated: true,
+                kept_for_peer: false,
                 payload: b"GET / HTTP/1.1\r\n",
+            }),
+            Event::Data(Data {
+                kept_for_peer: true,
+                ..Data::whole_call(conn(), Direction::Egress, 0, b"ok", 5)
             }),
             Event::ConnOpen(ConnOpen {
                 timestamp_ns: 6,
@@ -495,6 +575,17 @@ mod tests {
             Event::ProcessExit(ProcessExit {
                 timestamp_ns: 9,
                 tgid: 9,
+            }),
+            Event::Echo(Echo {
+                read: Data {
+                    call_size: 1_024,
+                    ..Data::whole_call(conn(), Direction::Ingress, 4_096, &[], 10)
+                },
+                peer: ConnId {
+                    tgid: 43,
+                    fd: 9,
+                    generation: 2_000,
+                },
             }),
         ]
     }

@@ -21,6 +21,7 @@ pub mod cli;
 pub mod conn;
 pub mod coverage;
 pub mod detect;
+pub mod echo;
 pub mod enrich;
 pub mod events;
 pub mod export;

@@ -410,6 +410,7 @@ impl FlowTable {
                         tls_library: TlsLibrary::None,
                         last_chunk: offset + chunk.len() == segment.payload.len(),
                         call_truncated: false,
+                        kept_for_peer: false,
                         payload: chunk,
                     }));
                 }

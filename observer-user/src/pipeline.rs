@@ -19,7 +19,8 @@ use crate::{
     conn::{CloseReason, ConnInfo, ConnStats, ConnTable, IdMap, Role, StreamHandler},
     coverage::CoverageTracker,
     detect::kind::Kind as DetectorKind,
-    events::{self, Event},
+    echo::{EchoStats, KeptStreams},
+    events::{self, Data, Event},
     facts::{ClockSync, Fact, ProcessInfo, SocketInfo},
     findings::Finding,
     inventory::InventoryStats,
@@ -134,6 +135,8 @@ pub struct PipelineStats {
     /// Data that arrived before anything said which direction carries requests, and was dropped.
     pub segments_without_role: u64,
     pub connections: ConnStats,
+    /// Host-local connections' bytes shipped at one end (see `echo`).
+    pub echo: EchoStats,
 }
 
 /// Per-connection state of the HTTP stage.
@@ -167,6 +170,8 @@ struct HttpStage {
 pub struct Pipeline {
     conns: ConnTable<HttpConn>,
     http: HttpStage,
+    /// Writers' bytes their host-local readers will echo.
+    kept: KeptStreams,
     /// Socket facts come just before the open event they describe; they wait here for it.
     sockets: IdMap<ConnId, SocketInfo>,
     latest_ns: u64,
@@ -186,6 +191,7 @@ impl Pipeline {
     pub fn new(config: PipelineConfig) -> Pipeline {
         Pipeline {
             conns: ConnTable::default(),
+            kept: KeptStreams::default(),
             sockets: IdMap::default(),
             http: HttpStage {
                 limits: config.parser_limits,
@@ -230,11 +236,13 @@ impl Pipeline {
         self.latest_ns = self.latest_ns.max(event.timestamp_ns());
         match event {
             Event::Data(data) => {
-                self.http.stats.bytes_captured += data.payload.len() as u64;
-                if data.source == Source::Tls {
-                    self.http.coverage.decrypted(data.conn, data.timestamp_ns);
+                self.kept.keep(data);
+                self.push_data(data);
+            }
+            Event::Echo(echo) => {
+                if let Some(bytes) = self.kept.take(echo) {
+                    self.push_data(&KeptStreams::as_data(echo, &bytes));
                 }
-                self.conns.data(data, &mut self.http);
             }
             Event::ConnOpen(open) => {
                 if open.tls {
@@ -267,6 +275,14 @@ impl Pipeline {
                     .process_exited(exit.tgid, exit.timestamp_ns);
             }
         }
+    }
+
+    fn push_data(&mut self, data: &Data<'_>) {
+        self.http.stats.bytes_captured += data.payload.len() as u64;
+        if data.source == Source::Tls {
+            self.http.coverage.decrypted(data.conn, data.timestamp_ns);
+        }
+        self.conns.data(data, &mut self.http);
     }
 
     pub fn push_fact(&mut self, fact: Fact) {
@@ -321,6 +337,7 @@ impl Pipeline {
     pub fn tick(&mut self, now_ns: u64) {
         let now_ns = now_ns.max(self.latest_ns);
         self.conns.tick(now_ns, &mut self.http);
+        self.kept.tick(now_ns);
         for analyzer in &mut self.http.analyzers {
             analyzer.tick(now_ns, &mut self.http.outputs);
         }
@@ -374,6 +391,7 @@ impl Pipeline {
     pub fn stats(&self) -> PipelineStats {
         let mut stats = self.http.stats.clone();
         stats.connections = self.conns.stats().clone();
+        stats.echo = self.kept.stats().clone();
         stats
     }
 

@@ -4,7 +4,7 @@
 //! them through `Pipeline`, and checks the API calls that come out.
 
 use observer::{
-    events::{encode, ConnClose, ConnOpen, Data, Event, ProcessExit},
+    events::{encode, ConnClose, ConnOpen, Data, Echo, Event, ProcessExit},
     facts::{ClockSync, Fact, ProcessInfo, SocketInfo},
     model::{ApiCall, CallStatus},
     pipeline::{CallFilter, Pipeline, PipelineConfig},
@@ -28,6 +28,8 @@ struct Scenario {
     events: Vec<Vec<u8>>,
     positions: std::collections::HashMap<(ConnId, Direction, Source), u64>,
     ts: u64,
+    /// Mark the bytes of the calls that follow for a host-local peer (`kept_for_peer`).
+    keep_for_peer: bool,
 }
 
 impl Scenario {
@@ -36,6 +38,7 @@ impl Scenario {
             events: Vec::new(),
             positions: Default::default(),
             ts: 1_000_000,
+            keep_for_peer: false,
         }
     }
 
@@ -103,6 +106,7 @@ impl Scenario {
                 },
                 last_chunk: i + 1 == chunks.len(),
                 call_truncated: false,
+                kept_for_peer: self.keep_for_peer,
                 payload: piece,
             })));
             offset += piece.len();
@@ -138,7 +142,27 @@ impl Scenario {
             tls_library: TlsLibrary::None,
             last_chunk: true,
             call_truncated: true,
+            kept_for_peer: false,
             payload: captured,
+        })));
+        self
+    }
+
+    /// A read of `size` bytes that `peer`, the connection's host-local other end, shipped.
+    fn echo(&mut self, conn: ConnId, peer: ConnId, size: usize) -> &mut Self {
+        let ts = self.tick();
+        let position = self
+            .positions
+            .entry((conn, Direction::Ingress, Source::Syscall))
+            .or_default();
+        let start = *position;
+        *position += size as u64;
+        self.events.push(encode::event(&Event::Echo(Echo {
+            read: Data {
+                call_size: size as u32,
+                ..Data::whole_call(conn, Direction::Ingress, start, &[], ts)
+            },
+            peer,
         })));
         self
     }
@@ -287,6 +311,70 @@ fn output_does_not_depend_on_how_the_kernel_chunked_the_bytes() {
     for chunk in [1, 2, 3, 7, 64] {
         assert_eq!(build(chunk), whole, "chunk size {chunk}");
     }
+}
+
+#[test]
+fn a_host_local_connection_shipped_at_one_end_is_reported_as_if_shipped_at_both() {
+    // The same keep-alive exchanges between a client and a server on this host, either with each
+    // end shipping what it moved, or with each byte shipped once by its writer and echoed by
+    // its reader (the first request written before the client knew its other end).
+    let build = |echoed: bool| {
+        let mut scenario = Scenario::new();
+        scenario
+            .open(CLIENT, ConnOrigin::Connect, "127.0.0.1:8080")
+            .open(SERVER, ConnOrigin::Accept, "127.0.0.1:40000");
+        for i in 0..3 {
+            let request = format!("GET /items/{i} HTTP/1.1\r\nHost: x\r\n\r\n");
+            let body = "y".repeat(20_000 * i + 10);
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let (request, response) = (request.as_bytes(), response.as_bytes());
+            scenario.keep_for_peer = echoed && i > 0;
+            scenario.call(
+                CLIENT,
+                Direction::Egress,
+                Source::Syscall,
+                request,
+                16 * 1024,
+            );
+            if echoed && i > 0 {
+                scenario.echo(SERVER, CLIENT, request.len());
+            } else {
+                scenario.call(
+                    SERVER,
+                    Direction::Ingress,
+                    Source::Syscall,
+                    request,
+                    16 * 1024,
+                );
+            }
+            scenario.keep_for_peer = echoed;
+            scenario.call(
+                SERVER,
+                Direction::Egress,
+                Source::Syscall,
+                response,
+                16 * 1024,
+            );
+            // Read in two calls, as a client reading into a buffer smaller than the response.
+            let (first, second) = response.split_at(response.len() / 2);
+            for half in [first, second] {
+                if echoed {
+                    scenario.echo(CLIENT, SERVER, half.len());
+                } else {
+                    scenario.call(CLIENT, Direction::Ingress, Source::Syscall, half, 16 * 1024);
+                }
+            }
+        }
+        scenario.close(CLIENT).close(SERVER);
+        let calls = scenario.run(PipelineConfig::default(), Vec::new());
+        serde_json::to_string(&calls).expect("serialize")
+    };
+    let both_ends = build(false);
+    assert_eq!(both_ends.matches("\"api.call\"").count(), 6, "{both_ends}");
+    assert_eq!(build(true), both_ends);
 }
 
 #[test]

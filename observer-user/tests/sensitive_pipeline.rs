@@ -12,7 +12,7 @@ use observer::{
     redact::RedactionMode,
     sensitive::{self, keyed::KEY_FILE},
 };
-use observer_common::{ConnId, ConnOrigin, Direction, Hook, RoleHint, Source, TlsLibrary};
+use observer_common::{ConnId, ConnOrigin, Direction, RoleHint, Source};
 
 const CLIENT: ConnId = ConnId {
     tgid: 300,
@@ -54,25 +54,9 @@ fn events() -> Vec<Vec<u8>> {
 /// The kernel events of a plaintext call on connection `conn`.
 fn call_events(conn: ConnId, request: &str, response: &str) -> Vec<Vec<u8>> {
     let data = |ts: u64, direction: Direction, position: u64, payload: &[u8]| {
-        encode::event(&Event::Data(Data {
-            timestamp_ns: ts,
-            conn,
-            position,
-            call_size: payload.len() as u32,
-            call_offset: 0,
-            tid: conn.tgid,
-            direction,
-            source: Source::Syscall,
-            hook: if direction == Direction::Egress {
-                Hook::Write
-            } else {
-                Hook::Read
-            },
-            tls_library: TlsLibrary::None,
-            last_chunk: true,
-            call_truncated: false,
-            payload,
-        }))
+        encode::event(&Event::Data(Data::whole_call(
+            conn, direction, position, payload, ts,
+        )))
     };
     vec![
         encode::event(&Event::ConnOpen(ConnOpen {

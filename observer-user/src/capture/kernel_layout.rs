@@ -204,6 +204,9 @@ fn layout(types: &Types) -> Result<KernelLayout, LayoutError> {
         sock_rcv_saddr: sock("skc_rcv_saddr")?,
         sock_v6_daddr: sock("skc_v6_daddr")?,
         sock_v6_rcv_saddr: sock("skc_v6_rcv_saddr")?,
+        // A `possible_net_t`, whose only member is the `struct net` pointer.
+        sock_net: sock("skc_net")?,
+        _pad: 0,
     })
 }
 

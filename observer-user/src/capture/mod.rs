@@ -507,6 +507,7 @@ impl KernelCounters {
                 Counter::TlsCallsNotOnTlsSocket,
                 "tls_calls_not_on_tls_socket",
             ),
+            (Counter::EchoedBytes, "echoed_bytes"),
         ] {
             out.insert(name.to_string(), self.get(counter));
         }
@@ -521,6 +522,7 @@ pub fn kind_name(kind: EventKind) -> &'static str {
         EventKind::ConnClose => "conn_close",
         EventKind::ProcessExec => "process_exec",
         EventKind::ProcessExit => "process_exit",
+        EventKind::Echo => "echo",
     }
 }
 

@@ -197,6 +197,19 @@ fn calls(e: &mut Encoder, snapshot: &Snapshot) {
         "Bytes missing in those holes.",
         p.connections.gap_bytes,
     );
+    e.family(
+        "observer_echo_bytes_total",
+        MetricType::Counter,
+        "Bytes of host-local connections shipped by the writing end only: taken by the reading \
+         end's echo, missing when it came, or dropped unread.",
+    );
+    for (outcome, n) in [
+        ("echoed", p.echo.bytes_echoed),
+        ("missing", p.echo.bytes_missing),
+        ("dropped", p.echo.bytes_dropped),
+    ] {
+        e.sample(&[("outcome", outcome)], n);
+    }
 }
 
 fn events(e: &mut Encoder, snapshot: &Snapshot) {

@@ -249,6 +249,7 @@ fn label_values_come_from_fixed_sets() {
                 .collect(),
         ),
         ("side", BTreeSet::from(["kernel", "agent"])),
+        ("outcome", BTreeSet::from(["echoed", "missing", "dropped"])),
         (
             "reason",
             KERNEL_LOSSES

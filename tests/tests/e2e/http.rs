@@ -5,8 +5,11 @@
 use anyhow::{ensure, Context};
 use observer_tests::{
     calls::{self, Call},
-    curl, pipeline, python, Agent, Expect, KeepAliveClient, Nginx, PythonServer, Site,
+    curl, pipeline, python,
+    tempdir::TempDir,
+    Agent, Expect, KeepAliveClient, Nginx, PythonServer, Site,
 };
+use serde_json::Value;
 
 const HELLO: &str = "hello from observer's end-to-end tests\n";
 const AFTER: &str = "sent after the agent started\n";
@@ -302,6 +305,101 @@ fn large_response_reports_full_size_and_a_truncated_preview() -> anyhow::Result<
             "the preview should be capped, it has {preview} bytes: {call}"
         );
     }
+    Ok(())
+}
+
+/// Both ends of a loopback connection are traced, so the kernel ships each byte at one end: the
+/// writer's, while the reader's reads echo it. What the agent reports is the same: each side's
+/// calls, whole, as when both ends shipped.
+#[test]
+fn a_loopback_connection_is_shipped_at_one_end_and_reported_at_both() -> anyhow::Result<()> {
+    let python = python()?;
+    // Larger than one write of Python's server (64 KiB) and than one read of its client.
+    let body = &large_body()[..200 * 1024];
+    let server = PythonServer::start(
+        Site::new()?
+            .file("hello.txt", HELLO)?
+            .file("large.bin", body)?,
+    )?;
+    let dir = TempDir::new("echo")?;
+    let stats_path = dir.join("stats.json");
+    let stats_arg = stats_path.display().to_string();
+    let mut agent = Agent::start(&[
+        "--port",
+        &server.port().to_string(),
+        "--stats-file",
+        &stats_arg,
+    ])?;
+
+    // Keep-alive: the first request is written before the server accepts (the client cannot
+    // know its other end yet, so it ships it); the server's answer and everything after are
+    // shipped once.
+    let mut client = KeepAliveClient::start(server.port(), false)?;
+    let paths = ["/hello.txt", "/large.bin", "/hello.txt", "/large.bin"];
+    for path in paths {
+        let response = client.get(path)?;
+        ensure!(
+            response.status == 200,
+            "{path}: the server answered {}",
+            response.status
+        );
+    }
+    let finished = client.finish()?;
+
+    let prefix = std::str::from_utf8(&body[..200])?;
+    let mut expected = Vec::new();
+    for (side, pid, name) in [
+        (
+            Expect::server(),
+            server.pid(),
+            python.executable_name.as_str(),
+        ),
+        (
+            Expect::client(),
+            finished.pid,
+            python.executable_name.as_str(),
+        ),
+    ] {
+        expected.push(
+            side.clone()
+                .get("/hello.txt", 200)
+                .process(name, pid)
+                .body_prefix(HELLO),
+        );
+        expected.push(
+            side.get("/large.bin", 200)
+                .process(name, pid)
+                .body_size(body.len() as u64)
+                .body_prefix(prefix),
+        );
+    }
+    agent.wait_for(&expected.iter().collect::<Vec<_>>())?;
+    let stopped = agent.stop()?;
+    let all = calls::list(&stopped.calls);
+    for expect in &expected {
+        ensure!(
+            expect.find_all(&stopped.calls).len() == 2,
+            "each request once per side:\n{all}"
+        );
+    }
+
+    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats_path)?)?;
+    let count = |value: &Value| value.as_u64().unwrap_or(0);
+    let kernel_echoed = count(&stats["kernel"]["echoed_bytes"]);
+    let echo = &stats["pipeline"]["echo"];
+    // A response's bytes are all written before its reader is more than a window behind.
+    ensure!(
+        kernel_echoed >= body.len() as u64,
+        "the reads of bytes the other end shipped should have been echoed, not copied again\nstats: {stats:#}"
+    );
+    ensure!(
+        count(&echo["bytes_echoed"]) == kernel_echoed && count(&echo["bytes_missing"]) == 0,
+        "every echo should find its bytes\nstats: {stats:#}"
+    );
+    ensure!(
+        count(&stats["pipeline"]["connections"]["gaps"]) == 0,
+        "no stream should have a gap\nstats: {stats:#}"
+    );
     Ok(())
 }
 

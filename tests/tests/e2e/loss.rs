@@ -18,12 +18,13 @@ const SMALL_RING_BYTES: &str = "65536";
 const REQUESTS_WHILE_PAUSED: usize = 200;
 const BODY_BYTES: usize = 8 * 1024;
 
-const EVENT_KINDS: [&str; 5] = [
+const EVENT_KINDS: [&str; 6] = [
     "data",
     "conn_open",
     "conn_close",
     "process_exec",
     "process_exit",
+    "echo",
 ];
 
 #[test]

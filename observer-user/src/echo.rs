@@ -12,7 +12,7 @@
 //! bytes are here first. What is not (a writer's event lost after all, bytes held past the
 //! limits below) is counted, and the reader's stream gets a gap, as for any lost event.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use observer_common::{
     limits::{ECHO_RETAINED_BYTES, ECHO_WINDOW_BYTES},
     ConnId,
@@ -33,6 +33,11 @@ pub const MAX_KEPT_BYTES: u64 = 64 * 1024 * 1024;
 /// reader that never does (it exited, or the echo was lost) must not hold them for good.
 pub const MAX_KEPT_AGE_NS: u64 = 10_000_000_000;
 
+/// How long a writer with nothing kept keeps its buffer: a busy connection's next response
+/// reuses it (growing a fresh one for every response cost more than copying into it), an idle
+/// connection's goes.
+pub const IDLE_BUFFER_NS: u64 = 1_000_000_000;
+
 const _: () = assert!(ECHO_RETAINED_BYTES >= 2 * ECHO_WINDOW_BYTES);
 
 /// What this stage counted.
@@ -50,27 +55,53 @@ pub struct EchoStats {
 struct Kept {
     start: u64,
     bytes: BytesMut,
+    /// Bytes at the front the last echo took: dropped at the next use, once the reader's stream
+    /// has read them where they are.
+    taken: usize,
     /// Kernel time of the newest bytes.
     last_ns: u64,
 }
 
 impl Kept {
+    fn new(start: u64) -> Kept {
+        Kept {
+            start,
+            bytes: BytesMut::new(),
+            taken: 0,
+            last_ns: 0,
+        }
+    }
+
     /// No overflow: `keep` takes only chunks whose end is a position.
     fn end(&self) -> u64 {
         self.start + self.bytes.len() as u64
     }
 
-    /// Drop the first `n` bytes.
+    /// Drop the first `n` bytes. The buffer stays: a connection's next response reuses it.
     fn drop_front(&mut self, n: usize) {
         self.bytes.advance(n);
         self.start += n as u64;
+    }
+
+    /// Drop what the last echo took.
+    fn settle(&mut self) {
+        let taken = std::mem::take(&mut self.taken);
+        self.drop_front(taken);
+    }
+
+    /// Start over at `start`: what was kept no longer lines up with what comes.
+    fn restart(&mut self, start: u64) -> u64 {
+        let dropped = self.bytes.len() as u64;
+        self.bytes.clear();
+        self.start = start;
+        dropped
     }
 }
 
 #[derive(Default)]
 pub struct KeptStreams {
     writers: IdMap<ConnId, Kept>,
-    /// Bytes held across all writers.
+    /// Bytes held across all writers, not counting what echoes took.
     held: u64,
     stats: EchoStats,
 }
@@ -83,28 +114,22 @@ impl KeptStreams {
         if !data.kept_for_peer || len == 0 || data.position.checked_add(len).is_none() {
             return;
         }
-        let kept = self.writers.entry(data.conn).or_insert_with(|| Kept {
-            start: data.position,
-            bytes: BytesMut::new(),
-            last_ns: 0,
-        });
+        let kept = self
+            .writers
+            .entry(data.conn)
+            .or_insert_with(|| Kept::new(data.position));
+        kept.settle();
         if kept.end() != data.position {
-            // A gap (a lost event, bytes the writer did not mark): what was before no longer
-            // lines up with positions after it.
-            self.held -= kept.bytes.len() as u64;
-            self.stats.bytes_dropped += kept.bytes.len() as u64;
-            *kept = Kept {
-                start: data.position,
-                bytes: BytesMut::new(),
-                last_ns: 0,
-            };
+            // A gap (a lost event, bytes the writer did not mark).
+            let dropped = kept.restart(data.position);
+            self.held -= dropped;
+            self.stats.bytes_dropped += dropped;
         }
         if self.held + len > MAX_KEPT_BYTES {
-            self.stats.bytes_dropped += len;
-            // Dropped bytes leave a gap: the next chunk starts a new run.
-            self.held -= kept.bytes.len() as u64;
-            self.stats.bytes_dropped += kept.bytes.len() as u64;
-            self.writers.remove(&data.conn);
+            // Not kept, and what was before it no longer leads anywhere.
+            let dropped = kept.restart(data.position + len);
+            self.held -= dropped;
+            self.stats.bytes_dropped += dropped + len;
             return;
         }
         kept.bytes.extend_from_slice(data.payload);
@@ -118,15 +143,17 @@ impl KeptStreams {
         }
     }
 
-    /// The bytes an echo names, taken from its writer's kept bytes with everything before them:
-    /// a reader reads its stream in order. `None` (counted) when they are not all here.
-    pub fn take(&mut self, echo: &Echo) -> Option<Bytes> {
+    /// The bytes an echo names, from its writer's kept bytes; they and everything before them
+    /// are dropped at the writer's next use, since a reader reads its stream in order. `None`
+    /// (counted) when they are not all here.
+    pub fn take(&mut self, echo: &Echo) -> Option<&[u8]> {
         let size = u64::from(echo.read.call_size);
         let position = echo.read.position;
         let Some(kept) = self.writers.get_mut(&echo.peer) else {
             self.stats.bytes_missing += size;
             return None;
         };
+        kept.settle();
         if position < kept.start
             || position
                 .checked_add(size)
@@ -135,30 +162,27 @@ impl KeptStreams {
             self.stats.bytes_missing += size;
             return None;
         }
-        let skipped = (position - kept.start) as usize;
-        kept.drop_front(skipped);
-        let bytes = kept.bytes.split_to(size as usize).freeze();
-        kept.start += size;
-        self.held -= skipped as u64 + size;
+        let skipped = position - kept.start;
+        kept.drop_front(skipped as usize);
+        kept.taken = size as usize;
+        self.held -= skipped + size;
         self.stats.bytes_echoed += size;
-        if kept.bytes.is_empty() {
-            // Nothing left to wait for: the entry (and its buffer) go, so that an idle
-            // connection holds no memory here.
-            self.writers.remove(&echo.peer);
-        }
-        Some(bytes)
+        Some(&kept.bytes[..kept.taken])
     }
 
-    /// Drop bytes no reader took in time.
+    /// Drop bytes no reader took in time, and the buffers of writers idle with nothing kept: an
+    /// idle connection holds no memory here.
     pub fn tick(&mut self, now_ns: u64) {
         let (held, stats) = (&mut self.held, &mut self.stats);
         self.writers.retain(|_, kept| {
-            let fresh = now_ns.saturating_sub(kept.last_ns) < MAX_KEPT_AGE_NS;
-            if !fresh {
+            kept.settle();
+            let idle_ns = now_ns.saturating_sub(kept.last_ns);
+            if idle_ns >= MAX_KEPT_AGE_NS {
                 *held -= kept.bytes.len() as u64;
                 stats.bytes_dropped += kept.bytes.len() as u64;
+                return false;
             }
-            fresh
+            !kept.bytes.is_empty() || idle_ns < IDLE_BUFFER_NS
         });
     }
 
@@ -219,17 +243,20 @@ mod tests {
         let mut kept = KeptStreams::default();
         kept.keep(&written(0, b"HTTP/1.1 200 OK\r\n", true));
         kept.keep(&written(17, b"\r\nbody", true));
-        let first = kept.take(&echo(0, 10)).expect("kept");
-        assert_eq!(&first[..], b"HTTP/1.1 2");
-        let rest = kept.take(&echo(10, 13)).expect("kept");
-        assert_eq!(&rest[..], b"00 OK\r\n\r\nbody");
+        assert_eq!(kept.take(&echo(0, 10)), Some(&b"HTTP/1.1 2"[..]));
+        let rest = kept.take(&echo(10, 13)).expect("kept").to_vec();
+        assert_eq!(rest, b"00 OK\r\n\r\nbody");
         let data = KeptStreams::as_data(&echo(10, 13), &rest);
         assert_eq!(
             (data.conn, data.position, data.payload),
             (READER, 10, &rest[..])
         );
-        // All taken: nothing is held, and the writer's entry is gone.
+        // All taken: nothing is held; the writer's buffer stays for its next bytes while it is
+        // busy, and goes once it is idle.
         assert_eq!(kept.held(), 0);
+        kept.tick(1_000 + IDLE_BUFFER_NS - 1);
+        assert_eq!(kept.writers.len(), 1);
+        kept.tick(1_000 + IDLE_BUFFER_NS);
         assert!(kept.writers.is_empty());
         assert_eq!(kept.stats().bytes_echoed, 23);
     }
@@ -247,16 +274,13 @@ mod tests {
         assert!(kept.take(&echo(6, 4)).is_none());
         assert_eq!(kept.stats().bytes_missing, 13);
         // A read skipping some kept bytes (the reader shipped those itself) drops them too.
-        assert_eq!(&kept.take(&echo(6, 2)).expect("kept")[..], b"gh");
+        assert_eq!(kept.take(&echo(6, 2)), Some(&b"gh"[..]));
         assert_eq!(kept.held(), 0);
         // Positions at the end of the range do not overflow.
         kept.keep(&written(u64::MAX - 2, b"abcd", true));
         kept.keep(&written(u64::MAX - 4, b"abcd", true));
         assert!(kept.take(&echo(u64::MAX - 1, u32::MAX)).is_none());
-        assert_eq!(
-            &kept.take(&echo(u64::MAX - 4, 4)).expect("kept")[..],
-            b"abcd"
-        );
+        assert_eq!(kept.take(&echo(u64::MAX - 4, 4)).expect("kept"), b"abcd");
     }
 
     #[test]
@@ -265,7 +289,7 @@ mod tests {
         kept.keep(&written(0, b"abcd", true));
         kept.keep(&written(10, b"klmn", true));
         assert!(kept.take(&echo(0, 4)).is_none());
-        assert_eq!(&kept.take(&echo(10, 4)).expect("kept")[..], b"klmn");
+        assert_eq!(kept.take(&echo(10, 4)), Some(&b"klmn"[..]));
         assert_eq!(kept.stats().bytes_dropped, 4);
     }
 

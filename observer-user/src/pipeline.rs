@@ -179,6 +179,15 @@ pub struct Pipeline {
     last_replay_tick_ns: u64,
 }
 
+/// A chunk of a connection's stream, into the connection table.
+fn push_data(conns: &mut ConnTable<HttpConn>, http: &mut HttpStage, data: &Data<'_>) {
+    http.stats.bytes_captured += data.payload.len() as u64;
+    if data.source == Source::Tls {
+        http.coverage.decrypted(data.conn, data.timestamp_ns);
+    }
+    conns.data(data, http);
+}
+
 /// Recording time between two ticks of a replay: the live loop's poll interval.
 pub const REPLAY_TICK_NS: u64 = POLL_INTERVAL.as_nanos() as u64;
 
@@ -237,11 +246,13 @@ impl Pipeline {
         match event {
             Event::Data(data) => {
                 self.kept.keep(data);
-                self.push_data(data);
+                push_data(&mut self.conns, &mut self.http, data);
             }
             Event::Echo(echo) => {
+                // Read where they are kept: the reader's stream copies what it needs.
                 if let Some(bytes) = self.kept.take(echo) {
-                    self.push_data(&KeptStreams::as_data(echo, &bytes));
+                    let data = KeptStreams::as_data(echo, bytes);
+                    push_data(&mut self.conns, &mut self.http, &data);
                 }
             }
             Event::ConnOpen(open) => {
@@ -275,14 +286,6 @@ impl Pipeline {
                     .process_exited(exit.tgid, exit.timestamp_ns);
             }
         }
-    }
-
-    fn push_data(&mut self, data: &Data<'_>) {
-        self.http.stats.bytes_captured += data.payload.len() as u64;
-        if data.source == Source::Tls {
-            self.http.coverage.decrypted(data.conn, data.timestamp_ns);
-        }
-        self.conns.data(data, &mut self.http);
     }
 
     pub fn push_fact(&mut self, fact: Fact) {

@@ -3,9 +3,13 @@
 //! process and body.
 
 use anyhow::{ensure, Context};
+use std::{process::Command, time::Duration};
+
 use observer_tests::{
     calls::{self, Call},
-    curl, pipeline, python,
+    curl, pipeline,
+    process::Spawned,
+    python,
     tempdir::TempDir,
     Agent, Expect, KeepAliveClient, Nginx, PythonServer, Site,
 };
@@ -399,6 +403,98 @@ fn a_loopback_connection_is_shipped_at_one_end_and_reported_at_both() -> anyhow:
     ensure!(
         count(&stats["pipeline"]["connections"]["gaps"]) == 0,
         "no stream should have a gap\nstats: {stats:#}"
+    );
+    Ok(())
+}
+
+/// `src/python/netns_pair.py`: a server and its client in one process, on a network namespace
+/// of its own, with fixed ports.
+const NETNS_PAIR_SCRIPT: &str = include_str!("../../src/python/netns_pair.py");
+
+/// The same address pair in two network namespaces at once: host-local ends are found by their
+/// namespace and addresses, so each client's reads echo its own server's bytes, never the other
+/// namespace's (whose connection has the same addresses and ports).
+#[test]
+fn the_same_addresses_in_two_network_namespaces_never_mix() -> anyhow::Result<()> {
+    const PORT: &str = "18090";
+    const SOURCE_PORT: &str = "18091";
+    const REQUESTS: usize = 20;
+    let python = python()?;
+    let dir = TempDir::new("netns")?;
+    let stats_path = dir.join("stats.json");
+    let stats_arg = stats_path.display().to_string();
+    let mut agent = Agent::start(&["--port", PORT, "--stats-file", &stats_arg])?;
+
+    // Both run at once: each holds its connection for the ~1 s of its requests.
+    let requests = REQUESTS.to_string();
+    let start = |label: &str| {
+        let python_path = python.path.display().to_string();
+        Spawned::start(
+            label,
+            Command::new("unshare").args([
+                "--net",
+                python_path.as_str(),
+                "-c",
+                NETNS_PAIR_SCRIPT,
+                "--label",
+                label,
+                "--port",
+                PORT,
+                "--source-port",
+                SOURCE_PORT,
+                "--requests",
+                &requests,
+            ]),
+        )
+    };
+    let pairs = [start("A")?, start("B")?];
+    let mut pids = Vec::new();
+    for mut pair in pairs {
+        let finished = pair.wait(Duration::from_secs(20))?;
+        ensure!(
+            finished.status.success() && finished.stdout.trim() == format!("OK {REQUESTS}"),
+            "a namespace's client failed: {finished:?}"
+        );
+        pids.push(finished.pid);
+    }
+
+    let expected: Vec<Expect> = pids
+        .iter()
+        .zip(["A", "B"])
+        .map(|(&pid, label)| {
+            Expect::client()
+                .get(&format!("/ns/{}", REQUESTS - 1), 200)
+                .process(&python.executable_name, pid)
+                .body_prefix(&format!("namespace {label} "))
+        })
+        .collect();
+    agent.wait_for(&expected.iter().collect::<Vec<_>>())?;
+    let stopped = agent.stop()?;
+    let all = calls::list(&stopped.calls);
+    for (&pid, label) in pids.iter().zip(["A", "B"]) {
+        let clients: Vec<&Call> = stopped
+            .calls
+            .iter()
+            .filter(|c| c.role() == Some("client") && c.pid() == Some(u64::from(pid)))
+            .collect();
+        ensure!(
+            clients.len() == REQUESTS,
+            "namespace {label}: {} client calls, not {REQUESTS}:\n{all}",
+            clients.len()
+        );
+        let own = format!("namespace {label} ");
+        for call in clients {
+            ensure!(
+                call.response_body_preview()
+                    .is_some_and(|body| body.starts_with(&own)),
+                "namespace {label}'s client got another answer: {call}"
+            );
+        }
+    }
+    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats_path)?)?;
+    ensure!(
+        stats["kernel"]["echoed_bytes"].as_u64().unwrap_or(0) > 0,
+        "the clients' reads should have been echoed\nstats: {stats:#}"
     );
     Ok(())
 }

@@ -311,6 +311,10 @@ impl RoleHint {
     }
 }
 
+/// [`SockAddr::family`] of IPv4 and IPv6 addresses (Linux's `AF_INET` and `AF_INET6`).
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+
 /// A socket address as the kernel saw it in connect()/accept(). `family` is AF_INET (2) or
 /// AF_INET6 (10); other families (AF_UNIX, ...) leave the address zeroed.
 #[repr(C)]

@@ -6,8 +6,8 @@ use observer_common::{
     conn_key,
     limits::{ECHO_WINDOW_BYTES, INFERRED_PEEK_CALLS, PEER_LOOKUP_CALLS},
     ConnCloseEvent, ConnId, ConnOpenEvent, ConnOrigin, ConnState, Counter, Direction, EventKind,
-    LocalEndKey, Protocol, RoleHint, SockAddr, Source, TlsLibrary, CONN_FLAG_TLS,
-    DATA_FLAG_KEPT_FOR_PEER, PEER_FOUND,
+    LocalEndKey, Protocol, RoleHint, SockAddr, Source, TlsLibrary, AF_INET, AF_INET6,
+    CONN_FLAG_TLS, DATA_FLAG_KEPT_FOR_PEER, PEER_FOUND,
 };
 
 use crate::{
@@ -149,8 +149,6 @@ fn fresh_state(origin: ConnOrigin, remote: SockAddr, listen_fd: u32) -> ConnStat
 /// Both ends of the connection are on this host (a loopback address, or the same address at
 /// both ends), in a namespace the socket named.
 fn is_host_local(state: &ConnState) -> bool {
-    const AF_INET: u16 = 2;
-    const AF_INET6: u16 = 10;
     let (local, remote) = (&state.local, &state.remote);
     if state.net == 0 || local.family == 0 || local.family != remote.family {
         return false;

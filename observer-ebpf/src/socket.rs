@@ -6,14 +6,12 @@
 //! safely; any failure means "unknown", never a wrong answer.
 
 use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
-use observer_common::{KernelLayout, SockAddr};
+use observer_common::{KernelLayout, SockAddr, AF_INET, AF_INET6};
 
 use crate::maps::kernel_layout;
 
 const S_IFMT: u16 = 0o170000;
 const S_IFSOCK: u16 = 0o140000;
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
 
 /// What an fd is.
 pub enum FdKind {

@@ -21,7 +21,9 @@ use aya_ebpf::{
     },
     programs::TracePointContext,
 };
-use observer_common::{ConnOrigin, Direction, Hook, SockAddr, Source, TlsLibrary};
+use observer_common::{
+    ConnOrigin, Direction, Hook, SockAddr, Source, TlsLibrary, AF_INET, AF_INET6,
+};
 
 use crate::{
     conn::{self, DataCall},
@@ -33,8 +35,6 @@ const ARGS_OFFSET: usize = 16;
 const RET_OFFSET: usize = 16;
 /// connect() on a non-blocking socket returns this and completes later.
 const EINPROGRESS: i64 = 115;
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
 /// Peeked bytes are read again by the next call: shipping them would count them twice (nginx
 /// peeks one byte of every new connection to tell TLS from plaintext).
 const MSG_PEEK: u64 = 2;

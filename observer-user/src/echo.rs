@@ -194,14 +194,6 @@ impl KeptStreams {
     pub fn stats(&self) -> &EchoStats {
         &self.stats
     }
-
-    /// The data event the reader would have shipped, with the echoed bytes as its payload.
-    pub fn as_data<'a>(echo: &Echo, payload: &'a [u8]) -> Data<'a> {
-        Data {
-            payload,
-            ..echo.read.clone()
-        }
-    }
 }
 
 #[cfg(test)]
@@ -246,7 +238,7 @@ mod tests {
         assert_eq!(kept.take(&echo(0, 10)), Some(&b"HTTP/1.1 2"[..]));
         let rest = kept.take(&echo(10, 13)).expect("kept").to_vec();
         assert_eq!(rest, b"00 OK\r\n\r\nbody");
-        let data = KeptStreams::as_data(&echo(10, 13), &rest);
+        let data = echo(10, 13).with_payload(&rest);
         assert_eq!(
             (data.conn, data.position, data.payload),
             (READER, 10, &rest[..])

@@ -10,8 +10,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use observer_common::{
     ConnCloseEvent, ConnId, ConnOpenEvent, ConnOrigin, DataHeader, Direction, EchoEvent,
     EventHeader, EventKind, Hook, ProcessExecEvent, ProcessExitEvent, RoleHint, SockAddr, Source,
-    TlsLibrary, CONN_FLAG_TLS, DATA_FLAG_CALL_TRUNCATED, DATA_FLAG_KEPT_FOR_PEER,
-    DATA_FLAG_LAST_CHUNK, EVENT_VERSION,
+    TlsLibrary, AF_INET, AF_INET6, CONN_FLAG_TLS, DATA_FLAG_CALL_TRUNCATED,
+    DATA_FLAG_KEPT_FOR_PEER, DATA_FLAG_LAST_CHUNK, EVENT_VERSION,
 };
 
 /// Why a ring-buffer entry could not be decoded.
@@ -108,6 +108,16 @@ pub struct Data<'a> {
 pub struct Echo {
     pub read: Data<'static>,
     pub peer: ConnId,
+}
+
+impl Echo {
+    /// The data event the reader would have shipped, with the echoed bytes as its payload.
+    pub fn with_payload<'a>(&self, payload: &'a [u8]) -> Data<'a> {
+        Data {
+            payload,
+            ..self.read.clone()
+        }
+    }
 }
 
 impl<'a> Data<'a> {
@@ -333,9 +343,6 @@ fn decode_data(bytes: &[u8]) -> Result<Data<'_>, DecodeError> {
         payload,
     })
 }
-
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
 
 fn socket_addr(addr: &SockAddr) -> Option<SocketAddr> {
     let ip = match addr.family {

@@ -251,7 +251,7 @@ impl Pipeline {
             Event::Echo(echo) => {
                 // Read where they are kept: the reader's stream copies what it needs.
                 if let Some(bytes) = self.kept.take(echo) {
-                    let data = KeptStreams::as_data(echo, bytes);
+                    let data = echo.with_payload(bytes);
                     push_data(&mut self.conns, &mut self.http, &data);
                 }
             }

@@ -43,11 +43,13 @@ impl Rng {
     }
 }
 
-/// One step of a stream, owning nothing: a piece of the input, or a hole.
+/// One step of a stream, owning nothing: a piece of the input, a hole, or bytes said to be
+/// unread (a parser whose place does not allow it takes them as a hole).
 #[derive(Clone, Copy, Debug)]
 pub enum Piece<'a> {
     Data(&'a [u8]),
     Gap(u64),
+    Unread(u64),
 }
 
 impl<'a> Piece<'a> {
@@ -55,12 +57,13 @@ impl<'a> Piece<'a> {
         match self {
             Piece::Data(bytes) => Segment::Data { bytes, ts_ns },
             Piece::Gap(len) => Segment::Gap { len, ts_ns },
+            Piece::Unread(len) => Segment::Unread { len, ts_ns },
         }
     }
 }
 
 /// `stream` cut at random places; with `holes`, holes of random size (now and then huge)
-/// go between some pieces.
+/// go between some pieces, some of them said to be unread.
 pub fn cut<'a>(rng: &mut Rng, stream: &'a [u8], holes: bool) -> Vec<Piece<'a>> {
     let mut pieces = Vec::new();
     let mut rest = stream;
@@ -78,7 +81,10 @@ pub fn cut<'a>(rng: &mut Rng, stream: &'a [u8], holes: bool) -> Vec<Piece<'a>> {
                 0 => 1 << 40,
                 _ => 1 + rng.below(64),
             };
-            pieces.push(Piece::Gap(len));
+            pieces.push(match rng.below(4) {
+                0 => Piece::Unread(len),
+                _ => Piece::Gap(len),
+            });
         }
     }
     pieces

@@ -13,6 +13,7 @@
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     net::SocketAddr,
+    ops::Range,
 };
 
 use observer_common::{ConnId, ConnOrigin, Direction, RoleHint, Source, TlsLibrary};
@@ -113,6 +114,17 @@ pub trait StreamHandler<S> {
         segment: Segment<'_>,
     );
     fn close(&mut self, conn: &ConnInfo, state: S, reason: CloseReason);
+
+    /// Where a direction's bytes ahead will be passed over unread (see [`Segment::Unread`]),
+    /// relative to its next byte. A handler that cannot tell reads them all.
+    fn unread_ahead(
+        &self,
+        _state: &S,
+        _direction: Direction,
+        _source: Source,
+    ) -> Option<Range<u64>> {
+        None
+    }
 }
 
 /// Counters of this stage, for the summary and metrics.
@@ -147,8 +159,16 @@ struct Stream {
 struct EarlyChunk {
     bytes: Vec<u8>,
     ts_ns: u64,
-    /// For the last chunk of a truncated call: where the call really ended.
-    call_end: Option<u64>,
+    tail: Option<Tail>,
+}
+
+/// Stream bytes right after a chunk's that are known not to come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tail {
+    /// The rest of a call the kernel capped, up to where the call ended: lost.
+    Lost { until: u64 },
+    /// Bytes parsing would not read, up to `until` (see [`Segment::Unread`]).
+    Unread { until: u64 },
 }
 
 struct Tracked<S> {
@@ -290,6 +310,46 @@ impl<S> ConnTable<S> {
     }
 
     pub fn data(&mut self, data: &Data<'_>, handler: &mut impl StreamHandler<S>) {
+        let tail = (data.last_chunk && data.call_truncated).then(|| Tail::Lost {
+            until: data.call_end(),
+        });
+        self.push(data, tail, handler);
+    }
+
+    /// A data event followed by `unread` stream bytes that are not here because parsing them
+    /// reads nothing (see [`Segment::Unread`]).
+    pub fn data_then_unread(
+        &mut self,
+        data: &Data<'_>,
+        unread: u64,
+        handler: &mut impl StreamHandler<S>,
+    ) {
+        let end = data.position.saturating_add(data.payload.len() as u64);
+        let tail = (unread > 0).then(|| Tail::Unread {
+            until: end.saturating_add(unread),
+        });
+        self.push(data, tail, handler);
+    }
+
+    /// Where the stream a data event belongs to will be passed over unread, as stream
+    /// positions, when the event is the stream's next bytes (see
+    /// [`StreamHandler::unread_ahead`]).
+    pub fn unread_ahead(
+        &self,
+        data: &Data<'_>,
+        handler: &impl StreamHandler<S>,
+    ) -> Option<Range<u64>> {
+        let tracked = self.conns.get(&data.conn)?;
+        let stream = &tracked.streams[data.direction.index()][data.source.index()];
+        let next = stream.next.filter(|&next| next == data.position)?;
+        if !stream.early.is_empty() || stream.ended {
+            return None;
+        }
+        let ahead = handler.unread_ahead(&tracked.state, data.direction, data.source)?;
+        Some(next.saturating_add(ahead.start)..next.saturating_add(ahead.end))
+    }
+
+    fn push(&mut self, data: &Data<'_>, tail: Option<Tail>, handler: &mut impl StreamHandler<S>) {
         if !self.conns.contains_key(&data.conn) {
             if self.forgotten.contains(&data.conn) {
                 return;
@@ -320,7 +380,6 @@ impl<S> ConnTable<S> {
         if data.source == Source::Tls && tracked.info.tls_library.is_none() {
             tracked.info.tls_library = Some(data.tls_library);
         }
-        let call_end = (data.last_chunk && data.call_truncated).then(|| data.call_end());
         let Tracked {
             info,
             state,
@@ -335,7 +394,7 @@ impl<S> ConnTable<S> {
             data.position,
             data.payload,
             data.timestamp_ns,
-            call_end,
+            tail,
             &mut self.stats,
             &mut emit,
         );
@@ -515,7 +574,7 @@ impl Stream {
         position: u64,
         bytes: &[u8],
         ts_ns: u64,
-        call_end: Option<u64>,
+        tail: Option<Tail>,
         stats: &mut ConnStats,
         emit: &mut impl FnMut(Segment<'_>),
     ) {
@@ -524,10 +583,10 @@ impl Stream {
         }
         let next = *self.next.get_or_insert(position);
         if position > next {
-            self.hold(position, bytes, ts_ns, call_end, stats, emit);
+            self.hold(position, bytes, ts_ns, tail, stats, emit);
             return;
         }
-        self.deliver(position, bytes, ts_ns, call_end, stats, emit);
+        self.deliver(position, bytes, ts_ns, tail, stats, emit);
         self.deliver_waiting(stats, emit);
     }
 
@@ -537,7 +596,7 @@ impl Stream {
         position: u64,
         bytes: &[u8],
         ts_ns: u64,
-        call_end: Option<u64>,
+        tail: Option<Tail>,
         stats: &mut ConnStats,
         emit: &mut impl FnMut(Segment<'_>),
     ) {
@@ -556,10 +615,25 @@ impl Stream {
             self.started = true;
         }
         self.next = Some(next);
-        if let Some(end) = call_end {
+        match tail {
             // The kernel capped this call: its remaining bytes will never come.
-            self.skip(end, ts_ns, stats, emit);
+            Some(Tail::Lost { until }) => self.skip(until, ts_ns, stats, emit),
+            Some(Tail::Unread { until }) => self.pass_unread(until, ts_ns, emit),
+            None => {}
         }
+    }
+
+    /// Pass the bytes from the next expected position up to `to` as unread.
+    fn pass_unread(&mut self, to: u64, ts_ns: u64, emit: &mut impl FnMut(Segment<'_>)) {
+        let Some(next) = self.next.filter(|&next| to > next) else {
+            return;
+        };
+        self.started = true;
+        emit(Segment::Unread {
+            len: to - next,
+            ts_ns,
+        });
+        self.next = Some(to);
     }
 
     /// Report the bytes from the next expected position up to `to` as lost.
@@ -588,7 +662,7 @@ impl Stream {
         position: u64,
         bytes: &[u8],
         ts_ns: u64,
-        call_end: Option<u64>,
+        tail: Option<Tail>,
         stats: &mut ConnStats,
         emit: &mut impl FnMut(Segment<'_>),
     ) {
@@ -599,7 +673,7 @@ impl Stream {
             EarlyChunk {
                 bytes: bytes.to_vec(),
                 ts_ns,
-                call_end,
+                tail,
             },
         );
         // Holding too much, or too long: the hole is a loss, not a reordering.
@@ -644,14 +718,7 @@ impl Stream {
             let position = *entry.key();
             let chunk = entry.remove();
             self.early_bytes -= chunk.bytes.len();
-            self.deliver(
-                position,
-                &chunk.bytes,
-                chunk.ts_ns,
-                chunk.call_end,
-                stats,
-                emit,
-            );
+            self.deliver(position, &chunk.bytes, chunk.ts_ns, chunk.tail, stats, emit);
         }
     }
 
@@ -695,6 +762,7 @@ mod tests {
             let what = match segment {
                 Segment::Data { bytes, .. } => format!("data {:?}", String::from_utf8_lossy(bytes)),
                 Segment::Gap { len, .. } => format!("gap {len}"),
+                Segment::Unread { len, .. } => format!("unread {len}"),
                 Segment::End { .. } => "end".to_string(),
             };
             self.log.push(format!("{direction:?}/{source:?} {what}"));
@@ -886,6 +954,57 @@ mod tests {
                 "Egress/Syscall data \"next\"",
             ]
         );
+    }
+
+    #[test]
+    fn bytes_known_to_be_unread_follow_their_chunk_in_order_even_when_early() {
+        let mut table = ConnTable::default();
+        let mut recorder = Recorder::default();
+        table.open(&open(ConnOrigin::Connect), &mut recorder);
+        // Bytes 10.. (5 of them, then 100 unread) come before bytes 0..10, then the rest.
+        table.data_then_unread(&chunk(10, b"body-", 2), 100, &mut recorder);
+        table.data(&chunk(0, b"0123456789", 1), &mut recorder);
+        table.data_then_unread(&chunk(115, b"", 3), 20, &mut recorder);
+        table.data(&chunk(135, b"next", 4), &mut recorder);
+        assert_eq!(
+            recorder.log[1..6],
+            [
+                "Egress/Syscall data \"0123456789\"",
+                "Egress/Syscall data \"body-\"",
+                "Egress/Syscall unread 100",
+                "Egress/Syscall unread 20",
+                "Egress/Syscall data \"next\"",
+            ]
+        );
+        assert_eq!(table.stats().gaps, 0);
+    }
+
+    /// Says the bytes from 3 to 50 past every stream's next byte will be passed over unread.
+    struct Ahead;
+
+    impl StreamHandler<()> for Ahead {
+        fn open(&mut self, _conn: &ConnInfo) {}
+        fn segment(&mut self, _: &ConnInfo, _: &mut (), _: Direction, _: Source, _: Segment<'_>) {}
+        fn close(&mut self, _conn: &ConnInfo, _state: (), _reason: CloseReason) {}
+        fn unread_ahead(&self, _: &(), _: Direction, _: Source) -> Option<Range<u64>> {
+            Some(3..50)
+        }
+    }
+
+    #[test]
+    fn what_is_unread_ahead_is_told_in_stream_positions_for_the_next_bytes_only() {
+        let mut table = ConnTable::default();
+        table.open(&open(ConnOrigin::Connect), &mut Ahead);
+        table.data(&chunk(0, b"0123456789", 1), &mut Ahead);
+        assert_eq!(
+            table.unread_ahead(&chunk(10, b"x", 2), &Ahead),
+            Some(13..60)
+        );
+        // Not the next bytes (early, or already seen): the handler's place says nothing of them.
+        assert_eq!(table.unread_ahead(&chunk(20, b"x", 2), &Ahead), None);
+        assert_eq!(table.unread_ahead(&chunk(5, b"x", 2), &Ahead), None);
+        table.data(&chunk(20, b"x", 2), &mut Ahead);
+        assert_eq!(table.unread_ahead(&chunk(10, b"x", 3), &Ahead), None);
     }
 
     #[test]

@@ -111,9 +111,16 @@ pub struct Echo {
 }
 
 impl Echo {
-    /// The data event the reader would have shipped, with the echoed bytes as its payload.
-    pub fn with_payload<'a>(&self, payload: &'a [u8]) -> Data<'a> {
+    /// The data event the reader would have shipped for the part of its read at `position`,
+    /// with the echoed bytes there as its payload.
+    pub fn with_payload<'a>(&self, position: u64, payload: &'a [u8]) -> Data<'a> {
+        let into_read = position.saturating_sub(self.read.position);
         Data {
+            position,
+            call_offset: self
+                .read
+                .call_offset
+                .saturating_add(u32::try_from(into_read).unwrap_or(u32::MAX)),
             payload,
             ..self.read.clone()
         }

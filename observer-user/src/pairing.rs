@@ -441,6 +441,14 @@ impl Http1Session {
         self.response_outputs = outputs;
     }
 
+    /// Where one direction's bytes ahead will be passed over unread, relative to its next byte.
+    pub fn unread_ahead(&self, side: Side) -> Option<std::ops::Range<u64>> {
+        match side {
+            Side::Request => self.requests.unread_ahead(),
+            Side::Response => self.responses.unread_ahead(),
+        }
+    }
+
     /// The connection closed at `ts_ns`: ends both directions and reports every exchange
     /// still open.
     pub fn close(&mut self, ts_ns: u64, out: &mut Vec<SessionEvent>) {

@@ -9,7 +9,7 @@
 //! what a recording replays is what the agent reported live. Nothing here panics on bad input;
 //! every problem is counted in [`PipelineStats`].
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, ops::Range};
 
 use observer_common::{ConnId, Direction, EventKind, Source};
 use serde::Serialize;
@@ -26,7 +26,7 @@ use crate::{
     inventory::InventoryStats,
     model::{ApiCall, CallContext, DEFAULT_BODY_PREVIEW_BYTES},
     output::Output,
-    pairing::{Http1Session, SessionEvent},
+    pairing::{Http1Session, SessionEvent, Side},
     protocol::{http1::ParserLimits, Segment},
     redact::{RedactionMode, Redactor},
     sensitive::analyzer::{SensitiveStats, FINDING_KIND},
@@ -180,12 +180,18 @@ pub struct Pipeline {
 }
 
 /// A chunk of a connection's stream, into the connection table.
-fn push_data(conns: &mut ConnTable<HttpConn>, http: &mut HttpStage, data: &Data<'_>) {
+/// A data event, followed by `unread` stream bytes that are not here because parsing them
+/// reads nothing (see [`Segment::Unread`]).
+fn push_data(conns: &mut ConnTable<HttpConn>, http: &mut HttpStage, data: &Data<'_>, unread: u64) {
     http.stats.bytes_captured += data.payload.len() as u64;
     if data.source == Source::Tls {
         http.coverage.decrypted(data.conn, data.timestamp_ns);
     }
-    conns.data(data, http);
+    if unread == 0 {
+        conns.data(data, http);
+    } else {
+        conns.data_then_unread(data, unread, http);
+    }
 }
 
 /// Recording time between two ticks of a replay: the live loop's poll interval.
@@ -245,14 +251,21 @@ impl Pipeline {
         self.latest_ns = self.latest_ns.max(event.timestamp_ns());
         match event {
             Event::Data(data) => {
-                self.kept.keep(data);
-                push_data(&mut self.conns, &mut self.http, data);
+                if data.kept_for_peer {
+                    // Asked before the writer's own parse moves on: where its parse will pass
+                    // over bytes unread, so will the reader's, and those need not be kept.
+                    let unread = self.conns.unread_ahead(data, &self.http);
+                    self.kept.keep(data, unread);
+                }
+                push_data(&mut self.conns, &mut self.http, data, 0);
             }
             Event::Echo(echo) => {
                 // Read where they are kept: the reader's stream copies what it needs.
-                if let Some(bytes) = self.kept.take(echo) {
-                    let data = echo.with_payload(bytes);
-                    push_data(&mut self.conns, &mut self.http, &data);
+                if let Some(pieces) = self.kept.take(echo) {
+                    for piece in pieces {
+                        let data = echo.with_payload(piece.position, piece.bytes);
+                        push_data(&mut self.conns, &mut self.http, &data, piece.unread);
+                    }
                 }
             }
             Event::ConnOpen(open) => {
@@ -551,7 +564,9 @@ impl StreamHandler<HttpConn> for HttpStage {
         segment: Segment<'_>,
     ) {
         let ts_ns = match segment {
-            Segment::Data { ts_ns, .. } | Segment::Gap { ts_ns, .. } => ts_ns,
+            Segment::Data { ts_ns, .. }
+            | Segment::Gap { ts_ns, .. }
+            | Segment::Unread { ts_ns, .. } => ts_ns,
             // Both directions end together when the connection closes (see `close`).
             Segment::End { .. } => return,
         };
@@ -578,6 +593,21 @@ impl StreamHandler<HttpConn> for HttpStage {
             session.push_response_side(segment, &mut self.events);
         }
         self.handle_session_events(conn, role_of(state.request_direction));
+    }
+
+    fn unread_ahead(
+        &self,
+        state: &HttpConn,
+        direction: Direction,
+        source: Source,
+    ) -> Option<Range<u64>> {
+        let session = state.sessions[source.index()].as_ref()?;
+        let side = if direction == state.request_direction? {
+            Side::Request
+        } else {
+            Side::Response
+        };
+        session.unread_ahead(side)
     }
 
     fn close(&mut self, conn: &ConnInfo, mut state: HttpConn, _reason: CloseReason) {

@@ -7,7 +7,7 @@ use observer::{
     events::{encode, ConnClose, ConnOpen, Data, Echo, Event, ProcessExit},
     facts::{ClockSync, Fact, ProcessInfo, SocketInfo},
     model::{ApiCall, CallStatus},
-    pipeline::{CallFilter, Pipeline, PipelineConfig},
+    pipeline::{CallFilter, Pipeline, PipelineConfig, PipelineStats},
     redact::RedactionMode,
 };
 use observer_common::{ConnId, ConnOrigin, Direction, Hook, RoleHint, Source, TlsLibrary};
@@ -184,6 +184,14 @@ impl Scenario {
     }
 
     fn run(&self, config: PipelineConfig, facts: Vec<Fact>) -> Vec<ApiCall> {
+        self.run_with_stats(config, facts).0
+    }
+
+    fn run_with_stats(
+        &self,
+        config: PipelineConfig,
+        facts: Vec<Fact>,
+    ) -> (Vec<ApiCall>, PipelineStats) {
         let mut pipeline = Pipeline::new(config);
         for fact in facts {
             pipeline.push_fact(fact);
@@ -195,7 +203,7 @@ impl Scenario {
         }
         pipeline.finish();
         calls.extend(pipeline.take_calls());
-        calls
+        (calls, pipeline.stats())
     }
 }
 
@@ -317,19 +325,40 @@ fn output_does_not_depend_on_how_the_kernel_chunked_the_bytes() {
 fn a_host_local_connection_shipped_at_one_end_is_reported_as_if_shipped_at_both() {
     // The same keep-alive exchanges between a client and a server on this host, either with each
     // end shipping what it moved, or with each byte shipped once by its writer and echoed by
-    // its reader (the first request written before the client knew its other end).
+    // its reader (the first request written before the client knew its other end). Bodies past
+    // the capture limit, framed by length and chunked, in both directions: of those only the
+    // length is kept for the reader.
+    let chunk = |data: &str| format!("{:x}\r\n{data}\r\n", data.len());
+    let mut exchanges = Vec::new();
+    for i in 0..3 {
+        let body = "y".repeat(20_000 * i + 10);
+        exchanges.push((
+            format!("GET /items/{i} HTTP/1.1\r\nHost: x\r\n\r\n"),
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        ));
+    }
+    let upload = "u".repeat(50_000);
+    exchanges.push((
+        format!(
+            "POST /uploads HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{upload}",
+            upload.len()
+        ),
+        format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{}{}{}0\r\n\r\n",
+            chunk(&"a".repeat(30_000)),
+            chunk("short"),
+            chunk(&"b".repeat(30_000)),
+        ),
+    ));
     let build = |echoed: bool| {
         let mut scenario = Scenario::new();
         scenario
             .open(CLIENT, ConnOrigin::Connect, "127.0.0.1:8080")
             .open(SERVER, ConnOrigin::Accept, "127.0.0.1:40000");
-        for i in 0..3 {
-            let request = format!("GET /items/{i} HTTP/1.1\r\nHost: x\r\n\r\n");
-            let body = "y".repeat(20_000 * i + 10);
-            let response = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
+        for (i, (request, response)) in exchanges.iter().enumerate() {
             let (request, response) = (request.as_bytes(), response.as_bytes());
             scenario.keep_for_peer = echoed && i > 0;
             scenario.call(
@@ -369,12 +398,19 @@ fn a_host_local_connection_shipped_at_one_end_is_reported_as_if_shipped_at_both(
             }
         }
         scenario.close(CLIENT).close(SERVER);
-        let calls = scenario.run(PipelineConfig::default(), Vec::new());
-        serde_json::to_string(&calls).expect("serialize")
+        let (calls, stats) = scenario.run_with_stats(PipelineConfig::default(), Vec::new());
+        (serde_json::to_string(&calls).expect("serialize"), stats)
     };
-    let both_ends = build(false);
-    assert_eq!(both_ends.matches("\"api.call\"").count(), 6, "{both_ends}");
-    assert_eq!(build(true), both_ends);
+    let (both_ends, _) = build(false);
+    assert_eq!(both_ends.matches("\"api.call\"").count(), 8, "{both_ends}");
+    let (one_end, stats) = build(true);
+    assert_eq!(one_end, both_ends);
+    // The large bodies past their capture were never copied for their readers (about 97 KB
+    // of their 16 KiB chunks after the one the capture ended in), and nothing was lost.
+    let echo = &stats.echo;
+    assert_eq!((echo.bytes_missing, echo.bytes_dropped), (0, 0), "{echo:?}");
+    assert_eq!(stats.connections.gaps, 0, "{:?}", stats.connections);
+    assert!(echo.bytes_unread > 90_000, "{echo:?}");
 }
 
 #[test]

@@ -210,6 +210,13 @@ fn calls(e: &mut Encoder, snapshot: &Snapshot) {
     ] {
         e.sample(&[("outcome", outcome)], n);
     }
+    e.single(
+        "observer_echo_unread_bytes_total",
+        MetricType::Counter,
+        "Of the echoed bytes, those the reading end's parse passes over unread (body past the \
+         capture limit): only their length was kept for it.",
+        p.echo.bytes_unread,
+    );
 }
 
 fn events(e: &mut Encoder, snapshot: &Snapshot) {

@@ -26,6 +26,10 @@ pub enum Segment<'a> {
     Data { bytes: &'a [u8], ts_ns: u64 },
     /// `len` bytes of the stream were not captured (lost, or past the kernel's per-call cap).
     Gap { len: u64, ts_ns: u64 },
+    /// `len` bytes of the stream that are not here because parsing them reads nothing: body
+    /// past the capture limit, as parsing the same bytes at the connection's other end on this
+    /// host showed. A parser that would have read them takes them as a gap.
+    Unread { len: u64, ts_ns: u64 },
     /// The stream ended (the connection closed); a body read until close ends here.
     End { ts_ns: u64 },
 }

@@ -86,7 +86,7 @@ impl BodyReader {
                 GapInBody::OverEnd { past_end }
             }
             BodyReader::Chunked(chunked) => {
-                if chunked.skip_gap(len) {
+                if chunked.skip_data(len) {
                     body.lose(len);
                     GapInBody::Inside
                 } else {
@@ -98,6 +98,38 @@ impl BodyReader {
                 GapInBody::Inside
             }
         }
+    }
+
+    /// Body bytes that follow before the body ends or framing is needed (a chunk-size line).
+    pub(crate) fn data_left(&self) -> u64 {
+        match self {
+            BodyReader::Length { remaining } => *remaining,
+            BodyReader::Chunked(chunked) => chunked.data_left(),
+            BodyReader::UntilClose => u64::MAX,
+        }
+    }
+
+    /// Passes `len` body bytes that are not here, for a body whose capture is done (they would
+    /// only have been counted). `None`, and nothing changes, when they would not all have been
+    /// body data: the caller takes them as a hole instead.
+    pub(crate) fn pass_unread(&mut self, len: u64, body: &mut Body, cap: usize) -> Option<Decoded> {
+        if !body.capture_done(cap) || len > self.data_left() {
+            return None;
+        }
+        body.pass_unread(len);
+        match self {
+            BodyReader::Length { remaining } => {
+                *remaining -= len;
+                if *remaining == 0 {
+                    return Some(Decoded::Done);
+                }
+            }
+            BodyReader::Chunked(chunked) => {
+                chunked.skip_data(len);
+            }
+            BodyReader::UntilClose => {}
+        }
+        Some(Decoded::NeedMore)
     }
 
     /// Whether the end of the stream is this body's normal end.

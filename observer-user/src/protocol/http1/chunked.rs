@@ -129,9 +129,18 @@ impl ChunkedReader {
         (used, Decoded::NeedMore)
     }
 
-    /// A hole of `len` bytes. Returns whether it fell wholly inside chunk data, where it is
-    /// skipped; anywhere else the framing is lost with it.
-    pub(crate) fn skip_gap(&mut self, len: u64) -> bool {
+    /// Chunk data that follows before the next framing: none outside chunk data.
+    pub(crate) fn data_left(&self) -> u64 {
+        match self.state {
+            ChunkState::Data { remaining } => remaining,
+            _ => 0,
+        }
+    }
+
+    /// Passes `len` bytes without reading them (a hole, or bytes known to be unread). Returns
+    /// whether they fell wholly inside chunk data; anywhere else nothing changes, and for a hole
+    /// the framing is lost with it.
+    pub(crate) fn skip_data(&mut self, len: u64) -> bool {
         match self.state {
             ChunkState::Data { remaining } if len <= remaining => {
                 self.state = if len == remaining {
@@ -306,7 +315,7 @@ mod tests {
         let mut reader = reader();
         let mut body = Body::new(BodyFraming::Chunked);
         reader.read(b"8\r\nab", &mut body, 1024);
-        assert!(reader.skip_gap(6));
+        assert!(reader.skip_data(6));
         assert_eq!(
             reader.read(b"\r\n0\r\n\r\n", &mut body, 1024).1,
             Decoded::Done
@@ -314,6 +323,6 @@ mod tests {
 
         let mut reader = self::reader();
         reader.read(b"8\r\nab", &mut body, 1024);
-        assert!(!reader.skip_gap(7));
+        assert!(!reader.skip_data(7));
     }
 }

@@ -348,10 +348,30 @@ impl Body {
     /// Takes body bytes: counts them and keeps them while the prefix is whole and under `cap`.
     pub(crate) fn take(&mut self, bytes: &[u8], cap: usize) {
         self.size = self.size.saturating_add(len_u64(bytes.len()));
-        if self.lost == 0 && self.captured.len() < cap {
+        if !self.capture_done(cap) {
             let keep = (cap - self.captured.len()).min(bytes.len());
             self.captured.extend_from_slice(&bytes[..keep]);
         }
+    }
+
+    /// Whether body bytes from here on are only counted: the capture is full or was cut by a hole.
+    pub(crate) fn capture_done(&self, cap: usize) -> bool {
+        self.lost > 0 || self.captured.len() >= cap
+    }
+
+    /// Body bytes from here on that would be captured if they came.
+    pub(crate) fn capture_room(&self, cap: usize) -> u64 {
+        if self.capture_done(cap) {
+            0
+        } else {
+            len_u64(cap - self.captured.len())
+        }
+    }
+
+    /// Counts body bytes that are not here but would only have been counted (see
+    /// [`capture_done`](Self::capture_done)): unlike lost bytes, they leave the body whole.
+    pub(crate) fn pass_unread(&mut self, len: u64) {
+        self.size = self.size.saturating_add(len);
     }
 
     /// Counts body bytes lost in a hole; nothing after them is captured.
@@ -480,6 +500,8 @@ pub struct ParserStats {
     pub bytes_discarded: u64,
     /// Bytes reported missing by the stream (holes), wherever they fell.
     pub bytes_lost: u64,
+    /// Body bytes passed over unread, as the stream said they could be (see `Segment::Unread`).
+    pub bytes_unread: u64,
     /// Bytes counted after HTTP stopped (tunnel or upgraded protocol).
     pub tunnel_bytes: u64,
     /// Requests the response parser stopped waiting for because too many were pending.

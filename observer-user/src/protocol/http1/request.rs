@@ -33,6 +33,12 @@ impl RequestParser {
         self.stream.push(segment, out);
     }
 
+    /// Where the bytes ahead will be passed over unread, relative to the next byte: see
+    /// [`Segment::Unread`].
+    pub fn unread_ahead(&self) -> Option<std::ops::Range<u64>> {
+        self.stream.unread_ahead()
+    }
+
     /// The response direction switched protocols (a 101, or a 2xx answer to CONNECT): HTTP
     /// stops in this direction too, after the request being read if one is (at once otherwise).
     /// Reported once, as a `Tunnel` output.
@@ -261,5 +267,83 @@ mod tests {
         assert_eq!(tunnel.map(|tunnel| tunnel.stream_offset), Some(44));
         assert_eq!(messages(&out).len(), 1);
         assert_eq!(parser.stats().tunnel_bytes, 20);
+    }
+
+    #[test]
+    fn bytes_past_the_capture_may_come_unread_and_leave_the_body_whole() {
+        let cap = crate::protocol::http1::DEFAULT_MAX_BODY_CAPTURE as u64;
+        let head = b"POST /f HTTP/1.1\r\nContent-Length: 40000\r\n\r\n";
+        let (mut parser, mut out) = parse(&[data(head, 1), data(&[b'x'; 1000], 2)]);
+        // The rest of the capture must come as bytes; the body after it need not.
+        assert_eq!(parser.unread_ahead(), Some(cap - 1000..39_000));
+        parser.push(data(&vec![b'x'; cap as usize - 1000], 3), &mut out);
+        assert_eq!(parser.unread_ahead(), Some(0..40_000 - cap));
+        parser.push(
+            Segment::Unread {
+                len: 40_000 - cap - 10,
+                ts_ns: 4,
+            },
+            &mut out,
+        );
+        parser.push(data(b"0123456789GET /next HTTP/1.1\r\n\r\n", 5), &mut out);
+        let messages = messages(&out);
+        assert_eq!(messages.len(), 2, "{out:?}");
+        assert!(messages[0].complete);
+        assert_eq!((messages[0].body.size, messages[0].body.lost), (40_000, 0));
+        assert_eq!(messages[0].body.captured.len() as u64, cap);
+        assert_eq!(messages[1].head.target, "/next");
+        assert_eq!(parser.stats().bytes_unread, 40_000 - cap - 10);
+        assert_eq!(parser.stats().bytes_lost, 0);
+        // Between messages nothing is passed over unread.
+        assert_eq!(parser.unread_ahead(), None);
+    }
+
+    #[test]
+    fn unread_bytes_this_parser_would_read_are_a_hole() {
+        let head = b"POST /f HTTP/1.1\r\nContent-Length: 40000\r\n\r\n";
+        // Inside the capture: the body is cut there, as by any hole.
+        let (parser, out) = parse(&[
+            data(head, 1),
+            Segment::Unread { len: 100, ts_ns: 2 },
+            Segment::End { ts_ns: 3 },
+        ]);
+        let message = messages(&out)[0];
+        assert_eq!((message.body.size, message.body.lost), (100, 100));
+        assert_eq!(parser.stats().bytes_unread, 0);
+        // Over the end of the body, and between messages: the place is lost.
+        let (parser, out) = parse(&[
+            data(head, 1),
+            data(&vec![b'x'; 39_000], 2),
+            Segment::Unread {
+                len: 1_010,
+                ts_ns: 3,
+            },
+            Segment::Unread { len: 5, ts_ns: 4 },
+        ]);
+        assert_eq!(messages(&out)[0].body.lost, 1_000);
+        assert_eq!(parser.stats().bytes_lost, 1_015);
+        assert_eq!(parser.stats().bytes_unread, 0);
+    }
+
+    #[test]
+    fn chunk_data_past_the_capture_may_come_unread_but_chunk_lines_may_not() {
+        let mut stream = b"PUT /f HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        stream.extend_from_slice(format!("{:x}\r\n", 30_000).as_bytes());
+        stream.extend_from_slice(&vec![b'x'; 20_000]);
+        let (mut parser, mut out) = parse(&[data(&stream, 1)]);
+        assert_eq!(parser.unread_ahead(), Some(0..10_000));
+        parser.push(
+            Segment::Unread {
+                len: 10_000,
+                ts_ns: 2,
+            },
+            &mut out,
+        );
+        // The line end and the next chunk's size are framing: they must come as bytes.
+        assert_eq!(parser.unread_ahead(), None);
+        parser.push(data(b"\r\n0\r\n\r\n", 3), &mut out);
+        let message = messages(&out)[0];
+        assert!(message.complete);
+        assert_eq!((message.body.size, message.body.lost), (30_000, 0));
     }
 }

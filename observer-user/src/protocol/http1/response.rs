@@ -54,6 +54,12 @@ impl ResponseParser {
         self.stream.push(segment, out);
     }
 
+    /// Where the bytes ahead will be passed over unread, relative to the next byte: see
+    /// [`Segment::Unread`].
+    pub fn unread_ahead(&self) -> Option<std::ops::Range<u64>> {
+        self.stream.unread_ahead()
+    }
+
     /// Counts of what the parser has seen so far.
     pub fn stats(&self) -> ParserStats {
         ParserStats {

@@ -13,6 +13,7 @@
 //! ```
 
 use std::mem;
+use std::ops::Range;
 
 use super::body::{BodyReader, Decoded, GapInBody};
 use super::head::{HeadEvent, HeadReader};
@@ -135,6 +136,7 @@ impl<S: Side> MessageStream<S> {
         match segment {
             Segment::Data { bytes, ts_ns } => self.push_data(bytes, ts_ns, out),
             Segment::Gap { len, ts_ns } => self.push_gap(len, ts_ns, out),
+            Segment::Unread { len, ts_ns } => self.push_unread(len, ts_ns, out),
             Segment::End { .. } => self.push_end(out),
         }
     }
@@ -348,6 +350,43 @@ impl<S: Side> MessageStream<S> {
             State::Ended => {}
         }
         self.position = self.position.saturating_add(len);
+    }
+
+    /// Bytes the stream says parsing would not read. Inside a body whose capture is done they
+    /// are counted as read; anywhere else (this parser's place differs from the one that
+    /// found them unread) they are a hole.
+    fn push_unread(&mut self, len: u64, ts: u64, out: &mut Vec<Output<S>>) {
+        let cap = self.limits.max_body_capture;
+        if let State::Body(in_body) = &mut self.state {
+            if let Some(decoded) = in_body
+                .reader
+                .pass_unread(len, &mut in_body.message.body, cap)
+            {
+                in_body.message.last_byte_ts_ns = ts;
+                self.stats.bytes_unread = self.stats.bytes_unread.saturating_add(len);
+                self.position = self.position.saturating_add(len);
+                if decoded == Decoded::Done {
+                    self.end_body(true, out);
+                }
+                return;
+            }
+        }
+        self.push_gap(len, ts, out);
+    }
+
+    /// Where, from the next byte on, this direction's bytes will be passed over unread: the
+    /// rest of a body (or of a chunk's data) past its capture. A range relative to the next
+    /// byte; `None` when the next bytes may all be read.
+    pub(crate) fn unread_ahead(&self) -> Option<Range<u64>> {
+        let State::Body(in_body) = &self.state else {
+            return None;
+        };
+        let from = in_body
+            .message
+            .body
+            .capture_room(self.limits.max_body_capture);
+        let to = in_body.reader.data_left();
+        (from < to).then_some(from..to)
     }
 
     /// The part of a hole that ran past the end of a body of known length.

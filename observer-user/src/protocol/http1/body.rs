@@ -205,4 +205,21 @@ mod tests {
         assert!(BodyReader::new(BodyFraming::NoBody, &limits()).is_none());
         assert!(BodyReader::new(BodyFraming::Length(0), &limits()).is_none());
     }
+
+    #[test]
+    fn the_capture_buffer_grows_no_larger_than_the_capture() {
+        for framing in [BodyFraming::Length(65_536), BodyFraming::UntilClose] {
+            let mut body = Body::new(framing);
+            let mut reader = BodyReader::new(framing, &limits()).expect("a body");
+            for piece in [16_000, 300, 20_000] {
+                reader.read(&vec![b'x'; piece], &mut body, 16_384);
+            }
+            assert_eq!(body.captured.len(), 16_384);
+            assert_eq!(body.captured.capacity(), 16_384, "{framing:?}");
+        }
+        // A short body's buffer is its size.
+        let mut body = Body::new(BodyFraming::Length(100));
+        BodyReader::Length { remaining: 100 }.read(&[b'x'; 40], &mut body, 16_384);
+        assert_eq!(body.captured.capacity(), 100);
+    }
 }

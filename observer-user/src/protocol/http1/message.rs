@@ -350,8 +350,26 @@ impl Body {
         self.size = self.size.saturating_add(len_u64(bytes.len()));
         if !self.capture_done(cap) {
             let keep = (cap - self.captured.len()).min(bytes.len());
+            self.reserve_capture(keep, cap);
             self.captured.extend_from_slice(&bytes[..keep]);
         }
+    }
+
+    /// Room for `more` captured bytes. The capture grows at most to what it can hold: doubling
+    /// past it (a 16 KiB cap reached in two pieces grew a 32 KiB buffer) took fresh pages the
+    /// kernel zeroed, for every large body, for bytes never kept.
+    fn reserve_capture(&mut self, more: usize, cap: usize) {
+        let len = self.captured.len();
+        if self.captured.capacity() - len >= more {
+            return;
+        }
+        // A body of known length gets its whole capture at once.
+        let want = match self.framing {
+            BodyFraming::Length(length) => usize::try_from(length).map_or(cap, |n| n.min(cap)),
+            _ => len.saturating_mul(2).min(cap),
+        };
+        let want = want.max(len + more);
+        self.captured.reserve_exact(want - len);
     }
 
     /// Whether body bytes from here on are only counted: the capture is full or was cut by a hole.

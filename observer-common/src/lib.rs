@@ -491,7 +491,9 @@ pub struct ConnState {
     pub peer_lookups: u8,
     /// 1 when this end is in `LOCAL_ENDS`, for its peer to find.
     pub local_end: u8,
-    pub _pad: [u8; 4],
+    /// 1 once `tcp_read_base` is known (see there).
+    pub tcp_read_base_known: u8,
+    pub _pad: [u8; 3],
     /// The network namespace (its `struct net` address) the socket is in: the same addresses
     /// name different connections in different namespaces.
     pub net: u64,
@@ -502,6 +504,16 @@ pub struct ConnState {
     /// [`DATA_FLAG_KEPT_FOR_PEER`]: the peer may echo reads inside it.
     pub kept_from: u64,
     pub kept_to: u64,
+    /// The socket (its `struct sock` address) when it is TCP and its other end may be on this
+    /// host: its sequence numbers tell whether this end's positions are the stream's.
+    pub tcp_sock: u64,
+    /// Sequence numbers less these are stream positions (modulo 2^32). `write_seq` when the
+    /// connection was opened, before the application wrote a byte; `copied_seq` likewise for
+    /// an accepted one, but a connecting end learns where its peer's bytes start only once the
+    /// connection is established (a non-blocking connect returns before), so it counts from
+    /// its first read.
+    pub tcp_read_base: u32,
+    pub tcp_write_base: u32,
 }
 
 /// `ConnState::peer_lookups` once the other end is known.
@@ -552,7 +564,13 @@ pub struct KernelLayout {
     pub sock_v6_rcv_saddr: u32,
     /// `sock_common.skc_net`: the socket's network namespace.
     pub sock_net: u32,
-    pub _pad: u32,
+    /// `sock.sk_protocol`: the sequence numbers below are read only from TCP sockets.
+    pub sock_protocol: u32,
+    /// Offsets within `struct tcp_sock` (which begins with its `struct sock`): the sequence
+    /// numbers of the next byte the application reads and of the byte after the last it wrote,
+    /// whatever calls moved them.
+    pub tcp_copied_seq: u32,
+    pub tcp_write_seq: u32,
 }
 
 /// Per-CPU counters, indexed densely. Stable numbers, like event kinds.
@@ -614,8 +632,8 @@ const _: () = assert!(size_of::<ConnOpenEvent>() == 112);
 const _: () = assert!(size_of::<ConnCloseEvent>() == 64);
 const _: () = assert!(size_of::<ProcessExecEvent>() == 40);
 const _: () = assert!(size_of::<ProcessExitEvent>() == 24);
-const _: () = assert!(size_of::<ConnState>() == 144);
-const _: () = assert!(size_of::<KernelLayout>() == 72);
+const _: () = assert!(size_of::<ConnState>() == 160);
+const _: () = assert!(size_of::<KernelLayout>() == 80);
 const _: () = assert!(EventKind::ALL.len() <= (Counter::DropRingFull as usize));
 const _: () = assert!(
     Counter::DropRingFull as usize + EventKind::ALL.len() <= Counter::DropReadUserFailed as usize

@@ -103,12 +103,29 @@ pub fn track_new(tgid: u32, fd: u32, origin: ConnOrigin, remote: SockAddr, liste
     let key = conn_key(tgid, fd);
     let mut state = fresh_state(origin, remote, listen_fd);
     // The socket knows both ends, including the local port connect() just picked.
-    if let FdKind::Socket { local, remote, net } = socket::inspect(fd) {
+    if let FdKind::Socket {
+        local,
+        remote,
+        net,
+        tcp,
+    } = socket::inspect(fd)
+    {
         state.local = local;
         if remote.family != 0 {
             state.remote = remote;
         }
         state.net = net;
+        // Nothing read or written yet: where the sequence numbers start for this end.
+        if let Some(write_base) = socket::tcp_write_seq(tcp) {
+            state.tcp_sock = tcp;
+            state.tcp_write_base = write_base;
+        }
+        if origin == ConnOrigin::Accept {
+            if let Some(read_base) = socket::tcp_read_seq(tcp) {
+                state.tcp_read_base = read_base;
+                state.tcp_read_base_known = 1;
+            }
+        }
     }
     // Tracked from its first byte, like its other end if that is tracked too: the two ends'
     // positions then name the same bytes.
@@ -137,20 +154,24 @@ fn fresh_state(origin: ConnOrigin, remote: SockAddr, listen_fd: u32) -> ConnStat
         role_hint: RoleHint::Unknown as u8,
         peer_lookups: 0,
         local_end: 0,
-        _pad: [0; 4],
+        tcp_read_base_known: 0,
+        _pad: [0; 3],
         net: 0,
         peer: 0,
         peer_generation: 0,
         kept_from: 0,
         kept_to: 0,
+        tcp_sock: 0,
+        tcp_read_base: 0,
+        tcp_write_base: 0,
     }
 }
 
 /// Both ends of the connection are on this host (a loopback address, or the same address at
-/// both ends), in a namespace the socket named.
+/// both ends), in a namespace the socket named, over TCP (whose counters check positions).
 fn is_host_local(state: &ConnState) -> bool {
     let (local, remote) = (&state.local, &state.remote);
-    if state.net == 0 || local.family == 0 || local.family != remote.family {
+    if state.tcp_sock == 0 || state.net == 0 || local.family == 0 || local.family != remote.family {
         return false;
     }
     let [_, high, low] = words(remote);
@@ -240,6 +261,30 @@ fn kept_by(peer: *const ConnState, position: u64, size: u64) -> bool {
     // updating the range: a torn read can only name bytes the agent checks it holds.
     let (from, to) = unsafe { ((*peer).kept_from, (*peer).kept_to) };
     from <= position && position + size <= to && to - position <= ECHO_WINDOW_BYTES
+}
+
+/// Whether this end has read exactly `position` bytes of its stream, as TCP's sequence numbers
+/// count them (modulo 2^32: one read each time): its positions are the stream's, so a peer's
+/// bytes at the same positions are the ones it read. Not so once bytes moved through calls the
+/// programs do not see (io_uring, splice), or while another thread reads the same socket.
+#[inline(always)]
+fn read_in_step(state: &mut ConnState, position: u64) -> bool {
+    let Some(seq) = socket::tcp_read_seq(state.tcp_sock) else {
+        return false;
+    };
+    if state.tcp_read_base_known == 0 {
+        // A connecting end's first read: the positions start here (see `tcp_read_base`).
+        state.tcp_read_base = seq.wrapping_sub(position as u32);
+        state.tcp_read_base_known = 1;
+    }
+    seq.wrapping_sub(state.tcp_read_base) == position as u32
+}
+
+/// Whether this end has written exactly `position` bytes of its stream (see [`read_in_step`]).
+#[inline(always)]
+fn written_in_step(state: &ConnState, position: u64) -> bool {
+    socket::tcp_write_seq(state.tcp_sock)
+        .is_some_and(|seq| seq.wrapping_sub(state.tcp_write_base) == position as u32)
 }
 
 /// Forget a connection when its fd is closed, telling the agent if it knew about it.
@@ -404,9 +449,13 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
     // its writer shipped already instead of copying them again. (Syscall bytes only: TLS
     // plaintext is shipped by each end's library hooks, and ciphertext is never shipped.)
     if source == Source::Syscall && state.peer_lookups != 0 {
+        if direction == Direction::Ingress && state.tcp_read_base_known == 0 {
+            // Counted from a connecting end's first read, echoed or not.
+            read_in_step(state, position + size);
+        }
         if let Some(peer) = peer_of(state) {
             if direction == Direction::Ingress {
-                if kept_by(peer, position, size) {
+                if kept_by(peer, position, size) && read_in_step(state, position + size) {
                     let peer = ConnId {
                         tgid: (state.peer >> 32) as u32,
                         fd: state.peer as u32,
@@ -426,7 +475,7 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
         // After the events are submitted: a reader that sees the range extended reserves its
         // echo after them, so the agent always has the bytes first.
         let end = position + size;
-        if !shipped {
+        if !shipped || !written_in_step(state, end) {
             state.kept_from = end;
         } else if state.kept_to != position {
             state.kept_from = position;

@@ -118,7 +118,9 @@ static KERNEL_LAYOUT: KernelLayout = KernelLayout {
     sock_v6_daddr: 0,
     sock_v6_rcv_saddr: 0,
     sock_net: 0,
-    _pad: 0,
+    sock_protocol: 0,
+    tcp_copied_seq: 0,
+    tcp_write_seq: 0,
 };
 
 #[inline(always)]

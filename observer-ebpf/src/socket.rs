@@ -12,15 +12,17 @@ use crate::maps::kernel_layout;
 
 const S_IFMT: u16 = 0o170000;
 const S_IFSOCK: u16 = 0o140000;
+const IPPROTO_TCP: u16 = 6;
 
 /// What an fd is.
 pub enum FdKind {
-    /// A socket, with its two ends (zeroed for families other than IPv4 and IPv6) and its
-    /// network namespace (0 when unknown).
+    /// A socket, with its two ends (zeroed for families other than IPv4 and IPv6), its
+    /// network namespace (0 when unknown), and its address when it is TCP (0 otherwise).
     Socket {
         local: SockAddr,
         remote: SockAddr,
         net: u64,
+        tcp: u64,
     },
     /// A file, pipe or anything else that is not a socket.
     NotSocket,
@@ -44,10 +46,26 @@ pub fn inspect(fd: u32) -> FdKind {
             local: local_end(&layout, sock),
             remote: remote_end(&layout, sock),
             net: read(sock + u64::from(layout.sock_net)).unwrap_or(0),
+            tcp: match read::<u16>(sock + u64::from(layout.sock_protocol)) {
+                Some(IPPROTO_TCP) => sock,
+                _ => 0,
+            },
         },
         Some(None) => FdKind::NotSocket,
         None => FdKind::Unknown,
     }
+}
+
+/// TCP socket `sock`'s sequence number of the next byte the application reads: it moves with
+/// every byte read, by whatever call. `None` when the read failed.
+pub fn tcp_read_seq(sock: u64) -> Option<u32> {
+    read(sock + u64::from(kernel_layout().tcp_copied_seq))
+}
+
+/// TCP socket `sock`'s sequence number after the last byte the application wrote: it moves
+/// with every byte written, by whatever call. `None` when the read failed.
+pub fn tcp_write_seq(sock: u64) -> Option<u32> {
+    read(sock + u64::from(kernel_layout().tcp_write_seq))
 }
 
 /// `Some(Some(sock))` for a socket, `Some(None)` for an open fd that is not one, `None` when a

@@ -206,7 +206,9 @@ fn layout(types: &Types) -> Result<KernelLayout, LayoutError> {
         sock_v6_rcv_saddr: sock("skc_v6_rcv_saddr")?,
         // A `possible_net_t`, whose only member is the `struct net` pointer.
         sock_net: sock("skc_net")?,
-        _pad: 0,
+        sock_protocol: types.offset("sock", "sk_protocol")?,
+        tcp_copied_seq: types.offset("tcp_sock", "copied_seq")?,
+        tcp_write_seq: types.offset("tcp_sock", "write_seq")?,
     })
 }
 
@@ -231,6 +233,11 @@ mod tests {
             layout.file_inode > 0 && layout.inode_mode == 0,
             "i_mode opens struct inode"
         );
+        // struct tcp_sock extends struct sock: its sequence numbers lie past the socket's fields.
+        assert!(layout.sock_protocol > layout.sock_family);
+        assert!(layout.tcp_copied_seq > layout.sock_protocol);
+        assert!(layout.tcp_write_seq > layout.sock_protocol);
+        assert_ne!(layout.tcp_copied_seq, layout.tcp_write_seq);
     }
 
     #[test]

@@ -5,6 +5,8 @@ Run under `unshare --net`: it brings the namespace's loopback up, serves HTTP/1.
 the same address pair in two namespaces. The server answers every GET with a body naming
 --label; the client sends --requests GETs on one keep-alive connection, checks that each answer
 is its own server's, and prints `OK <n>`.
+
+The test runs it after `http_response.py`, whose `read_response` it uses.
 """
 
 import argparse
@@ -15,41 +17,14 @@ import threading
 import time
 
 
-def read_response(sock, pending):
-    while b"\r\n\r\n" not in pending:
-        data = sock.recv(65536)
-        if not data:
-            raise EOFError("the server closed the connection")
-        pending += data
-    head, rest = pending.split(b"\r\n\r\n", 1)
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(rest) < length:
-        data = sock.recv(65536)
-        if not data:
-            raise EOFError("the server closed the connection mid-body")
-        rest += data
-    return rest[:length], rest[length:]
-
-
 def serve(listener, body):
     conn, _ = listener.accept()
     with conn:
-        pending = b""
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                return
-            pending += data
-            while b"\r\n\r\n" in pending:
-                _, pending = pending.split(b"\r\n\r\n", 1)
-                conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-                )
+        for _ in requests_of(conn):
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
 
 
 def main():

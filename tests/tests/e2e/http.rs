@@ -413,9 +413,12 @@ fn a_loopback_connection_is_shipped_at_one_end_and_reported_at_both() -> anyhow:
     Ok(())
 }
 
-/// `src/python/netns_pair.py`: a server and its client in one process, on a network namespace
-/// of its own, with fixed ports.
-const NETNS_PAIR_SCRIPT: &str = include_str!("../../src/python/netns_pair.py");
+/// `src/python/netns_pair.py` (after `http_response.py`): a server and its client in one process,
+/// on a network namespace of its own, with fixed ports.
+const NETNS_PAIR_SCRIPT: &str = concat!(
+    include_str!("../../src/python/http_response.py"),
+    include_str!("../../src/python/netns_pair.py")
+);
 
 /// The same address pair in two network namespaces at once: host-local ends are found by their
 /// namespace and addresses, so each client's reads echo its own server's bytes, never the other
@@ -501,6 +504,82 @@ fn the_same_addresses_in_two_network_namespaces_never_mix() -> anyhow::Result<()
     ensure!(
         stats["kernel"]["echoed_bytes"].as_u64().unwrap_or(0) > 0,
         "the clients' reads should have been echoed\nstats: {stats:#}"
+    );
+    Ok(())
+}
+
+/// `src/python/spliced_pair.py` (after `http_response.py`): a server and its client in one process,
+/// the server moving half of one answer with splice(2).
+const SPLICED_PAIR_SCRIPT: &str = concat!(
+    include_str!("../../src/python/http_response.py"),
+    include_str!("../../src/python/spliced_pair.py")
+);
+
+/// A host-local writer whose bytes partly move through a call the programs do not see (splice)
+/// is no longer where they count it; its reader's echoes would then name the wrong bytes. TCP's
+/// own counts of what each end wrote and read tell, and the reader ships its reads itself: its
+/// answers, two of them written before it read either, are still its own.
+#[test]
+fn a_host_local_writer_whose_bytes_move_unseen_is_no_longer_echoed() -> anyhow::Result<()> {
+    const PORT: &str = "18095";
+    const REQUESTS: usize = 8;
+    let python = python()?;
+    let dir = TempDir::new("spliced")?;
+    let stats_path = dir.join("stats.json");
+    let stats_arg = stats_path.display().to_string();
+    let mut agent = Agent::start(&["--port", PORT, "--stats-file", &stats_arg])?;
+
+    let requests = REQUESTS.to_string();
+    let python_path = python.path.display().to_string();
+    let mut pair = Spawned::start(
+        "spliced",
+        Command::new(python_path.as_str()).args([
+            "-c",
+            SPLICED_PAIR_SCRIPT,
+            "--port",
+            PORT,
+            "--requests",
+            &requests,
+        ]),
+    )?;
+    let finished = pair.wait(Duration::from_secs(20))?;
+    ensure!(
+        finished.status.success() && finished.stdout.trim() == format!("OK {REQUESTS}"),
+        "the client failed: {finished:?}"
+    );
+    let last = Expect::client()
+        .get(&format!("/answers/{}", REQUESTS - 1), 200)
+        .process(&python.executable_name, finished.pid);
+    agent.wait_for(&[&last])?;
+    let stopped = agent.stop()?;
+    let all = calls::list(&stopped.calls);
+    let clients: Vec<&Call> = stopped
+        .calls
+        .iter()
+        .filter(|c| c.role() == Some("client") && c.pid() == Some(u64::from(finished.pid)))
+        .collect();
+    ensure!(
+        clients.len() == REQUESTS,
+        "{} client calls, not {REQUESTS}:\n{all}",
+        clients.len()
+    );
+    for call in clients {
+        let answer = call
+            .path()
+            .and_then(|path| path.strip_prefix("/answers/"))
+            .map(|i| format!("answer {i} "));
+        ensure!(
+            answer.is_some_and(|answer| call
+                .response_body_preview()
+                .is_some_and(|body| body.starts_with(&answer))),
+            "the client's call does not hold its own answer: {call}\n{all}"
+        );
+    }
+    // The answers before the splice were echoed: the check is what stopped it after.
+    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats_path)?)?;
+    ensure!(
+        stats["kernel"]["echoed_bytes"].as_u64().unwrap_or(0) > 0,
+        "the client's first reads should have been echoed\nstats: {stats:#}"
     );
     Ok(())
 }

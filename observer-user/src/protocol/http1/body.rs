@@ -217,9 +217,13 @@ mod tests {
             assert_eq!(body.captured.len(), 16_384);
             assert_eq!(body.captured.capacity(), 16_384, "{framing:?}");
         }
-        // A short body's buffer is its size.
+        // A short body's buffer grows to its size, and nothing is held ahead of the bytes.
         let mut body = Body::new(BodyFraming::Length(100));
-        BodyReader::Length { remaining: 100 }.read(&[b'x'; 40], &mut body, 16_384);
+        let mut reader = BodyReader::Length { remaining: 100 };
+        reader.read(&[b'x'; 1], &mut body, 16_384);
+        assert_eq!(body.captured.capacity(), 1);
+        reader.read(&[b'x'; 60], &mut body, 16_384);
+        reader.read(&[b'x'; 39], &mut body, 16_384);
         assert_eq!(body.captured.capacity(), 100);
     }
 }

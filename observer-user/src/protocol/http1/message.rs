@@ -355,20 +355,21 @@ impl Body {
         }
     }
 
-    /// Room for `more` captured bytes. The capture grows at most to what it can hold: doubling
-    /// past it (a 16 KiB cap reached in two pieces grew a 32 KiB buffer) took fresh pages the
-    /// kernel zeroed, for every large body, for bytes never kept.
+    /// Room for `more` captured bytes. The capture doubles as it grows, but never past what it
+    /// can hold (the cap, or a shorter body's length): doubling past it (a 16 KiB cap reached
+    /// in two pieces grew a 32 KiB buffer) took fresh pages the kernel zeroed, for every large
+    /// body, for bytes never kept. Nothing is reserved ahead of the bytes: a message that
+    /// announces a large body and sends a byte holds a byte.
     fn reserve_capture(&mut self, more: usize, cap: usize) {
         let len = self.captured.len();
         if self.captured.capacity() - len >= more {
             return;
         }
-        // A body of known length gets its whole capture at once.
-        let want = match self.framing {
+        let bound = match self.framing {
             BodyFraming::Length(length) => usize::try_from(length).map_or(cap, |n| n.min(cap)),
-            _ => len.saturating_mul(2).min(cap),
+            _ => cap,
         };
-        let want = want.max(len + more);
+        let want = len.saturating_mul(2).min(bound).max(len + more);
         self.captured.reserve_exact(want - len);
     }
 

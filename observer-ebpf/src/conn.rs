@@ -268,16 +268,20 @@ fn kept_by(peer: *const ConnState, position: u64, size: u64) -> bool {
 /// bytes at the same positions are the ones it read. Not so once bytes moved through calls the
 /// programs do not see (io_uring, splice), or while another thread reads the same socket.
 #[inline(always)]
-fn read_in_step(state: &mut ConnState, position: u64) -> bool {
-    let Some(seq) = socket::tcp_read_seq(state.tcp_sock) else {
-        return false;
-    };
-    if state.tcp_read_base_known == 0 {
-        // A connecting end's first read: the positions start here (see `tcp_read_base`).
+fn read_in_step(state: &ConnState, position: u64) -> bool {
+    state.tcp_read_base_known != 0
+        && socket::tcp_read_seq(state.tcp_sock)
+            .is_some_and(|seq| seq.wrapping_sub(state.tcp_read_base) == position as u32)
+}
+
+/// A connecting end's first read, which leaves it at stream `position`: its read positions
+/// count from here (see `ConnState::tcp_read_base`).
+#[inline(always)]
+fn learn_read_base(state: &mut ConnState, position: u64) {
+    if let Some(seq) = socket::tcp_read_seq(state.tcp_sock) {
         state.tcp_read_base = seq.wrapping_sub(position as u32);
         state.tcp_read_base_known = 1;
     }
-    seq.wrapping_sub(state.tcp_read_base) == position as u32
 }
 
 /// Whether this end has written exactly `position` bytes of its stream (see [`read_in_step`]).
@@ -450,8 +454,7 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
     // plaintext is shipped by each end's library hooks, and ciphertext is never shipped.)
     if source == Source::Syscall && state.peer_lookups != 0 {
         if direction == Direction::Ingress && state.tcp_read_base_known == 0 {
-            // Counted from a connecting end's first read, echoed or not.
-            read_in_step(state, position + size);
+            learn_read_base(state, position + size);
         }
         if let Some(peer) = peer_of(state) {
             if direction == Direction::Ingress {

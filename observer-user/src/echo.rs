@@ -8,6 +8,13 @@
 //! reader's echo takes them, and gives the echo back as the data event the reader would have
 //! shipped: everything after it sees each end's stream as before.
 //!
+//! Bytes the writer's own parse will pass over unread (body past the capture limit, as it says
+//! before each chunk) are kept as a length only: the reader's parse, at the same place in the
+//! same bytes, passes over them too, so its stream gets them as [`Segment::Unread`]. Most of a
+//! large response is never copied here.
+//!
+//! [`Segment::Unread`]: crate::protocol::Segment::Unread
+//!
 //! The kernel echoes only bytes it saw shipped whole, after their events went out, so the
 //! bytes are here first. What is not (a writer's event lost after all, bytes held past the
 //! limits below) is counted, and the reader's stream gets a gap, as for any lost event.

@@ -284,6 +284,35 @@ impl Drop for Agent {
     }
 }
 
+/// A `--stats-file` for an agent, in a directory of its own: what the agent counted, read once
+/// it stopped.
+pub struct StatsFile {
+    path: PathBuf,
+    _dir: TempDir,
+}
+
+impl StatsFile {
+    pub fn new() -> anyhow::Result<StatsFile> {
+        let dir = TempDir::new("stats")?;
+        Ok(StatsFile {
+            path: dir.join("stats.json"),
+            _dir: dir,
+        })
+    }
+
+    /// The path, as the agent's argument.
+    pub fn arg(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// What the agent wrote when it stopped.
+    pub fn read(&self) -> anyhow::Result<serde_json::Value> {
+        let text = fs::read_to_string(&self.path)
+            .with_context(|| format!("cannot read the agent's stats {}", self.path.display()))?;
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
 /// `observer` with a readable log: no colours in the captured standard error.
 pub fn command() -> anyhow::Result<Command> {
     let mut command = Command::new(observer_binary()?);

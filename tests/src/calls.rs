@@ -229,6 +229,14 @@ pub fn list(calls: &[Call]) -> String {
         .collect()
 }
 
+/// The calls process `pid` made as a client.
+pub fn client_calls_of(calls: &[Call], pid: u32) -> Vec<&Call> {
+    calls
+        .iter()
+        .filter(|c| c.role() == Some("client") && c.pid() == Some(u64::from(pid)))
+        .collect()
+}
+
 /// The first call `matches` accepts; the error names `what` was looked for and lists every
 /// call seen.
 pub fn find_call<'a>(

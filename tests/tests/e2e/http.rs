@@ -8,10 +8,8 @@ use std::{process::Command, time::Duration};
 use observer_tests::{
     calls::{self, Call},
     curl, pipeline,
-    process::Spawned,
-    python,
-    tempdir::TempDir,
-    Agent, Expect, KeepAliveClient, Nginx, PythonServer, Site,
+    process::{Finished, Spawned},
+    python, Agent, Expect, KeepAliveClient, Nginx, PythonServer, Site, StatsFile,
 };
 use serde_json::Value;
 
@@ -325,14 +323,12 @@ fn a_loopback_connection_is_shipped_at_one_end_and_reported_at_both() -> anyhow:
             .file("hello.txt", HELLO)?
             .file("large.bin", body)?,
     )?;
-    let dir = TempDir::new("echo")?;
-    let stats_path = dir.join("stats.json");
-    let stats_arg = stats_path.display().to_string();
+    let stats_file = StatsFile::new()?;
     let mut agent = Agent::start(&[
         "--port",
         &server.port().to_string(),
         "--stats-file",
-        &stats_arg,
+        &stats_file.arg(),
     ])?;
 
     // Keep-alive: the first request is written before the server accepts (the client cannot
@@ -387,7 +383,7 @@ fn a_loopback_connection_is_shipped_at_one_end_and_reported_at_both() -> anyhow:
         );
     }
 
-    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats_path)?)?;
+    let stats = stats_file.read()?;
     let count = |value: &Value| value.as_u64().unwrap_or(0);
     let kernel_echoed = count(&stats["kernel"]["echoed_bytes"]);
     let echo = &stats["pipeline"]["echo"];
@@ -429,10 +425,8 @@ fn the_same_addresses_in_two_network_namespaces_never_mix() -> anyhow::Result<()
     const SOURCE_PORT: &str = "18091";
     const REQUESTS: usize = 20;
     let python = python()?;
-    let dir = TempDir::new("netns")?;
-    let stats_path = dir.join("stats.json");
-    let stats_arg = stats_path.display().to_string();
-    let mut agent = Agent::start(&["--port", PORT, "--stats-file", &stats_arg])?;
+    let stats_file = StatsFile::new()?;
+    let mut agent = Agent::start(&["--port", PORT, "--stats-file", &stats_file.arg()])?;
 
     // Both run at once: each holds its connection for the ~1 s of its requests.
     let requests = REQUESTS.to_string();
@@ -458,13 +452,8 @@ fn the_same_addresses_in_two_network_namespaces_never_mix() -> anyhow::Result<()
     };
     let pairs = [start("A")?, start("B")?];
     let mut pids = Vec::new();
-    for mut pair in pairs {
-        let finished = pair.wait(Duration::from_secs(20))?;
-        ensure!(
-            finished.status.success() && finished.stdout.trim() == format!("OK {REQUESTS}"),
-            "a namespace's client failed: {finished:?}"
-        );
-        pids.push(finished.pid);
+    for pair in pairs {
+        pids.push(answered_all(pair, REQUESTS)?.pid);
     }
 
     let expected: Vec<Expect> = pids
@@ -481,11 +470,7 @@ fn the_same_addresses_in_two_network_namespaces_never_mix() -> anyhow::Result<()
     let stopped = agent.stop()?;
     let all = calls::list(&stopped.calls);
     for (&pid, label) in pids.iter().zip(["A", "B"]) {
-        let clients: Vec<&Call> = stopped
-            .calls
-            .iter()
-            .filter(|c| c.role() == Some("client") && c.pid() == Some(u64::from(pid)))
-            .collect();
+        let clients = calls::client_calls_of(&stopped.calls, pid);
         ensure!(
             clients.len() == REQUESTS,
             "namespace {label}: {} client calls, not {REQUESTS}:\n{all}",
@@ -500,7 +485,7 @@ fn the_same_addresses_in_two_network_namespaces_never_mix() -> anyhow::Result<()
             );
         }
     }
-    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats_path)?)?;
+    let stats = stats_file.read()?;
     ensure!(
         stats["kernel"]["echoed_bytes"].as_u64().unwrap_or(0) > 0,
         "the clients' reads should have been echoed\nstats: {stats:#}"
@@ -524,14 +509,12 @@ fn a_host_local_writer_whose_bytes_move_unseen_is_no_longer_echoed() -> anyhow::
     const PORT: &str = "18095";
     const REQUESTS: usize = 8;
     let python = python()?;
-    let dir = TempDir::new("spliced")?;
-    let stats_path = dir.join("stats.json");
-    let stats_arg = stats_path.display().to_string();
-    let mut agent = Agent::start(&["--port", PORT, "--stats-file", &stats_arg])?;
+    let stats_file = StatsFile::new()?;
+    let mut agent = Agent::start(&["--port", PORT, "--stats-file", &stats_file.arg()])?;
 
     let requests = REQUESTS.to_string();
     let python_path = python.path.display().to_string();
-    let mut pair = Spawned::start(
+    let pair = Spawned::start(
         "spliced",
         Command::new(python_path.as_str()).args([
             "-c",
@@ -542,22 +525,14 @@ fn a_host_local_writer_whose_bytes_move_unseen_is_no_longer_echoed() -> anyhow::
             &requests,
         ]),
     )?;
-    let finished = pair.wait(Duration::from_secs(20))?;
-    ensure!(
-        finished.status.success() && finished.stdout.trim() == format!("OK {REQUESTS}"),
-        "the client failed: {finished:?}"
-    );
+    let finished = answered_all(pair, REQUESTS)?;
     let last = Expect::client()
         .get(&format!("/answers/{}", REQUESTS - 1), 200)
         .process(&python.executable_name, finished.pid);
     agent.wait_for(&[&last])?;
     let stopped = agent.stop()?;
     let all = calls::list(&stopped.calls);
-    let clients: Vec<&Call> = stopped
-        .calls
-        .iter()
-        .filter(|c| c.role() == Some("client") && c.pid() == Some(u64::from(finished.pid)))
-        .collect();
+    let clients = calls::client_calls_of(&stopped.calls, finished.pid);
     ensure!(
         clients.len() == REQUESTS,
         "{} client calls, not {REQUESTS}:\n{all}",
@@ -576,12 +551,23 @@ fn a_host_local_writer_whose_bytes_move_unseen_is_no_longer_echoed() -> anyhow::
         );
     }
     // The answers before the splice were echoed: the check is what stopped it after.
-    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats_path)?)?;
+    let stats = stats_file.read()?;
     ensure!(
         stats["kernel"]["echoed_bytes"].as_u64().unwrap_or(0) > 0,
         "the client's first reads should have been echoed\nstats: {stats:#}"
     );
     Ok(())
+}
+
+/// A pair script's run, once it has exited saying its client got all `requests` answers right
+/// (`OK <requests>`).
+fn answered_all(mut pair: Spawned, requests: usize) -> anyhow::Result<Finished> {
+    let finished = pair.wait(Duration::from_secs(20))?;
+    ensure!(
+        finished.status.success() && finished.stdout.trim() == format!("OK {requests}"),
+        "the pair's client failed: {finished:?}"
+    );
+    Ok(finished)
 }
 
 /// A server, and a keep-alive client whose connection carried one request before any agent

@@ -3,10 +3,9 @@
 //! reason, exactly.
 
 use observer_tests::{
-    agent::Agent,
+    agent::{Agent, StatsFile},
     clients::KeepAliveClient,
     servers::{PythonServer, Site},
-    tempdir::TempDir,
 };
 use serde_json::Value;
 
@@ -30,17 +29,15 @@ const EVENT_KINDS: [&str; 6] = [
 #[test]
 fn every_event_is_delivered_or_counted_as_dropped() -> anyhow::Result<()> {
     let server = PythonServer::start(Site::new()?.file("payload", "x".repeat(BODY_BYTES))?)?;
-    let dir = TempDir::new("loss")?;
-    let stats_path = dir.join("stats.json");
+    let stats_file = StatsFile::new()?;
     let port = server.port().to_string();
-    let stats_arg = stats_path.display().to_string();
     let agent = Agent::start(&[
         "--port",
         &port,
         "--ring-buffer-size",
         SMALL_RING_BYTES,
         "--stats-file",
-        &stats_arg,
+        &stats_file.arg(),
     ])?;
 
     agent.pause()?;
@@ -57,7 +54,7 @@ fn every_event_is_delivered_or_counted_as_dropped() -> anyhow::Result<()> {
     agent.resume()?;
     agent.stop()?;
 
-    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats_path)?)?;
+    let stats = stats_file.read()?;
     let kernel = &stats["kernel"];
     let count = |value: &Value| value.as_u64().unwrap_or(0);
     let decode_errors: u64 = stats["pipeline"]["decode_errors"]

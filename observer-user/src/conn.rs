@@ -317,18 +317,21 @@ impl<S> ConnTable<S> {
     }
 
     /// A data event followed by `unread` stream bytes that are not here because parsing them
-    /// reads nothing (see [`Segment::Unread`]).
+    /// reads nothing (see [`Segment::Unread`]); with none, the same as [`data`](Self::data).
     pub fn data_then_unread(
         &mut self,
         data: &Data<'_>,
         unread: u64,
         handler: &mut impl StreamHandler<S>,
     ) {
+        if unread == 0 {
+            return self.data(data, handler);
+        }
         let end = data.position.saturating_add(data.payload.len() as u64);
-        let tail = (unread > 0).then(|| Tail::Unread {
+        let tail = Tail::Unread {
             until: end.saturating_add(unread),
-        });
-        self.push(data, tail, handler);
+        };
+        self.push(data, Some(tail), handler);
     }
 
     /// Where the stream a data event belongs to will be passed over unread, as stream

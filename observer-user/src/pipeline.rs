@@ -179,19 +179,14 @@ pub struct Pipeline {
     last_replay_tick_ns: u64,
 }
 
-/// A chunk of a connection's stream, into the connection table.
-/// A data event, followed by `unread` stream bytes that are not here because parsing them
-/// reads nothing (see [`Segment::Unread`]).
+/// A data event into the connection table, followed by `unread` stream bytes that are not here
+/// because parsing them reads nothing (see [`Segment::Unread`]).
 fn push_data(conns: &mut ConnTable<HttpConn>, http: &mut HttpStage, data: &Data<'_>, unread: u64) {
     http.stats.bytes_captured += data.payload.len() as u64;
     if data.source == Source::Tls {
         http.coverage.decrypted(data.conn, data.timestamp_ns);
     }
-    if unread == 0 {
-        conns.data(data, http);
-    } else {
-        conns.data_then_unread(data, unread, http);
-    }
+    conns.data_then_unread(data, unread, http);
 }
 
 /// Recording time between two ticks of a replay: the live loop's poll interval.

@@ -504,8 +504,8 @@ pub struct ConnState {
     /// [`DATA_FLAG_KEPT_FOR_PEER`]: the peer may echo reads inside it.
     pub kept_from: u64,
     pub kept_to: u64,
-    /// The socket (its `struct sock` address) when it is TCP and its other end may be on this
-    /// host: its sequence numbers tell whether this end's positions are the stream's.
+    /// The socket (its `struct sock` address) when it is TCP, 0 otherwise. A host-local end's
+    /// sequence numbers tell whether its positions are the stream's.
     pub tcp_sock: u64,
     /// Sequence numbers less these are stream positions (modulo 2^32). `write_seq` when the
     /// connection was opened, before the application wrote a byte; `copied_seq` likewise for

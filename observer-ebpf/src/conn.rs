@@ -115,21 +115,14 @@ pub fn track_new(tgid: u32, fd: u32, origin: ConnOrigin, remote: SockAddr, liste
             state.remote = remote;
         }
         state.net = net;
-        // Nothing read or written yet: where the sequence numbers start for this end.
-        if let Some(write_base) = socket::tcp_write_seq(tcp) {
-            state.tcp_sock = tcp;
-            state.tcp_write_base = write_base;
-        }
-        if origin == ConnOrigin::Accept {
-            if let Some(read_base) = socket::tcp_read_seq(tcp) {
-                state.tcp_read_base = read_base;
-                state.tcp_read_base_known = 1;
-            }
-        }
+        state.tcp_sock = tcp;
     }
     // Tracked from its first byte, like its other end if that is tracked too: the two ends'
     // positions then name the same bytes.
-    if is_host_local(&state) && LOCAL_ENDS.insert(local_end_key(&state), key, 0).is_ok() {
+    if is_host_local(&state)
+        && learn_sequence_bases(&mut state, origin)
+        && LOCAL_ENDS.insert(local_end_key(&state), key, 0).is_ok()
+    {
         state.local_end = 1;
         state.peer_lookups = PEER_LOOKUP_CALLS;
     }
@@ -165,6 +158,23 @@ fn fresh_state(origin: ConnOrigin, remote: SockAddr, listen_fd: u32) -> ConnStat
         tcp_read_base: 0,
         tcp_write_base: 0,
     }
+}
+
+/// Where a host-local end's sequence numbers start, read as it opens, before the application
+/// moved a byte (see `ConnState::tcp_read_base`). Only these ends need them: other connections
+/// never read a sequence number. `false` when they could not be read.
+fn learn_sequence_bases(state: &mut ConnState, origin: ConnOrigin) -> bool {
+    let Some(write_base) = socket::tcp_write_seq(state.tcp_sock) else {
+        return false;
+    };
+    state.tcp_write_base = write_base;
+    if origin == ConnOrigin::Accept {
+        if let Some(read_base) = socket::tcp_read_seq(state.tcp_sock) {
+            state.tcp_read_base = read_base;
+            state.tcp_read_base_known = 1;
+        }
+    }
+    true
 }
 
 /// Both ends of the connection are on this host (a loopback address, or the same address at

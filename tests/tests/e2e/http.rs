@@ -559,10 +559,14 @@ fn a_host_local_writer_whose_bytes_move_unseen_is_no_longer_echoed() -> anyhow::
     Ok(())
 }
 
+/// How long a pair script may run: its requests take about a second (20 of them 50 ms apart,
+/// or 8 with two pauses), so this is slack for a loaded CI machine.
+const PAIR_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// A pair script's run, once it has exited saying its client got all `requests` answers right
 /// (`OK <requests>`).
 fn answered_all(mut pair: Spawned, requests: usize) -> anyhow::Result<Finished> {
-    let finished = pair.wait(Duration::from_secs(20))?;
+    let finished = pair.wait(PAIR_TIMEOUT)?;
     ensure!(
         finished.status.success() && finished.stdout.trim() == format!("OK {requests}"),
         "the pair's client failed: {finished:?}"

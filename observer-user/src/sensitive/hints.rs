@@ -87,6 +87,9 @@ impl HintMemo<'_> {
             return Hints::default();
         };
         let parent = parent.unwrap_or("");
+        if name.len() <= WORD_BYTES && parent.len() <= WORD_BYTES {
+            return self.short_hints(name, parent);
+        }
         let Some(names) = PackedNames::new(name, parent) else {
             return compute(name, parent);
         };
@@ -107,6 +110,45 @@ impl HintMemo<'_> {
         }
         slot.hints
     }
+
+    /// [`HintMemo::hints`] of names that each fit a word, as most JSON keys and their parents
+    /// do: the pack of such names is its two first words and the lengths (every other word is
+    /// zero, in this pack and in any kept pack with the same lengths), so only those are read,
+    /// hashed and compared. Same slot, same pack as the general path.
+    fn short_hints(&mut self, name: &str, parent: &str) -> Hints {
+        let lengths = PackedNames::lengths(name, parent);
+        let (name_word, parent_word) = (le_word(name.as_bytes()), le_word(parent.as_bytes()));
+        let index = PackedNames::fold_to_slot(
+            u64::from(lengths)
+                ^ name_word.rotate_left(SLOT_TURNS[NAME_FIRST])
+                ^ parent_word.rotate_left(SLOT_TURNS[PARENT_FIRST]),
+        );
+        let Some(slot) = self
+            .slots
+            .as_deref_mut()
+            .and_then(|slots| slots.get_mut(index))
+        else {
+            return compute(name, parent);
+        };
+        let kept = &slot.names;
+        if kept.lengths != lengths
+            || kept.ends[NAME_FIRST] != name_word
+            || kept.ends[PARENT_FIRST] != parent_word
+        {
+            let mut ends = [0; 4];
+            ends[NAME_FIRST] = name_word;
+            ends[PARENT_FIRST] = parent_word;
+            *slot = MemoSlot {
+                names: PackedNames {
+                    ends,
+                    middles: [0; NAME_MIDDLE_WORDS + PARENT_MIDDLE_WORDS],
+                    lengths,
+                },
+                hints: compute(name, parent),
+            };
+        }
+        slot.hints
+    }
 }
 
 /// Slots in each thread's memo: more than the field names of any real API, in 256 KiB (one
@@ -119,6 +161,16 @@ const MEMO_NAME_BYTES: usize = 32;
 
 /// Bytes of the parent's name kept in a slot, with the same fallback.
 const MEMO_PARENT_BYTES: usize = 24;
+
+/// How far [`PackedNames::slot`] turns each word of a pack, in [`PackedNames::words`]' order.
+const SLOT_TURNS: [u32; 4 + NAME_MIDDLE_WORDS + PARENT_MIDDLE_WORDS] = [0, 23, 41, 7, 53, 31, 13];
+
+/// Where each name's first word is in [`PackedNames::ends`].
+const NAME_FIRST: usize = 0;
+const PARENT_FIRST: usize = 2;
+
+/// Bytes in a word of a pack: names this short are packed in one.
+const WORD_BYTES: usize = 8;
 
 /// Words between a kept name's first and last (see [`ends_and_middle`]), and the parent's.
 const NAME_MIDDLE_WORDS: usize = (MEMO_NAME_BYTES - 16) / 8;
@@ -151,8 +203,13 @@ impl PackedNames {
         Some(PackedNames {
             ends: [name_first, name_last, parent_first, parent_last],
             middles,
-            lengths: (name.len() as u16) << 8 | parent.len() as u16,
+            lengths: PackedNames::lengths(name, parent),
         })
+    }
+
+    /// Both lengths in one `u16`, for names that fit a slot.
+    fn lengths(name: &str, parent: &str) -> u16 {
+        (name.len() as u16) << 8 | parent.len() as u16
     }
 
     fn words(&self) -> impl Iterator<Item = u64> + '_ {
@@ -164,14 +221,16 @@ impl PackedNames {
     /// bits of a product depend on all of its inputs' bits). A collision only costs a
     /// recomputation.
     fn slot(&self) -> usize {
-        const TURNS: [u32; 4 + NAME_MIDDLE_WORDS + PARENT_MIDDLE_WORDS] =
-            [0, 23, 41, 7, 53, 31, 13];
-        let folded = self
-            .words()
-            .zip(TURNS)
-            .fold(u64::from(self.lengths), |folded, (word, turn)| {
-                folded ^ word.rotate_left(turn)
-            });
+        PackedNames::fold_to_slot(
+            self.words()
+                .zip(SLOT_TURNS)
+                .fold(u64::from(self.lengths), |folded, (word, turn)| {
+                    folded ^ word.rotate_left(turn)
+                }),
+        )
+    }
+
+    fn fold_to_slot(folded: u64) -> usize {
         let mixed = (folded ^ (folded >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         (mixed >> (u64::BITS - MEMO_SLOT_BITS)) as usize
     }
@@ -439,6 +498,24 @@ mod tests {
                     "{name:?} under {parent:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn short_names_fill_the_slot_the_general_path_reads() {
+        for (name, parent) in [
+            ("", ""),
+            ("id", ""),
+            ("number", "card"),
+            ("12345678", "abcdefgh"),
+            ("a", "items"),
+        ] {
+            let packed = PackedNames::new(name, parent).unwrap();
+            with_memo(|memo| {
+                assert_eq!(memo.short_hints(name, parent), compute(name, parent));
+                let slots = memo.slots.as_deref().unwrap();
+                assert!(slots[packed.slot()].names == packed, "{name:?} under {parent:?}");
+            });
         }
     }
 

@@ -514,7 +514,10 @@ mod tests {
             with_memo(|memo| {
                 assert_eq!(memo.short_hints(name, parent), compute(name, parent));
                 let slots = memo.slots.as_deref().unwrap();
-                assert!(slots[packed.slot()].names == packed, "{name:?} under {parent:?}");
+                assert!(
+                    slots[packed.slot()].names == packed,
+                    "{name:?} under {parent:?}"
+                );
             });
         }
     }

@@ -686,21 +686,20 @@ impl Inventory {
     /// Write what changed since the last flush, all at once.
     pub fn flush(&mut self) -> Result<(), InventoryError> {
         self.flush_from = None;
-        if self.store.is_none() {
-            return Ok(());
+        if self.flush_slice(0, usize::MAX)?.is_some() {
+            self.stats.flushes += 1;
         }
-        self.flush_slice(0, usize::MAX)?;
-        self.stats.flushes += 1;
         Ok(())
     }
 
     /// Write what changed in the services from index `from` on, each service whole and in
     /// one transaction (an endpoint that moved to a new route never has both rows stored, or
     /// neither), until at least `budget` endpoints were written. Returns the index of the
-    /// first service left for the next slice: the services' count when none is.
-    fn flush_slice(&mut self, from: usize, budget: usize) -> Result<usize, InventoryError> {
+    /// first service left for the next slice (the services' count when none is); `None` for
+    /// an inventory kept in memory, which writes nothing.
+    fn flush_slice(&mut self, from: usize, budget: usize) -> Result<Option<usize>, InventoryError> {
         let Some(store) = &mut self.store else {
-            return Ok(self.services.len());
+            return Ok(None);
         };
         let mut batch = Batch::default();
         let mut end = from;
@@ -732,7 +731,7 @@ impl Inventory {
             }
         }
         if batch.is_empty() {
-            return Ok(end);
+            return Ok(Some(end));
         }
         store.save(&batch)?;
         drop(batch);
@@ -747,7 +746,7 @@ impl Inventory {
                 }
             }
         }
-        Ok(end)
+        Ok(Some(end))
     }
 
     fn flush_logged(&mut self) {
@@ -759,15 +758,13 @@ impl Inventory {
     /// Go on with the flush under way (from service `from`) for one slice of
     /// [`FLUSH_SLICE_ENDPOINTS`].
     fn continue_flush(&mut self, from: usize) {
-        if self.store.is_none() {
-            return;
-        }
         match self.flush_slice(from, FLUSH_SLICE_ENDPOINTS) {
-            Ok(next) if next >= self.services.len() => {
+            Ok(None) => self.flush_from = None,
+            Ok(Some(next)) if next >= self.services.len() => {
                 self.flush_from = None;
                 self.stats.flushes += 1;
             }
-            Ok(next) => self.flush_from = Some(next),
+            Ok(Some(next)) => self.flush_from = Some(next),
             Err(error) => {
                 self.flush_from = None;
                 self.flush_failed(&error);

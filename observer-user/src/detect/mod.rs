@@ -97,8 +97,9 @@ pub const BASELINE_SLICE: usize = 1_000;
 struct BaselineRound {
     endpoints: Vec<u64>,
     principals: Vec<u64>,
-    /// The third parties and the start time go with the round's first slice.
-    third_parties: bool,
+    /// The round's first slice is still to go: the third parties and the start time go
+    /// with it.
+    first_slice: bool,
 }
 
 /// The keys of `map`'s entries that are `dirty`.
@@ -547,7 +548,7 @@ impl Detector {
             self.baseline_round = Some(BaselineRound {
                 endpoints: dirty_keys(&self.subjects.endpoints, |e| e.dirty),
                 principals: dirty_keys(&self.subjects.principals, |p| p.dirty),
-                third_parties: true,
+                first_slice: true,
             });
         }
         if !findings_due && self.baseline_round.is_none() {
@@ -576,8 +577,7 @@ impl Detector {
         let (mut endpoints, mut principals) = (Vec::new(), Vec::new());
         if let Some(round) = &mut self.baseline_round {
             endpoints = take_slice(&mut round.endpoints, slice);
-            let left = slice - endpoints.len().min(slice);
-            principals = take_slice(&mut round.principals, left);
+            principals = take_slice(&mut round.principals, slice - endpoints.len());
             batch.endpoints = endpoints
                 .iter()
                 .filter_map(|key| Some((*key, &self.subjects.endpoints.get(key)?.base)))
@@ -586,7 +586,7 @@ impl Detector {
                 .iter()
                 .filter_map(|key| Some((*key, &self.subjects.principals.get(key)?.base)))
                 .collect();
-            if std::mem::take(&mut round.third_parties) {
+            if std::mem::take(&mut round.first_slice) {
                 batch.third_parties = self.third_parties.take_new();
                 if !self.started_stored {
                     batch.started = self.started;

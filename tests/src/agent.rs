@@ -313,6 +313,12 @@ impl StatsFile {
     }
 }
 
+/// A counter of the stats the agent wrote, 0 when it is absent (counters that stayed at zero
+/// may be left out).
+pub fn count(value: &serde_json::Value) -> u64 {
+    value.as_u64().unwrap_or(0)
+}
+
 /// `observer` with a readable log: no colours in the captured standard error.
 pub fn command() -> anyhow::Result<Command> {
     let mut command = Command::new(observer_binary()?);

@@ -6,12 +6,12 @@ use anyhow::{ensure, Context};
 use std::{process::Command, time::Duration};
 
 use observer_tests::{
+    agent::count,
     calls::{self, Call},
     curl, pipeline,
     process::{Finished, Spawned},
     python, Agent, Expect, KeepAliveClient, Nginx, PythonServer, Site, StatsFile,
 };
-use serde_json::Value;
 
 const HELLO: &str = "hello from observer's end-to-end tests\n";
 const AFTER: &str = "sent after the agent started\n";
@@ -384,7 +384,6 @@ fn a_loopback_connection_is_shipped_at_one_end_and_reported_at_both() -> anyhow:
     }
 
     let stats = stats_file.read()?;
-    let count = |value: &Value| value.as_u64().unwrap_or(0);
     let kernel_echoed = count(&stats["kernel"]["echoed_bytes"]);
     let echo = &stats["pipeline"]["echo"];
     // A response's bytes are all written before its reader is more than a window behind.
@@ -468,28 +467,50 @@ fn the_same_addresses_in_two_network_namespaces_never_mix() -> anyhow::Result<()
         .collect();
     agent.wait_for(&expected.iter().collect::<Vec<_>>())?;
     let stopped = agent.stop()?;
-    let all = calls::list(&stopped.calls);
     for (&pid, label) in pids.iter().zip(["A", "B"]) {
-        let clients = calls::client_calls_of(&stopped.calls, pid);
-        ensure!(
-            clients.len() == REQUESTS,
-            "namespace {label}: {} client calls, not {REQUESTS}:\n{all}",
-            clients.len()
-        );
         let own = format!("namespace {label} ");
-        for call in clients {
-            ensure!(
-                call.response_body_preview()
-                    .is_some_and(|body| body.starts_with(&own)),
-                "namespace {label}'s client got another answer: {call}"
-            );
-        }
+        each_holds_its_own_answer(
+            &stopped.calls,
+            pid,
+            REQUESTS,
+            &format!("namespace {label}"),
+            |_| Some(own.clone()),
+        )?;
     }
     let stats = stats_file.read()?;
     ensure!(
-        stats["kernel"]["echoed_bytes"].as_u64().unwrap_or(0) > 0,
+        count(&stats["kernel"]["echoed_bytes"]) > 0,
         "the clients' reads should have been echoed\nstats: {stats:#}"
     );
+    Ok(())
+}
+
+/// Process `pid`'s client calls, which the pair scripts check: `expected` of them, each with
+/// a response body that starts with what `own` says the call's answer starts with (`None`: the
+/// call does not say). `who` names the client in errors.
+fn each_holds_its_own_answer(
+    calls: &[Call],
+    pid: u32,
+    expected: usize,
+    who: &str,
+    own: impl Fn(&Call) -> Option<String>,
+) -> anyhow::Result<()> {
+    let all = calls::list(calls);
+    let clients = calls::client_calls_of(calls, pid);
+    ensure!(
+        clients.len() == expected,
+        "{who}: {} client calls, not {expected}:\n{all}",
+        clients.len()
+    );
+    for call in clients {
+        let answer = own(call);
+        ensure!(
+            answer.is_some_and(|answer| call
+                .response_body_preview()
+                .is_some_and(|body| body.starts_with(&answer))),
+            "{who}'s call does not hold its own answer: {call}\n{all}"
+        );
+    }
     Ok(())
 }
 
@@ -531,29 +552,20 @@ fn a_host_local_writer_whose_bytes_move_unseen_is_no_longer_echoed() -> anyhow::
         .process(&python.executable_name, finished.pid);
     agent.wait_for(&[&last])?;
     let stopped = agent.stop()?;
-    let all = calls::list(&stopped.calls);
-    let clients = calls::client_calls_of(&stopped.calls, finished.pid);
-    ensure!(
-        clients.len() == REQUESTS,
-        "{} client calls, not {REQUESTS}:\n{all}",
-        clients.len()
-    );
-    for call in clients {
-        let answer = call
-            .path()
-            .and_then(|path| path.strip_prefix("/answers/"))
-            .map(|i| format!("answer {i} "));
-        ensure!(
-            answer.is_some_and(|answer| call
-                .response_body_preview()
-                .is_some_and(|body| body.starts_with(&answer))),
-            "the client's call does not hold its own answer: {call}\n{all}"
-        );
-    }
+    each_holds_its_own_answer(
+        &stopped.calls,
+        finished.pid,
+        REQUESTS,
+        "the client",
+        |call| {
+            let i = call.path()?.strip_prefix("/answers/")?;
+            Some(format!("answer {i} "))
+        },
+    )?;
     // The answers before the splice were echoed: the check is what stopped it after.
     let stats = stats_file.read()?;
     ensure!(
-        stats["kernel"]["echoed_bytes"].as_u64().unwrap_or(0) > 0,
+        count(&stats["kernel"]["echoed_bytes"]) > 0,
         "the client's first reads should have been echoed\nstats: {stats:#}"
     );
     Ok(())

@@ -3,11 +3,10 @@
 //! reason, exactly.
 
 use observer_tests::{
-    agent::{Agent, StatsFile},
+    agent::{count, Agent, StatsFile},
     clients::KeepAliveClient,
     servers::{PythonServer, Site},
 };
-use serde_json::Value;
 
 /// The smallest ring the agent accepts (four of the largest data entries): it fills fast.
 const SMALL_RING_BYTES: &str = "65536";
@@ -56,7 +55,6 @@ fn every_event_is_delivered_or_counted_as_dropped() -> anyhow::Result<()> {
 
     let stats = stats_file.read()?;
     let kernel = &stats["kernel"];
-    let count = |value: &Value| value.as_u64().unwrap_or(0);
     let decode_errors: u64 = stats["pipeline"]["decode_errors"]
         .as_object()
         .map_or(0, |e| e.values().map(count).sum());

@@ -122,7 +122,12 @@ pub fn walk_unnamed(text: &str, visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
 
 fn walk_inner<'t>(text: &'t str, paths: bool, mut visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
     let bytes = text.as_bytes();
-    let mut path = String::from("$");
+    // Without paths the text stays empty, which tells `emit` not to build them.
+    let mut path = if paths {
+        String::from("$")
+    } else {
+        String::new()
+    };
     let mut stack: Vec<Frame<'t>> = Vec::new();
     let mut i = 0;
     while i < bytes.len() {

@@ -319,24 +319,15 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
     for path in capture::tls::system_libraries() {
         capture.attach_tls_file(&path);
     }
-    for pid in all_pids() {
-        live.scan_tls(&mut capture, pid);
-    }
-    if let Some(metrics) = &metrics {
-        // Before saying it watches: a scrape from then on sees every counter.
-        metrics.publish(Snapshot::take(&mut live.pipeline, capture.counters().ok()));
-        tracing::info!(
-            "metrics at http://{}{}",
-            metrics.local_addr(),
-            metrics::server::METRICS_PATH
-        );
-    }
-    tracing::info!("observer is watching; Ctrl-C to stop");
 
     let deadline = args
         .duration
         .map(|secs| started + Duration::from_secs_f64(secs.max(0.0)));
+    // The first sweep over every process starts at once, taken in slices between reads of the
+    // ring like the later ones (on a large host it takes longer than the ring takes to fill);
+    // the agent says it watches once it has ended, when every TLS process is covered.
     let mut tls_scans = TlsScans::new(Instant::now());
+    let mut watching = false;
     let mut next_record_flush = Instant::now() + RECORD_FLUSH_INTERVAL;
     let mut next_coverage_save = Instant::now() + COVERAGE_SAVE_INTERVAL;
     let mut next_coverage_log = Instant::now() + COVERAGE_LOG_INTERVAL;
@@ -378,6 +369,10 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
                 break;
             };
             live.scan_tls(&mut capture, pid);
+        }
+        if !watching && tls_scans.first_sweep_ended() {
+            announce_watching(metrics.as_ref(), &mut live.pipeline, &capture);
+            watching = true;
         }
         if now >= next_coverage_save {
             live.save_coverage(&mut coverage_store);
@@ -422,6 +417,20 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
     })
 }
 
+/// Says the agent watches: every process it found at start has had its TLS libraries looked at.
+fn announce_watching(metrics: Option<&MetricsServer>, pipeline: &mut Pipeline, capture: &Capture) {
+    if let Some(metrics) = metrics {
+        // Before saying it watches: a scrape from then on sees every counter.
+        metrics.publish(Snapshot::take(pipeline, capture.counters().ok()));
+        tracing::info!(
+            "metrics at http://{}{}",
+            metrics.local_addr(),
+            metrics::server::METRICS_PATH
+        );
+    }
+    tracing::info!("observer is watching; Ctrl-C to stop");
+}
+
 /// The coverage section of the state directory, or `None` (with a warning) when it cannot be
 /// opened: coverage then lives in the log lines only.
 fn open_coverage_store(args: &RunArgs) -> Option<CoverageStore> {
@@ -447,22 +456,31 @@ fn open_coverage_store(args: &RunArgs) -> Option<CoverageStore> {
 }
 
 /// The processes waiting for a look at their TLS libraries: each that exec'd, at each of
-/// [`EXEC_RESCAN_DELAYS`], before the rest of the sweep over every process that starts every
-/// [`FULL_TLS_RESCAN`]. The live loop takes them a [`TLS_SCAN_SLICE`] at a time.
+/// [`EXEC_RESCAN_DELAYS`], before the rest of the sweep over every process that starts at
+/// once and then every [`FULL_TLS_RESCAN`]. The live loop takes them a [`TLS_SCAN_SLICE`] at a
+/// time.
 #[derive(Debug)]
 struct TlsScans {
     after_exec: Vec<(Instant, u32)>,
     sweep: VecDeque<u32>,
     next_sweep: Instant,
+    sweeps_started: u64,
 }
 
 impl TlsScans {
+    /// Scans whose first sweep is due at `now`.
     fn new(now: Instant) -> TlsScans {
         TlsScans {
             after_exec: Vec::new(),
             sweep: VecDeque::new(),
-            next_sweep: now + FULL_TLS_RESCAN,
+            next_sweep: now,
+            sweeps_started: 0,
         }
+    }
+
+    /// Whether the first sweep has handed out every process it listed.
+    fn first_sweep_ended(&self) -> bool {
+        self.sweeps_started > 0 && self.sweep.is_empty()
     }
 
     /// `pid` exec'd at `now`.
@@ -488,6 +506,7 @@ impl TlsScans {
         if self.sweep.is_empty() && now >= self.next_sweep {
             self.sweep.extend(all_pids());
             self.next_sweep = now + FULL_TLS_RESCAN;
+            self.sweeps_started += 1;
         }
         self.sweep.pop_front()
     }
@@ -579,10 +598,39 @@ mod tests {
         std::iter::from_fn(|| scans.next(now, || pids.to_vec())).collect()
     }
 
+    /// Scans whose first sweep (over no process) has ended at `start`.
+    fn after_first_sweep(start: Instant) -> TlsScans {
+        let mut scans = TlsScans::new(start);
+        assert_eq!(take_due(&mut scans, start, &[]), Vec::<u32>::new());
+        scans
+    }
+
+    #[test]
+    fn the_first_sweep_starts_at_once_and_says_when_it_ended() {
+        let start = Instant::now();
+        let mut scans = TlsScans::new(start);
+        assert!(scans.due(start));
+        assert!(!scans.first_sweep_ended());
+        assert_eq!(scans.next(start, || vec![1, 2]), Some(1));
+        assert!(!scans.first_sweep_ended());
+        // The exec'd process comes first, and is not part of the sweep.
+        scans.exec(7, start);
+        let first = start + EXEC_RESCAN_DELAYS[0];
+        assert_eq!(scans.next(first, || vec![1, 2]), Some(7));
+        assert!(!scans.first_sweep_ended());
+        assert_eq!(scans.next(first, || vec![1, 2]), Some(2));
+        assert!(scans.first_sweep_ended());
+        assert!(!scans.due(first));
+        // It stays ended through the next sweeps.
+        let swept = start + FULL_TLS_RESCAN;
+        assert_eq!(take_due(&mut scans, swept, &[3]), [7, 3]);
+        assert!(scans.first_sweep_ended());
+    }
+
     #[test]
     fn processes_that_execd_are_looked_at_after_each_delay_before_the_sweep() {
         let start = Instant::now();
-        let mut scans = TlsScans::new(start);
+        let mut scans = after_first_sweep(start);
         scans.exec(7, start);
         assert!(!scans.due(start));
         assert_eq!(take_due(&mut scans, start, &[1, 2]), Vec::<u32>::new());
@@ -598,7 +646,7 @@ mod tests {
     #[test]
     fn a_sweep_is_taken_in_pieces_and_the_next_waits_for_its_period() {
         let start = Instant::now();
-        let mut scans = TlsScans::new(start);
+        let mut scans = after_first_sweep(start);
         let swept = start + FULL_TLS_RESCAN;
         assert_eq!(scans.next(swept, || vec![1, 2, 3]), Some(1));
         // Mid-sweep, the list is not read again, however late it is.

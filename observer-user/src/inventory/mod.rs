@@ -12,9 +12,9 @@
 //! For each call: find its service (`service`), template its path in the service's tree
 //! (`template`), find or make the endpoint (method + route), and fold the call into its facts
 //! (`endpoint`, with `schema`, `sketch` and `auth`). All of that is in memory, with no SQL per
-//! call; [`Inventory::tick`] writes the endpoints that changed every [`FLUSH_INTERVAL_NS`], a
-//! few services per tick and each service in one transaction ([`FLUSH_SLICE_ENDPOINTS`]), so a
-//! crash loses at most that much and the ticks of a flush (`store`). Readers load the same
+//! call; [`Inventory::tick`] writes the endpoints that changed every [`FLUSH_INTERVAL_NS`],
+//! [`FLUSH_SLICE_ENDPOINTS`] per tick in one transaction (a service whose routes moved whole),
+//! so a crash loses at most that much and the ticks of a flush (`store`). Readers load the same
 //! tables: `observer inventory` (`view`), `observer openapi` (`openapi`), and `observer diff`
 //! against an imported spec (`spec`, `diff`).
 //!
@@ -63,11 +63,18 @@ use crate::{
 /// changed, so a shorter interval costs little more than a few fsyncs.
 pub const FLUSH_INTERVAL_NS: u64 = 2_000_000_000;
 
-/// Endpoints a flush writes per tick (more when one service has more: a service is written
-/// whole). Ticks run on the thread that reads the ring buffer, which fills in ~30 ms at this
+/// Endpoints a flush writes per tick (more when a service whose stored routes moved has more:
+/// such a service is written whole). Ticks run on the thread that reads the ring buffer, which fills in ~30 ms at this
 /// machine's saturation: writing 10,000 endpoints at once took ~360 ms here (the inventory
 /// bench's flush figure), 256 take under 10 ms.
 pub const FLUSH_SLICE_ENDPOINTS: usize = 256;
+
+/// Where a flush under way goes on from: a service, and an index into its endpoints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct FlushPosition {
+    service: usize,
+    endpoint: usize,
+}
 
 /// Services tracked. A host serves a few dozen and calls a few hundred; past this, calls to new
 /// services are counted, not inventoried.
@@ -359,8 +366,8 @@ pub struct Inventory {
     routes: Vec<String>,
     labeler: Labeler,
     last_flush_ns: Option<u64>,
-    /// The service the flush under way goes on from at the next tick.
-    flush_from: Option<usize>,
+    /// Where the flush under way goes on from at the next tick.
+    flush_from: Option<FlushPosition>,
     stats: InventoryStats,
     warned: BTreeSet<&'static str>,
 }
@@ -686,28 +693,47 @@ impl Inventory {
     /// Write what changed since the last flush, all at once.
     pub fn flush(&mut self) -> Result<(), InventoryError> {
         self.flush_from = None;
-        if self.flush_slice(0, usize::MAX)?.is_some() {
+        if self
+            .flush_slice(FlushPosition::default(), usize::MAX)?
+            .is_some()
+        {
             self.stats.flushes += 1;
         }
         Ok(())
     }
 
-    /// Write what changed in the services from index `from` on, each service whole and in
-    /// one transaction (an endpoint that moved to a new route never has both rows stored, or
-    /// neither), until at least `budget` endpoints were written. Returns the index of the
-    /// first service left for the next slice (the services' count when none is); `None` for
-    /// an inventory kept in memory, which writes nothing.
-    fn flush_slice(&mut self, from: usize, budget: usize) -> Result<Option<usize>, InventoryError> {
+    /// Write what changed from `from` on until at least `budget` endpoints were written, in one
+    /// transaction. Returns where the next slice goes on from (past the last service when
+    /// nothing is left); `None` for an inventory kept in memory, which writes nothing.
+    ///
+    /// A service whose stored routes moved (templating merged or renamed endpoints) is written
+    /// whole, its moved endpoints with the removal of their old rows, so that no route is ever
+    /// stored twice or lost; any other service may be cut between endpoints, each transaction
+    /// writing the service's row and its path tree if they changed, so that every stored
+    /// endpoint's path is in the stored tree. A vulnerability scanner's thousands of new paths
+    /// on one service are then written over several ticks.
+    fn flush_slice(
+        &mut self,
+        from: FlushPosition,
+        budget: usize,
+    ) -> Result<Option<FlushPosition>, InventoryError> {
         let Some(store) = &mut self.store else {
             return Ok(None);
         };
         let mut batch = Batch::default();
-        let mut end = from;
-        for service in self.services.iter().skip(from) {
-            if batch.endpoints.len() >= budget {
+        // Of each service in the batch: its index, whether its row went too, whether it went
+        // whole, and the endpoints the batch looked at.
+        let mut written = Vec::new();
+        let mut at = from;
+        while let Some(service) = self.services.get(at.service) {
+            let room = budget.saturating_sub(batch.endpoints.len());
+            if room == 0 {
                 break;
             }
-            end += 1;
+            let whole = !service.removed.is_empty();
+            if whole {
+                at.endpoint = 0;
+            }
             if service.dirty {
                 batch.services.push(ServiceRow {
                     key: &service.key,
@@ -720,33 +746,57 @@ impl Inventory {
                     .removed
                     .push((&service.key, method.clone(), route.clone()));
             }
-            for endpoint in service.endpoints.iter().filter(|e| e.dirty) {
-                batch.endpoints.push(EndpointRow {
-                    service: &service.key,
-                    method: &endpoint.method,
-                    route: &endpoint.route,
-                    segs: &endpoint.segs,
-                    facts: &endpoint.facts,
-                });
+            let start = at.endpoint;
+            let mut taken = 0;
+            let mut end = start;
+            for endpoint in &service.endpoints[start.min(service.endpoints.len())..] {
+                if !whole && taken == room {
+                    break;
+                }
+                end += 1;
+                if endpoint.dirty {
+                    taken += 1;
+                    batch.endpoints.push(EndpointRow {
+                        service: &service.key,
+                        method: &endpoint.method,
+                        route: &endpoint.route,
+                        segs: &endpoint.segs,
+                        facts: &endpoint.facts,
+                    });
+                }
             }
+            written.push((at.service, service.dirty, whole, start..end));
+            if end < service.endpoints.len() {
+                at.endpoint = end;
+                break;
+            }
+            at = FlushPosition {
+                service: at.service + 1,
+                endpoint: 0,
+            };
         }
         if batch.is_empty() {
-            return Ok(Some(end));
+            return Ok(Some(at));
         }
         store.save(&batch)?;
         drop(batch);
-        for service in &mut self.services[from..end] {
-            service.dirty = false;
-            service.tree_dirty = false;
-            service.removed.clear();
-            for endpoint in &mut service.endpoints {
+        for (index, row, whole, endpoints) in written {
+            let service = &mut self.services[index];
+            if row {
+                service.dirty = false;
+                service.tree_dirty = false;
+            }
+            if whole {
+                service.removed.clear();
+            }
+            for endpoint in &mut service.endpoints[endpoints] {
                 if endpoint.dirty {
                     endpoint.dirty = false;
                     endpoint.stored_route = Some(endpoint.route.to_string());
                 }
             }
         }
-        Ok(Some(end))
+        Ok(Some(at))
     }
 
     fn flush_logged(&mut self) {
@@ -755,12 +805,11 @@ impl Inventory {
         }
     }
 
-    /// Go on with the flush under way (from service `from`) for one slice of
-    /// [`FLUSH_SLICE_ENDPOINTS`].
-    fn continue_flush(&mut self, from: usize) {
+    /// Go on with the flush under way (from `from`) for one slice of [`FLUSH_SLICE_ENDPOINTS`].
+    fn continue_flush(&mut self, from: FlushPosition) {
         match self.flush_slice(from, FLUSH_SLICE_ENDPOINTS) {
             Ok(None) => self.flush_from = None,
-            Ok(Some(next)) if next >= self.services.len() => {
+            Ok(Some(next)) if next.service >= self.services.len() => {
                 self.flush_from = None;
                 self.stats.flushes += 1;
             }
@@ -906,7 +955,7 @@ impl Analyzer for Inventory {
         let last = *self.last_flush_ns.get_or_insert(now_ns);
         if now_ns.saturating_sub(last) >= FLUSH_INTERVAL_NS {
             self.last_flush_ns = Some(now_ns);
-            self.continue_flush(0);
+            self.continue_flush(FlushPosition::default());
         }
     }
 
@@ -1119,6 +1168,83 @@ pub(crate) mod tests {
         inventory.tick(1, &mut out);
         let endpoint = &inventory.services()[0].endpoints()[0];
         assert!(endpoint.facts.labels.contains("email"));
+    }
+
+    #[test]
+    fn a_service_is_cut_between_endpoints_unless_its_routes_moved() {
+        let dir =
+            std::env::temp_dir().join(format!("observer-inventory-cut-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // Paths of three literal segments, each level under the fan-out that templates it.
+        let letters = |range: std::ops::Range<u8>| range.map(|b| char::from(b'a' + b));
+        let paths = |first: std::ops::Range<u8>| {
+            letters(first).flat_map(move |x| {
+                letters(0..10)
+                    .flat_map(move |y| letters(0..6).map(move |z| format!("/{x}/{y}/{z}")))
+            })
+        };
+        let mut inventory = Inventory::open(State::open(&dir).unwrap()).unwrap();
+        run(
+            &mut inventory,
+            paths(0..10).map(|path| call("GET", &path, 200)),
+        );
+        let endpoints = 10 * 10 * 6;
+        assert!(endpoints > 2 * FLUSH_SLICE_ENDPOINTS);
+        let dirty = |inventory: &Inventory| {
+            inventory.services[0]
+                .endpoints
+                .iter()
+                .filter(|e| e.dirty)
+                .count()
+        };
+        let mut out = Vec::new();
+        inventory.tick(1, &mut out);
+        assert_eq!(dirty(&inventory), endpoints);
+        let mut now = 1 + FLUSH_INTERVAL_NS;
+        inventory.tick(now, &mut out);
+        assert_eq!(dirty(&inventory), endpoints - FLUSH_SLICE_ENDPOINTS);
+        // What the first slice stored loads back as it was: the service's row and tree went
+        // with it.
+        let stored = Inventory::open(State::open(&dir).unwrap()).unwrap();
+        let routes = |inventory: &Inventory| -> BTreeSet<String> {
+            inventory.services[0]
+                .endpoints
+                .iter()
+                .map(|e| e.route.to_string())
+                .collect()
+        };
+        assert_eq!(routes(&stored).len(), FLUSH_SLICE_ENDPOINTS);
+        assert!(routes(&stored).is_subset(&routes(&inventory)));
+        drop(stored);
+        for left in [endpoints - 2 * FLUSH_SLICE_ENDPOINTS, 0] {
+            now += 1;
+            inventory.tick(now, &mut out);
+            assert_eq!(dirty(&inventory), left);
+        }
+
+        // More new endpoints than a slice, and /a/a's last segment past the fan-out: its six
+        // stored routes become one template, and the service goes whole in one slice.
+        let more = 5 * 10 * 6;
+        assert!(more > FLUSH_SLICE_ENDPOINTS);
+        run(
+            &mut inventory,
+            paths(10..15)
+                .chain((6..26).map(|z| format!("/a/a/{}", char::from(b'a' + z))))
+                .map(|path| call("GET", &path, 200)),
+        );
+        assert!(!inventory.services[0].removed.is_empty());
+        assert!(dirty(&inventory) > FLUSH_SLICE_ENDPOINTS);
+        now += FLUSH_INTERVAL_NS;
+        inventory.tick(now, &mut out);
+        assert_eq!(dirty(&inventory), 0);
+        assert!(inventory.services[0].removed.is_empty());
+        drop(inventory);
+        let reopened = Inventory::open(State::open(&dir).unwrap()).unwrap();
+        let reopened_routes = routes(&reopened);
+        assert_eq!(reopened_routes.len(), endpoints - 6 + more + 1);
+        assert!(!reopened_routes.contains("/a/a/a"), "{reopened_routes:?}");
+        assert_eq!(dirty(&reopened), 0);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

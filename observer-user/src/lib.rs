@@ -8,14 +8,13 @@
 //! Only `capture` touches the kernel. Everything after it is plain Rust over recorded bytes, so
 //! `observer replay` runs the same code as live capture and every stage is testable without root.
 
-/// Every reported call allocates (header maps, body previews, process facts, its JSON line), and
-/// glibc's malloc and free were a sixth of replay time; mimalloc's per-thread free lists cut the
-/// agent's CPU per call by ~12 % for ~25 MiB more resident memory. In the library so that the
-/// benchmarks measure what the agent runs.
+/// mimalloc (see `allocator`). In the library so that the benchmarks measure what the agent
+/// runs.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 pub mod agent;
+pub mod allocator;
 pub mod capture;
 pub mod cli;
 pub mod conn;

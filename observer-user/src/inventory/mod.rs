@@ -702,9 +702,10 @@ impl Inventory {
         Ok(())
     }
 
-    /// Write what changed from `from` on until at least `budget` endpoints were written, in one
-    /// transaction. Returns where the next slice goes on from (past the last service when
-    /// nothing is left); `None` for an inventory kept in memory, which writes nothing.
+    /// Write what changed from `from` on, up to `budget` endpoints (more when a service goes
+    /// whole), in one transaction. Returns where the next slice goes on from (past the last
+    /// service when nothing is left); `None` for an inventory kept in memory, which writes
+    /// nothing.
     ///
     /// A service whose stored routes moved (templating merged or renamed endpoints) is written
     /// whole, its moved endpoints with the removal of their old rows, so that no route is ever

@@ -5,9 +5,10 @@
 //! the agent's CPU per call by ~12 % for ~25 MiB more resident memory. The `mimalloc` crate's
 //! allocator asks for every block by its alignment (`mi_malloc_aligned`), whose fast path needs
 //! a free block at hand in the size's page: otherwise a size that is not a power of two goes to
-//! a generic path that over-allocates it by its alignment and marks its page as holding interior
-//! pointers. Every mimalloc block is aligned to a word, and most of the agent's blocks need no
-//! more (bytes, strings, vectors of words): those take `mi_malloc`, the rest the aligned calls.
+//! a generic path that over-allocates it by its alignment (24 bytes at 8 took a 32-byte block)
+//! through the slower general allocation. Every mimalloc block is aligned to a word, and most of
+//! the agent's blocks need no more (bytes, strings, vectors of words): those take `mi_malloc`,
+//! the rest the aligned calls.
 
 use std::{
     alloc::{GlobalAlloc, Layout},

@@ -464,7 +464,8 @@ struct TlsScans {
     after_exec: Vec<(Instant, u32)>,
     sweep: VecDeque<u32>,
     next_sweep: Instant,
-    sweeps_started: u64,
+    /// A sweep has started (the first: the rest only follow it).
+    swept: bool,
 }
 
 impl TlsScans {
@@ -474,13 +475,13 @@ impl TlsScans {
             after_exec: Vec::new(),
             sweep: VecDeque::new(),
             next_sweep: now,
-            sweeps_started: 0,
+            swept: false,
         }
     }
 
     /// Whether the first sweep has handed out every process it listed.
     fn first_sweep_ended(&self) -> bool {
-        self.sweeps_started > 0 && self.sweep.is_empty()
+        self.swept && self.sweep.is_empty()
     }
 
     /// `pid` exec'd at `now`.
@@ -506,7 +507,7 @@ impl TlsScans {
         if self.sweep.is_empty() && now >= self.next_sweep {
             self.sweep.extend(all_pids());
             self.next_sweep = now + FULL_TLS_RESCAN;
-            self.sweeps_started += 1;
+            self.swept = true;
         }
         self.sweep.pop_front()
     }

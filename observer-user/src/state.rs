@@ -222,6 +222,15 @@ impl Drop for Checkpoints {
     }
 }
 
+/// A fresh directory for a test's state, `observer-{name}-{pid}` under the system's temporary
+/// directory, emptied of what an earlier run left.
+#[cfg(test)]
+pub(crate) fn test_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("observer-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,16 +240,9 @@ mod tests {
         "ALTER TABLE things ADD COLUMN seen INTEGER NOT NULL DEFAULT 0",
     ];
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("observer-state-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        dir
-    }
-
     #[test]
     fn migrations_run_once_and_survive_reopening() {
-        let dir = temp_dir("migrate");
+        let dir = test_dir("state-migrate");
         {
             let mut state = State::open(&dir).unwrap();
             state.migrate("things", &MIGRATIONS[..1]).unwrap();
@@ -268,7 +270,7 @@ mod tests {
 
     #[test]
     fn the_log_is_checkpointed_in_the_background() {
-        let dir = temp_dir("checkpoint");
+        let dir = test_dir("state-checkpoint");
         let mut state = State::open(&dir).unwrap();
         state.migrate("things", MIGRATIONS).unwrap();
         let limit: u32 = state
@@ -276,12 +278,14 @@ mod tests {
             .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
             .unwrap();
         assert_eq!(limit, WAL_LIMIT_PAGES);
+        // 400 KB of rows: about 100 pages, far under the log's limit.
+        let (rows, row_bytes) = (2_000u64, 200usize);
         let transaction = state.connection_mut().transaction().unwrap();
-        for i in 0..2_000 {
+        for i in 0..rows {
             transaction
                 .execute(
                     "INSERT INTO things (name) VALUES (?1)",
-                    params![format!("{i:0>200}")],
+                    params![format!("{i:0>row_bytes$}")],
                 )
                 .unwrap();
         }
@@ -292,7 +296,7 @@ mod tests {
         let size = || fs::metadata(&file).unwrap().len();
         let before = size();
         let waited = std::time::Instant::now();
-        while size() < before + 400_000 {
+        while size() < before + rows * row_bytes as u64 {
             assert!(
                 waited.elapsed() < CHECKPOINT_INTERVAL * 10,
                 "{} bytes, still",

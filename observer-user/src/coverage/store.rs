@@ -112,16 +112,9 @@ pub fn load(dir: &Path) -> Result<Vec<ProcessCoverage>, CoverageStoreError> {
 mod tests {
     use super::*;
 
-    fn temp_dir(name: &str) -> std::path::PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("observer-coverage-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
-
     #[test]
     fn the_newest_run_is_what_readers_see() {
-        let dir = temp_dir("runs");
+        let dir = crate::state::test_dir("coverage-runs");
         let row = |pid| ProcessCoverage {
             pid,
             tls_connections: 1,
@@ -139,7 +132,7 @@ mod tests {
 
     #[test]
     fn an_empty_state_directory_says_how_to_fill_it() {
-        let dir = temp_dir("empty");
+        let dir = crate::state::test_dir("coverage-empty");
         let error = load(&dir).unwrap_err().to_string();
         assert!(error.contains("observer run"), "{error}");
         let _ = std::fs::remove_dir_all(dir);

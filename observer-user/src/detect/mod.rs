@@ -829,9 +829,7 @@ mod tests {
 
     #[test]
     fn baselines_are_written_a_slice_per_tick() {
-        let dir =
-            std::env::temp_dir().join(format!("observer-detect-slices-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::state::test_dir("detect-slices");
         let key = HashKey::from_bytes([7; 32]);
         let state = State::open(&dir).unwrap();
         let mut detector = Detector::new(DetectConfig::default(), key, None, Some(state)).unwrap();

@@ -174,9 +174,7 @@ mod tests {
 
     #[test]
     fn baselines_and_findings_survive_a_reopen() {
-        let dir =
-            std::env::temp_dir().join(format!("observer-detect-store-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::state::test_dir("detect-store");
         let endpoint = EndpointBaseline {
             name: EndpointName {
                 method: "GET".into(),

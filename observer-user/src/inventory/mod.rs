@@ -64,9 +64,9 @@ use crate::{
 pub const FLUSH_INTERVAL_NS: u64 = 2_000_000_000;
 
 /// Endpoints a flush writes per tick (more when a service whose stored routes moved has more:
-/// such a service is written whole). Ticks run on the thread that reads the ring buffer, which fills in ~30 ms at this
-/// machine's saturation: writing 10,000 endpoints at once took ~360 ms here (the inventory
-/// bench's flush figure), 256 take under 10 ms.
+/// such a service is written whole). Ticks run on the thread that reads the ring buffer, which
+/// fills in ~30 ms at this machine's saturation: writing 10,000 endpoints at once took ~360 ms
+/// here (the inventory bench's flush figure), 256 take under 10 ms.
 pub const FLUSH_SLICE_ENDPOINTS: usize = 256;
 
 /// Where a flush under way goes on from: a service, and an index into its endpoints.
@@ -1041,6 +1041,7 @@ pub fn format_time(ns: u64) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::conn::Role;
+    use template::LITERAL_FANOUT_LIMIT;
 
     /// A complete server-side call, for tests.
     pub(crate) fn call(method: &str, path: &str, status: u16) -> ApiCall {
@@ -1175,9 +1176,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_service_is_cut_between_endpoints_unless_its_routes_moved() {
-        let dir =
-            std::env::temp_dir().join(format!("observer-inventory-cut-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::state::test_dir("inventory-cut");
         // Paths of three literal segments, each level under the fan-out that templates it.
         let letters = |range: std::ops::Range<u8>| range.map(|b| char::from(b'a' + b));
         let paths = |first: std::ops::Range<u8>| {
@@ -1232,7 +1231,10 @@ pub(crate) mod tests {
         run(
             &mut inventory,
             paths(10..15)
-                .chain((6..26).map(|z| format!("/a/a/{}", char::from(b'a' + z))))
+                .chain(
+                    (6..LITERAL_FANOUT_LIMIT as u8 + 2)
+                        .map(|z| format!("/a/a/{}", char::from(b'a' + z))),
+                )
                 .map(|path| call("GET", &path, 200)),
         );
         assert!(!inventory.services[0].removed.is_empty());
@@ -1258,10 +1260,7 @@ pub(crate) mod tests {
         // apart, holds no route its own tree would move or merge (loading found nothing
         // dirty) and has lost no call it held (a moved route's old row never goes before its
         // new one); at the end it holds exactly what memory does.
-        let dir = std::env::temp_dir().join(format!(
-            "observer-inventory-consistent-{}",
-            std::process::id()
-        ));
+        let dir = crate::state::test_dir("inventory-consistent");
         for seed in 0..3 {
             let _ = std::fs::remove_dir_all(&dir);
             let mut rng = crate::sensitive::corpus::Rng::new(0x1_4e0 + seed);
@@ -1270,7 +1269,12 @@ pub(crate) mod tests {
             let mut now = 1;
             let mut stored_calls = 0;
             for _ in 0..20 {
-                let burst = if rng.chance(15) { 30 } else { 12 };
+                // A level's literals: under the fan-out, or past it.
+                let burst = if rng.chance(15) {
+                    LITERAL_FANOUT_LIMIT + 6
+                } else {
+                    LITERAL_FANOUT_LIMIT / 2
+                } as u64;
                 let calls: Vec<ApiCall> = (0..rng.below(1_000))
                     .map(|_| {
                         let segment = |rng: &mut crate::sensitive::corpus::Rng, n: u64| {
@@ -1328,9 +1332,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_flush_writes_a_slice_of_services_per_tick() {
-        let dir =
-            std::env::temp_dir().join(format!("observer-inventory-slices-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::state::test_dir("inventory-slices");
         let services = 2 * FLUSH_SLICE_ENDPOINTS + 10;
         let mut inventory = Inventory::open(State::open(&dir).unwrap()).unwrap();
         run(

@@ -71,6 +71,13 @@ impl KeepAliveClient {
         self.request(path)
     }
 
+    /// GET `path` on the client's connection and read the response only well after its first
+    /// bytes arrived (`@late` in the script), when the server has finished writing a response
+    /// that fits the socket's buffers.
+    pub fn get_late(&mut self, path: &str) -> anyhow::Result<Response> {
+        self.request(&format!("@late {path}"))
+    }
+
     /// GET `path` from a new thread, on a connection of its own; returns once that thread has
     /// exited.
     pub fn get_in_new_thread(&mut self, path: &str) -> anyhow::Result<Response> {

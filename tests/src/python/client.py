@@ -11,12 +11,18 @@ then send the next request on it. Exits at the end of its input.
 A line `@thread PATH` sends its GET from a new thread on a connection of its own instead, and
 answers once that thread is gone from the system (not only joined), so that a test can look at
 what a thread leaves behind when it exits. Every answer names the thread that made the request.
+
+A line `@late PATH` sends its GET on the same connection but reads the answer only
+LATE_READ_SECONDS after its first bytes arrived, so that the server has long finished writing a
+response that fits the socket's buffers before the first read: a test can count on no read
+racing the write of the bytes it returns.
 """
 
 import argparse
 import http.client
 import json
 import os
+import select
 import ssl
 import sys
 import threading
@@ -24,6 +30,13 @@ import time
 
 # How long a joined thread may take to leave /proc: it is gone within microseconds.
 THREAD_EXIT_TIMEOUT_SECONDS = 5
+
+# A response that fits the socket's buffers is written whole within milliseconds of its first
+# bytes, even on a loaded machine; this is a hundred times that.
+LATE_READ_SECONDS = 0.3
+
+# How long the server may take to answer (the connection's timeout).
+ANSWER_TIMEOUT_SECONDS = 10
 
 
 def main():
@@ -37,11 +50,16 @@ def main():
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-            return http.client.HTTPSConnection("127.0.0.1", args.port, context=context, timeout=10)
-        return http.client.HTTPConnection("127.0.0.1", args.port, timeout=10)
+            return http.client.HTTPSConnection(
+                "127.0.0.1", args.port, context=context, timeout=ANSWER_TIMEOUT_SECONDS
+            )
+        return http.client.HTTPConnection("127.0.0.1", args.port, timeout=ANSWER_TIMEOUT_SECONDS)
 
-    def get(conn, path):
+    def get(conn, path, late=False):
         conn.request("GET", path)
+        if late:
+            select.select([conn.sock], [], [], ANSWER_TIMEOUT_SECONDS)
+            time.sleep(LATE_READ_SECONDS)
         response = conn.getresponse()
         body = response.read()
         return {
@@ -77,6 +95,8 @@ def main():
             continue
         if line.startswith("@thread "):
             answer = get_in_new_thread(line.removeprefix("@thread "))
+        elif line.startswith("@late "):
+            answer = get(conn, line.removeprefix("@late "), late=True)
         else:
             answer = get(conn, line)
         print(json.dumps(answer), flush=True)

@@ -200,15 +200,99 @@ fn push_json_string(out: &mut Vec<u8>, text: &str) {
     }
     out.reserve(text.len() + 2);
     out.push(b'"');
+    // `bytes[..copied]` is in `out`, escaped; `bytes[copied..at]` has nothing to escape.
     let mut copied = 0;
-    while let Some(offset) = first_to_escape(&bytes[copied..]) {
-        let at = copied + offset;
-        out.extend_from_slice(&bytes[copied..at]);
-        push_escape(out, bytes[at]);
-        copied = at + 1;
+    let mut at = 0;
+    while let Some(block) = bytes[at..].first_chunk::<ESCAPE_BLOCK>() {
+        let mask = escape_mask(block);
+        if mask != 0 {
+            if copied < at {
+                out.extend_from_slice(&bytes[copied..at]);
+            }
+            push_escaped_block(out, block, mask);
+            copied = at + ESCAPE_BLOCK;
+        }
+        at += ESCAPE_BLOCK;
+    }
+    // Less than a block is left.
+    while let Some(offset) = first_to_escape_by_words(&bytes[at..]) {
+        let escaped = at + offset;
+        out.extend_from_slice(&bytes[copied..escaped]);
+        let (escape, len) = escape_of(bytes[escaped]);
+        out.extend_from_slice(&escape[..len]);
+        at = escaped + 1;
+        copied = at;
     }
     out.extend_from_slice(&bytes[copied..]);
     out.push(b'"');
+}
+
+/// Appends a block with bytes to escape (one bit of `mask` for each), escaped, in one append.
+/// A JSON body preview has a quote every few bytes: appending the runs between escapes and each
+/// escape on their own cost a call into `memcpy` for each run. Here every run is one copy of a
+/// block's size, cut to the run's length by where the next write starts.
+fn push_escaped_block(out: &mut Vec<u8>, block: &[u8; ESCAPE_BLOCK], mut mask: u32) {
+    // The block then a block of padding, so that a block's size from any offset is there.
+    let mut padded = [0u8; 2 * ESCAPE_BLOCK];
+    padded[..ESCAPE_BLOCK].copy_from_slice(block);
+    // Every byte escaped at its longest, then room for a last whole-block copy.
+    let mut escaped = [0u8; ESCAPE_BLOCK * MAX_ESCAPE_BYTES + ESCAPE_BLOCK];
+    let mut len = 0;
+    let mut from = 0;
+    while mask != 0 {
+        let at = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        escaped[len..len + ESCAPE_BLOCK].copy_from_slice(&padded[from..from + ESCAPE_BLOCK]);
+        len += at - from;
+        let (escape, escape_len) = escape_of(block[at]);
+        escaped[len..len + MAX_ESCAPE_BYTES].copy_from_slice(&escape);
+        len += escape_len;
+        from = at + 1;
+    }
+    escaped[len..len + ESCAPE_BLOCK].copy_from_slice(&padded[from..from + ESCAPE_BLOCK]);
+    len += ESCAPE_BLOCK - from;
+    out.extend_from_slice(&escaped[..len]);
+}
+
+/// The longest escape, `\u00XX`.
+const MAX_ESCAPE_BYTES: usize = 6;
+
+/// For each byte, what follows the backslash of its escape: its short form, `u` for one
+/// without, 0 for a byte written as is.
+const ESCAPES: [u8; 256] = {
+    let mut escapes = [0u8; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        escapes[byte] = b'u';
+        byte += 1;
+    }
+    escapes[b'"' as usize] = b'"';
+    escapes[b'\\' as usize] = b'\\';
+    escapes[b'\n' as usize] = b'n';
+    escapes[b'\r' as usize] = b'r';
+    escapes[b'\t' as usize] = b't';
+    escapes[0x08] = b'b';
+    escapes[0x0c] = b'f';
+    escapes
+};
+
+/// The escape of a byte JSON needs escaped, and its length.
+fn escape_of(byte: u8) -> ([u8; MAX_ESCAPE_BYTES], usize) {
+    const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+    match ESCAPES[usize::from(byte)] {
+        b'u' => (
+            [
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX_DIGITS[usize::from(byte >> 4)],
+                HEX_DIGITS[usize::from(byte & 0xf)],
+            ],
+            MAX_ESCAPE_BYTES,
+        ),
+        short => ([b'\\', short, 0, 0, 0, 0], 2),
+    }
 }
 
 /// Texts up to this long with nothing to escape are written by [`push_short_quoted`]: header
@@ -241,12 +325,13 @@ fn push_short_quoted(out: &mut Vec<u8>, bytes: &[u8]) {
     out.truncate(start + len + 2);
 }
 
-// `first_to_escape(bytes)`: where the first byte JSON needs escaped is (a control character,
-// `"` or `\`), sixteen bytes at a time where SSE2 is sure to be there, eight elsewhere.
-#[cfg(not(target_arch = "x86_64"))]
-use first_to_escape_by_words as first_to_escape;
+// `escape_mask(block)`: one bit for each byte of a block of `ESCAPE_BLOCK` JSON needs escaped (a
+// control character, `"` or `\`), the first byte's lowest: sixteen bytes at a time where SSE2
+// is sure to be there, eight elsewhere.
 #[cfg(target_arch = "x86_64")]
-use sse2::first_to_escape;
+use sse2::{escape_mask, BLOCK as ESCAPE_BLOCK};
+#[cfg(not(target_arch = "x86_64"))]
+use words::{escape_mask, BLOCK as ESCAPE_BLOCK};
 
 /// The high bit of each byte of `word` JSON needs escaped (a control character, `"` or `\`),
 /// exact up to the lowest one (a borrow only flags bytes above a true match): nonzero exactly
@@ -263,7 +348,7 @@ fn escape_flags(word: u64) -> u64 {
 }
 
 fn needs_escaping(byte: u8) -> bool {
-    byte < 0x20 || byte == b'"' || byte == b'\\'
+    ESCAPES[usize::from(byte)] != 0
 }
 
 /// Whether a text of up to [`SHORT_TEXT_BYTES`] has a byte to escape, read as two overlapping
@@ -282,8 +367,8 @@ fn short_text_needs_escaping(bytes: &[u8]) -> bool {
     (escape_flags(words[0]) | escape_flags(words[1])) != 0
 }
 
-/// Where the first byte JSON needs escaped is, eight bytes at a time in a `u64`, for any
-/// architecture.
+/// Where the first byte JSON needs escaped is, eight bytes at a time in a `u64`: the search
+/// in what is left of a text after its last whole block.
 fn first_to_escape_by_words(bytes: &[u8]) -> Option<usize> {
     let first_in_word = |at: usize| {
         let word = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
@@ -308,9 +393,24 @@ fn first_to_escape_by_words(bytes: &[u8]) -> Option<usize> {
     None
 }
 
+/// The escape search a word at a time, for architectures without a vector unit this code uses.
+#[cfg(not(target_arch = "x86_64"))]
+mod words {
+    pub(super) const BLOCK: usize = 8;
+
+    pub(super) fn escape_mask(block: &[u8; BLOCK]) -> u32 {
+        if super::escape_flags(u64::from_le_bytes(*block)) == 0 {
+            return 0;
+        }
+        // The flags are exact only up to the first byte to escape.
+        block.iter().enumerate().fold(0, |mask, (i, &byte)| {
+            mask | u32::from(super::needs_escaping(byte)) << i
+        })
+    }
+}
+
 /// The escape search sixteen bytes at a time with SSE2, which every x86-64 CPU has: about half
-/// the instructions per byte of the word-at-a-time search, and the longest texts are body
-/// previews of up to 1 KiB with nothing to escape.
+/// the instructions per byte of the word-at-a-time search.
 #[cfg(target_arch = "x86_64")]
 mod sse2 {
     use std::arch::x86_64::{
@@ -321,34 +421,13 @@ mod sse2 {
     /// Bytes one step looks at: one SSE2 register.
     pub(super) const BLOCK: usize = 16;
 
-    /// Like [`super::first_to_escape_by_words`].
-    pub(super) fn first_to_escape(bytes: &[u8]) -> Option<usize> {
-        let Some(last_block) = bytes.last_chunk::<BLOCK>() else {
-            // Too short to fill a register.
-            return super::first_to_escape_by_words(bytes);
-        };
-        let (blocks, tail) = bytes.as_chunks::<BLOCK>();
-        for (index, block) in blocks.iter().enumerate() {
-            if let Some(found) = first_in_block(block) {
-                return Some(index * BLOCK + found);
-            }
-        }
-        // The tail as one last block, overlapping bytes already found clean.
-        if tail.is_empty() {
-            return None;
-        }
-        first_in_block(last_block).map(|found| bytes.len() - BLOCK + found)
-    }
-
-    fn first_in_block(block: &[u8; BLOCK]) -> Option<usize> {
+    pub(super) fn escape_mask(block: &[u8; BLOCK]) -> u32 {
         // SAFETY: SSE2 is part of the x86-64 baseline, so every CPU this code runs on has it.
-        let found = unsafe { escape_mask(block) };
-        (found != 0).then(|| found.trailing_zeros() as usize)
+        unsafe { mask_of(block) }
     }
 
-    /// One bit for each byte of `block` to escape, the first byte's lowest.
     #[target_feature(enable = "sse2")]
-    fn escape_mask(block: &[u8; BLOCK]) -> i32 {
+    fn mask_of(block: &[u8; BLOCK]) -> u32 {
         // SAFETY: `block` is 16 readable bytes, and an unaligned load may read them from any
         // address.
         let bytes = unsafe { _mm_loadu_si128(block.as_ptr().cast()) };
@@ -356,25 +435,8 @@ mod sse2 {
         let controls = _mm_cmpeq_epi8(_mm_min_epu8(bytes, _mm_set1_epi8(0x1f)), bytes);
         let quotes = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'"' as i8));
         let backslashes = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8));
-        _mm_movemask_epi8(_mm_or_si128(controls, _mm_or_si128(quotes, backslashes)))
-    }
-}
-
-fn push_escape(out: &mut Vec<u8>, byte: u8) {
-    const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
-    match byte {
-        b'"' => out.extend_from_slice(b"\\\""),
-        b'\\' => out.extend_from_slice(b"\\\\"),
-        b'\n' => out.extend_from_slice(b"\\n"),
-        b'\r' => out.extend_from_slice(b"\\r"),
-        b'\t' => out.extend_from_slice(b"\\t"),
-        0x08 => out.extend_from_slice(b"\\b"),
-        0x0c => out.extend_from_slice(b"\\f"),
-        _ => {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX_DIGITS[usize::from(byte >> 4)]);
-            out.push(HEX_DIGITS[usize::from(byte & 0xf)]);
-        }
+        // One bit per byte: the sign bits of sixteen bytes, in the low half of an i32.
+        _mm_movemask_epi8(_mm_or_si128(controls, _mm_or_si128(quotes, backslashes))) as u32
     }
 }
 
@@ -537,8 +599,8 @@ mod tests {
     #[test]
     fn every_ascii_byte_is_escaped_as_serde_json_escapes_it_at_every_offset() {
         // Offsets across three 16-byte blocks and texts that end anywhere after the byte, so
-        // that it falls in a full block, in a tail read as a block overlapping clean bytes,
-        // and in texts too short for a block.
+        // that it falls in a full block, in the tail after the last one (read a word at a
+        // time), and in texts too short for a block.
         for byte in 0u8..0x80 {
             for offset in 0..48 {
                 for after in [0, 1, 4, 15, 16, 17] {
@@ -598,6 +660,21 @@ mod tests {
     fn pseudo_random_texts_are_escaped_as_serde_json_escapes_them() {
         for text in pseudo_random_texts() {
             assert_escaped_as_serde_json_escapes(&text);
+        }
+    }
+
+    /// JSON documents as body previews carry them: a quote every few bytes, runs of every
+    /// length between escapes, at every offset from a block's start.
+    #[test]
+    fn json_documents_are_escaped_as_serde_json_escapes_them() {
+        let mut document = String::from("{");
+        for i in 0..40 {
+            let key = "k".repeat(i % 19);
+            let value = "v\\".repeat(i % 7) + &"w".repeat(i % 23);
+            document.push_str(&format!("\"{key}\":\"{value}\",\"n{i}\":{i},\n"));
+        }
+        for start in 0..2 * ESCAPE_BLOCK {
+            assert_escaped_as_serde_json_escapes(&document[start..]);
         }
     }
 

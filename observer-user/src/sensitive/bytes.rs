@@ -25,6 +25,16 @@ pub fn le_word(bytes: &[u8]) -> u64 {
     }
 }
 
+/// The high bit of each byte of `word` equal to `byte`, exact up to the lowest one (a borrow can
+/// only flag bytes above a true match), which is all a search for the first needs.
+#[inline]
+pub fn bytes_equal_to(word: u64, byte: u8) -> u64 {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    let zeros = word ^ u64::from_le_bytes([byte; 8]);
+    zeros.wrapping_sub(ONES) & !zeros & HIGHS
+}
+
 /// A table of what each byte is, for scans that read every byte with one load: `value` for
 /// each byte of a `members` set, 0 for the rest; later sets take precedence.
 pub const fn byte_table<const N: usize>(sets: [(&[u8], u8); N]) -> [u8; 256] {
@@ -73,6 +83,25 @@ mod tests {
                 .fold(0, |word, &byte| word << 8 | u64::from(byte));
             assert_eq!(le_word(slice), by_byte, "{len} bytes");
         }
+    }
+
+    #[test]
+    fn the_first_equal_byte_of_a_word_is_flagged() {
+        // The last two put a byte one above the match right after it, where the match's borrow
+        // flags it too: only the first flag is exact.
+        for text in [
+            b"abc\"defg",
+            b"\"aaaaaaa",
+            b"aaaaaaa\"",
+            b"ab\"#\"#ab",
+            b"#\"#a\"#ab",
+        ] {
+            let word = u64::from_le_bytes(*text);
+            let first = text.iter().position(|&b| b == b'"').unwrap();
+            let flags = bytes_equal_to(word, b'"');
+            assert_eq!((flags.trailing_zeros() / 8) as usize, first, "{text:?}");
+        }
+        assert_eq!(bytes_equal_to(u64::from_le_bytes(*b"abcdefgh"), b'"'), 0);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use std::ops::Range;
 
-use super::bytes::{byte_table, le_word};
+use super::bytes::{byte_table, bytes_equal_to, le_word};
 
 /// Containers deeper than this end the walk: real API documents nest a few levels; a deeper one
 /// is more likely an attack on parsers than data worth key paths.
@@ -352,7 +352,7 @@ fn emit<'a>(
 /// closes), and whether the string holds escapes. Most keys and many values close within
 /// their first word: that case is one load and a few operations, inline in the walk.
 #[inline]
-fn string_end(bytes: &[u8], start: usize) -> (usize, bool) {
+pub fn string_end(bytes: &[u8], start: usize) -> (usize, bool) {
     // The first two words, each one load: keys and short values end in them.
     let mut searched = start;
     for _ in 0..INLINE_STRING_WORDS {
@@ -405,12 +405,7 @@ const WORD_SEARCHED_BYTES: usize = 32;
 /// The high bit of each `"` or `\` byte of `word` (little-endian), exact up to the first one (a
 /// borrow can only flag bytes above a true match), which is all a search needs.
 fn quotes_or_backslashes(word: u64) -> u64 {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-    const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
-    const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
-    let zero_bytes = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
-    zero_bytes(word ^ QUOTES) | zero_bytes(word ^ BACKSLASHES)
+    bytes_equal_to(word, b'"') | bytes_equal_to(word, b'\\')
 }
 
 /// Where the first `"` or `\` in `haystack` is.

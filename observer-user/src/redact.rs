@@ -130,6 +130,18 @@ const SECRET_NAMES: &[&str] = &[
     "pwd", "pass", "auth", "key", "sig", "otp", "pin", "code", "jwt", "sid",
 ];
 
+/// Names shorter than this are never secret: every whole name and fragment is at least this
+/// long, and neither normalising nor trimming lengthens a name. (The commonest JSON key, `id`,
+/// is shorter.)
+const SHORTEST_SECRET_NAME: usize = {
+    let whole = shortest(SECRET_NAMES);
+    if whole < SHORTEST_SECRET_FRAGMENT {
+        whole
+    } else {
+        SHORTEST_SECRET_FRAGMENT
+    }
+};
+
 /// Names up to this long are normalised on the stack: it is called for every JSON field of every
 /// body, and field names are short. Longer ones take a heap buffer.
 const STACK_NAME_BYTES: usize = 64;
@@ -141,6 +153,9 @@ static SECRET_FRAGMENTS: LazyLock<AhoCorasick> = LazyLock::new(|| {
 
 /// Whether a field, parameter or argument name says its value is a secret.
 pub fn is_secret_name(name: &str) -> bool {
+    if name.len() < SHORTEST_SECRET_NAME {
+        return false;
+    }
     let mut stack = [0u8; STACK_NAME_BYTES];
     let mut heap = Vec::new();
     let normalized: &mut [u8] = if name.len() <= STACK_NAME_BYTES {

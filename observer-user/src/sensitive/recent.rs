@@ -104,14 +104,17 @@ impl Hasher for QuickKeyHasher {
 }
 
 /// A cheap summary of a scan's key: what tells most different texts apart at once (length,
-/// ends, source, scanner, time), not a hash to trust: equal keys are then compared whole.
+/// ends, source and its name, scanner, time), not a hash to trust: equal keys are then compared
+/// whole. The source's name counts: the same value under two headers (`Accept` and
+/// `Content-Type` both `application/json`) are two scans, and the index keeps one per key.
 fn quick_key(scanner: u64, source: &Source<'_>, text: &str, now_secs: u64) -> u64 {
     let bytes = text.as_bytes();
     let head = le_word(&bytes[..bytes.len().min(8)]);
     let tail = le_word(&bytes[bytes.len().saturating_sub(8)..]);
-    let (kind, _) = SourceKey::parts(source);
+    let (kind, name) = SourceKey::parts(source);
+    let name = le_word(&name.as_bytes()[..name.len().min(8)]) ^ (name.len() as u64).rotate_left(48);
     let mut key = (bytes.len() as u64) ^ (u64::from(kind) << 56) ^ scanner.rotate_left(40);
-    for part in [head, tail, now_secs] {
+    for part in [head, tail, name, now_secs] {
         key = (key ^ part)
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .rotate_left(29);
@@ -405,6 +408,21 @@ mod tests {
         let mut out = Vec::new();
         assert!(!recall(3, &source, other, 0, &mut out));
         assert!(recall(3, &source, kept, 0, &mut out));
+    }
+
+    /// `Accept` and `Content-Type` are both `application/json` in most API calls: when the two
+    /// shared a quick key, each scan shadowed the other's and every call scanned both again.
+    #[test]
+    fn one_value_under_two_header_names_is_recalled_for_each() {
+        let text = "application/json";
+        let (accept, content_type) = (Source::Header("accept"), Source::Header("content-type"));
+        remember(5, &accept, text, 0, &[]);
+        remember(5, &content_type, text, 0, &[found(text)]);
+        let mut out = Vec::new();
+        assert!(recall(5, &accept, text, 0, &mut out));
+        assert!(out.is_empty());
+        assert!(recall(5, &content_type, text, 0, &mut out));
+        assert_eq!(out, vec![found(text)]);
     }
 
     #[test]

@@ -213,7 +213,9 @@ impl Reader {
                     if name != "cookie" && self.secret_names.check(name) {
                         continue;
                     }
-                    let hits_before = facts.hits.len();
+                    // Clean only if nothing matched: a hit the request had already is a
+                    // match all the same.
+                    let mut matched = false;
                     fields::fields(Source::Header(name), value, &mut |field| {
                         if field.part == Part::Cookie
                             && field.name.is_some_and(|n| self.secret_names.check(n))
@@ -222,9 +224,9 @@ impl Reader {
                         }
                         let decoded = decode::decode(field.text);
                         let name = field.name.or(Some(name));
-                        self.scan(&decoded, Place::Header, field.part, name, &mut facts);
+                        matched |= self.scan(&decoded, Place::Header, field.part, name, &mut facts);
                     });
-                    if facts.hits.len() == hits_before {
+                    if !matched {
                         if self.clean_headers.len() >= MAX_CLEAN_HEADERS {
                             self.clean_headers.clear();
                         }
@@ -300,6 +302,8 @@ impl Reader {
         }
     }
 
+    /// Scans `value` and adds its hits to `facts`; returns whether any signature matched it,
+    /// whether or not its hits were new to the request.
     fn scan(
         &mut self,
         value: &str,
@@ -307,10 +311,11 @@ impl Reader {
         part: Part,
         name: Option<&str>,
         facts: &mut RequestFacts,
-    ) {
+    ) -> bool {
         self.hits.clear();
         self.signatures
             .scan(value, place, &mut self.scratch, &mut self.hits);
+        let matched = !self.hits.is_empty();
         for hit in self.hits.drain(..) {
             let enabled = SIGNATURE_KINDS
                 .iter()
@@ -328,6 +333,7 @@ impl Reader {
                 snippet: snippet(value, hit.span),
             });
         }
+        matched
     }
 }
 
@@ -465,6 +471,43 @@ mod tests {
             assert!(
                 facts.hits.iter().any(|h| h.kind == kind && h.part == part),
                 "{kind:?} in {part:?}: {:?}",
+                facts.hits
+            );
+        }
+    }
+
+    /// A value whose hit was dropped only because the request had one of that kind already is
+    /// not clean: remembered as clean, the same value alone in a later request went unread.
+    #[test]
+    fn a_value_is_remembered_clean_only_when_nothing_matched_it() {
+        let config = DetectConfig::default();
+        let mut reader = reader(&config);
+        let payload = "1' or '1'='1";
+        let target = format!("/items?q={}", payload.replace(' ', "%20"));
+        for (target, part) in [(target.as_str(), Part::Query), ("/items", Part::Header)] {
+            let call = request("GET", target, &[("x-search", payload)], "");
+            let facts = reader.read(&call);
+            assert!(
+                facts
+                    .hits
+                    .iter()
+                    .any(|h| h.kind == Kind::SqlInjection && h.part == part),
+                "{target}: {:?}",
+                facts.hits
+            );
+        }
+        let body = format!(r#"{{"a":"{payload}","b":"{payload}"}}"#);
+        for body in [body.as_str(), &format!(r#"{{"b":"{payload}"}}"#)] {
+            let call = request(
+                "POST",
+                "/items",
+                &[("content-type", "application/json")],
+                body,
+            );
+            let facts = reader.read(&call);
+            assert!(
+                facts.hits.iter().any(|h| h.kind == Kind::SqlInjection),
+                "{body}: {:?}",
                 facts.hits
             );
         }

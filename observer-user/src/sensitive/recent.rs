@@ -109,10 +109,11 @@ impl Hasher for QuickKeyHasher {
 /// `Content-Type` both `application/json`) are two scans, and the index keeps one per key.
 fn quick_key(scanner: u64, source: &Source<'_>, text: &str, now_secs: u64) -> u64 {
     let bytes = text.as_bytes();
-    let head = le_word(&bytes[..bytes.len().min(8)]);
+    // `le_word` reads a longer text's first 8 bytes.
+    let head = le_word(bytes);
     let tail = le_word(&bytes[bytes.len().saturating_sub(8)..]);
     let (kind, name) = SourceKey::parts(source);
-    let name = le_word(&name.as_bytes()[..name.len().min(8)]) ^ (name.len() as u64).rotate_left(48);
+    let name = le_word(name.as_bytes()) ^ (name.len() as u64).rotate_left(48);
     let mut key = (bytes.len() as u64) ^ (u64::from(kind) << 56) ^ scanner.rotate_left(40);
     for part in [head, tail, name, now_secs] {
         key = (key ^ part)

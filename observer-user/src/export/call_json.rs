@@ -10,7 +10,10 @@ use std::io;
 
 use serde_json::ser::{CompactFormatter, Formatter};
 
-use crate::model::{ApiCall, BodyView, HeaderMap};
+use crate::{
+    model::{ApiCall, BodyView, HeaderMap},
+    sensitive::bytes::{bytes_below, bytes_equal_to},
+};
 
 /// Appends `call` as one JSON object (no newline) to `out`.
 pub fn write_call(call: &ApiCall, out: &mut Vec<u8>) -> io::Result<()> {
@@ -337,14 +340,7 @@ use words::{escape_mask, BLOCK as ESCAPE_BLOCK};
 /// exact up to the lowest one (a borrow only flags bytes above a true match): nonzero exactly
 /// when there is one, and its lowest bit marks the first.
 fn escape_flags(word: u64) -> u64 {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-    const SPACES: u64 = u64::from_le_bytes([0x20; 8]);
-    const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
-    const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
-    // The high bit of each byte of `word` below `limit`'s bytes (ASCII limits).
-    let below = |word: u64, limit: u64| word.wrapping_sub(limit) & !word & HIGHS;
-    below(word, SPACES) | below(word ^ QUOTES, ONES) | below(word ^ BACKSLASHES, ONES)
+    bytes_below(word, 0x20) | bytes_equal_to(word, b'"') | bytes_equal_to(word, b'\\')
 }
 
 fn needs_escaping(byte: u8) -> bool {

@@ -1,5 +1,6 @@
 //! Byte helpers of the scanner's word-at-a-time and table-driven reads, shared by the JSON
-//! walk, the scanner, the field-name hints, the recent-scan cache and the validators.
+//! walk, the scanner, the field-name hints, the recent-scan cache and the validators, and by
+//! redaction's and the JSON output's searches.
 
 /// Up to 8 bytes as a little-endian word, zero-padded: how the scanner's word-at-a-time
 /// searches and keys read text (of a longer slice, its first 8 bytes). A shorter tail is read
@@ -25,14 +26,20 @@ pub fn le_word(bytes: &[u8]) -> u64 {
     }
 }
 
-/// The high bit of each byte of `word` equal to `byte`, exact up to the lowest one (a borrow can
-/// only flag bytes above a true match), which is all a search for the first needs.
+/// The high bit of each byte of `word` below `limit` (an ASCII limit, at most 0x80), exact up to
+/// the lowest one (a borrow can only flag bytes above a true match), which is all a search for
+/// the first needs.
+#[inline]
+pub fn bytes_below(word: u64, limit: u8) -> u64 {
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    word.wrapping_sub(u64::from_le_bytes([limit; 8])) & !word & HIGHS
+}
+
+/// The high bit of each byte of `word` equal to `byte`, exact up to the lowest one, as
+/// [`bytes_below`]: the bytes that XOR to zero.
 #[inline]
 pub fn bytes_equal_to(word: u64, byte: u8) -> u64 {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-    let zeros = word ^ u64::from_le_bytes([byte; 8]);
-    zeros.wrapping_sub(ONES) & !zeros & HIGHS
+    bytes_below(word ^ u64::from_le_bytes([byte; 8]), 1)
 }
 
 /// A table of what each byte is, for scans that read every byte with one load: `value` for

@@ -110,20 +110,21 @@ impl<'a> Frame<'a> {
 
 /// Walks `text`, calling `visit` for every string and number, with its path.
 pub fn walk(text: &str, visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
-    walk_inner(text, true, visit)
+    walk_inner::<true>(text, visit)
 }
 
 /// Like [`walk`] without building each scalar's path (`path` is empty): for callers that name
 /// few scalars, which ask [`Scalar::path_on_demand`]. Building every path costs more than
 /// scanning most values.
 pub fn walk_unnamed(text: &str, visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
-    walk_inner(text, false, visit)
+    walk_inner::<false>(text, visit)
 }
 
-fn walk_inner<'t>(text: &'t str, paths: bool, mut visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
+/// The walk, with each scalar's path built (`PATHS`) or not: a constant, so the walk without
+/// paths carries no code for them.
+fn walk_inner<'t, const PATHS: bool>(text: &'t str, mut visit: impl FnMut(&Scalar<'_>)) -> WalkEnd {
     let bytes = text.as_bytes();
-    // Without paths the text stays empty, which tells `emit` not to build them.
-    let mut path = if paths {
+    let mut path = if PATHS {
         String::from("$")
     } else {
         String::new()
@@ -140,7 +141,7 @@ fn walk_inner<'t>(text: &'t str, paths: bool, mut visit: impl FnMut(&Scalar<'_>)
                 }
                 let key = stack.last().and_then(|f| f.names().0);
                 let path_len = path.len();
-                if paths {
+                if PATHS {
                     push_segment(&mut path, stack.last());
                 }
                 if let Some(parent) = stack.last_mut() {
@@ -184,7 +185,7 @@ fn walk_inner<'t>(text: &'t str, paths: bool, mut visit: impl FnMut(&Scalar<'_>)
                         }
                         _ => {
                             emit(
-                                paths.then_some(&mut path),
+                                PATHS.then_some(&mut path),
                                 &stack,
                                 inner,
                                 true,
@@ -215,7 +216,7 @@ fn walk_inner<'t>(text: &'t str, paths: bool, mut visit: impl FnMut(&Scalar<'_>)
                 }
                 if numeric {
                     emit(
-                        paths.then_some(&mut path),
+                        PATHS.then_some(&mut path),
                         &stack,
                         start..i,
                         false,
@@ -245,11 +246,22 @@ fn next_value(stack: &mut [Frame<'_>]) {
     }
 }
 
-/// How many of `rest`'s first bytes are spaces and colons, which the walk skips.
+/// How many of `rest`'s first bytes are spaces and colons, which the walk skips. After a key
+/// that is most often a lone colon: told at once, inline.
+#[inline(always)]
 fn skippable(rest: &[u8]) -> usize {
-    rest.iter()
-        .take_while(|&&byte| matches!(byte, b' ' | b'\t' | b'\r' | b'\n' | b':'))
-        .count()
+    match rest {
+        [b':', next, ..] if !is_skippable(*next) => 1,
+        _ => skippable_run(rest),
+    }
+}
+
+fn is_skippable(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\r' | b'\n' | b':')
+}
+
+fn skippable_run(rest: &[u8]) -> usize {
+    rest.iter().take_while(|&&byte| is_skippable(byte)).count()
 }
 
 /// Bytes taken after a value, as the walk's loop would take them: the comma that usually
@@ -320,6 +332,7 @@ fn truncate_at_char(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+#[inline(always)]
 fn emit<'a>(
     path: Option<&mut String>,
     stack: &'a [Frame<'a>],
@@ -328,14 +341,8 @@ fn emit<'a>(
     escaped: bool,
     visit: &mut impl FnMut(&Scalar<'_>),
 ) {
-    let mut unnamed = String::new();
-    let path = path.unwrap_or(&mut unnamed);
-    let before = path.len();
-    if before > 0 {
-        push_segment(path, stack.last());
-    }
     let (key, parent_key) = stack.last().map_or((None, None), Frame::names);
-    let scalar = Scalar {
+    let scalar = |path| Scalar {
         path,
         frames: stack,
         key,
@@ -344,8 +351,15 @@ fn emit<'a>(
         is_string,
         escaped,
     };
-    visit(&scalar);
-    path.truncate(before);
+    match path {
+        Some(path) => {
+            let before = path.len();
+            push_segment(path, stack.last());
+            visit(&scalar(path));
+            path.truncate(before);
+        }
+        None => visit(&scalar("")),
+    }
 }
 
 /// Index of the quote closing the string opening at `start` (the text's length if it never

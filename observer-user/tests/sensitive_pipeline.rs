@@ -170,6 +170,7 @@ fn values_are_reported_with_masked_evidence_and_hidden_in_every_output() {
         .iter()
         .any(|f| f.finding.detail_type.as_deref() == Some("ssn")));
     let endpoint = stored.endpoints.first().expect("labels");
+    assert_eq!(endpoint.service, "10.1.2.3:8080");
     assert!(endpoint.returns.contains_key("card_number"), "{endpoint:?}");
     assert!(endpoint.accepts.contains_key("password"), "{endpoint:?}");
     let mode = fs::metadata(dir.join(KEY_FILE))

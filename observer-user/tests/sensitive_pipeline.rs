@@ -336,5 +336,8 @@ fn a_repeated_finding_is_reported_once_and_counted_once_per_call() {
         .find(|f| f.finding.evidence[0].location.name.as_deref() == Some("$.users[*].email"))
         .expect("the emails in the response");
     assert_eq!(users.finding.evidence.len(), 2, "{users:?}");
+    // The endpoint's label counts calls, not values: two emails per call count once.
+    let endpoint = stored.endpoints.first().expect("labels");
+    assert_eq!(endpoint.returns.get("email"), Some(&CALLS), "{endpoint:?}");
     let _ = fs::remove_dir_all(dir);
 }

@@ -265,7 +265,8 @@ impl Analyzer for SensitiveAnalyzer {
         let mut groups: Vec<(Vec<u8>, Finding)> = Vec::new();
         // Fingerprints of repeated findings already counted for this call.
         let mut counted: Vec<[u8; 16]> = Vec::new();
-        let mut labelled: HashSet<(MessageSide, TypeRef)> = HashSet::new();
+        // A call finds a few types: a list searched whole costs less than hashing into a set.
+        let mut labelled: Vec<(MessageSide, TypeRef)> = Vec::new();
         let found = std::mem::take(&mut self.found);
         for (side, f) in &found {
             let type_name = self.scanner.type_name(f.kind).to_string();
@@ -276,7 +277,8 @@ impl Analyzer for SensitiveAnalyzer {
                 }
             }
             let category = self.scanner.category(f.kind);
-            if labelled.insert((*side, f.kind)) {
+            if !labelled.contains(&(*side, f.kind)) {
+                labelled.push((*side, f.kind));
                 self.label(call, &service, &method, route.as_deref(), *side, &type_name);
             }
             let severity = match f.kind {

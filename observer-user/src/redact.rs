@@ -283,6 +283,9 @@ impl Redactor {
                 // Header maps hold names lowercased.
                 let hidden = secret_header(name).map(|secret| hide_secret_header(secret, value));
                 let redacted = match (&hidden, &scanned) {
+                    // The analyzer found nothing in any of these fields, as in most maps:
+                    // nothing to mask, without gathering each field's empty list.
+                    (None, Some(scanned)) if scanned.is_empty() => None,
                     (None, Some(scanned)) => {
                         self.mask_found(value, scanned.in_field(field).cloned().collect())
                     }

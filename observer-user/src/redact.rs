@@ -283,12 +283,7 @@ impl Redactor {
                 // Header maps hold names lowercased.
                 let hidden = secret_header(name).map(|secret| hide_secret_header(secret, value));
                 let redacted = match (&hidden, &scanned) {
-                    // The analyzer found nothing in any of these fields, as in most maps:
-                    // nothing to mask, without gathering each field's empty list.
-                    (None, Some(scanned)) if scanned.is_empty() => None,
-                    (None, Some(scanned)) => {
-                        self.mask_found(value, scanned.in_field(field).cloned().collect())
-                    }
+                    (None, Some(scanned)) => self.mask_found(value, scanned.in_field(field)),
                     _ => {
                         let shown = hidden.as_deref().unwrap_or(value);
                         self.redact_values_at(Source::Header(name), shown, now)
@@ -361,15 +356,38 @@ impl Redactor {
         }
         let mut found: Vec<Found> = Vec::new();
         self.scanner.scan_source(source, text, now_secs, &mut found);
-        self.mask_found(text, found)
+        self.mask_found(text, &found)
     }
 
     /// `text` with the values `found` in it that the mode hides replaced by their masked
     /// forms; `None` if there were none.
-    fn mask_found(&self, text: &str, mut found: Vec<Found>) -> Option<String> {
-        if self.mode == RedactionMode::Secrets {
-            found.retain(|f| self.scanner.category(f.kind) == Category::Secret);
-        }
+    /// `text` with `found` (what the mode hides of it) masked; `None` if nothing is. Borrows
+    /// the findings: most fields have none, and copying each field's list (a string per
+    /// finding) to learn that had cost more than the rest of redacting a header.
+    #[inline]
+    fn mask_found<'f>(
+        &self,
+        text: &str,
+        found: impl IntoIterator<Item = &'f Found>,
+    ) -> Option<String> {
+        let mut found = found.into_iter().peekable();
+        found.peek()?;
+        self.mask_some_found(text, found)
+    }
+
+    /// [`Redactor::mask_found`] once there is something to look at, out of line: the check
+    /// for nothing is inlined into every field's redaction.
+    fn mask_some_found<'f>(
+        &self,
+        text: &str,
+        found: impl Iterator<Item = &'f Found>,
+    ) -> Option<String> {
+        let mut found: Vec<&Found> = found
+            .filter(|f| {
+                self.mode != RedactionMode::Secrets
+                    || self.scanner.category(f.kind) == Category::Secret
+            })
+            .collect();
         if found.is_empty() {
             return None;
         }

@@ -249,12 +249,8 @@ impl FieldScans {
         self.found.extend(found.iter().map(|f| (index, f.clone())));
     }
 
-    /// Whether nothing was found in any field: so for most maps.
-    pub fn is_empty(&self) -> bool {
-        self.found.is_empty()
-    }
-
     /// What was found in the field at `index`.
+    #[inline]
     pub fn in_field(&self, index: usize) -> impl Iterator<Item = &Found> {
         let start = self.found.partition_point(|&(at, _)| at < index);
         self.found[start..]

@@ -124,26 +124,6 @@ pub struct Reader {
     /// Keyed hashes (`hasher`) of (header, value) pairs that matched nothing: already
     /// unpredictable, so the set itself can use a fast hasher.
     clean_headers: std::collections::HashSet<u64, BuildHasherDefault<FastHasher>>,
-    secret_names: SecretNames,
-}
-
-/// `redact::is_secret_name`, remembered per name (names come from traffic: the map hashes
-/// with the default, keyed hasher).
-#[derive(Default)]
-struct SecretNames(std::collections::HashMap<String, bool>);
-
-impl SecretNames {
-    fn check(&mut self, name: &str) -> bool {
-        if let Some(&secret) = self.0.get(name) {
-            return secret;
-        }
-        if self.0.len() >= MAX_NAMES_REMEMBERED {
-            self.0.clear();
-        }
-        let secret = is_secret_name(name);
-        self.0.insert(name.to_string(), secret);
-        secret
-    }
 }
 
 /// The signature kinds, in the order of `Reader::enabled`.
@@ -180,7 +160,6 @@ impl Reader {
             scan_headers: config.signatures.scan_headers,
             enabled: SIGNATURE_KINDS.map(|k| config.is_enabled(k)),
             clean_headers: Default::default(),
-            secret_names: SecretNames::default(),
         }
     }
 
@@ -210,16 +189,14 @@ impl Reader {
                     }
                     // Cookies are read as cookies; other headers naming a secret are
                     // credentials.
-                    if name != "cookie" && self.secret_names.check(name) {
+                    if name != "cookie" && is_secret_name(name) {
                         continue;
                     }
                     // Clean only if nothing matched: a hit the request had already is a
                     // match all the same.
                     let mut matched = false;
                     fields::fields(Source::Header(name), value, &mut |field| {
-                        if field.part == Part::Cookie
-                            && field.name.is_some_and(|n| self.secret_names.check(n))
-                        {
+                        if field.part == Part::Cookie && field.name.is_some_and(is_secret_name) {
                             return;
                         }
                         let decoded = decode::decode(field.text);
@@ -256,7 +233,7 @@ impl Reader {
                         }
                     }
                 }
-                login.note(field, &self.hasher, &mut self.secret_names);
+                login.note(field, &self.hasher);
                 self.field(field, true, scan_signatures, &mut facts);
             });
             facts.login_attempt = login.finish();
@@ -340,10 +317,6 @@ impl Reader {
 /// Page-size parameters read per request.
 const MAX_PAGE_SIZES_PER_REQUEST: usize = 8;
 
-/// Field and header names whose secrecy (`redact::is_secret_name`) is remembered: an API
-/// uses a few hundred names. Cleared whole when full.
-const MAX_NAMES_REMEMBERED: usize = 4_096;
-
 /// Header values remembered as clean: a client sends the same `User-Agent` (and cookies, and
 /// custom headers) on every call, so most header values were scanned before. Cleared whole
 /// when full; only clean values are remembered, so a hit is never skipped.
@@ -357,11 +330,13 @@ struct LoginAttempt {
 }
 
 impl LoginAttempt {
-    fn note(&mut self, field: &Field<'_>, state: &std::hash::RandomState, names: &mut SecretNames) {
+    fn note(&mut self, field: &Field<'_>, state: &std::hash::RandomState) {
         let Some(key) = field.key else {
             return;
         };
-        let secret = names.check(key);
+        // Computed each time: a name's check costs less than a lookup in a map of names that
+        // traffic fills, which would have to hash with a keyed hasher.
+        let secret = is_secret_name(key);
         let account = LOGIN_NAMES.iter().any(|n| key.eq_ignore_ascii_case(n));
         if !(secret || account) {
             return;
@@ -524,10 +499,22 @@ mod tests {
             &[
                 ("authorization", "Bearer ' or '1'='1"),
                 ("x-api-key", "<script>"),
+                (
+                    "cookie",
+                    "theme=dark; session_token=<script>alert(1)</script>",
+                ),
             ],
             "",
         );
         assert!(reader.read(&call).hits.is_empty());
+        // The same payload in a cookie whose name says nothing is read.
+        let call = request(
+            "GET",
+            "/",
+            &[("cookie", "theme=<script>alert(1)</script>")],
+            "",
+        );
+        assert_eq!(reader.read(&call).hits.len(), 1);
     }
 
     #[test]

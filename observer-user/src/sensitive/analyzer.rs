@@ -464,11 +464,9 @@ impl SensitiveAnalyzer {
         {
             return;
         }
-        let entry = self
-            .pending_labels
-            .entry(key)
-            .or_insert_with(|| (call.timestamp.clone(), 0));
-        entry.0 = call.timestamp.clone();
+        let entry = self.pending_labels.entry(key).or_default();
+        // Into the buffer the entry holds already: most labels are counted again and again.
+        entry.0.clone_from(&call.timestamp);
         entry.1 += 1;
     }
 }
@@ -685,6 +683,46 @@ fn is_id_like(segment: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_label_is_counted_per_call_and_last_seen_at_its_latest_call() {
+        let mut analyzer = SensitiveAnalyzer::new(
+            Scanner::builtin(),
+            Arc::new(Policy::default()),
+            HashKey::from_bytes([7; 32]),
+            None,
+        )
+        .unwrap();
+        let mut call = crate::inventory::tests::call("GET", "/users/7", 200);
+        for (timestamp, side) in [
+            ("2026-11-30T20:00:00Z", MessageSide::Response),
+            ("2026-11-30T20:00:01Z", MessageSide::Response),
+            ("2026-11-30T20:00:02Z", MessageSide::Request),
+        ] {
+            call.timestamp = timestamp.into();
+            analyzer.label(
+                &call,
+                "10.0.0.1:80",
+                "GET",
+                Some("/users/{id}"),
+                side,
+                "email",
+            );
+        }
+        let mut labels: Vec<_> = analyzer
+            .pending_labels
+            .iter()
+            .map(|(key, (seen, count))| (key.side, seen.as_str(), *count))
+            .collect();
+        labels.sort_by_key(|label| label.1);
+        assert_eq!(
+            labels,
+            [
+                (MessageSide::Response, "2026-11-30T20:00:01Z", 2),
+                (MessageSide::Request, "2026-11-30T20:00:02Z", 1),
+            ]
+        );
+    }
 
     #[test]
     fn a_finding_is_known_by_the_same_fingerprint_before_it_is_built() {

@@ -359,8 +359,6 @@ impl Redactor {
         self.mask_found(text, &found)
     }
 
-    /// `text` with the values `found` in it that the mode hides replaced by their masked
-    /// forms; `None` if there were none.
     /// `text` with `found` (what the mode hides of it) masked; `None` if nothing is. Borrows
     /// the findings: most fields have none, and copying each field's list (a string per
     /// finding) to learn that had cost more than the rest of redacting a header.

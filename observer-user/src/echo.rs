@@ -47,6 +47,18 @@ pub const MAX_KEPT_AGE_NS: u64 = 10_000_000_000;
 /// connection's goes.
 pub const IDLE_BUFFER_NS: u64 = 1_000_000_000;
 
+/// How long a closed writer's kept bytes wait for echoes. The kernel echoes a read only while
+/// the writer's connection is tracked, and it stops being tracked as it closes: a read after
+/// that ships its own bytes. Only an echo whose program found the writer just before the close
+/// can still come, within moments; what the writer still holds after this is for no one.
+pub const CLOSED_WRITER_WAIT_NS: u64 = 100_000_000;
+
+/// How often [`KeptStreams::tick`] looks at every writer. It is called once per read of the
+/// ring, up to thousands of times a second at saturation, and with many short connections it
+/// holds tens of thousands of writers: looking at each every time took more than half the
+/// agent's time. Its deadlines (above) are a second and more, so a tenth of one late is soon.
+pub const SWEEP_INTERVAL_NS: u64 = 100_000_000;
+
 /// Stretches its reader will pass over unread shorter than this are kept as bytes anyway:
 /// copying a few KiB costs about what a run's bookkeeping does, and it bounds a writer's runs
 /// to a few hundred (its retained span over this).
@@ -66,6 +78,13 @@ pub struct EchoStats {
     pub bytes_missing: u64,
     /// Kept bytes dropped: past a writer's share, past the total, or too old.
     pub bytes_dropped: u64,
+    /// Kept bytes a writer still held when it closed, dropped once its last echoes could have
+    /// come: its reader reads them after the close, when the kernel no longer echoes but ships
+    /// them from the reader, so nothing is lost (see [`CLOSED_WRITER_WAIT_NS`]).
+    pub bytes_left_at_close: u64,
+    /// Writers with a buffer here now (holding bytes, or keeping the buffer for a next
+    /// response): not a count but what the stage holds when the stats are taken.
+    pub writers: u64,
 }
 
 /// A stretch of a writer's kept stream.
@@ -91,6 +110,9 @@ struct Kept {
     taken: u64,
     /// Kernel time of the newest bytes.
     last_ns: u64,
+    /// Kernel time the writer's connection closed: no next response will reuse the buffer,
+    /// and few echoes will come (see [`CLOSED_WRITER_WAIT_NS`]).
+    closed_ns: Option<u64>,
 }
 
 impl Kept {
@@ -102,6 +124,7 @@ impl Kept {
             span: 0,
             taken: 0,
             last_ns: 0,
+            closed_ns: None,
         }
     }
 
@@ -242,6 +265,8 @@ pub struct KeptStreams {
     /// Bytes held across all writers, not counting what echoes took.
     held: u64,
     stats: EchoStats,
+    /// Kernel time before which [`KeptStreams::tick`] does not look at the writers again.
+    next_sweep_ns: u64,
 }
 
 impl KeptStreams {
@@ -328,19 +353,50 @@ impl KeptStreams {
         })
     }
 
-    /// Drop bytes no reader took in time, and the buffers of writers idle with nothing kept: an
-    /// idle connection holds no memory here.
+    /// A writer's connection closed at `now_ns`: its buffer goes at once if it holds nothing,
+    /// otherwise once its last echoes have had time to come, rather than after the wait for a
+    /// next response or for a reader. Short connections close thousands of times a second, and
+    /// a response read after its writer closed is shipped by its reader: its writer's copy had
+    /// waited here for ten seconds, until the total held was full and bytes that would have been
+    /// echoed were no longer kept.
+    pub fn closed(&mut self, conn: ConnId, now_ns: u64) {
+        let Some(kept) = self.writers.get_mut(&conn) else {
+            return;
+        };
+        kept.settle();
+        if kept.span == 0 {
+            self.writers.remove(&conn);
+        } else {
+            kept.closed_ns = Some(now_ns);
+        }
+    }
+
+    /// Drop bytes no reader took in time (closed writers' sooner), and the buffers of writers
+    /// idle with nothing kept (an idle connection holds no memory here) or closed; at most once
+    /// per [`SWEEP_INTERVAL_NS`].
     pub fn tick(&mut self, now_ns: u64) {
+        if now_ns < self.next_sweep_ns {
+            return;
+        }
+        self.next_sweep_ns = now_ns.saturating_add(SWEEP_INTERVAL_NS);
         let (held, stats) = (&mut self.held, &mut self.stats);
         self.writers.retain(|_, kept| {
             kept.settle();
             let idle_ns = now_ns.saturating_sub(kept.last_ns);
-            if idle_ns >= MAX_KEPT_AGE_NS {
+            let waited_out = match kept.closed_ns {
+                Some(closed_ns) => now_ns.saturating_sub(closed_ns) >= CLOSED_WRITER_WAIT_NS,
+                None => idle_ns >= MAX_KEPT_AGE_NS,
+            };
+            if waited_out {
                 *held -= kept.bytes.len() as u64;
-                stats.bytes_dropped += kept.span;
+                if kept.closed_ns.is_some() {
+                    stats.bytes_left_at_close += kept.span;
+                } else {
+                    stats.bytes_dropped += kept.span;
+                }
                 return false;
             }
-            kept.span > 0 || idle_ns < IDLE_BUFFER_NS
+            kept.span > 0 || (kept.closed_ns.is_none() && idle_ns < IDLE_BUFFER_NS)
         });
     }
 
@@ -349,8 +405,11 @@ impl KeptStreams {
         self.held
     }
 
-    pub fn stats(&self) -> &EchoStats {
-        &self.stats
+    pub fn stats(&self) -> EchoStats {
+        EchoStats {
+            writers: self.writers.len() as u64,
+            ..self.stats.clone()
+        }
     }
 }
 
@@ -419,9 +478,59 @@ mod tests {
         assert_eq!(kept.held(), 0);
         kept.tick(1_000 + IDLE_BUFFER_NS - 1);
         assert_eq!(kept.writers.len(), 1);
-        kept.tick(1_000 + IDLE_BUFFER_NS);
+        kept.tick(1_000 + IDLE_BUFFER_NS - 1 + SWEEP_INTERVAL_NS);
         assert!(kept.writers.is_empty());
         assert_eq!(kept.stats().bytes_echoed, 23);
+    }
+
+    #[test]
+    fn a_closed_writers_buffer_goes_once_its_reader_took_what_it_holds() {
+        let mut kept = KeptStreams::default();
+        kept.keep(&written(0, b"HTTP/1.1 200 OK\r\n\r\n", true), None);
+        // Closed before its reader read: an echo racing the close still finds the bytes.
+        kept.closed(WRITER, 2_000);
+        kept.tick(2_000);
+        assert_eq!(
+            held_bytes(kept.take(&echo(0, 19))).as_deref(),
+            Some(&b"HTTP/1.1 200 OK\r\n\r\n"[..])
+        );
+        // Then it goes at the next sweep, long before an open writer's idle buffer would.
+        kept.tick(2_000 + SWEEP_INTERVAL_NS);
+        assert!(kept.writers.is_empty());
+
+        // Closed with nothing held: it goes at once.
+        kept.keep(&written(0, b"abcd", true), None);
+        assert!(held_bytes(kept.take(&echo(0, 4))).is_some());
+        kept.closed(WRITER, 2_000);
+        assert!(kept.writers.is_empty());
+        assert_eq!(kept.held(), 0);
+    }
+
+    #[test]
+    fn what_a_closed_writer_holds_waits_for_echoes_only_briefly() {
+        let mut kept = KeptStreams::default();
+        kept.keep(&written(0, b"never read as an echo", true), None);
+        kept.closed(WRITER, 2_000);
+        kept.tick(2_000 + CLOSED_WRITER_WAIT_NS - 1);
+        assert_eq!(kept.held(), 21);
+        kept.tick(2_000 + CLOSED_WRITER_WAIT_NS - 1 + SWEEP_INTERVAL_NS);
+        assert_eq!(kept.held(), 0);
+        assert!(kept.writers.is_empty());
+        assert_eq!(kept.stats().bytes_left_at_close, 21);
+        assert_eq!(kept.stats().bytes_dropped, 0);
+    }
+
+    #[test]
+    fn writers_are_looked_at_once_per_sweep_interval() {
+        let mut kept = KeptStreams::default();
+        kept.keep(&written(0, b"abcd", true), None);
+        assert!(held_bytes(kept.take(&echo(0, 4))).is_some());
+        kept.tick(1_000 + IDLE_BUFFER_NS - 1);
+        // Idle long enough now, but the last sweep was a moment ago.
+        kept.tick(1_000 + IDLE_BUFFER_NS);
+        assert_eq!(kept.writers.len(), 1);
+        kept.tick(1_000 + IDLE_BUFFER_NS - 1 + SWEEP_INTERVAL_NS);
+        assert!(kept.writers.is_empty());
     }
 
     #[test]
@@ -476,7 +585,7 @@ mod tests {
         kept.keep(&written(end, b"late", true), None);
         kept.tick(1_000 + MAX_KEPT_AGE_NS - 1);
         assert_eq!(kept.held(), 4);
-        kept.tick(1_000 + MAX_KEPT_AGE_NS);
+        kept.tick(1_000 + MAX_KEPT_AGE_NS - 1 + SWEEP_INTERVAL_NS);
         assert_eq!(kept.held(), 0);
         assert!(held_bytes(kept.take(&echo(end, 4))).is_none());
     }

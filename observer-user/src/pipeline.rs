@@ -283,6 +283,7 @@ impl Pipeline {
                 self.http
                     .coverage
                     .conn_closed(close.conn, &close.bytes, close.timestamp_ns);
+                self.kept.closed(close.conn, close.timestamp_ns);
                 self.conns.close(close, &mut self.http)
             }
             Event::ProcessExec(exec) => self.http.coverage.process_exec(exec.tgid),
@@ -402,7 +403,7 @@ impl Pipeline {
     pub fn stats(&self) -> PipelineStats {
         let mut stats = self.http.stats.clone();
         stats.connections = self.conns.stats().clone();
-        stats.echo = self.kept.stats().clone();
+        stats.echo = self.kept.stats();
         stats
     }
 

@@ -414,6 +414,50 @@ fn a_host_local_connection_shipped_at_one_end_is_reported_as_if_shipped_at_both(
 }
 
 #[test]
+fn a_host_local_server_that_closes_before_its_client_reads_still_answers_it() {
+    // `Connection: close`: the server writes its response and closes before the client has
+    // read it; the client's echo comes after the server's close.
+    let request = "GET /bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let response = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
+    let mut scenario = Scenario::new();
+    scenario
+        .open(CLIENT, ConnOrigin::Connect, "127.0.0.1:8080")
+        .open(SERVER, ConnOrigin::Accept, "127.0.0.1:40000");
+    scenario.keep_for_peer = true;
+    scenario
+        .call(
+            CLIENT,
+            Direction::Egress,
+            Source::Syscall,
+            request.as_bytes(),
+            16 * 1024,
+        )
+        .echo(SERVER, CLIENT, request.len())
+        .call(
+            SERVER,
+            Direction::Egress,
+            Source::Syscall,
+            response.as_bytes(),
+            16 * 1024,
+        )
+        .close(SERVER)
+        .echo(CLIENT, SERVER, response.len())
+        .close(CLIENT);
+    let (calls, stats) = scenario.run_with_stats(PipelineConfig::default(), Vec::new());
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    for call in &calls {
+        assert_eq!(call.status_code, Some(200), "{call:#?}");
+        assert_eq!(call.status, CallStatus::Complete, "{call:#?}");
+    }
+    let echo = &stats.echo;
+    assert_eq!((echo.bytes_missing, echo.bytes_dropped), (0, 0), "{echo:?}");
+    assert_eq!(echo.bytes_echoed, (request.len() + response.len()) as u64);
+    // The client's buffer went as it closed (its request was read); the server's, closed while
+    // its response waited, goes at the next look, not a second later as an open one's would.
+    assert_eq!(echo.writers, 1, "{echo:?}");
+}
+
+#[test]
 fn tls_plaintext_is_parsed_and_marked() {
     let mut scenario = Scenario::new();
     scenario

@@ -134,13 +134,24 @@ pub struct Pipelined {
 
 /// `src/python/pipeline.py`: GET every path in one write on one connection, read every answer.
 pub fn pipeline(port: u16, paths: &[&str]) -> anyhow::Result<Pipelined> {
+    pipeline_read_after(port, paths, Duration::ZERO)
+}
+
+/// [`pipeline`], reading the answers only `delay` after the requests were sent: by then the
+/// server has answered and closed its end (the last request asks it to).
+pub fn pipeline_read_after(
+    port: u16,
+    paths: &[&str],
+    delay: Duration,
+) -> anyhow::Result<Pipelined> {
     let python = python()?;
     let finished = Spawned::run(
         "python pipelining client",
         Command::new(&python.path)
             .args(["-c", PIPELINE_SCRIPT, "--port", &port.to_string()])
+            .args(["--read-after", &delay.as_secs_f64().to_string()])
             .args(paths),
-        CLIENT_TIMEOUT,
+        CLIENT_TIMEOUT + delay,
     )?;
     let (first, received) = finished
         .stdout

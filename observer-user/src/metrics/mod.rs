@@ -201,12 +201,14 @@ fn calls(e: &mut Encoder, snapshot: &Snapshot) {
         "observer_echo_bytes_total",
         MetricType::Counter,
         "Bytes of host-local connections shipped by the writing end only: taken by the reading \
-         end's echo, missing when it came, or dropped unread.",
+         end's echo, missing when it came, dropped unread, or left when the writer closed (its \
+         reader then ships them itself).",
     );
     for (outcome, n) in [
         ("echoed", p.echo.bytes_echoed),
         ("missing", p.echo.bytes_missing),
         ("dropped", p.echo.bytes_dropped),
+        ("left_at_close", p.echo.bytes_left_at_close),
     ] {
         e.sample(&[("outcome", outcome)], n);
     }

@@ -249,7 +249,10 @@ fn label_values_come_from_fixed_sets() {
                 .collect(),
         ),
         ("side", BTreeSet::from(["kernel", "agent"])),
-        ("outcome", BTreeSet::from(["echoed", "missing", "dropped"])),
+        (
+            "outcome",
+            BTreeSet::from(["echoed", "missing", "dropped", "left_at_close"]),
+        ),
         (
             "reason",
             KERNEL_LOSSES

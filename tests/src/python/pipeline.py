@@ -2,17 +2,21 @@
 
 Writes a GET for every path given, all in one write on one raw socket to 127.0.0.1:--port,
 before reading anything (HTTP/1.1 pipelining). The last request asks the server to close, so
-reading to the end collects every response. Prints the local port, then the bytes received.
+reading to the end collects every response. With --read-after, it waits that many seconds
+before reading, so the server has answered and closed first. Prints the local port, then the
+bytes received.
 """
 
 import argparse
 import socket
 import sys
+import time
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--read-after", type=float, default=0.0)
     parser.add_argument("paths", nargs="+")
     args = parser.parse_args()
 
@@ -23,6 +27,7 @@ def main():
 
     with socket.create_connection(("127.0.0.1", args.port), timeout=10) as sock:
         sock.sendall(requests)
+        time.sleep(args.read_after)
         received = b""
         while True:
             data = sock.recv(65536)

@@ -8,6 +8,7 @@ use std::{process::Command, time::Duration};
 use observer_tests::{
     agent::count,
     calls::{self, Call},
+    clients::pipeline_read_after,
     curl, pipeline,
     process::{Finished, Spawned},
     python, Agent, Expect, KeepAliveClient, Nginx, PythonServer, Site, StatsFile,
@@ -415,6 +416,57 @@ fn a_loopback_connection_is_shipped_at_one_end_and_reported_at_both() -> anyhow:
     ensure!(
         count(&stats["pipeline"]["connections"]["gaps"]) == 0,
         "no stream should have a gap\nstats: {stats:#}"
+    );
+    Ok(())
+}
+
+/// A server that answers and closes before its client reads. The kernel echoes a read only
+/// while the writer's connection is tracked, which ends at its close: the client's read ships
+/// the bytes itself, and what the agent kept from the server is left unread (counted apart,
+/// not as missing bytes) and let go at once rather than held for a reader that never comes.
+#[test]
+fn a_loopback_response_read_after_its_server_closed_is_whole_at_both_ends() -> anyhow::Result<()> {
+    /// Long enough for the server to answer and close, and for the agent to let the server's
+    /// kept bytes go (a tenth of a second after the close), before the client reads.
+    const READ_AFTER: Duration = Duration::from_millis(500);
+    let python = python()?;
+    let server = PythonServer::start(Site::new()?.file("hello.txt", HELLO)?)?;
+    let stats_file = StatsFile::new()?;
+    let mut agent = Agent::start(&[
+        "--port",
+        &server.port().to_string(),
+        "--stats-file",
+        &stats_file.arg(),
+    ])?;
+    let client = pipeline_read_after(server.port(), &["/hello.txt"], READ_AFTER)?;
+    ensure!(
+        client.received.starts_with("HTTP/1.") && client.received.ends_with(HELLO),
+        "the server should have answered, the client got {:?}",
+        client.received
+    );
+    let name = python.executable_name.as_str();
+    let expected = [
+        Expect::server()
+            .get("/hello.txt", 200)
+            .process(name, server.pid())
+            .body_prefix(HELLO),
+        Expect::client()
+            .get("/hello.txt", 200)
+            .process(name, client.pid)
+            .body_prefix(HELLO),
+    ];
+    agent.wait_for(&expected.iter().collect::<Vec<_>>())?;
+    agent.stop()?;
+
+    let stats = stats_file.read()?;
+    let echo = &stats["pipeline"]["echo"];
+    ensure!(
+        count(&echo["bytes_missing"]) == 0 && count(&stats["pipeline"]["connections"]["gaps"]) == 0,
+        "no bytes should be missing\nstats: {stats:#}"
+    );
+    ensure!(
+        count(&echo["bytes_left_at_close"]) > 0 && count(&echo["bytes_dropped"]) == 0,
+        "the server's kept response should have been let go as it closed\nstats: {stats:#}"
     );
     Ok(())
 }

@@ -367,6 +367,10 @@ pub const DATA_FLAG_CALL_TRUNCATED: u8 = 1 << 1;
 /// The connection's other end is tracked on this host and may read these bytes without shipping
 /// them again (it sends an [`EchoEvent`] instead): the agent keeps them until it does.
 pub const DATA_FLAG_KEPT_FOR_PEER: u8 = 1 << 2;
+/// Bytes of this stream right before this event's were lost (the ring was full, or their
+/// memory unreadable): the hole before it will not be filled, and the agent need not hold this
+/// chunk waiting for it as it would for a reordering.
+pub const DATA_FLAG_AFTER_LOSS: u8 = 1 << 3;
 
 /// A data event with room for `N` payload bytes. The kernel reserves ring-buffer space in a few
 /// fixed size classes (the verifier needs a constant size) and fills the payload in place.
@@ -493,7 +497,10 @@ pub struct ConnState {
     pub local_end: u8,
     /// 1 once `tcp_read_base` is known (see there).
     pub tcp_read_base_known: u8,
-    pub _pad: [u8; 3],
+    /// Streams whose last call lost bytes (ring full, unreadable memory), one bit each at
+    /// `direction * Source::COUNT + source`: their next event carries [`DATA_FLAG_AFTER_LOSS`].
+    pub lost_streams: u8,
+    pub _pad: [u8; 2],
     /// The network namespace (its `struct net` address) the socket is in: the same addresses
     /// name different connections in different namespaces.
     pub net: u64,

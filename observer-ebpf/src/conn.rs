@@ -7,7 +7,7 @@ use observer_common::{
     limits::{ECHO_WINDOW_BYTES, INFERRED_PEEK_CALLS, PEER_LOOKUP_CALLS},
     ConnCloseEvent, ConnId, ConnOpenEvent, ConnOrigin, ConnState, Counter, Direction, EventKind,
     LocalEndKey, Protocol, RoleHint, SockAddr, Source, TlsLibrary, AF_INET, AF_INET6,
-    CONN_FLAG_TLS, DATA_FLAG_KEPT_FOR_PEER, PEER_FOUND,
+    CONN_FLAG_TLS, DATA_FLAG_AFTER_LOSS, DATA_FLAG_KEPT_FOR_PEER, PEER_FOUND,
 };
 
 use crate::{
@@ -148,7 +148,8 @@ fn fresh_state(origin: ConnOrigin, remote: SockAddr, listen_fd: u32) -> ConnStat
         peer_lookups: 0,
         local_end: 0,
         tcp_read_base_known: 0,
-        _pad: [0; 3],
+        lost_streams: 0,
+        _pad: [0; 2],
         net: 0,
         peer: 0,
         peer_generation: 0,
@@ -447,6 +448,9 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
     if !announce_once(key, state, conn, tid, source) {
         return;
     }
+    // The stream's last call lost bytes: this one says so, so that the agent does not hold it
+    // waiting for them (it would, for a reordering). Cleared once this call's events are out.
+    let lost_bit = 1u8 << (d * Source::COUNT + s);
     let mut meta = CallMeta {
         conn,
         position,
@@ -457,7 +461,11 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
         source: source as u8,
         hook,
         tls_library,
-        flags: 0,
+        flags: if state.lost_streams & lost_bit != 0 {
+            DATA_FLAG_AFTER_LOSS
+        } else {
+            0
+        },
     };
     // A host-local connection: what one end writes, the other reads. The reader echoes bytes
     // its writer shipped already instead of copying them again. (Syscall bytes only: TLS
@@ -474,21 +482,30 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
                         fd: state.peer as u32,
                         generation: state.peer_generation,
                     };
-                    emit_echo(&meta, peer);
+                    if emit_echo(&meta, peer) {
+                        state.lost_streams &= !lost_bit;
+                    } else {
+                        state.lost_streams |= lost_bit;
+                    }
                     counters::add(Counter::EchoedBytes, size);
                     return;
                 }
             } else {
-                meta.flags = DATA_FLAG_KEPT_FOR_PEER;
+                meta.flags |= DATA_FLAG_KEPT_FOR_PEER;
             }
         }
     }
     let shipped = emit_call(&meta, payload);
+    if shipped.lost {
+        state.lost_streams |= lost_bit;
+    } else {
+        state.lost_streams &= !lost_bit;
+    }
     if meta.flags & DATA_FLAG_KEPT_FOR_PEER != 0 {
         // After the events are submitted: a reader that sees the range extended reserves its
         // echo after them, so the agent always has the bytes first.
         let end = position + size;
-        if !shipped || !written_in_step(state, end) {
+        if !shipped.whole() || !written_in_step(state, end) {
             state.kept_from = end;
         } else if state.kept_to != position {
             state.kept_from = position;

@@ -7,7 +7,7 @@ use aya_ebpf::{
 use observer_common::{
     limits::{CHUNK_CLASSES, MAX_CHUNKS_PER_CALL, MAX_CHUNK_SIZE, MAX_IOVECS},
     ConnId, Counter, DataEvent, DataHeader, EchoEvent, EventHeader, EventKind,
-    DATA_FLAG_CALL_TRUNCATED, DATA_FLAG_LAST_CHUNK, EVENT_VERSION,
+    DATA_FLAG_AFTER_LOSS, DATA_FLAG_CALL_TRUNCATED, DATA_FLAG_LAST_CHUNK, EVENT_VERSION,
 };
 
 use crate::{
@@ -63,11 +63,11 @@ pub fn wakeup_flags(bytes: u32) -> u64 {
 
 /// Reserve, fill and submit a fixed-size event, counting the attempt and any drop.
 #[inline(always)]
-pub fn emit<T: 'static>(kind: EventKind, fill: impl FnOnce(&mut T)) {
+pub fn emit<T: 'static>(kind: EventKind, fill: impl FnOnce(&mut T)) -> bool {
     counters::event_attempted(kind);
     let Some(mut entry) = EVENTS.reserve::<T>(0) else {
         counters::ring_full(kind);
-        return;
+        return false;
     };
     // SAFETY: every event type is plain integers; `fill` writes every field it cares about and
     // the rest is never read past `header.size`... but we still zero it so no kernel memory
@@ -78,6 +78,7 @@ pub fn emit<T: 'static>(kind: EventKind, fill: impl FnOnce(&mut T)) {
     };
     fill(event);
     entry.submit(wakeup_flags(core::mem::size_of::<T>() as u32));
+    true
 }
 
 /// Everything a data chunk shares with the other chunks of its call.
@@ -121,14 +122,28 @@ pub struct ChunkCursor {
     pub lost: u64,
 }
 
+/// What [`emit_call`] shipped of a call.
+pub struct Shipped {
+    /// A chunk was lost (ring full, unreadable memory).
+    pub lost: bool,
+    /// Bytes past the per-call cap were not shipped (the last chunk says so).
+    pub truncated: bool,
+}
+
+impl Shipped {
+    /// Every byte of the call went out.
+    pub fn whole(&self) -> bool {
+        !self.lost && !self.truncated
+    }
+}
+
 /// Ship the bytes a call moved, in chunks of at most `CHUNK_SIZE`, up to `MAX_BYTES_PER_CALL`.
-/// True when every byte of the call went out.
 ///
 /// The loop body is a global BPF function, which the verifier checks once on its own; here it
 /// sees only a call and a branch per iteration. With the body inlined, every combination of
 /// branches across iterations was explored: "BPF program is too large. Processed 1000001 insn".
 #[inline(always)]
-pub fn emit_call(meta: &CallMeta, payload: &Payload) -> bool {
+pub fn emit_call(meta: &CallMeta, payload: &Payload) -> Shipped {
     let is_vector = payload.kind == PayloadKind::Vector;
     let mut state = ChunkCursor {
         meta: *meta,
@@ -147,12 +162,15 @@ pub fn emit_call(meta: &CallMeta, payload: &Payload) -> bool {
             break;
         }
     }
-    if meta.call_size > state.done {
+    let truncated = meta.call_size > state.done;
+    if truncated {
         counters::add(Counter::CallsTruncated, 1);
         counters::add(Counter::BytesTruncated, meta.call_size - state.done);
-        return false;
     }
-    state.lost == 0
+    Shipped {
+        lost: state.lost != 0,
+        truncated,
+    }
 }
 
 /// One step of [`emit_call`]: move to the next iovec, or emit one chunk. Returns non-zero when
@@ -190,6 +208,9 @@ pub extern "C" fn observer_chunk_step(state: *mut ChunkCursor) -> i32 {
         .min(state.chunk)
         .min(state.cap - state.done);
     let mut flags = state.meta.flags;
+    if state.lost != 0 {
+        flags |= DATA_FLAG_AFTER_LOSS;
+    }
     if state.done + n >= state.cap {
         flags |= DATA_FLAG_LAST_CHUNK;
         if state.meta.call_size > state.cap {
@@ -289,9 +310,9 @@ fn emit_chunk_sized<const N: usize>(
 }
 
 /// A read whose bytes the connection's host-local peer shipped already (see `EchoEvent`): one
-/// event for the whole call, with no payload.
+/// event for the whole call, with no payload. False when it was lost.
 #[inline(always)]
-pub fn emit_echo(meta: &CallMeta, peer: ConnId) {
+pub fn emit_echo(meta: &CallMeta, peer: ConnId) -> bool {
     emit::<EchoEvent>(EventKind::Echo, |event| {
         event.data = DataHeader {
             header: header_at(
@@ -313,5 +334,5 @@ pub fn emit_echo(meta: &CallMeta, peer: ConnId) {
             call_offset: 0,
         };
         event.peer = peer;
-    });
+    })
 }

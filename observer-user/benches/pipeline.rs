@@ -81,6 +81,7 @@ fn data_event(
         last_chunk: u64::from(call_offset) + payload.len() as u64 == u64::from(call_size),
         call_truncated: false,
         kept_for_peer: false,
+        after_loss: false,
         payload,
     }))
 }

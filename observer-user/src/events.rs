@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use observer_common::{
     ConnCloseEvent, ConnId, ConnOpenEvent, ConnOrigin, DataHeader, Direction, EchoEvent,
     EventHeader, EventKind, Hook, ProcessExecEvent, ProcessExitEvent, RoleHint, SockAddr, Source,
-    TlsLibrary, AF_INET, AF_INET6, CONN_FLAG_TLS, DATA_FLAG_CALL_TRUNCATED,
+    TlsLibrary, AF_INET, AF_INET6, CONN_FLAG_TLS, DATA_FLAG_AFTER_LOSS, DATA_FLAG_CALL_TRUNCATED,
     DATA_FLAG_KEPT_FOR_PEER, DATA_FLAG_LAST_CHUNK, EVENT_VERSION,
 };
 
@@ -98,6 +98,9 @@ pub struct Data<'a> {
     /// The connection's host-local peer may read these bytes without shipping them: they are
     /// kept until it does (see [`Echo`]).
     pub kept_for_peer: bool,
+    /// The stream's bytes right before these were lost in the kernel (ring full): the hole
+    /// before them will not be filled.
+    pub after_loss: bool,
     pub payload: &'a [u8],
 }
 
@@ -154,6 +157,7 @@ impl<'a> Data<'a> {
             last_chunk: true,
             call_truncated: false,
             kept_for_peer: false,
+            after_loss: false,
             payload,
         }
     }
@@ -347,6 +351,7 @@ fn decode_data(bytes: &[u8]) -> Result<Data<'_>, DecodeError> {
         last_chunk: h.flags & DATA_FLAG_LAST_CHUNK != 0,
         call_truncated: h.flags & DATA_FLAG_CALL_TRUNCATED != 0,
         kept_for_peer: h.flags & DATA_FLAG_KEPT_FOR_PEER != 0,
+        after_loss: h.flags & DATA_FLAG_AFTER_LOSS != 0,
         payload,
     })
 }
@@ -431,6 +436,9 @@ pub mod encode {
         }
         if d.kept_for_peer {
             flags |= DATA_FLAG_KEPT_FOR_PEER;
+        }
+        if d.after_loss {
+            flags |= DATA_FLAG_AFTER_LOSS;
         }
         DataHeader {
             header: header(kind, size, d.timestamp_ns),
@@ -544,6 +552,7 @@ mod tests {
                 last_chunk: true,
                 call_truncated: true,
                 kept_for_peer: false,
+                after_loss: true,
                 payload: b"GET / HTTP/1.1\r\n",
             }),
             Event::Data(Data {

@@ -411,6 +411,7 @@ impl FlowTable {
                         last_chunk: offset + chunk.len() == segment.payload.len(),
                         call_truncated: false,
                         kept_for_peer: false,
+                        after_loss: false,
                         payload: chunk,
                     }));
                 }

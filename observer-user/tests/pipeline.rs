@@ -107,6 +107,7 @@ impl Scenario {
                 last_chunk: i + 1 == chunks.len(),
                 call_truncated: false,
                 kept_for_peer: self.keep_for_peer,
+                after_loss: false,
                 payload: piece,
             })));
             offset += piece.len();
@@ -143,6 +144,7 @@ impl Scenario {
             last_chunk: true,
             call_truncated: true,
             kept_for_peer: false,
+            after_loss: false,
             payload: captured,
         })));
         self

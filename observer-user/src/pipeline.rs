@@ -358,7 +358,7 @@ impl Pipeline {
     /// A tick in a replay, where time is the recording's (the latest event's): reordering
     /// windows and idle timeouts then behave as they did live. At most one per
     /// [`REPLAY_TICK_NS`] of recording time, as live, where the loop ticks once per poll of the
-    /// ring: a tick looks at every connection, and one per event made replay quadratic.
+    /// ring.
     pub fn replay_tick(&mut self) {
         let now_ns = self.latest_ns();
         if now_ns.saturating_sub(self.last_replay_tick_ns) >= REPLAY_TICK_NS {

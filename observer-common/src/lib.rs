@@ -614,7 +614,8 @@ pub enum Counter {
     /// TCP connection.
     TlsCallsNotOnTlsSocket = 26,
     /// Bytes read on a host-local connection that were not copied again because the other end
-    /// shipped them (see [`EchoEvent`]).
+    /// shipped them (see [`EchoEvent`]), counted once the echo is submitted: an echo lost to a
+    /// full ring is a drop, not an echo.
     EchoedBytes = 27,
 }
 

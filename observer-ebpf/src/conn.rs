@@ -484,10 +484,11 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
                     };
                     if emit_echo(&meta, peer) {
                         state.lost_streams &= !lost_bit;
+                        counters::add(Counter::EchoedBytes, size);
                     } else {
+                        // Lost, and counted so (ring full): not echoed.
                         state.lost_streams |= lost_bit;
                     }
-                    counters::add(Counter::EchoedBytes, size);
                     return;
                 }
             } else {

@@ -190,6 +190,9 @@ struct Tracked<S> {
 /// times faster and still seeded at random per map, so keys cannot be chosen to collide.
 pub type IdMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// A set of kernel ids, hashed as [`IdMap`] is and for the same reason.
+pub type IdSet<K> = HashSet<K, foldhash::fast::RandomState>;
+
 /// Connections dropped as not being sockets, remembered so the events already on their way
 /// for them are dropped too. Ids are never reused (they carry a generation), so forgetting the
 /// oldest when this many pile up only lets a few late events through.
@@ -200,7 +203,7 @@ pub struct ConnTable<S> {
     conns: IdMap<ConnId, Tracked<S>>,
     /// Connections that may have early chunks waiting (one of their streams had some after its
     /// last push): the only ones a tick looks at for chunks whose wait is over.
-    with_early: HashSet<ConnId, foldhash::fast::RandomState>,
+    with_early: IdSet<ConnId>,
     /// Kernel time before which a tick does not look for idle connections again.
     next_idle_check_ns: u64,
     forgotten: HashSet<ConnId>,
@@ -211,7 +214,7 @@ impl<S> Default for ConnTable<S> {
     fn default() -> Self {
         ConnTable {
             conns: IdMap::default(),
-            with_early: HashSet::default(),
+            with_early: IdSet::default(),
             next_idle_check_ns: 0,
             forgotten: HashSet::new(),
             stats: ConnStats::default(),

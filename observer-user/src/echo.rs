@@ -383,17 +383,17 @@ impl KeptStreams {
         self.writers.retain(|_, kept| {
             kept.settle();
             let idle_ns = now_ns.saturating_sub(kept.last_ns);
-            let waited_out = match kept.closed_ns {
-                Some(closed_ns) => now_ns.saturating_sub(closed_ns) >= CLOSED_WRITER_WAIT_NS,
-                None => idle_ns >= MAX_KEPT_AGE_NS,
+            // How long its bytes may wait here, and what they count as when they no longer may.
+            let (waited_out, let_go) = match kept.closed_ns {
+                Some(closed_ns) => (
+                    now_ns.saturating_sub(closed_ns) >= CLOSED_WRITER_WAIT_NS,
+                    &mut stats.bytes_left_at_close,
+                ),
+                None => (idle_ns >= MAX_KEPT_AGE_NS, &mut stats.bytes_dropped),
             };
             if waited_out {
                 *held -= kept.bytes.len() as u64;
-                if kept.closed_ns.is_some() {
-                    stats.bytes_left_at_close += kept.span;
-                } else {
-                    stats.bytes_dropped += kept.span;
-                }
+                *let_go += kept.span;
                 return false;
             }
             kept.span > 0 || (kept.closed_ns.is_none() && idle_ns < IDLE_BUFFER_NS)

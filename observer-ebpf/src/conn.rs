@@ -482,12 +482,11 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
                         fd: state.peer as u32,
                         generation: state.peer_generation,
                     };
-                    if emit_echo(&meta, peer) {
-                        state.lost_streams &= !lost_bit;
+                    let echoed = emit_echo(&meta, peer);
+                    remember_loss(state, lost_bit, !echoed);
+                    // A lost echo is counted as a drop (ring full), not as echoed bytes.
+                    if echoed {
                         counters::add(Counter::EchoedBytes, size);
-                    } else {
-                        // Lost, and counted so (ring full): not echoed.
-                        state.lost_streams |= lost_bit;
                     }
                     return;
                 }
@@ -497,11 +496,7 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
         }
     }
     let shipped = emit_call(&meta, payload);
-    if shipped.lost {
-        state.lost_streams |= lost_bit;
-    } else {
-        state.lost_streams &= !lost_bit;
-    }
+    remember_loss(state, lost_bit, shipped.lost);
     if meta.flags & DATA_FLAG_KEPT_FOR_PEER != 0 {
         // After the events are submitted: a reader that sees the range extended reserves its
         // echo after them, so the agent always has the bytes first.
@@ -512,6 +507,17 @@ pub fn on_data(call: &DataCall, payload: &Payload, size: u64) {
             state.kept_from = position;
         }
         state.kept_to = end;
+    }
+}
+
+/// Whether the stream's last call (`stream_bit` of `ConnState::lost_streams`) lost bytes, for
+/// its next event to say so.
+#[inline(always)]
+fn remember_loss(state: &mut ConnState, stream_bit: u8, lost: bool) {
+    if lost {
+        state.lost_streams |= stream_bit;
+    } else {
+        state.lost_streams &= !stream_bit;
     }
 }
 

@@ -169,25 +169,42 @@ impl Report {
     pub fn micro(&mut self, micro: Micro) {
         let mut text = String::new();
         let _ = writeln!(text, "## Cost per event (in the traced process's path)\n");
-        let _ = writeln!(text, "| event | added time | target |");
-        let _ = writeln!(text, "|---|---|---|");
         let _ = writeln!(
             text,
-            "| syscall on an HTTP connection (bytes shipped) | {:.0} ns | ≤ {TARGET_SYSCALL_NS:.0} ns {} |",
-            micro.syscall_http_ns,
-            verdict(micro.syscall_http_ns, Some(TARGET_SYSCALL_NS), false)
+            "Each round times the loops without an agent, then with one; the median round's \
+             difference, and every round's:\n"
         );
-        let _ = writeln!(
-            text,
-            "| syscall on an ignored connection | {:.0} ns | |",
-            micro.syscall_other_ns
-        );
-        let _ = writeln!(
-            text,
-            "| TLS call (SSL_write_ex / SSL_read_ex and its syscall) | {:.0} ns | ≤ {TARGET_TLS_CALL_NS:.0} ns {} |",
-            micro.tls_call_ns,
-            verdict(micro.tls_call_ns, Some(TARGET_TLS_CALL_NS), false)
-        );
+        let _ = writeln!(text, "| event | added time | rounds | target |");
+        let _ = writeln!(text, "|---|---|---|---|");
+        let rows = [
+            (
+                "syscall on an HTTP connection (bytes shipped)",
+                &micro.syscall_http_ns,
+                Some(TARGET_SYSCALL_NS),
+            ),
+            (
+                "syscall on an ignored connection",
+                &micro.syscall_other_ns,
+                None,
+            ),
+            (
+                "TLS call (SSL_write_ex / SSL_read_ex and its syscall)",
+                &micro.tls_call_ns,
+                Some(TARGET_TLS_CALL_NS),
+            ),
+        ];
+        for (event, rounds, target) in rows {
+            let median = rounds.median();
+            let each: Vec<String> = rounds.0.iter().map(|ns| format!("{ns:.0}")).collect();
+            let target = target.map_or(String::new(), |target| {
+                format!("≤ {target:.0} ns {}", verdict(median, Some(target), false))
+            });
+            let _ = writeln!(
+                text,
+                "| {event} | {median:.0} ns | {} | {target} |",
+                each.join(", ")
+            );
+        }
         let _ = writeln!(
             text,
             "\nKernel run time per program (kernel.bpf_stats_enabled, during those loops):\n"

@@ -3,7 +3,8 @@
 //! [`Agent::start`] returns once the agent says it is watching, so traffic made afterwards is
 //! seen; [`Agent::wait_for`] polls the output file until the expected calls are there (and
 //! [`Agent::wait_until_events`] until findings are);
-//! [`Agent::stop`] sends SIGINT, as Ctrl-C does, and returns every call and the summary.
+//! [`Agent::stop`] sends SIGINT, as Ctrl-C does, and returns every call, the summary and the
+//! counters the agent wrote to its `--stats-file`.
 
 use std::{
     fs,
@@ -58,6 +59,7 @@ static ONE_AGENT: Mutex<()> = Mutex::new(());
 pub struct Agent {
     process: Spawned,
     output: PathBuf,
+    stats: PathBuf,
     _dir: TempDir,
     _turn: MutexGuard<'static, ()>,
 }
@@ -69,11 +71,13 @@ pub struct Stopped {
     pub calls: Vec<Call>,
     /// Everything on standard error: the log and the summary.
     pub stderr: String,
+    /// What the agent counted, as its `--stats-file` holds it.
+    pub stats: serde_json::Value,
 }
 
 impl Agent {
-    /// Start `observer run --format json --output <file> <args>` and wait until it watches;
-    /// with a state directory of its own unless `args` name one.
+    /// Start `observer run --format json --output <file> --stats-file <file> <args>` and wait
+    /// until it watches; with a state directory of its own unless `args` name one.
     pub fn start(args: &[&str]) -> anyhow::Result<Agent> {
         require_root()?;
         let turn = ONE_AGENT
@@ -81,12 +85,15 @@ impl Agent {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = TempDir::new("agent")?;
         let output = dir.join("calls.jsonl");
+        let stats = dir.join("stats.json");
         let lock_deadline = Instant::now() + FOREIGN_AGENT_TIMEOUT;
         loop {
             let mut command = command()?;
             command
                 .args(["run", "--format", "json", "--output"])
                 .arg(&output)
+                .arg("--stats-file")
+                .arg(&stats)
                 .args(args);
             if !args.contains(&"--state-dir") {
                 // Tests stay apart from the host's inventory (and from each other's).
@@ -97,6 +104,7 @@ impl Agent {
                 return Ok(Agent {
                     process,
                     output,
+                    stats,
                     _dir: dir,
                     _turn: turn,
                 });
@@ -266,10 +274,14 @@ impl Agent {
             );
         }
         let calls = read_calls(&self.output)?;
+        let stats = fs::read_to_string(&self.stats)
+            .with_context(|| format!("cannot read the agent's stats {}", self.stats.display()))?;
         Ok(Stopped {
             pid,
             calls,
             stderr: finished.stderr,
+            stats: serde_json::from_str(&stats)
+                .with_context(|| format!("the agent's stats are not JSON: {stats}"))?,
         })
     }
 }
@@ -281,35 +293,6 @@ impl Drop for Agent {
         if self.process.try_status().is_none() && self.process.signal("INT").is_ok() {
             let _ = self.process.wait(STOP_TIMEOUT);
         }
-    }
-}
-
-/// A `--stats-file` for an agent, in a directory of its own: what the agent counted, read once
-/// it stopped.
-pub struct StatsFile {
-    path: PathBuf,
-    _dir: TempDir,
-}
-
-impl StatsFile {
-    pub fn new() -> anyhow::Result<StatsFile> {
-        let dir = TempDir::new("stats")?;
-        Ok(StatsFile {
-            path: dir.join("stats.json"),
-            _dir: dir,
-        })
-    }
-
-    /// The path, as the agent's argument.
-    pub fn arg(&self) -> String {
-        self.path.display().to_string()
-    }
-
-    /// What the agent wrote when it stopped.
-    pub fn read(&self) -> anyhow::Result<serde_json::Value> {
-        let text = fs::read_to_string(&self.path)
-            .with_context(|| format!("cannot read the agent's stats {}", self.path.display()))?;
-        Ok(serde_json::from_str(&text)?)
     }
 }
 

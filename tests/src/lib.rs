@@ -16,7 +16,7 @@ pub mod servers;
 pub mod tempdir;
 pub mod tls_stacks;
 
-pub use agent::{Agent, StatsFile, Stopped};
+pub use agent::{Agent, Stopped};
 pub use calls::{find_call, Call, Expect, Role};
 pub use clients::{curl, pipeline, KeepAliveClient};
 pub use programs::python;

@@ -11,7 +11,7 @@ use observer_tests::{
     clients::pipeline_read_after,
     curl, pipeline,
     process::{Finished, Spawned},
-    python, Agent, Expect, KeepAliveClient, Nginx, PythonServer, Site, StatsFile,
+    python, Agent, Expect, KeepAliveClient, Nginx, PythonServer, Site,
 };
 
 const HELLO: &str = "hello from observer's end-to-end tests\n";
@@ -324,13 +324,7 @@ fn a_loopback_connection_is_shipped_at_one_end_and_reported_at_both() -> anyhow:
             .file("hello.txt", HELLO)?
             .file("large.bin", body)?,
     )?;
-    let stats_file = StatsFile::new()?;
-    let mut agent = Agent::start(&[
-        "--port",
-        &server.port().to_string(),
-        "--stats-file",
-        &stats_file.arg(),
-    ])?;
+    let mut agent = Agent::start(&["--port", &server.port().to_string()])?;
 
     // Keep-alive: the first request is written before the server accepts (the client cannot
     // know its other end yet, so it ships it); the server's answer and everything after are
@@ -395,7 +389,7 @@ fn a_loopback_connection_is_shipped_at_one_end_and_reported_at_both() -> anyhow:
         );
     }
 
-    let stats = stats_file.read()?;
+    let stats = &stopped.stats;
     let kernel_echoed = count(&stats["kernel"]["echoed_bytes"]);
     let echo = &stats["pipeline"]["echo"];
     // The late large response is all written, within a window of its reader, before its reads.
@@ -431,13 +425,7 @@ fn a_loopback_response_read_after_its_server_closed_is_whole_at_both_ends() -> a
     const READ_AFTER: Duration = Duration::from_millis(500);
     let python = python()?;
     let server = PythonServer::start(Site::new()?.file("hello.txt", HELLO)?)?;
-    let stats_file = StatsFile::new()?;
-    let mut agent = Agent::start(&[
-        "--port",
-        &server.port().to_string(),
-        "--stats-file",
-        &stats_file.arg(),
-    ])?;
+    let mut agent = Agent::start(&["--port", &server.port().to_string()])?;
     let client = pipeline_read_after(server.port(), &["/hello.txt"], READ_AFTER)?;
     ensure!(
         client.received.starts_with("HTTP/1.") && client.received.ends_with(HELLO),
@@ -456,9 +444,7 @@ fn a_loopback_response_read_after_its_server_closed_is_whole_at_both_ends() -> a
             .body_prefix(HELLO),
     ];
     agent.wait_for(&expected.iter().collect::<Vec<_>>())?;
-    agent.stop()?;
-
-    let stats = stats_file.read()?;
+    let stats = agent.stop()?.stats;
     let echo = &stats["pipeline"]["echo"];
     ensure!(
         count(&echo["bytes_missing"]) == 0 && count(&stats["pipeline"]["connections"]["gaps"]) == 0,
@@ -487,8 +473,7 @@ fn the_same_addresses_in_two_network_namespaces_never_mix() -> anyhow::Result<()
     const SOURCE_PORT: &str = "18091";
     const REQUESTS: usize = 20;
     let python = python()?;
-    let stats_file = StatsFile::new()?;
-    let mut agent = Agent::start(&["--port", PORT, "--stats-file", &stats_file.arg()])?;
+    let mut agent = Agent::start(&["--port", PORT])?;
 
     // Both run at once: each holds its connection for the ~1 s of its requests.
     let requests = REQUESTS.to_string();
@@ -540,7 +525,7 @@ fn the_same_addresses_in_two_network_namespaces_never_mix() -> anyhow::Result<()
             |_| Some(own.clone()),
         )?;
     }
-    let stats = stats_file.read()?;
+    let stats = &stopped.stats;
     ensure!(
         count(&stats["kernel"]["echoed_bytes"]) > 0,
         "the clients' reads should have been echoed\nstats: {stats:#}"
@@ -593,8 +578,7 @@ fn a_host_local_writer_whose_bytes_move_unseen_is_no_longer_echoed() -> anyhow::
     const PORT: &str = "18095";
     const REQUESTS: usize = 8;
     let python = python()?;
-    let stats_file = StatsFile::new()?;
-    let mut agent = Agent::start(&["--port", PORT, "--stats-file", &stats_file.arg()])?;
+    let mut agent = Agent::start(&["--port", PORT])?;
 
     let requests = REQUESTS.to_string();
     let python_path = python.path.display().to_string();
@@ -626,7 +610,7 @@ fn a_host_local_writer_whose_bytes_move_unseen_is_no_longer_echoed() -> anyhow::
         },
     )?;
     // The answers before the splice were echoed: the check is what stopped it after.
-    let stats = stats_file.read()?;
+    let stats = &stopped.stats;
     ensure!(
         count(&stats["kernel"]["echoed_bytes"]) > 0,
         "the client's first reads should have been echoed\nstats: {stats:#}"

@@ -3,7 +3,7 @@
 //! reason, exactly.
 
 use observer_tests::{
-    agent::{count, Agent, StatsFile},
+    agent::{count, Agent},
     clients::KeepAliveClient,
     servers::{PythonServer, Site},
 };
@@ -28,16 +28,8 @@ const EVENT_KINDS: [&str; 6] = [
 #[test]
 fn every_event_is_delivered_or_counted_as_dropped() -> anyhow::Result<()> {
     let server = PythonServer::start(Site::new()?.file("payload", "x".repeat(BODY_BYTES))?)?;
-    let stats_file = StatsFile::new()?;
     let port = server.port().to_string();
-    let agent = Agent::start(&[
-        "--port",
-        &port,
-        "--ring-buffer-size",
-        SMALL_RING_BYTES,
-        "--stats-file",
-        &stats_file.arg(),
-    ])?;
+    let agent = Agent::start(&["--port", &port, "--ring-buffer-size", SMALL_RING_BYTES])?;
 
     agent.pause()?;
     let mut client = KeepAliveClient::start(server.port(), false)?;
@@ -51,9 +43,7 @@ fn every_event_is_delivered_or_counted_as_dropped() -> anyhow::Result<()> {
     }
     client.finish()?;
     agent.resume()?;
-    agent.stop()?;
-
-    let stats = stats_file.read()?;
+    let stats = agent.stop()?.stats;
     let kernel = &stats["kernel"];
     let decode_errors: u64 = stats["pipeline"]["decode_errors"]
         .as_object()

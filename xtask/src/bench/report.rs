@@ -207,7 +207,7 @@ impl Report {
         }
         let _ = writeln!(
             text,
-            "\nKernel run time per program (kernel.bpf_stats_enabled, during those loops):\n"
+            "\nKernel run time per program (kernel.bpf_stats_enabled, in one more pass of the loops: counting costs each run two clock reads, which the rounds above do not pay):\n"
         );
         let _ = writeln!(text, "| program | runs | ns per run |");
         let _ = writeln!(text, "|---|---|---|");

@@ -62,6 +62,19 @@ const COVERAGE_SAVE_INTERVAL: Duration = Duration::from_secs(2);
 /// How often the agent logs its one-line TLS coverage summary.
 const COVERAGE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The ring's fill at which the agent starts reporting calls without their bodies (see
+/// `Pipeline::set_shedding_bodies`), and the fill it must fall under to stop. Half leaves the
+/// other half for the time the cheaper calls take to catch up (at 1 KiB HTTP saturation here
+/// the kernel ships about 150 MB/s, which fills the default 32 MiB ring in about a fifth of a
+/// second with nothing reading it); stopping only at a quarter keeps it from flapping at the
+/// threshold.
+const SHED_BODIES_AT_FILL: f64 = 0.5;
+const KEEP_BODIES_UNDER_FILL: f64 = 0.25;
+
+/// The agent says it started shedding bodies at most this often: under a sustained overload it
+/// may start and stop many times a second.
+const SHEDDING_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
 fn open_sink(output: &OutputArgs) -> anyhow::Result<Box<dyn Sink + Send>> {
     let writer: Box<dyn Write + Send> = match &output.output {
         Some(path) => {
@@ -332,6 +345,8 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
     let mut next_coverage_save = Instant::now() + COVERAGE_SAVE_INTERVAL;
     let mut next_coverage_log = Instant::now() + COVERAGE_LOG_INTERVAL;
     let mut next_metrics = Instant::now() + metrics::PUBLISH_INTERVAL;
+    let mut shedding_bodies = false;
+    let mut next_shedding_log = Instant::now();
 
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
         // Looks at processes waiting: read what the ring holds without waiting for more.
@@ -340,8 +355,30 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
         } else {
             POLL_INTERVAL
         };
-        ring.poll(wait, |bytes| live.event(bytes, Some(&mut capture)))
-            .context("reading the ring buffer")?;
+        ring.wait(wait).context("waiting for the ring buffer")?;
+        // Decided after the wait, before the read: the events it reads are those the fill
+        // counts (the ring may have filled during a long wait, or while the agent was stopped).
+        let fill = ring.fill();
+        let shed = if shedding_bodies {
+            fill >= KEEP_BODIES_UNDER_FILL
+        } else {
+            fill >= SHED_BODIES_AT_FILL
+        };
+        if shed != shedding_bodies {
+            shedding_bodies = shed;
+            live.pipeline.set_shedding_bodies(shed);
+            if shed && Instant::now() >= next_shedding_log {
+                tracing::warn!(
+                    "the agent is falling behind the kernel (its ring buffer is {:.0} % full): \
+                     calls are reported without their bodies (flagged bodies_shed) until it \
+                     catches up; the summary and metrics count them. A larger \
+                     --ring-buffer-size absorbs longer bursts",
+                    fill * 100.0
+                );
+                next_shedding_log = Instant::now() + SHEDDING_LOG_INTERVAL;
+            }
+        }
+        ring.read(|bytes| live.event(bytes, Some(&mut capture)));
         live.pipeline.tick(facts::monotonic_now_ns());
         live.write_outputs().context("writing API calls")?;
         capture.flush_logs();

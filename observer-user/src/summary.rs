@@ -69,6 +69,13 @@ impl fmt::Display for Summary {
             "  API calls reported:   {} ({} left out by filters)",
             p.api_calls, p.api_calls_filtered
         )?;
+        if p.calls_bodies_shed > 0 {
+            writeln!(
+                f,
+                "  bodies shed:          {} calls reported without bodies while the agent fell behind",
+                p.calls_bodies_shed
+            )?;
+        }
         writeln!(f, "  bytes captured:       {}", p.bytes_captured)?;
         writeln!(
             f,

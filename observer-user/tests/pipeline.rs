@@ -590,6 +590,53 @@ fn secrets_are_redacted_unless_the_operator_turns_redaction_off() {
 }
 
 #[test]
+fn calls_made_while_shedding_bodies_keep_everything_but_their_bodies() {
+    const SHED_BODY: &str = "the first body, never shown";
+    let mut scenario = Scenario::new();
+    scenario.open(SERVER, ConnOrigin::Accept, "10.0.0.9:40000");
+    server_side_get(&mut scenario, "/shed", SHED_BODY);
+    let first_call_events = scenario.events.len();
+    server_side_get(&mut scenario, "/kept", "the second body");
+    scenario.close(SERVER);
+    let mut pipeline = Pipeline::new(PipelineConfig::default());
+    let mut calls = Vec::new();
+    for (index, event) in scenario.events.iter().enumerate() {
+        pipeline.set_shedding_bodies(index < first_call_events);
+        pipeline.push_kernel_event(event);
+        calls.extend(pipeline.take_calls());
+    }
+    pipeline.finish();
+    calls.extend(pipeline.take_calls());
+
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    let (shed, kept) = (&calls[0], &calls[1]);
+    assert_eq!(shed.path.as_deref(), Some("/shed"));
+    assert_eq!(shed.status, CallStatus::Complete);
+    assert_eq!(shed.status_code, Some(200));
+    let body = shed
+        .response_body
+        .as_ref()
+        .expect("a shed body keeps its size");
+    assert_eq!(body.size, SHED_BODY.len() as u64);
+    assert_eq!(body.preview, None);
+    assert!(body.truncated);
+    assert!(shed.response_body_bytes.is_empty());
+    assert_eq!(shed.incomplete, ["bodies_shed"]);
+    let json = serde_json::to_string(shed).expect("json");
+    assert!(!json.contains("never shown"), "{json}");
+    assert!(json.contains("bodies_shed"), "{json}");
+
+    assert_eq!(
+        kept.response_body
+            .as_ref()
+            .and_then(|b| b.preview.as_deref()),
+        Some("the second body")
+    );
+    assert!(kept.incomplete.is_empty(), "{:?}", kept.incomplete);
+    assert_eq!(pipeline.stats().calls_bodies_shed, 1);
+}
+
+#[test]
 fn filters_keep_only_matching_calls() {
     let mut scenario = Scenario::new();
     scenario.open(SERVER, ConnOrigin::Accept, "10.0.0.9:40000");

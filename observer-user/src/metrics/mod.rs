@@ -162,6 +162,12 @@ fn calls(e: &mut Encoder, snapshot: &Snapshot) {
         p.api_calls_filtered,
     );
     e.single(
+        "observer_calls_bodies_shed_total",
+        MetricType::Counter,
+        "API calls reported without their bodies because the agent was falling behind the kernel (its ring buffer half full).",
+        p.calls_bodies_shed,
+    );
+    e.single(
         "observer_captured_bytes_total",
         MetricType::Counter,
         "Payload bytes received from the kernel.",

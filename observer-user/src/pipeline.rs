@@ -339,8 +339,6 @@ impl Pipeline {
             .set_addresses(&socket.conn, socket.local, socket.remote);
     }
 
-    /// Redact with `redactor` (the installation's key, the policy's custom types) instead of
-    /// the default one built from `PipelineConfig::redaction`.
     /// While `shed` holds, every call leaves its bodies behind before any analyzer sees it:
     /// the sizes stay, the previews and captured bytes go, and the call says `bodies_shed`.
     /// For a live agent falling behind the kernel: bodies are about a quarter of what a call
@@ -352,6 +350,8 @@ impl Pipeline {
         self.http.shedding_bodies = shed;
     }
 
+    /// Redact with `redactor` (the installation's key, the policy's custom types) instead of
+    /// the default one built from `PipelineConfig::redaction`.
     pub fn set_redactor(&mut self, redactor: Redactor) {
         self.http.redactor = redactor;
     }
@@ -504,10 +504,12 @@ impl HttpStage {
 }
 
 /// Drops what `call` carries of its bodies (see [`Pipeline::set_shedding_bodies`]); returns
-/// whether it had any.
+/// whether it had any (an empty body, `Content-Length: 0`, has nothing to shed).
 fn shed_bodies(call: &mut ApiCall) -> bool {
-    let had_bodies = call.request_body.is_some()
-        || call.response_body.is_some()
+    let had_bodies = [&call.request_body, &call.response_body]
+        .into_iter()
+        .flatten()
+        .any(|body| body.size > 0 || body.preview.is_some())
         || !call.request_body_bytes.is_empty()
         || !call.response_body_bytes.is_empty();
     if !had_bodies {

@@ -595,21 +595,23 @@ fn calls_made_while_shedding_bodies_keep_everything_but_their_bodies() {
     let mut scenario = Scenario::new();
     scenario.open(SERVER, ConnOrigin::Accept, "10.0.0.9:40000");
     server_side_get(&mut scenario, "/shed", SHED_BODY);
-    let first_call_events = scenario.events.len();
+    // An empty body has nothing to shed: the call is reported as it is.
+    server_side_get(&mut scenario, "/empty", "");
+    let shedding_events = scenario.events.len();
     server_side_get(&mut scenario, "/kept", "the second body");
     scenario.close(SERVER);
     let mut pipeline = Pipeline::new(PipelineConfig::default());
     let mut calls = Vec::new();
     for (index, event) in scenario.events.iter().enumerate() {
-        pipeline.set_shedding_bodies(index < first_call_events);
+        pipeline.set_shedding_bodies(index < shedding_events);
         pipeline.push_kernel_event(event);
         calls.extend(pipeline.take_calls());
     }
     pipeline.finish();
     calls.extend(pipeline.take_calls());
 
-    assert_eq!(calls.len(), 2, "{calls:#?}");
-    let (shed, kept) = (&calls[0], &calls[1]);
+    assert_eq!(calls.len(), 3, "{calls:#?}");
+    let (shed, empty, kept) = (&calls[0], &calls[1], &calls[2]);
     assert_eq!(shed.path.as_deref(), Some("/shed"));
     assert_eq!(shed.status, CallStatus::Complete);
     assert_eq!(shed.status_code, Some(200));
@@ -633,6 +635,8 @@ fn calls_made_while_shedding_bodies_keep_everything_but_their_bodies() {
         Some("the second body")
     );
     assert!(kept.incomplete.is_empty(), "{:?}", kept.incomplete);
+    assert_eq!(empty.path.as_deref(), Some("/empty"));
+    assert!(empty.incomplete.is_empty(), "{:?}", empty.incomplete);
     assert_eq!(pipeline.stats().calls_bodies_shed, 1);
 }
 

@@ -56,6 +56,9 @@ pub struct Outcome {
     pub lost: u64,
     /// For the agent: API calls it reported.
     pub calls: u64,
+    /// For the agent: of those, the calls it reported without their bodies because it was
+    /// falling behind (its ring half full).
+    pub bodies_shed: u64,
     /// For the agent: its stats file, for the micro benchmarks to read program run times.
     pub stats: Option<serde_json::Value>,
 }
@@ -291,6 +294,7 @@ impl Running {
                     .as_object()
                     .map_or(0, |lost| lost.values().filter_map(|v| v.as_u64()).sum());
                 outcome.calls = stats["pipeline"]["api_calls"].as_u64().unwrap_or(0);
+                outcome.bodies_shed = stats["pipeline"]["calls_bodies_shed"].as_u64().unwrap_or(0);
                 outcome.stats = Some(stats);
             }
             ObserverKind::Tcpdump => {

@@ -73,6 +73,8 @@ impl Report {
         let ratio = median(&ratios);
         let target = if pinned { workload.target } else { None };
         let lost: u64 = comparison.observer.iter().map(|o| o.lost).sum();
+        let shed: u64 = comparison.observer.iter().map(|o| o.bodies_shed).sum();
+        let calls: u64 = comparison.observer.iter().map(|o| o.calls).sum();
         let cpu = median(
             &comparison
                 .observer
@@ -87,7 +89,7 @@ impl Report {
             .max()
             .unwrap_or(0);
         self.overhead.push(format!(
-            "| {} | {} | {:.0} | {:.0} | **{ratio:.3}** | {} | {} {} | {:.0} % | {} MiB | {lost} |",
+            "| {} | {} | {:.0} | {:.0} | **{ratio:.3}** | {} | {} {} | {:.0} % | {} MiB | {lost} | {shed} of {calls} |",
             workload.name,
             if pinned { "pinned" } else { "unpinned" },
             median(&comparison.baseline),
@@ -281,8 +283,8 @@ impl Report {
                 "\n## Throughput kept under saturation (nginx + wrk)\n"
             );
             let _ = writeln!(text, "Pinned: nginx and wrk on CPU 0, the observer on CPU 1. Ratio: median of per-pair observed/baseline.\n");
-            let _ = writeln!(text, "| workload | placement | baseline req/s | observed req/s | ratio | pairs | target | agent CPU | agent peak RSS | events lost |");
-            let _ = writeln!(text, "|---|---|---|---|---|---|---|---|---|---|");
+            let _ = writeln!(text, "| workload | placement | baseline req/s | observed req/s | ratio | pairs | target | agent CPU | agent peak RSS | events lost | calls without bodies |");
+            let _ = writeln!(text, "|---|---|---|---|---|---|---|---|---|---|---|");
             for line in &self.overhead {
                 let _ = writeln!(text, "{line}");
             }

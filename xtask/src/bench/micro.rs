@@ -58,13 +58,7 @@ pub struct Rounds(pub Vec<f64>);
 
 impl Rounds {
     pub fn median(&self) -> f64 {
-        let mut sorted = self.0.clone();
-        sorted.sort_by(f64::total_cmp);
-        match sorted.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => sorted[n / 2],
-            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-        }
+        super::report::median(&self.0)
     }
 }
 

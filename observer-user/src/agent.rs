@@ -75,6 +75,29 @@ const KEEP_BODIES_UNDER_FILL: f64 = 0.25;
 /// may start and stop many times a second.
 const SHEDDING_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Whether calls are reported without their bodies, decided from the ring's fill between
+/// [`SHED_BODIES_AT_FILL`] and [`KEEP_BODIES_UNDER_FILL`].
+#[derive(Debug, Default)]
+struct BodyShedding {
+    on: bool,
+}
+
+impl BodyShedding {
+    /// The new decision when `fill` changes it.
+    fn update(&mut self, fill: f64) -> Option<bool> {
+        let threshold = if self.on {
+            KEEP_BODIES_UNDER_FILL
+        } else {
+            SHED_BODIES_AT_FILL
+        };
+        let on = fill >= threshold;
+        (on != self.on).then(|| {
+            self.on = on;
+            on
+        })
+    }
+}
+
 fn open_sink(output: &OutputArgs) -> anyhow::Result<Box<dyn Sink + Send>> {
     let writer: Box<dyn Write + Send> = match &output.output {
         Some(path) => {
@@ -345,7 +368,7 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
     let mut next_coverage_save = Instant::now() + COVERAGE_SAVE_INTERVAL;
     let mut next_coverage_log = Instant::now() + COVERAGE_LOG_INTERVAL;
     let mut next_metrics = Instant::now() + metrics::PUBLISH_INTERVAL;
-    let mut shedding_bodies = false;
+    let mut shedding = BodyShedding::default();
     let mut next_shedding_log = Instant::now();
 
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
@@ -359,13 +382,7 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
         // Decided after the wait, before the read: the events it reads are those the fill
         // counts (the ring may have filled during a long wait, or while the agent was stopped).
         let fill = ring.fill();
-        let shed = if shedding_bodies {
-            fill >= KEEP_BODIES_UNDER_FILL
-        } else {
-            fill >= SHED_BODIES_AT_FILL
-        };
-        if shed != shedding_bodies {
-            shedding_bodies = shed;
+        if let Some(shed) = shedding.update(fill) {
             live.pipeline.set_shedding_bodies(shed);
             if shed && Instant::now() >= next_shedding_log {
                 tracing::warn!(
@@ -700,5 +717,16 @@ mod tests {
         let after = late + Duration::from_millis(1);
         assert!(!scans.due(after));
         assert_eq!(scans.next(after, || vec![10]), None);
+    }
+
+    #[test]
+    fn bodies_are_shed_from_half_full_until_a_quarter() {
+        let mut shedding = BodyShedding::default();
+        assert_eq!(shedding.update(0.3), None);
+        assert_eq!(shedding.update(0.5), Some(true));
+        // Between the two thresholds the decision stays as it is.
+        assert_eq!(shedding.update(0.3), None);
+        assert_eq!(shedding.update(0.2), Some(false));
+        assert_eq!(shedding.update(0.4), None);
     }
 }

@@ -57,13 +57,23 @@ impl RingReader {
         if rc != 0 {
             return Err(CaptureError::Epoll(io::Error::last_os_error()));
         }
-        let positions = capacity.and_then(|capacity| {
-            RingPositions::map(ring.as_raw_fd(), capacity)
-                .inspect_err(|error| {
-                    tracing::debug!("cannot map the ring's positions: {error}; its fill is unknown")
-                })
-                .ok()
-        });
+        let positions = match capacity {
+            Some(capacity) => RingPositions::map(ring.as_raw_fd(), capacity),
+            None => Err(io::Error::other(
+                "the kernel did not say the ring buffer's size",
+            )),
+        };
+        // Every kernel that has ring buffers maps these pages to their reader; if one does
+        // not, the agent still works, but cannot tell that it is falling behind.
+        let positions = positions
+            .inspect_err(|error| {
+                tracing::warn!(
+                    "cannot read how full the ring buffer is ({error}): while the agent falls \
+                     behind it will not shed bodies to catch up, so more events may be lost \
+                     (they are still counted); a larger --ring-buffer-size absorbs longer bursts"
+                )
+            })
+            .ok();
         Ok(RingReader {
             ring,
             epoll,

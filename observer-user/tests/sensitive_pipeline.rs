@@ -89,8 +89,9 @@ fn state_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Runs the events through a pipeline with the detectors, returning every output serialized.
-fn run(mode: RedactionMode, state: Option<&std::path::Path>) -> (Vec<Output>, String) {
+/// A pipeline with the sensitive-data detectors, redacting in `mode`, keeping its findings in
+/// `state` if given.
+fn redacting_pipeline(mode: RedactionMode, state: Option<&std::path::Path>) -> Pipeline {
     let mut pipeline = Pipeline::new(PipelineConfig {
         redaction: mode,
         ..PipelineConfig::default()
@@ -98,6 +99,12 @@ fn run(mode: RedactionMode, state: Option<&std::path::Path>) -> (Vec<Output>, St
     let detectors = sensitive::detectors(None, state, mode).expect("detectors");
     pipeline.set_redactor(detectors.redactor);
     pipeline.add_analyzer(Box::new(detectors.analyzer));
+    pipeline
+}
+
+/// Runs the events through a pipeline with the detectors, returning every output serialized.
+fn run(mode: RedactionMode, state: Option<&std::path::Path>) -> (Vec<Output>, String) {
+    let mut pipeline = redacting_pipeline(mode, state);
     let mut outputs = Vec::new();
     for event in events() {
         pipeline.push_kernel_event(&event);
@@ -340,4 +347,103 @@ fn a_repeated_finding_is_reported_once_and_counted_once_per_call() {
     let endpoint = stored.endpoints.first().expect("labels");
     assert_eq!(endpoint.returns.get("email"), Some(&CALLS), "{endpoint:?}");
     let _ = fs::remove_dir_all(dir);
+}
+
+/// Where a corpus sample goes in a call: its text placed as its kind says (a body in the
+/// request or the response, a query string, a header), the rest of the call plain.
+fn corpus_call(sample: &sensitive::corpus::Sample, in_response: bool) -> (String, String) {
+    use sensitive::corpus::SampleKind;
+    let request_with = |content_type: &str, body: &str| {
+        format!(
+            "POST /samples HTTP/1.1\r\nHost: api.test\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let plain_request = "GET /samples HTTP/1.1\r\nHost: api.test\r\n\r\n".to_string();
+    let plain_response = response_with("{}");
+    let text = sample.text.as_str();
+    match &sample.kind {
+        SampleKind::Json | SampleKind::Text => {
+            let content_type = if sample.kind == SampleKind::Json {
+                "application/json"
+            } else {
+                "text/plain"
+            };
+            if in_response {
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{text}",
+                    text.len()
+                );
+                (plain_request, response)
+            } else {
+                (request_with(content_type, text), plain_response)
+            }
+        }
+        SampleKind::Form => (
+            request_with("application/x-www-form-urlencoded", text),
+            plain_response,
+        ),
+        SampleKind::Query => (
+            format!("GET /samples?{text} HTTP/1.1\r\nHost: api.test\r\n\r\n"),
+            plain_response,
+        ),
+        SampleKind::Header(name) => (
+            format!("GET /samples HTTP/1.1\r\nHost: api.test\r\n{name}: {text}\r\n\r\n"),
+            plain_response,
+        ),
+    }
+}
+
+/// The promise over every type the scanner knows, in every place the corpus puts one
+/// (JSON and form bodies in either direction, free text, query strings, credential headers,
+/// cookies), rather than over a handful of values: with the default redaction, no labelled
+/// value of the corpus reaches the serialized output, as written or as JSON escapes it; with
+/// `secrets`, no secret does.
+#[test]
+fn no_labelled_value_of_the_corpus_reaches_any_output() {
+    hidden_over_the_corpus(RedactionMode::default(), |_| true);
+    hidden_over_the_corpus(RedactionMode::Secrets, sensitive::corpus::is_secret);
+}
+
+/// Runs every sample of a corpus through a pipeline redacting in `mode`, and checks that no
+/// value of a type `hidden` names is in what comes out.
+fn hidden_over_the_corpus(mode: RedactionMode, hidden: fn(sensitive::types::DataType) -> bool) {
+    use sensitive::{corpus, types::DataType};
+    const SAMPLES_PER_TYPE: usize = 40;
+    let samples = corpus::generate(0xC0_4B05, SAMPLES_PER_TYPE * DataType::ALL.len());
+    let mut pipeline = redacting_pipeline(mode, None);
+    let mut checked = 0;
+    for (index, sample) in samples.iter().enumerate() {
+        let conn = ConnId {
+            fd: 100 + u32::try_from(index).expect("fd"),
+            ..CLIENT
+        };
+        let (request, response) = corpus_call(sample, index % 2 == 1);
+        for event in call_events(conn, &request, &response) {
+            pipeline.push_kernel_event(&event);
+        }
+        let outputs: Vec<Output> = pipeline.take_outputs().collect();
+        let calls = outputs
+            .iter()
+            .filter(|o| matches!(o, Output::Call(_)))
+            .count();
+        assert_eq!(calls, 1, "sample {index} made {calls} calls: {sample:?}");
+        let shown = outputs
+            .iter()
+            .map(|o| serde_json::to_string(o).expect("json"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for (data_type, value) in sample.labels.iter().filter(|(t, _)| hidden(*t)) {
+            let escaped = serde_json::to_string(value).expect("json");
+            let escaped = &escaped[1..escaped.len() - 1];
+            assert!(
+                !shown.contains(value.as_str()) && !shown.contains(escaped),
+                "{mode:?}: {} {value:?} leaked from sample {index} ({:?}):\n{shown}",
+                data_type.name(),
+                sample.kind
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= SAMPLES_PER_TYPE, "{mode:?}: {checked} values");
 }

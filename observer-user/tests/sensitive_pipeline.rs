@@ -406,20 +406,28 @@ fn no_labelled_value_of_the_corpus_reaches_any_output() {
 }
 
 /// Runs every sample of a corpus through a pipeline redacting in `mode`, and checks that no
-/// value of a type `hidden` names is in what comes out.
+/// value of a type `hidden` names is in what comes out. Each value the scanner finds on its
+/// shape alone is also sent where names go, as a JSON member's key (maps keyed by emails or
+/// ids) and as a query parameter's name.
 fn hidden_over_the_corpus(mode: RedactionMode, hidden: fn(sensitive::types::DataType) -> bool) {
-    use sensitive::{corpus, types::DataType};
+    use sensitive::{corpus, fields::Source, scan::Scanner, types::DataType};
     const SAMPLES_PER_TYPE: usize = 40;
     let samples = corpus::generate(0xC0_4B05, SAMPLES_PER_TYPE * DataType::ALL.len());
+    let scanner = Scanner::builtin();
+    let found_alone = |value: &str| {
+        let mut found = Vec::new();
+        scanner.scan_source(Source::Body(Some("text/plain")), value, 0, &mut found);
+        !found.is_empty()
+    };
     let mut pipeline = redacting_pipeline(mode, None);
-    let mut checked = 0;
-    for (index, sample) in samples.iter().enumerate() {
+    let mut exchanges = 0u32;
+    let mut shown_by = |request: &str, response: &str| {
+        exchanges += 1;
         let conn = ConnId {
-            fd: 100 + u32::try_from(index).expect("fd"),
+            fd: 100 + exchanges,
             ..CLIENT
         };
-        let (request, response) = corpus_call(sample, index % 2 == 1);
-        for event in call_events(conn, &request, &response) {
+        for event in call_events(conn, request, response) {
             pipeline.push_kernel_event(&event);
         }
         let outputs: Vec<Output> = pipeline.take_outputs().collect();
@@ -427,12 +435,35 @@ fn hidden_over_the_corpus(mode: RedactionMode, hidden: fn(sensitive::types::Data
             .iter()
             .filter(|o| matches!(o, Output::Call(_)))
             .count();
-        assert_eq!(calls, 1, "sample {index} made {calls} calls: {sample:?}");
-        let shown = outputs
+        assert_eq!(calls, 1, "{calls} calls from {request:?} {response:?}");
+        outputs
             .iter()
             .map(|o| serde_json::to_string(o).expect("json"))
             .collect::<Vec<_>>()
-            .join("\n");
+            .join("\n")
+    };
+    let (mut checked, mut as_names) = (0, 0);
+    for (index, sample) in samples.iter().enumerate() {
+        let (request, response) = corpus_call(sample, index % 2 == 1);
+        let mut shown = vec![shown_by(&request, &response)];
+        for (_, value) in sample.labels.iter().filter(|(t, _)| hidden(*t)) {
+            if !found_alone(value) {
+                continue;
+            }
+            let key = serde_json::to_string(value).expect("json");
+            let query_safe = value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"@._~:-".contains(&b));
+            let request = if query_safe {
+                format!("GET /samples?{value}=1 HTTP/1.1\r\nHost: api.test\r\n\r\n")
+            } else {
+                "GET /samples HTTP/1.1\r\nHost: api.test\r\n\r\n".to_string()
+            };
+            let response = response_with(&format!(r#"{{"by_key":{{{key}:1}}}}"#));
+            shown.push(shown_by(&request, &response));
+            as_names += 1;
+        }
+        let shown = shown.join("\n");
         for (data_type, value) in sample.labels.iter().filter(|(t, _)| hidden(*t)) {
             let escaped = serde_json::to_string(value).expect("json");
             let escaped = &escaped[1..escaped.len() - 1];
@@ -446,4 +477,8 @@ fn hidden_over_the_corpus(mode: RedactionMode, hidden: fn(sensitive::types::Data
         }
     }
     assert!(checked >= SAMPLES_PER_TYPE, "{mode:?}: {checked} values");
+    assert!(
+        as_names >= SAMPLES_PER_TYPE,
+        "{mode:?}: {as_names} values as names"
+    );
 }

@@ -124,18 +124,22 @@ fn header(name: &str, value: &str, visit: &mut impl FnMut(&Field<'_>)) {
             if set_cookie && index > 0 {
                 continue;
             }
-            let Some((cookie, cookie_value)) = piece.split_once('=') else {
+            let Some((written_name, cookie_value)) = piece.split_once('=') else {
                 continue;
             };
-            let value_start = start + cookie.len() + 1;
+            let name_start = start + written_name.len() - written_name.trim_start().len();
+            let trimmed_name = written_name.trim();
+            let name_raw = name_start..name_start + trimmed_name.len();
+            let cookie = name_field(Part::Cookie, trimmed_name, name_raw, false, visit);
+            let value_start = start + written_name.len() + 1;
             let trimmed = cookie_value.trim();
             let lead = cookie_value.len() - cookie_value.trim_start().len();
             let raw = value_start + lead..value_start + lead + trimmed.len();
             visit(&Field {
                 part: Part::Cookie,
-                name: Some(cookie.trim()),
+                name: Some(cookie),
                 json: None,
-                key: Some(cookie.trim()),
+                key: Some(cookie),
                 parent_key: None,
                 text: trimmed,
                 raw,
@@ -211,12 +215,19 @@ fn pairs(text: &str, part: Part, visit: &mut impl FnMut(&Field<'_>)) {
             Some((name, value)) => (name, value, start + name.len() + 1),
             None => ("", pair, start),
         };
+        let decoded_name = percent_decode(name);
+        let name = name_field(
+            part,
+            &decoded_name,
+            start..start + name.len(),
+            matches!(decoded_name, Cow::Owned(_)),
+            visit,
+        );
         if value.is_empty() {
             continue;
         }
-        let name = percent_decode(name);
         let decoded = percent_decode(value);
-        let name = (!name.is_empty()).then_some(&*name);
+        let name = (!name.is_empty()).then_some(name);
         visit(&Field {
             part,
             name,
@@ -228,6 +239,38 @@ fn pairs(text: &str, part: Part, visit: &mut impl FnMut(&Field<'_>)) {
             decoded: matches!(decoded, Cow::Owned(_)),
             bare: false,
         });
+    }
+}
+
+/// A parameter's or cookie's name as its value's field names it: the name itself, or `*` when
+/// the name is data (`?ann@example.com=1`, a cookie named by a user id), which a finding's
+/// location must not show. A name that may hold data ([`json::key_may_hold_data`]) is a field
+/// of its own too, scanned without hints, so that what it holds is found and redacted.
+fn name_field<'a>(
+    part: Part,
+    name: &'a str,
+    raw: Range<usize>,
+    decoded: bool,
+    visit: &mut impl FnMut(&Field<'_>),
+) -> &'a str {
+    if !json::key_may_hold_data(name.as_bytes()) {
+        return name;
+    }
+    visit(&Field {
+        part,
+        name: Some(json::DATA_KEY),
+        json: None,
+        key: None,
+        parent_key: None,
+        text: name,
+        raw,
+        decoded,
+        bare: false,
+    });
+    if json::is_data_key(name) {
+        json::DATA_KEY
+    } else {
+        name
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::ops::Range;
 
-use super::bytes::{byte_table, bytes_equal_to, le_word};
+use super::bytes::{byte_table, bytes_equal_to, count_marked, le_word};
 
 /// Containers deeper than this end the walk: real API documents nest a few levels; a deeper one
 /// is more likely an attack on parsers than data worth key paths.
@@ -38,6 +38,10 @@ pub struct Scalar<'a> {
     pub is_string: bool,
     /// The string holds backslash escapes: its raw text is not its value.
     pub escaped: bool,
+    /// An object's key rather than a value: reported when it may hold data
+    /// ([`key_may_hold_data`]), as maps keyed by emails or ids do. Its own key is none, and its
+    /// path ends in `*`.
+    pub is_key: bool,
 }
 
 /// How far a walk got.
@@ -55,12 +59,18 @@ impl Scalar<'_> {
         }
         // Sized once: grown from `$` a segment at a time, a path was reallocated several
         // times, which cost more than writing it.
-        let bound: usize = self.frames.iter().map(segment_bound).sum();
+        let last = self.frames.len().saturating_sub(1);
+        let bound: usize = self
+            .frames
+            .iter()
+            .enumerate()
+            .map(|(index, frame)| segment_bound(frame, self.is_key && index == last))
+            .sum();
         let mut path =
             String::with_capacity((1 + bound).min(MAX_PATH_BYTES + MAX_INDEX_SEGMENT_BYTES));
         path.push('$');
-        for frame in self.frames {
-            push_segment(&mut path, Some(frame));
+        for (index, frame) in self.frames.iter().enumerate() {
+            push_segment(&mut path, Some(frame), self.is_key && index == last);
         }
         path
     }
@@ -71,10 +81,9 @@ impl Scalar<'_> {
 const MAX_INDEX_SEGMENT_BYTES: usize = 2 + usize::MAX.ilog10() as usize + 1;
 
 /// The most bytes [`push_segment`] writes for `frame`: exact unless the path is cut.
-fn segment_bound(frame: &Frame<'_>) -> usize {
+fn segment_bound(frame: &Frame<'_>, key_itself: bool) -> usize {
     if frame.object {
-        // A key that cannot be read is written `?`.
-        1 + frame.member_key.map_or(1, |key| key.len().max(1))
+        1 + shown_key(frame, key_itself).len()
     } else {
         2 + frame
             .index
@@ -142,7 +151,7 @@ fn walk_inner<'t, const PATHS: bool>(text: &'t str, mut visit: impl FnMut(&Scala
                 let key = stack.last().and_then(|f| f.names().0);
                 let path_len = path.len();
                 if PATHS {
-                    push_segment(&mut path, stack.last());
+                    push_segment(&mut path, stack.last(), false);
                 }
                 if let Some(parent) = stack.last_mut() {
                     parent.expect_key = false;
@@ -175,23 +184,27 @@ fn walk_inner<'t, const PATHS: bool>(text: &'t str, mut visit: impl FnMut(&Scala
                     let (end, escaped) = string_end(bytes, i);
                     let inner = i + 1..end.min(bytes.len());
                     i = (end + 1).min(bytes.len());
-                    match stack.last_mut() {
+                    let emitted = match stack.last_mut() {
                         Some(frame) if frame.object && frame.expect_key => {
                             // Both ends are at quotes (or the text's end): `get` always succeeds.
-                            frame.member_key = text.get(inner);
+                            frame.member_key = text.get(inner.clone());
                             frame.expect_key = false;
                             // The colon and spaces after a key, skipped as the loop would.
                             i += skippable(&bytes[i..]);
+                            key_at_may_hold_data(bytes, inner.clone())
+                                .then_some(Emitted::Key { escaped })
                         }
-                        _ => {
-                            emit(
-                                PATHS.then_some(&mut path),
-                                &stack,
-                                inner,
-                                true,
-                                escaped,
-                                &mut visit,
-                            );
+                        _ => Some(Emitted::String { escaped }),
+                    };
+                    if let Some(emitted) = emitted {
+                        emit(
+                            PATHS.then_some(&mut path),
+                            &stack,
+                            inner,
+                            emitted,
+                            &mut visit,
+                        );
+                        if !matches!(emitted, Emitted::Key { .. }) {
                             i += after_value(&bytes[i..], &mut stack);
                         }
                     }
@@ -219,8 +232,7 @@ fn walk_inner<'t, const PATHS: bool>(text: &'t str, mut visit: impl FnMut(&Scala
                         PATHS.then_some(&mut path),
                         &stack,
                         start..i,
-                        false,
-                        false,
+                        Emitted::Number,
                         &mut visit,
                     );
                 }
@@ -287,8 +299,10 @@ const TOKEN_BYTE_CLASS: [u8; 256] = byte_table([
     (b"0123456789-+.eE", TOKEN_NUMBER),
 ]);
 
-/// Appends the segment naming the next value of `frame` to `path`.
-fn push_segment(path: &mut String, frame: Option<&Frame<'_>>) {
+/// Appends the segment naming the next value of `frame` to `path`: its key, or `*` for a key
+/// that is data ([`is_data_key`]) or when `key_itself` (the scalar is the key): a path names
+/// where a value is, and is shown in findings, so it never carries a value itself.
+fn push_segment(path: &mut String, frame: Option<&Frame<'_>>, key_itself: bool) {
     let Some(frame) = frame else {
         return;
     };
@@ -296,7 +310,7 @@ fn push_segment(path: &mut String, frame: Option<&Frame<'_>>) {
         return;
     }
     if frame.object {
-        let key = frame.member_key.unwrap_or("?");
+        let key = shown_key(frame, key_itself);
         path.push('.');
         let room = MAX_PATH_BYTES.saturating_sub(path.len());
         path.push_str(truncate_at_char(key, room));
@@ -332,16 +346,43 @@ fn truncate_at_char(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+/// An object frame's current key as a path shows it: `?` when it could not be read, `*` when
+/// it is data or `key_itself` (the scalar is the key).
+fn shown_key<'a>(frame: &Frame<'a>, key_itself: bool) -> &'a str {
+    match frame.member_key {
+        None => "?",
+        Some(key) if key_itself || is_data_key(key) => DATA_KEY,
+        Some(key) => key,
+    }
+}
+
+/// What [`emit`] reports.
+#[derive(Clone, Copy)]
+enum Emitted {
+    String { escaped: bool },
+    Number,
+    Key { escaped: bool },
+}
+
 #[inline(always)]
 fn emit<'a>(
     path: Option<&mut String>,
     stack: &'a [Frame<'a>],
     raw: Range<usize>,
-    is_string: bool,
-    escaped: bool,
+    emitted: Emitted,
     visit: &mut impl FnMut(&Scalar<'_>),
 ) {
-    let (key, parent_key) = stack.last().map_or((None, None), Frame::names);
+    let is_key = matches!(emitted, Emitted::Key { .. });
+    // A key is named by nothing above it: the names that give a value its meaning (a
+    // `password` member) say nothing of the keys beside it.
+    let (key, parent_key) = match stack.last() {
+        Some(frame) if !is_key => frame.names(),
+        _ => (None, None),
+    };
+    let (is_string, escaped) = match emitted {
+        Emitted::String { escaped } | Emitted::Key { escaped } => (true, escaped),
+        Emitted::Number => (false, false),
+    };
     let scalar = |path| Scalar {
         path,
         frames: stack,
@@ -350,17 +391,93 @@ fn emit<'a>(
         raw,
         is_string,
         escaped,
+        is_key,
     };
     match path {
         Some(path) => {
             let before = path.len();
-            push_segment(path, stack.last());
+            push_segment(path, stack.last(), is_key);
             visit(&scalar(path));
             path.truncate(before);
         }
         None => visit(&scalar("")),
     }
 }
+
+/// Keys longer than this are looked at as data whatever their bytes: tokens are this long,
+/// field names rarely are.
+const LONG_KEY_BYTES: usize = 16;
+
+/// Whether an object key may hold something the scanner finds, so that the walk reports it:
+/// everything the scanner knows holds a digit or an `@` (numbers, dates, addresses, emails)
+/// or is long (tokens, keys, JWTs). Most keys are short names of letters and fail at once.
+pub fn key_may_hold_data(key: &[u8]) -> bool {
+    key_at_may_hold_data(key, 0..key.len())
+}
+
+/// [`key_may_hold_data`] of the key at `key` in `bytes`. Every key of every document passes
+/// here, and most are short: one of up to eight bytes is read as the word it starts, loaded
+/// whole from the text (a key is followed by at least its quote and colon) and cut to its
+/// length; longer ones byte by byte.
+#[inline(always)]
+fn key_at_may_hold_data(bytes: &[u8], key: Range<usize>) -> bool {
+    let len = key.len();
+    if len <= 8 {
+        if let Some(word) = bytes.get(key.start..).and_then(<[u8]>::first_chunk::<8>) {
+            // The key's bytes, the rest zeroed (an empty key keeps none).
+            let kept = u64::MAX.checked_shr(8 * (8 - len) as u32).unwrap_or(0);
+            return digits_to_at(u64::from_le_bytes(*word) & kept) != 0;
+        }
+    }
+    len >= LONG_KEY_BYTES
+        || bytes
+            .get(key)
+            .unwrap_or_default()
+            .iter()
+            .any(|&byte| (b'0'..=b'@').contains(&byte))
+}
+
+/// The high bit of each byte of `word` from `0` to `@` (the digits, `:;<=>?` and `@`; the six
+/// between only make a key looked at for nothing), exact for every byte: Bit Twiddling Hacks'
+/// `hasbetween`. Bytes of 0x80 and above, and the zero padding of [`le_word`], are never marked.
+fn digits_to_at(word: u64) -> u64 {
+    const ONES: u64 = u64::MAX / 255;
+    const LOW_SEVEN_BITS: u64 = ONES * 0x7f;
+    const HIGH_BITS: u64 = ONES * 0x80;
+    // Per byte, with no carry or borrow between bytes: 0xc0 - low is above 0x80 for low below
+    // 0x41 (up to `@`), and low + 0x50 reaches 0x80 for low from 0x30 (`0`).
+    let low = word & LOW_SEVEN_BITS;
+    ((ONES * (0x7f + 0x41) - low) & !word & (low + ONES * (0x7f - 0x2f))) & HIGH_BITS
+}
+
+/// Fewest digits in a key taken for data (ids, phone numbers, dates), where names with a
+/// digit or two (`line1`, `sha256`, `x509`) are common.
+const MIN_DATA_KEY_DIGITS: usize = 4;
+
+/// Whether an object key is data rather than a field name (a map keyed by emails, ids, dates,
+/// phone numbers or tokens): such a key is written `*` in paths, which are shown in findings
+/// and never carry a value. Names begin with a letter, `_` or `$`, hold no `@`, few digits,
+/// and are not long.
+pub fn is_data_key(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    let named_start = bytes
+        .first()
+        .is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_' || b == b'$');
+    !named_start
+        || bytes.len() > MAX_NAME_KEY_BYTES
+        || bytes.contains(&b'@')
+        || count_marked(&DECIMAL_DIGITS, bytes) >= MIN_DATA_KEY_DIGITS
+}
+
+/// How a key that is data is written where keys name fields: in paths, and for parameter and
+/// cookie names.
+pub const DATA_KEY: &str = "*";
+
+/// Longest key taken for a name: longer ones are tokens or text.
+const MAX_NAME_KEY_BYTES: usize = 40;
+
+/// 1 for each decimal digit.
+const DECIMAL_DIGITS: [u8; 256] = byte_table([(b"0123456789", 1)]);
 
 /// Index of the quote closing the string opening at `start` (the text's length if it never
 /// closes), and whether the string holds escapes. Most keys and many values close within
@@ -606,6 +723,85 @@ mod tests {
                     String::from_utf8_lossy(&bytes[..cut])
                 );
             }
+        }
+    }
+
+    #[test]
+    fn keys_are_looked_at_when_they_hold_a_digit_or_an_at_or_are_long() {
+        let by_byte = |key: &[u8]| {
+            key.len() >= LONG_KEY_BYTES || key.iter().any(|&b| (b'0'..=b'@').contains(&b))
+        };
+        let mut rng = crate::sensitive::corpus::Rng::new(0x6b_e75);
+        for _ in 0..20_000 {
+            let len = rng.below(LONG_KEY_BYTES as u64 + 2) as usize;
+            // Mostly letters, with every other byte value now and then.
+            let key: Vec<u8> = (0..len)
+                .map(|_| match rng.below(8) {
+                    0 => rng.below(256) as u8,
+                    _ => b'a' + rng.below(26) as u8,
+                })
+                .collect();
+            assert_eq!(key_may_hold_data(&key), by_byte(&key), "{key:?}");
+        }
+        for name in ["id", "email", "created_at", "owner", "description"] {
+            assert!(!key_may_hold_data(name.as_bytes()), "{name}");
+        }
+        for data in [
+            "ann@example.com",
+            "42",
+            "2024-05-01",
+            "a_key_as_long_as_a_token",
+        ] {
+            assert!(key_may_hold_data(data.as_bytes()), "{data}");
+        }
+    }
+
+    #[test]
+    fn data_keys_are_starred_in_paths_and_keys_holding_data_are_reported() {
+        let text =
+            r#"{"users":{"ann@example.com":{"ssn":"1"},"line1":"x","2024-05-01":2,"sha256":"y"}}"#;
+        let mut got = Vec::new();
+        walk(text, |s| {
+            got.push((
+                s.path.to_string(),
+                s.is_key,
+                text[s.raw.clone()].to_string(),
+            ))
+        });
+        let mut on_demand = Vec::new();
+        walk_unnamed(text, |s| on_demand.push(s.path_on_demand()));
+        for path in &on_demand {
+            assert_eq!(path.capacity(), path.len(), "{path}");
+        }
+        let want = [
+            ("$.users.*", true, "ann@example.com"),
+            ("$.users.*.ssn", false, "1"),
+            ("$.users.*", true, "line1"),
+            ("$.users.line1", false, "x"),
+            ("$.users.*", true, "2024-05-01"),
+            ("$.users.*", false, "2"),
+            ("$.users.*", true, "sha256"),
+            ("$.users.sha256", false, "y"),
+        ];
+        assert_eq!(got.len(), want.len(), "{got:?}");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!((g.0.as_str(), g.1, g.2.as_str()), w);
+        }
+        assert_eq!(
+            on_demand,
+            got.iter().map(|g| g.0.clone()).collect::<Vec<_>>()
+        );
+        for name in ["id", "line1", "sha256", "x509_cert", "_links", "$ref"] {
+            assert!(!is_data_key(name), "{name}");
+        }
+        for data in [
+            "ann@example.com",
+            "42",
+            "2024-05-01",
+            "+1 555 0100",
+            "user12345",
+        ] {
+            assert!(is_data_key(data), "{data}");
         }
     }
 

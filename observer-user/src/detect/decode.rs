@@ -292,7 +292,14 @@ pub fn json_fields(text: &str, max: usize, out: &mut Vec<String>) {
                 if !path.is_empty() {
                     path.push('.');
                 }
-                path.push_str(text.get(start..end).unwrap_or(""));
+                // A key that is data (a map keyed by emails or ids) is written as JSON paths
+                // write it: fields are kept in baselines and shown in findings, values never.
+                let key = text.get(start..end).unwrap_or("");
+                path.push_str(if json::is_data_key(key) {
+                    json::DATA_KEY
+                } else {
+                    key
+                });
                 if !out.contains(&path) {
                     out.push(path.clone());
                 }
@@ -390,6 +397,13 @@ mod tests {
         out.clear();
         json_fields(&"[".repeat(100), 64, &mut out);
         assert!(out.is_empty());
+        // Keys that are data are no field names: a map keyed by emails or ids.
+        json_fields(
+            r#"{"scores":{"ann@example.com":1,"20240501":{"n":2}},"line1":"x"}"#,
+            64,
+            &mut out,
+        );
+        assert_eq!(out, ["scores", "scores.*", "scores.*.n", "line1"]);
     }
 
     #[test]

@@ -538,6 +538,11 @@ fn record_param(
     location: &'static str,
     novelties: &mut Vec<Novelty>,
 ) {
+    // A name that is data (`?ann@example.com=1`) is no parameter of the API, and the
+    // inventory, which is kept and exported, holds no values.
+    if crate::sensitive::json::is_data_key(name) {
+        return;
+    }
     let ty = ScalarType::of(value);
     let full = map.len() >= MAX_PARAMETERS;
     match map.get_mut(name) {
@@ -709,6 +714,19 @@ mod tests {
         assert_eq!(facts.auth[&AuthScheme::None], 2);
         let schema = facts.request_body.as_ref().unwrap().to_json_schema();
         assert_eq!(schema["required"], serde_json::json!(["name"]));
+    }
+
+    #[test]
+    fn names_that_are_data_are_no_parameters() {
+        let mut facts = EndpointFacts::default();
+        observe(&mut facts, &call("GET", "/users/42", 200));
+        let mut c = call("GET", "/users/42", 200);
+        c.query = Some("ann%40example.com=1&2024-05-01=x&page=1".into());
+        assert_eq!(
+            observe(&mut facts, &c),
+            ["new query parameter `page` (integer)"]
+        );
+        assert_eq!(facts.query.keys().collect::<Vec<_>>(), ["page"]);
     }
 
     #[test]

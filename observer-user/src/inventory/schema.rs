@@ -8,13 +8,16 @@
 //! what OpenAPI 3.1 uses.
 //!
 //! Bounded: positions deeper than [`MAX_DEPTH`] are not described, an object with more than
-//! [`MAX_PROPERTIES`] distinct keys is taken for a map (its keys are data, not field names), and
-//! one schema never holds more than [`MAX_SCHEMA_NODES`] positions.
+//! [`MAX_PROPERTIES`] distinct keys, or with any key that is data (an email, an id, a date), is
+//! taken for a map (its keys are not field names, and are not kept), and one schema never holds
+//! more than [`MAX_SCHEMA_NODES`] positions.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+
+use crate::sensitive::json::is_data_key;
 
 /// Nesting levels described; deeper values are accepted as anything. Real payloads rarely nest
 /// past five or six; the bound stops hostile bodies from costing time and memory.
@@ -355,8 +358,12 @@ impl Schema {
             let new_keys = map
                 .keys()
                 .filter(|k| !self.properties.contains_key(*k))
-                .count();
-            if self.properties.len() + new_keys > MAX_PROPERTIES {
+                .collect::<Vec<_>>();
+            // A key that is data (an email, an id, a date) names no field: the object is a map,
+            // and its keys, which may be personal, are neither kept nor exported.
+            if self.properties.len() + new_keys.len() > MAX_PROPERTIES
+                || new_keys.iter().any(|key| is_data_key(key))
+            {
                 // Keys are data: fold every property into one value schema.
                 let mut values = Schema::default();
                 for property in std::mem::take(&mut self.properties).into_values() {
@@ -689,6 +696,34 @@ mod tests {
             json!({"type": "object", "additionalProperties": {
                 "type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}})
         );
+    }
+
+    #[test]
+    fn a_key_that_is_data_makes_a_map_at_once() {
+        let mut schema = BodySchema::default();
+        let new_fields = schema.add(&json!({
+            "scores": {"ann@example.com": 3, "bob@example.org": 4},
+            "by_day": {"2024-05-01": {"n": 1}},
+            "line1": "x",
+        }));
+        let rendered = serde_json::to_string(&schema.to_json_schema()).expect("json");
+        for data in ["ann@", "bob@", "2024-05-01"] {
+            assert!(!rendered.contains(data), "{data} kept: {rendered}");
+            assert!(
+                !new_fields.iter().any(|f| f.contains(data)),
+                "{new_fields:?}"
+            );
+        }
+        let schema = schema.to_json_schema();
+        assert_eq!(
+            schema["properties"]["scores"],
+            json!({"type": "object", "additionalProperties": {"type": "integer"}})
+        );
+        assert_eq!(
+            schema["properties"]["by_day"]["additionalProperties"]["properties"]["n"],
+            json!({"type": "integer"})
+        );
+        assert_eq!(schema["properties"]["line1"], json!({"type": "string"}));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! A Python server answers over plaintext HTTP and over TLS (OpenSSL); curl and a Python client
 //! send canary credentials (Bearer, Basic, cookies, API keys in queries, passwords, AWS and
 //! GitHub tokens in JSON bodies, including on their own command lines) and the server returns
-//! canary personal data (email, card number, SSN). The real agent runs as root with the default
+//! canary personal data (email, card number, SSN, and an email its answer is keyed by; another
+//! email is a query parameter's name). The real agent runs as root with the default
 //! redaction, `--output` to a file, a state directory, and trace-level logs. Then every sink is
 //! searched for every canary: the output file, the log on stderr, every file of the state
 //! directory (SQLite database, WAL, shared memory, key), `observer findings` in both formats,
@@ -59,6 +60,10 @@ struct Canaries {
     basic_password: String,
     aws_key: String,
     github_token: String,
+    /// An email the server's answer is keyed by (`{"visits": {EMAIL: 3}}`).
+    key_email: String,
+    /// An email sent as a query parameter's name.
+    name_email: String,
 }
 
 /// SplitMix64 from the clock: unique per run, no dependency.
@@ -121,11 +126,17 @@ impl Canaries {
             10 + rng.next() % 89,
             1000 + rng.next() % 8999
         );
-        Canaries {
-            email: format!(
+        let mut email = || {
+            format!(
                 "canary.{}@example.com",
                 rng.pick(b"abcdefghijklmnopqrstuvwxyz", 12)
-            ),
+            )
+        };
+        let (email, key_email, name_email) = (email(), email(), email());
+        Canaries {
+            email,
+            key_email,
+            name_email,
             card,
             ssn,
             bearer: format!("cnry{}", rng.pick(ALNUM, 36)),
@@ -156,6 +167,8 @@ impl Canaries {
             ("basic credentials (base64)", base64(basic.as_bytes())),
             ("aws key", self.aws_key.clone()),
             ("github token", self.github_token.clone()),
+            ("email as a key", self.key_email.clone()),
+            ("email as a parameter name", self.name_email.clone()),
         ]
     }
 
@@ -163,7 +176,7 @@ impl Canaries {
         serde_json::json!({
             "email": self.email, "card": group4(&self.card), "ssn": self.ssn,
             "password": self.password, "aws_key": self.aws_key,
-            "github_token": self.github_token,
+            "github_token": self.github_token, "key_email": self.key_email,
         })
     }
 }
@@ -216,7 +229,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
     def do_GET(self):
         self.reply({"name": "canary", "email": canaries["email"],
-                    "card_number": canaries["card"], "ssn": canaries["ssn"]})
+                    "card_number": canaries["card"], "ssn": canaries["ssn"],
+                    "visits": {canaries["key_email"]: 3}})
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.reply({"ok": True})
@@ -379,8 +393,8 @@ fn canary_run(work: &Path) -> Result<()> {
             .arg("-b")
             .arg(format!("theme=dark; session_id={}", canaries.session))
             .arg(format!(
-                "{base}/profile?api_key={}&page=1",
-                canaries.api_key
+                "{base}/profile?api_key={}&page=1&{}=1",
+                canaries.api_key, canaries.name_email
             )))?;
         run(Command::new("curl")
             .args(["-sk", "--http1.1", "-u"])

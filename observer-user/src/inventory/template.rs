@@ -28,6 +28,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::sensitive::{fields::Source, scan::Scanner};
+
 /// Distinct literal values one path position may hold before they are taken for a parameter.
 /// Real APIs rarely have more sibling resources than this under one parent (GitHub's REST API
 /// has about thirty at its root, and none past this below it), while ids reach it quickly.
@@ -118,6 +120,16 @@ pub fn classify(segment: &str) -> Option<ParamKind> {
         return Some(ParamKind::Opaque);
     }
     None
+}
+
+/// Whether the sensitive-data scanner finds a value in `segment` (an SSN, a phone number, an IP
+/// address, a token) that no shape above took for a parameter: the segment is then a parameter
+/// at once, as the inventory is kept and exported and must hold no values. Asked only of a
+/// segment about to become a literal, which a route's words are once each.
+fn holds_sensitive_value(segment: &str) -> bool {
+    let mut found = Vec::new();
+    Scanner::builtin().scan_source(Source::Path, segment, 0, &mut found);
+    !found.is_empty()
 }
 
 /// `v1`, `v2`, `v10`, `v1.2`, `V3`.
@@ -369,6 +381,9 @@ impl PathTree {
                 }
                 None if self.live >= MAX_NODES_PER_SERVICE => {
                     result.capped = true;
+                    self.param_child(node, ParamKind::Text, &mut result)
+                }
+                None if holds_sensitive_value(segment) => {
                     self.param_child(node, ParamKind::Text, &mut result)
                 }
                 None => {
@@ -760,6 +775,23 @@ mod tests {
             ("/v2/boxes/5", "/v2/boxes/{id}"),
             ("/", "/"),
             ("//users//43/", "/users/{id}"),
+        ] {
+            assert_eq!(route(&mut tree, path), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn sensitive_values_in_paths_are_parameters_at_once() {
+        let mut tree = PathTree::default();
+        for (path, expected) in [
+            ("/tax/219-45-6789/forms", "/tax/{id}/forms"),
+            ("/hosts/203.0.113.7/ping", "/hosts/{id}/ping"),
+            ("/cards/4111-1111-1111-1111", "/cards/{id}"),
+            (
+                "/s/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U/view",
+                "/s/{id}/view",
+            ),
+            ("/tax/about/forms", "/tax/about/forms"),
         ] {
             assert_eq!(route(&mut tree, path), expected, "{path}");
         }

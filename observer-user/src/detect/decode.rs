@@ -295,7 +295,7 @@ pub fn json_fields(text: &str, max: usize, out: &mut Vec<String>) {
                 // A key that is data (a map keyed by emails or ids) is written as JSON paths
                 // write it: fields are kept in baselines and shown in findings, values never.
                 let key = text.get(start..end).unwrap_or("");
-                path.push_str(if json::is_data_key(key) {
+                path.push_str(if crate::sensitive::scan::is_data_name(key) {
                     json::DATA_KEY
                 } else {
                     key

@@ -540,7 +540,7 @@ fn record_param(
 ) {
     // A name that is data (`?ann@example.com=1`) is no parameter of the API, and the
     // inventory, which is kept and exported, holds no values.
-    if crate::sensitive::json::is_data_key(name) {
+    if crate::sensitive::scan::is_data_name(name) {
         return;
     }
     let ty = ScalarType::of(value);

@@ -1104,6 +1104,45 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// The inventory is kept and exported: no value the scanner finds on its shape alone may
+    /// reach it, whether in a path segment, as a query parameter's name, or as a JSON key.
+    #[test]
+    fn no_value_of_the_corpus_reaches_the_inventory() {
+        use crate::sensitive::{corpus, fields::Source, scan::Scanner, types::DataType};
+        let scanner = Scanner::builtin();
+        let mut inventory = Inventory::in_memory();
+        let mut out = Vec::new();
+        let mut values = Vec::new();
+        for sample in corpus::generate(0x1_4e7, 20 * DataType::ALL.len()) {
+            for (_, value) in sample.labels {
+                let mut found = Vec::new();
+                scanner.scan_source(Source::Body(Some("text/plain")), &value, 0, &mut found);
+                let path_safe = value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"@._~:-".contains(&b));
+                if found.is_empty() || !path_safe {
+                    continue;
+                }
+                let mut call = call("POST", &format!("/by/{value}/x"), 200);
+                call.query = Some(format!("{value}=1&page=2"));
+                call.request_headers
+                    .insert("content-type", "application/json");
+                call.request_body_bytes = format!(r#"{{"by":{{"{value}":1}}}}"#).into_bytes();
+                inventory.analyze(&mut call, &mut out);
+                values.push(value);
+            }
+        }
+        assert!(values.len() >= 200, "{} values", values.len());
+        let mut kept = serde_json::to_string(&out).expect("json");
+        for service in inventory.services() {
+            kept.push_str(&serde_json::to_string(&openapi::document(service)).expect("json"));
+        }
+        kept.push_str(&view::view(inventory.services()).to_table());
+        for value in &values {
+            assert!(!kept.contains(value.as_str()), "{value} kept:\n{kept}");
+        }
+    }
+
     #[test]
     fn calls_are_templated_and_changes_reported() {
         let mut inventory = Inventory::in_memory();

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::sensitive::json::is_data_key;
+use crate::sensitive::scan::is_data_name;
 
 /// Nesting levels described; deeper values are accepted as anything. Real payloads rarely nest
 /// past five or six; the bound stops hostile bodies from costing time and memory.
@@ -362,7 +362,7 @@ impl Schema {
             // A key that is data (an email, an id, a date) names no field: the object is a map,
             // and its keys, which may be personal, are neither kept nor exported.
             if self.properties.len() + new_keys.len() > MAX_PROPERTIES
-                || new_keys.iter().any(|key| is_data_key(key))
+                || new_keys.iter().any(|key| is_data_name(key))
             {
                 // Keys are data: fold every property into one value schema.
                 let mut values = Schema::default();

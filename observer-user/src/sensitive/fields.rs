@@ -66,9 +66,18 @@ pub struct Field<'a> {
 impl Field<'_> {
     /// Parameter, header or cookie name, or JSON path (`$.user.email`), built on demand.
     pub fn name_string(&self) -> Option<String> {
+        self.name_string_naming(|_| false)
+    }
+
+    /// [`Field::name_string`] with the names and keys `is_data` says are data written `*`, as
+    /// [`json::is_data_key`] has those of their shape written: a name shown in a finding.
+    pub fn name_string_naming(&self, is_data: impl Fn(&str) -> bool) -> Option<String> {
         match self.json {
-            Some(scalar) => Some(scalar.path_on_demand()),
-            None => self.name.map(str::to_string),
+            Some(scalar) => Some(scalar.path_naming(is_data)),
+            None => self
+                .name
+                .map(|name| if is_data(name) { json::DATA_KEY } else { name })
+                .map(str::to_string),
         }
     }
 }

@@ -54,6 +54,12 @@ pub struct WalkEnd {
 impl Scalar<'_> {
     /// `$.user.emails[1]`, built from the containers: for walks that did not build paths.
     pub fn path_on_demand(&self) -> String {
+        self.path_naming(|_| false)
+    }
+
+    /// [`Scalar::path_on_demand`] with the keys `is_data` says are data written `*` too (the
+    /// scanner's judgement, beyond [`is_data_key`]'s shape).
+    pub fn path_naming(&self, is_data: impl Fn(&str) -> bool) -> String {
         if !self.path.is_empty() {
             return self.path.to_string();
         }
@@ -64,13 +70,18 @@ impl Scalar<'_> {
             .frames
             .iter()
             .enumerate()
-            .map(|(index, frame)| segment_bound(frame, self.is_key && index == last))
+            .map(|(index, frame)| segment_bound(frame, self.is_key && index == last, &is_data))
             .sum();
         let mut path =
             String::with_capacity((1 + bound).min(MAX_PATH_BYTES + MAX_INDEX_SEGMENT_BYTES));
         path.push('$');
         for (index, frame) in self.frames.iter().enumerate() {
-            push_segment(&mut path, Some(frame), self.is_key && index == last);
+            push_segment(
+                &mut path,
+                Some(frame),
+                self.is_key && index == last,
+                &is_data,
+            );
         }
         path
     }
@@ -81,9 +92,9 @@ impl Scalar<'_> {
 const MAX_INDEX_SEGMENT_BYTES: usize = 2 + usize::MAX.ilog10() as usize + 1;
 
 /// The most bytes [`push_segment`] writes for `frame`: exact unless the path is cut.
-fn segment_bound(frame: &Frame<'_>, key_itself: bool) -> usize {
+fn segment_bound(frame: &Frame<'_>, key_itself: bool, is_data: &dyn Fn(&str) -> bool) -> usize {
     if frame.object {
-        1 + shown_key(frame, key_itself).len()
+        1 + shown_key(frame, key_itself, is_data).len()
     } else {
         2 + frame
             .index
@@ -151,7 +162,7 @@ fn walk_inner<'t, const PATHS: bool>(text: &'t str, mut visit: impl FnMut(&Scala
                 let key = stack.last().and_then(|f| f.names().0);
                 let path_len = path.len();
                 if PATHS {
-                    push_segment(&mut path, stack.last(), false);
+                    push_segment(&mut path, stack.last(), false, &|_| false);
                 }
                 if let Some(parent) = stack.last_mut() {
                     parent.expect_key = false;
@@ -300,9 +311,14 @@ const TOKEN_BYTE_CLASS: [u8; 256] = byte_table([
 ]);
 
 /// Appends the segment naming the next value of `frame` to `path`: its key, or `*` for a key
-/// that is data ([`is_data_key`]) or when `key_itself` (the scalar is the key): a path names
-/// where a value is, and is shown in findings, so it never carries a value itself.
-fn push_segment(path: &mut String, frame: Option<&Frame<'_>>, key_itself: bool) {
+/// that is data ([`is_data_key`], or `is_data`) or when `key_itself` (the scalar is the key): a
+/// path names where a value is, and is shown in findings, so it never carries a value itself.
+fn push_segment(
+    path: &mut String,
+    frame: Option<&Frame<'_>>,
+    key_itself: bool,
+    is_data: &dyn Fn(&str) -> bool,
+) {
     let Some(frame) = frame else {
         return;
     };
@@ -310,7 +326,7 @@ fn push_segment(path: &mut String, frame: Option<&Frame<'_>>, key_itself: bool) 
         return;
     }
     if frame.object {
-        let key = shown_key(frame, key_itself);
+        let key = shown_key(frame, key_itself, is_data);
         path.push('.');
         let room = MAX_PATH_BYTES.saturating_sub(path.len());
         path.push_str(truncate_at_char(key, room));
@@ -347,11 +363,11 @@ fn truncate_at_char(text: &str, max: usize) -> &str {
 }
 
 /// An object frame's current key as a path shows it: `?` when it could not be read, `*` when
-/// it is data or `key_itself` (the scalar is the key).
-fn shown_key<'a>(frame: &Frame<'a>, key_itself: bool) -> &'a str {
+/// it is data (by its shape or `is_data`) or `key_itself` (the scalar is the key).
+fn shown_key<'a>(frame: &Frame<'a>, key_itself: bool, is_data: &dyn Fn(&str) -> bool) -> &'a str {
     match frame.member_key {
         None => "?",
-        Some(key) if key_itself || is_data_key(key) => DATA_KEY,
+        Some(key) if key_itself || is_data_key(key) || is_data(key) => DATA_KEY,
         Some(key) => key,
     }
 }
@@ -396,7 +412,7 @@ fn emit<'a>(
     match path {
         Some(path) => {
             let before = path.len();
-            push_segment(path, stack.last(), is_key);
+            push_segment(path, stack.last(), is_key, &|_| false);
             visit(&scalar(path));
             path.truncate(before);
         }

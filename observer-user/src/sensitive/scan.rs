@@ -23,7 +23,7 @@ use super::{
     bytes::{byte_table, count_marked},
     fields::{self, Field, Part, Source},
     hints::{self, HintMemo, Hints},
-    recent,
+    json, recent,
     types::{Category, DataType, TypeRef},
     validate,
 };
@@ -255,6 +255,12 @@ impl std::fmt::Debug for Scanner {
     }
 }
 
+/// [`Scanner::is_data_name`] of the built-in scanner: for the inventory and detection, which
+/// keep names and must keep no values.
+pub fn is_data_name(name: &str) -> bool {
+    Scanner::builtin().is_data_name(name)
+}
+
 /// The built-in patterns failed to compile: a bug, caught by every test.
 #[derive(Debug, thiserror::Error)]
 pub enum ScannerError {
@@ -483,7 +489,7 @@ impl Scanner {
                 out.push(Found {
                     kind: hit.kind,
                     part: field.part,
-                    name: field.name_string(),
+                    name: field.name_string_naming(|name| self.is_data_name(name)),
                     raw,
                     value: field.text.get(hit.span.clone()).unwrap_or("").to_string(),
                     bare: field.bare,
@@ -504,6 +510,21 @@ impl Scanner {
             .find_iter(text)
             .filter_map(|m| self.keyword_owner.get(m.pattern().as_usize()))
             .fold(alone, |mask, k| mask | k.bit())
+    }
+
+    /// Whether `name` (a JSON key, a parameter's or cookie's name) is data rather than a field
+    /// name: by its shape ([`json::is_data_key`]), or because this scanner finds something in
+    /// it (a token, which looks like a name). Data names are kept nowhere and shown as `*`.
+    pub fn is_data_name(&self, name: &str) -> bool {
+        if json::is_data_key(name) {
+            return true;
+        }
+        if !json::key_may_hold_data(name.as_bytes()) {
+            return false;
+        }
+        let mut found = Vec::new();
+        self.scan_source(Source::Path, name, 0, &mut found);
+        !found.is_empty()
     }
 
     /// Everything found in one field, without overlaps (the earlier, then longer, match wins).
@@ -1231,6 +1252,38 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn names_holding_data_are_found_and_never_shown() {
+        let scanner = Scanner::builtin();
+        // A token with too few digits to be data by its shape alone.
+        let token = "AKIAQWERTYUIOPASDFGH";
+        let text =
+            format!(r#"{{"tokens":{{"{token}":{{"owner":"ann@example.com"}}}},"line1":"x"}}"#);
+        let mut out = Vec::new();
+        scanner.scan_source(Source::Body(Some("application/json")), &text, 0, &mut out);
+        let located: Vec<(&str, String)> = out
+            .iter()
+            .map(|f| (&text[f.raw.clone()], f.name.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            located,
+            [
+                (token, "$.tokens.*".to_string()),
+                ("ann@example.com", "$.tokens.*.owner".to_string())
+            ]
+        );
+        assert!(scanner.is_data_name(token) && scanner.is_data_name("ann@example.com"));
+        assert!(!scanner.is_data_name("line1") && !scanner.is_data_name("owner"));
+        let query = format!("{token}=1&ann%40example.com=2&page=3");
+        let mut out = Vec::new();
+        scanner.scan_source(Source::Query, &query, 0, &mut out);
+        let names: Vec<_> = out
+            .iter()
+            .map(|f| f.name.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(names, ["*", "*"]);
     }
 
     fn json(text: &str) -> Vec<(String, String)> {

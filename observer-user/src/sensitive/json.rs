@@ -70,7 +70,7 @@ impl Scalar<'_> {
             .frames
             .iter()
             .enumerate()
-            .map(|(index, frame)| segment_bound(frame, self.is_key && index == last, &is_data))
+            .map(|(index, frame)| segment_bound(frame, self.is_key && index == last))
             .sum();
         let mut path =
             String::with_capacity((1 + bound).min(MAX_PATH_BYTES + MAX_INDEX_SEGMENT_BYTES));
@@ -91,10 +91,12 @@ impl Scalar<'_> {
 /// short of [`MAX_PATH_BYTES`].
 const MAX_INDEX_SEGMENT_BYTES: usize = 2 + usize::MAX.ilog10() as usize + 1;
 
-/// The most bytes [`push_segment`] writes for `frame`: exact unless the path is cut.
-fn segment_bound(frame: &Frame<'_>, key_itself: bool, is_data: &dyn Fn(&str) -> bool) -> usize {
+/// The most bytes [`push_segment`] writes for `frame`: exact unless the path is cut, or a key is
+/// data only by the caller's judgement (`is_data`), which is not asked twice: `*` is never longer
+/// than the key it stands for.
+fn segment_bound(frame: &Frame<'_>, key_itself: bool) -> usize {
     if frame.object {
-        1 + shown_key(frame, key_itself, is_data).len()
+        1 + shown_key(frame, key_itself, &|_| false).len()
     } else {
         2 + frame
             .index

@@ -489,7 +489,8 @@ impl Scanner {
                 out.push(Found {
                     kind: hit.kind,
                     part: field.part,
-                    name: field.name_string_naming(|name| self.is_data_name(name)),
+                    // Paths star keys of a data shape themselves.
+                    name: field.name_string_naming(|name| self.finds_in_name(name)),
                     raw,
                     value: field.text.get(hit.span.clone()).unwrap_or("").to_string(),
                     bare: field.bare,
@@ -516,9 +517,12 @@ impl Scanner {
     /// name: by its shape ([`json::is_data_key`]), or because this scanner finds something in
     /// it (a token, which looks like a name). Data names are kept nowhere and shown as `*`.
     pub fn is_data_name(&self, name: &str) -> bool {
-        if json::is_data_key(name) {
-            return true;
-        }
+        json::is_data_key(name) || self.finds_in_name(name)
+    }
+
+    /// Whether this scanner finds anything in `name`, read as a value: the part of
+    /// [`Scanner::is_data_name`] beyond the name's shape.
+    fn finds_in_name(&self, name: &str) -> bool {
         if !json::key_may_hold_data(name.as_bytes()) {
             return false;
         }

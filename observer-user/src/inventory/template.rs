@@ -28,7 +28,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::sensitive::{fields::Source, scan::Scanner};
+use crate::sensitive::scan::Scanner;
 
 /// Distinct literal values one path position may hold before they are taken for a parameter.
 /// Real APIs rarely have more sibling resources than this under one parent (GitHub's REST API
@@ -127,9 +127,7 @@ pub fn classify(segment: &str) -> Option<ParamKind> {
 /// at once, as the inventory is kept and exported and must hold no values. Asked only of a
 /// segment about to become a literal, which a route's words are once each.
 fn holds_sensitive_value(segment: &str) -> bool {
-    let mut found = Vec::new();
-    Scanner::builtin().scan_source(Source::Path, segment, 0, &mut found);
-    !found.is_empty()
+    Scanner::builtin().finds_in_short_text(segment)
 }
 
 /// `v1`, `v2`, `v10`, `v1.2`, `V3`.

@@ -490,7 +490,7 @@ impl Scanner {
                     kind: hit.kind,
                     part: field.part,
                     // Paths star keys of a data shape themselves.
-                    name: field.name_string_naming(|name| self.finds_in_name(name)),
+                    name: field.name_string_naming(|name| self.finds_in_short_text(name)),
                     raw,
                     value: field.text.get(hit.span.clone()).unwrap_or("").to_string(),
                     bare: field.bare,
@@ -517,17 +517,18 @@ impl Scanner {
     /// name: by its shape ([`json::is_data_key`]), or because this scanner finds something in
     /// it (a token, which looks like a name). Data names are kept nowhere and shown as `*`.
     pub fn is_data_name(&self, name: &str) -> bool {
-        json::is_data_key(name) || self.finds_in_name(name)
+        json::is_data_key(name) || self.finds_in_short_text(name)
     }
 
-    /// Whether this scanner finds anything in `name`, read as a value: the part of
-    /// [`Scanner::is_data_name`] beyond the name's shape.
-    fn finds_in_name(&self, name: &str) -> bool {
-        if !json::key_may_hold_data(name.as_bytes()) {
+    /// Whether this scanner finds anything in `text`, a name or a path segment read as a value
+    /// without a field name: the part of [`Scanner::is_data_name`] beyond the name's shape.
+    /// Texts without a digit or an `@` that are shorter than a token are passed over unread.
+    pub fn finds_in_short_text(&self, text: &str) -> bool {
+        if !json::key_may_hold_data(text.as_bytes()) {
             return false;
         }
         let mut found = Vec::new();
-        self.scan_source(Source::Path, name, 0, &mut found);
+        self.scan_source(Source::Path, text, 0, &mut found);
         !found.is_empty()
     }
 

@@ -18,7 +18,11 @@ use crate::{
     inventory::template::FastHasher,
     model::ApiCall,
     redact::is_secret_name,
-    sensitive::fields::{self, Field, Part, Source},
+    sensitive::{
+        fields::{self, Field, Part, Source},
+        json,
+        scan::is_data_name,
+    },
 };
 
 /// Bytes of context kept around a match for evidence (before redaction).
@@ -228,6 +232,12 @@ impl Reader {
             fields::fields(Source::Body(content_type), &text, &mut |field| {
                 if write && field.part == Part::Form && facts.body_fields.len() < MAX_BODY_FIELDS {
                     if let Some(name) = field.name {
+                        // As JSON keys are: a name that is data is kept as `*`.
+                        let name = if is_data_name(name) {
+                            json::DATA_KEY
+                        } else {
+                            name
+                        };
                         if !facts.body_fields.iter().any(|f| f == name) {
                             facts.body_fields.push(name.to_string());
                         }
@@ -538,6 +548,20 @@ mod tests {
         );
         assert_eq!(facts.page_sizes, [("limit".to_string(), 50.0)]);
         assert_eq!(facts.login_attempt, None);
+    }
+
+    #[test]
+    fn form_field_names_that_are_data_are_kept_as_a_star() {
+        let config = DetectConfig::default();
+        let mut reader = reader(&config);
+        let call = request(
+            "POST",
+            "/api/v1/votes",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "AKIAQWERTYUIOPASDFGH=1&ann%40example.com=2&choice=yes",
+        );
+        let facts = reader.read(&call);
+        assert_eq!(facts.body_fields, ["*", "choice"]);
     }
 
     #[test]

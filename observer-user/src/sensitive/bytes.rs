@@ -59,6 +59,9 @@ pub const fn byte_table<const N: usize>(sets: [(&[u8], u8); N]) -> [u8; 256] {
     table
 }
 
+/// 1 for each decimal digit, for [`count_marked`].
+pub const DECIMAL_DIGITS: [u8; 256] = byte_table([(b"0123456789", 1)]);
+
 /// How many of `bytes` the table marks, for tables of 0s and 1s: one load and one add per
 /// byte, without a branch.
 pub fn count_marked(table: &[u8; 256], bytes: &[u8]) -> usize {

@@ -10,7 +10,7 @@
 
 use std::ops::Range;
 
-use super::bytes::{byte_table, bytes_equal_to, count_marked, le_word};
+use super::bytes::{byte_table, bytes_equal_to, count_marked, le_word, DECIMAL_DIGITS};
 
 /// Containers deeper than this end the walk: real API documents nest a few levels; a deeper one
 /// is more likely an attack on parsers than data worth key paths.
@@ -493,9 +493,6 @@ pub const DATA_KEY: &str = "*";
 
 /// Longest key taken for a name: longer ones are tokens or text.
 const MAX_NAME_KEY_BYTES: usize = 40;
-
-/// 1 for each decimal digit.
-const DECIMAL_DIGITS: [u8; 256] = byte_table([(b"0123456789", 1)]);
 
 /// Index of the quote closing the string opening at `start` (the text's length if it never
 /// closes), and whether the string holds escapes. Most keys and many values close within

@@ -20,7 +20,7 @@ use base64::Engine;
 use regex::{Regex, RegexBuilder};
 
 use super::{
-    bytes::{byte_table, count_marked},
+    bytes::{byte_table, count_marked, DECIMAL_DIGITS},
     fields::{self, Field, Part, Source},
     hints::{self, HintMemo, Hints},
     json, recent,
@@ -875,9 +875,6 @@ const DATE_TIME_BYTES: usize = 19;
 const DATE_TIME_DIGITS: usize = 14;
 const DATE_TIME_SEPARATORS: [(usize, u8); 5] =
     [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
-
-/// 1 for each decimal digit, as a table counted with a load per byte.
-const DECIMAL_DIGITS: [u8; 256] = byte_table([(b"0123456789", 1)]);
 
 /// Nanoseconds: the finest fraction of a second written.
 const MAX_FRACTION_DIGITS: usize = 9;

@@ -11,7 +11,7 @@ use crate::{
     model::DEFAULT_BODY_PREVIEW_BYTES,
     pipeline::{CallFilter, PipelineConfig},
     protocol::http1::ParserLimits,
-    redact::RedactionMode,
+    redact::{self, RedactionMode},
     state::DEFAULT_STATE_DIR,
 };
 
@@ -165,10 +165,12 @@ impl OutputArgs {
     pub fn pipeline_config(&self) -> PipelineConfig {
         PipelineConfig {
             parser_limits: ParserLimits {
-                // The parser keeps at least what is shown, and the default for analysis.
-                max_body_capture: self
+                // The parser keeps at least what is shown and what redaction reads past it,
+                // and the default for analysis.
+                max_body_capture: (self
                     .body_preview
-                    .max(ParserLimits::default().max_body_capture),
+                    .saturating_add(redact::PREVIEW_LOOKAHEAD_BYTES))
+                .max(ParserLimits::default().max_body_capture),
                 ..ParserLimits::default()
             },
             body_preview_bytes: self.body_preview,
@@ -284,4 +286,32 @@ pub struct CoverageArgs {
 
     #[arg(long, value_enum, default_value_t = InventoryFormat::Table)]
     pub format: InventoryFormat,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    /// Redaction reads past a cut preview to hide a value the cut runs through whole: the parser
+    /// must keep those bytes whatever preview is asked for.
+    #[test]
+    fn the_parser_keeps_more_than_the_preview_shows() {
+        #[derive(clap::Parser)]
+        struct Output {
+            #[command(flatten)]
+            args: OutputArgs,
+        }
+        for preview in [0, 1024, 64 * 1024, usize::MAX] {
+            let output = Output::parse_from(["observer", "--body-preview", &preview.to_string()]);
+            let config = output.args.pipeline_config();
+            assert_eq!(config.body_preview_bytes, preview);
+            assert!(
+                config.parser_limits.max_body_capture
+                    >= preview.saturating_add(redact::PREVIEW_LOOKAHEAD_BYTES),
+                "{preview}"
+            );
+        }
+    }
 }

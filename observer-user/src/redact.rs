@@ -25,7 +25,7 @@ use std::{
 use aho_corasick::AhoCorasick;
 
 use crate::{
-    model::{ApiCall, BodyView},
+    model::{lossy_text, ApiCall, BodyView},
     sensitive::{
         bytes::bytes_equal_to,
         fields::{contains_ignore_case, percent_decode, Source},
@@ -39,6 +39,11 @@ use crate::{
 
 /// What replaces a secret.
 pub const REDACTED: &str = "[REDACTED]";
+
+/// Body bytes past the preview that the parser keeps, so that a value the preview's cut runs
+/// through can be read whole and hidden whole (see [`Redactor::redact_cut_preview`]): the
+/// longest values the detectors find, PEM private keys, are under 3.3 KiB at RSA-4096.
+pub const PREVIEW_LOOKAHEAD_BYTES: usize = 4 * 1024;
 
 /// How much the operator lets through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -310,9 +315,12 @@ impl Redactor {
             call.request_headers.first("content-type"),
             call.response_headers.first("content-type"),
         ];
-        for (body, content_type) in [&mut call.request_body, &mut call.response_body]
-            .into_iter()
-            .zip(content_types)
+        for ((body, captured), content_type) in [
+            (&mut call.request_body, &call.request_body_bytes),
+            (&mut call.response_body, &call.response_body_bytes),
+        ]
+        .into_iter()
+        .zip(content_types)
         {
             match self.mode {
                 RedactionMode::DropBodies => {
@@ -321,9 +329,18 @@ impl Redactor {
                     }
                 }
                 _ => {
+                    let source = Source::Body(content_type);
+                    let redacted_as_cut = body
+                        .as_mut()
+                        .and_then(|b| b.preview.as_mut())
+                        .is_some_and(|preview| {
+                            self.redact_cut_preview(source, preview, captured, now)
+                        });
                     redact_body(body, content_type);
-                    if let Some(preview) = body.as_mut().and_then(|b| b.preview.as_mut()) {
-                        self.redact_in_place(Source::Body(content_type), preview, now);
+                    if !redacted_as_cut {
+                        if let Some(preview) = body.as_mut().and_then(|b| b.preview.as_mut()) {
+                            self.redact_in_place(source, preview, now);
+                        }
                     }
                 }
             }
@@ -334,6 +351,46 @@ impl Redactor {
             call.request_body_bytes.clear();
             call.response_body_bytes.clear();
         }
+    }
+
+    /// A preview cut from a longer capture, redacted with what the detectors find in the whole
+    /// capture. Scanned alone, a preview shows the start of any value its cut runs through (an
+    /// email's user and domain up to the cut, twelve digits of a card, most of a key), which no
+    /// longer looks like the value. Such a value is hidden whole and the preview ends with its
+    /// mask. The analyzer scanned the same capture, so the scan is recalled, not repeated.
+    /// Returns whether `preview` was such a cut (else it is left as it is).
+    fn redact_cut_preview(
+        &self,
+        source: Source<'_>,
+        preview: &mut String,
+        captured: &[u8],
+        now_secs: u64,
+    ) -> bool {
+        if self.mode == RedactionMode::Off || captured.len() <= preview.len() {
+            return false;
+        }
+        let whole = lossy_text(captured);
+        let Some(cut) = cut_of(preview, &whole) else {
+            return false;
+        };
+        let mut found = Vec::new();
+        self.scanner
+            .scan_source(source, &whole, now_secs, &mut found);
+        let through_cut = found
+            .iter()
+            .filter(|f| f.raw.start < cut && f.raw.end > cut && self.hides(f))
+            .min_by_key(|f| (f.raw.start, std::cmp::Reverse(f.raw.end)));
+        let end = through_cut.map_or(cut, |f| f.raw.end);
+        match self.mask_found(&whole[..end], found.iter().filter(|f| f.raw.start < end)) {
+            Some(masked) => *preview = masked,
+            None => preview.truncate(cut),
+        }
+        true
+    }
+
+    /// Whether the mode hides what `found` is.
+    fn hides(&self, found: &Found) -> bool {
+        self.mode != RedactionMode::Secrets || self.scanner.category(found.kind) == Category::Secret
     }
 
     fn redact_in_place(&self, source: Source<'_>, text: &mut String, now_secs: u64) {
@@ -380,12 +437,7 @@ impl Redactor {
         text: &str,
         found: impl Iterator<Item = &'f Found>,
     ) -> Option<String> {
-        let mut found: Vec<&Found> = found
-            .filter(|f| {
-                self.mode != RedactionMode::Secrets
-                    || self.scanner.category(f.kind) == Category::Secret
-            })
-            .collect();
+        let mut found: Vec<&Found> = found.filter(|f| self.hides(f)).collect();
         if found.is_empty() {
             return None;
         }
@@ -567,6 +619,16 @@ fn redact_url_userinfo(text: &str) -> String {
         ),
         None => text.to_string(),
     }
+}
+
+/// How many bytes of `whole` the preview shows, if it is a cut of it: all of it, or all but the
+/// replacement character a cut through a multi-byte character leaves.
+fn cut_of(preview: &str, whole: &str) -> Option<usize> {
+    if whole.starts_with(preview) {
+        return Some(preview.len());
+    }
+    let shown = preview.strip_suffix(char::REPLACEMENT_CHARACTER)?;
+    whole.starts_with(shown).then_some(shown.len())
 }
 
 fn redact_body(body: &mut Option<BodyView>, content_type: Option<&str>) {
@@ -761,6 +823,52 @@ mod tests {
             redact_pairs("author=me&keyword=x", '&'),
             Cow::Borrowed("author=me&keyword=x")
         ));
+    }
+
+    #[test]
+    fn a_preview_cut_through_a_value_ends_with_the_value_masked() {
+        let captured = "reach me at grace.hopper@example.com, or call";
+        let cut = "reach me at grace.hop";
+        let source = Source::Body(Some("text/plain"));
+        let mut preview = cut.to_string();
+        let pii = Redactor::new(RedactionMode::Pii);
+        assert!(pii.redact_cut_preview(source, &mut preview, captured.as_bytes(), 0));
+        assert!(
+            preview.starts_with("reach me at [REDACTED:email:") && preview.ends_with(']'),
+            "{preview}"
+        );
+        // Personal data is shown in `secrets` mode: the cut is left as it was.
+        let mut preview = cut.to_string();
+        let secrets = Redactor::new(RedactionMode::Secrets);
+        assert!(secrets.redact_cut_preview(source, &mut preview, captured.as_bytes(), 0));
+        assert_eq!(preview, cut);
+        // ... nor made longer when a secret before it is hidden.
+        let captured = "key AKIAZ7QW3ERT5YUIOP2L, mail grace.hopper@example.com, or call";
+        let mut preview = captured[..40].to_string();
+        assert!(secrets.redact_cut_preview(source, &mut preview, captured.as_bytes(), 0));
+        assert!(
+            preview.starts_with("key [REDACTED:aws_access_key:")
+                && preview.ends_with("], mail grace.hop"),
+            "{preview}"
+        );
+        // A preview that is not a cut of the capture (or all of it) is not touched.
+        for captured in ["reach me at grace.hopper", "reach me at grace"] {
+            let mut preview = "reach me at grace.hopper".to_string();
+            assert!(!pii.redact_cut_preview(source, &mut preview, captured.as_bytes(), 0));
+            assert_eq!(preview, "reach me at grace.hopper");
+        }
+    }
+
+    #[test]
+    fn a_cut_through_a_character_shows_the_characters_before_it() {
+        let whole = "ééx";
+        let preview = lossy_text(&whole.as_bytes()[..3]);
+        assert_eq!(preview, "é\u{FFFD}");
+        assert_eq!(cut_of(&preview, whole), Some(2));
+        assert_eq!(cut_of("éé", whole), Some(4));
+        assert_eq!(cut_of("x", whole), None);
+        assert_eq!(cut_of("\u{FFFD}", whole), Some(0));
+        assert_eq!(cut_of("x\u{FFFD}", whole), None);
     }
 
     #[test]

@@ -405,32 +405,31 @@ fn no_labelled_value_of_the_corpus_reaches_any_output() {
     hidden_over_the_corpus(RedactionMode::Secrets, sensitive::corpus::is_secret);
 }
 
-/// Runs every sample of a corpus through a pipeline redacting in `mode`, and checks that no
-/// value of a type `hidden` names is in what comes out. Each value the scanner finds on its
-/// shape alone is also sent where names go, as a JSON member's key (maps keyed by emails or
-/// ids) and as a query parameter's name.
-fn hidden_over_the_corpus(mode: RedactionMode, hidden: fn(sensitive::types::DataType) -> bool) {
-    use sensitive::{corpus, fields::Source, scan::Scanner, types::DataType};
-    const SAMPLES_PER_TYPE: usize = 40;
-    let samples = corpus::generate(0xC0_4B05, SAMPLES_PER_TYPE * DataType::ALL.len());
-    let scanner = Scanner::builtin();
-    let found_alone = |value: &str| {
-        let mut found = Vec::new();
-        scanner.scan_source(Source::Body(Some("text/plain")), value, 0, &mut found);
-        !found.is_empty()
-    };
-    let mut pipeline = redacting_pipeline(mode, None);
-    let mut exchanges = 0u32;
-    let mut shown_by = |request: &str, response: &str| {
-        exchanges += 1;
+/// A redacting pipeline that is handed one exchange at a time, each on a connection of its own.
+struct Exchanges {
+    pipeline: Pipeline,
+    count: u32,
+}
+
+impl Exchanges {
+    fn new(mode: RedactionMode) -> Exchanges {
+        Exchanges {
+            pipeline: redacting_pipeline(mode, None),
+            count: 0,
+        }
+    }
+
+    /// Everything the exchange's call (exactly one) brings out, serialized.
+    fn shown(&mut self, request: &str, response: &str) -> String {
+        self.count += 1;
         let conn = ConnId {
-            fd: 100 + exchanges,
+            fd: 100 + self.count,
             ..CLIENT
         };
         for event in call_events(conn, request, response) {
-            pipeline.push_kernel_event(&event);
+            self.pipeline.push_kernel_event(&event);
         }
-        let outputs: Vec<Output> = pipeline.take_outputs().collect();
+        let outputs: Vec<Output> = self.pipeline.take_outputs().collect();
         let calls = outputs
             .iter()
             .filter(|o| matches!(o, Output::Call(_)))
@@ -441,13 +440,36 @@ fn hidden_over_the_corpus(mode: RedactionMode, hidden: fn(sensitive::types::Data
             .map(|o| serde_json::to_string(o).expect("json"))
             .collect::<Vec<_>>()
             .join("\n")
-    };
+    }
+}
+
+/// Whether the scanner finds something in `value` as plain text, where no name vouches for it.
+fn found_by_shape_alone(value: &str) -> bool {
+    let mut found = Vec::new();
+    sensitive::scan::Scanner::builtin().scan_source(
+        sensitive::fields::Source::Body(Some("text/plain")),
+        value,
+        0,
+        &mut found,
+    );
+    !found.is_empty()
+}
+
+/// Runs every sample of a corpus through a pipeline redacting in `mode`, and checks that no
+/// value of a type `hidden` names is in what comes out. Each value the scanner finds on its
+/// shape alone is also sent where names go, as a JSON member's key (maps keyed by emails or
+/// ids) and as a query parameter's name.
+fn hidden_over_the_corpus(mode: RedactionMode, hidden: fn(sensitive::types::DataType) -> bool) {
+    use sensitive::{corpus, types::DataType};
+    const SAMPLES_PER_TYPE: usize = 40;
+    let samples = corpus::generate(0xC0_4B05, SAMPLES_PER_TYPE * DataType::ALL.len());
+    let mut exchanges = Exchanges::new(mode);
     let (mut checked, mut as_names) = (0, 0);
     for (index, sample) in samples.iter().enumerate() {
         let (request, response) = corpus_call(sample, index % 2 == 1);
-        let mut shown = vec![shown_by(&request, &response)];
+        let mut shown = vec![exchanges.shown(&request, &response)];
         for (_, value) in sample.labels.iter().filter(|(t, _)| hidden(*t)) {
-            if !found_alone(value) {
+            if !found_by_shape_alone(value) {
                 continue;
             }
             let key = serde_json::to_string(value).expect("json");
@@ -460,7 +482,7 @@ fn hidden_over_the_corpus(mode: RedactionMode, hidden: fn(sensitive::types::Data
                 "GET /samples HTTP/1.1\r\nHost: api.test\r\n\r\n".to_string()
             };
             let response = response_with(&format!(r#"{{"by_key":{{{key}:1}}}}"#));
-            shown.push(shown_by(&request, &response));
+            shown.push(exchanges.shown(&request, &response));
             as_names += 1;
         }
         let shown = shown.join("\n");
@@ -481,4 +503,78 @@ fn hidden_over_the_corpus(mode: RedactionMode, hidden: fn(sensitive::types::Data
         as_names >= SAMPLES_PER_TYPE,
         "{mode:?}: {as_names} values as names"
     );
+}
+
+/// A value the body preview's cut runs through is hidden whole: scanned alone, the preview's
+/// part of it (an email up to its domain, a key's first characters) no longer looks like the
+/// value. Every value of the corpus the scanner finds on its shape alone is put at the cut, in a
+/// JSON string and in plain text, with the cut at several places in it.
+#[test]
+fn values_the_preview_cut_runs_through_are_hidden_whole() {
+    use sensitive::corpus::is_secret;
+    cut_values_over_the_corpus(RedactionMode::Pii, |_| true);
+    cut_values_over_the_corpus(RedactionMode::Secrets, is_secret);
+}
+
+fn cut_values_over_the_corpus(mode: RedactionMode, hidden: fn(sensitive::types::DataType) -> bool) {
+    use observer::model::DEFAULT_BODY_PREVIEW_BYTES;
+    use sensitive::{corpus, types::DataType};
+    const SAMPLES_PER_TYPE: usize = 8;
+    /// Shorter parts of a value may be shown: a card's mask keeps its first six digits.
+    const MIN_SHOWN_PART_BYTES: usize = 8;
+    let samples = corpus::generate(0xC0_7C07, SAMPLES_PER_TYPE * DataType::ALL.len());
+    let mut exchanges = Exchanges::new(mode);
+    let mut shown_by = |content_type: &str, body: &str| {
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        exchanges.shown("GET /samples HTTP/1.1\r\nHost: api.test\r\n\r\n", &response)
+    };
+    let mut checked = 0;
+    for sample in &samples {
+        for (data_type, value) in sample.labels.iter().filter(|(t, _)| hidden(*t)) {
+            if value.len() <= MIN_SHOWN_PART_BYTES || !found_by_shape_alone(value) {
+                continue;
+            }
+            let escaped = serde_json::to_string(value).expect("json");
+            let in_json = &escaped[1..escaped.len() - 1];
+            for (content_type, written, before, after) in [
+                ("application/json", in_json, r#"{"pad":""#, r#"","value":""#),
+                ("text/plain", value.as_str(), "the value is ", " "),
+            ] {
+                let len = written.len();
+                for shown_part in [MIN_SHOWN_PART_BYTES, len / 2, len - 1] {
+                    if shown_part < MIN_SHOWN_PART_BYTES || !written.is_char_boundary(shown_part) {
+                        continue;
+                    }
+                    let pad = DEFAULT_BODY_PREVIEW_BYTES - before.len() - after.len() - shown_part;
+                    let tail = if content_type == "text/plain" {
+                        " and more text"
+                    } else {
+                        r#""}"#
+                    };
+                    let body = format!("{before}{}{after}{written}{tail}", "p".repeat(pad));
+                    assert_eq!(
+                        body.find(written),
+                        Some(DEFAULT_BODY_PREVIEW_BYTES - shown_part)
+                    );
+                    let part = &written[..shown_part];
+                    let part_escaped = serde_json::to_string(part).expect("json");
+                    let part_escaped = &part_escaped[1..part_escaped.len() - 1];
+                    let control = shown_by(content_type, &body.replace(written, &"q".repeat(len)));
+                    let shown = shown_by(content_type, &body);
+                    for part in [part, part_escaped] {
+                        assert!(
+                            control.contains(part) || !shown.contains(part),
+                            "{mode:?}: {} {value:?} cut after {part:?} in {content_type}:\n{shown}",
+                            data_type.name()
+                        );
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= SAMPLES_PER_TYPE * 4, "{mode:?}: {checked} cuts");
 }

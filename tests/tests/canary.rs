@@ -64,6 +64,9 @@ struct Canaries {
     key_email: String,
     /// An email sent as a query parameter's name.
     name_email: String,
+    /// A token that the body preview's cut runs through (`/long`): only its start is in the
+    /// preview, where alone it is no longer a token.
+    cut_token: String,
 }
 
 /// SplitMix64 from the clock: unique per run, no dependency.
@@ -147,6 +150,7 @@ impl Canaries {
             basic_password: format!("CnryPw{}", rng.pick(ALNUM, 12)),
             aws_key: format!("AKIA{}", rng.pick(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
             github_token: format!("ghp_{}", rng.pick(ALNUM, 36)),
+            cut_token: format!("ghp_{}", rng.pick(ALNUM, 36)),
         }
     }
 
@@ -169,6 +173,10 @@ impl Canaries {
             ("github token", self.github_token.clone()),
             ("email as a key", self.key_email.clone()),
             ("email as a parameter name", self.name_email.clone()),
+            (
+                "the part of a token before the preview's cut",
+                self.cut_token[..CUT_TOKEN_SHOWN_BYTES].to_string(),
+            ),
         ]
     }
 
@@ -177,6 +185,7 @@ impl Canaries {
             "email": self.email, "card": group4(&self.card), "ssn": self.ssn,
             "password": self.password, "aws_key": self.aws_key,
             "github_token": self.github_token, "key_email": self.key_email,
+            "cut_token": self.cut_token,
         })
     }
 }
@@ -211,6 +220,10 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// Bytes of `Canaries::cut_token` before the preview's cut: 30 are there; a leak of the first
+/// 24 would be found.
+const CUT_TOKEN_SHOWN_BYTES: usize = 24;
+
 /// The server: plaintext on one port, TLS on another; `/profile` returns the canary personal
 /// data, `/login` takes credentials. Canaries come from a file, so no command line holds them.
 const SERVER: &str = r#"
@@ -228,6 +241,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
     def do_GET(self):
+        if self.path == "/long":
+            # The token starts 30 bytes before the 1 KiB preview ends.
+            # A member name that says nothing: the value must be told by its shape.
+            return self.reply({"pad": "x" * 974, "ref": canaries["cut_token"]})
         self.reply({"name": "canary", "email": canaries["email"],
                     "card_number": canaries["card"], "ssn": canaries["ssn"],
                     "visits": {canaries["key_email"]: 3}})
@@ -408,6 +425,9 @@ fn canary_run(work: &Path) -> Result<()> {
                 canaries.password, canaries.email
             ))
             .arg(format!("{base}/login")))?;
+        run(Command::new("curl")
+            .args(["-sk", "--http1.1"])
+            .arg(format!("{base}/long")))?;
     }
     run(Command::new("python3")
         .arg(work.join("client.py"))

@@ -169,7 +169,7 @@ impl OutputArgs {
                 // and the default for analysis.
                 max_body_capture: (self
                     .body_preview
-                    .saturating_add(redact::PREVIEW_LOOKAHEAD_BYTES))
+                    .saturating_add(redact::WINDOW_CONTEXT_BYTES))
                 .max(ParserLimits::default().max_body_capture),
                 ..ParserLimits::default()
             },
@@ -309,7 +309,7 @@ mod tests {
             assert_eq!(config.body_preview_bytes, preview);
             assert!(
                 config.parser_limits.max_body_capture
-                    >= preview.saturating_add(redact::PREVIEW_LOOKAHEAD_BYTES),
+                    >= preview.saturating_add(redact::WINDOW_CONTEXT_BYTES),
                 "{preview}"
             );
         }

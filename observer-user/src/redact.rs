@@ -19,6 +19,7 @@
 use std::{
     borrow::Cow,
     cell::RefCell,
+    ops::Range,
     sync::{Arc, LazyLock},
 };
 
@@ -40,10 +41,11 @@ use crate::{
 /// What replaces a secret.
 pub const REDACTED: &str = "[REDACTED]";
 
-/// Body bytes past the preview that the parser keeps, so that a value the preview's cut runs
-/// through can be read whole and hidden whole (see [`Redactor::redact_cut_preview`]): the
-/// longest values the detectors find, PEM private keys, are under 3.3 KiB at RSA-4096.
-pub const PREVIEW_LOOKAHEAD_BYTES: usize = 4 * 1024;
+/// Text read past each edge of a window that is shown (a body preview, a finding's evidence),
+/// so that a value the edge runs through is read whole and hidden whole
+/// ([`Redactor::redact_window`]): the longest values the detectors find, PEM private keys, are
+/// under 3.3 KiB at RSA-4096. The parser keeps this much of a body past its preview.
+pub const WINDOW_CONTEXT_BYTES: usize = 4 * 1024;
 
 /// How much the operator lets through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -353,12 +355,10 @@ impl Redactor {
         }
     }
 
-    /// A preview cut from a longer capture, redacted with what the detectors find in the whole
-    /// capture. Scanned alone, a preview shows the start of any value its cut runs through (an
-    /// email's user and domain up to the cut, twelve digits of a card, most of a key), which no
-    /// longer looks like the value. Such a value is hidden whole and the preview ends with its
-    /// mask. The analyzer scanned the same capture, so the scan is recalled, not repeated.
-    /// Returns whether `preview` was such a cut (else it is left as it is).
+    /// A preview cut from a longer capture, redacted as a window on the whole capture
+    /// ([`Redactor::redact_window`]): the analyzer scanned the same capture, so the scan is
+    /// recalled, not repeated. Returns whether `preview` was such a cut (else it is left as
+    /// it is).
     fn redact_cut_preview(
         &self,
         source: Source<'_>,
@@ -373,19 +373,49 @@ impl Redactor {
         let Some(cut) = cut_of(preview, &whole) else {
             return false;
         };
+        *preview = self.redact_window(source, &whole, 0..cut, now_secs);
+        true
+    }
+
+    /// `whole[window]` with what the detectors find in all of `whole` hidden as the mode says.
+    /// Scanned alone, a window shows the part of a value its edge runs through (an email's user
+    /// and part of its domain, twelve digits of a card, most of a key), which no longer looks
+    /// like the value: such a value is hidden whole, its mask standing at the edge. `window` is
+    /// on character boundaries of `whole`.
+    pub fn redact_window(
+        &self,
+        source: Source<'_>,
+        whole: &str,
+        window: Range<usize>,
+        now_secs: u64,
+    ) -> String {
+        if self.mode == RedactionMode::Off {
+            return whole[window].to_string();
+        }
         let mut found = Vec::new();
         self.scanner
-            .scan_source(source, &whole, now_secs, &mut found);
-        let through_cut = found
+            .scan_source(source, whole, now_secs, &mut found);
+        let mut hidden: Vec<&Found> = found
             .iter()
-            .filter(|f| f.raw.start < cut && f.raw.end > cut && self.hides(f))
-            .min_by_key(|f| (f.raw.start, std::cmp::Reverse(f.raw.end)));
-        let end = through_cut.map_or(cut, |f| f.raw.end);
-        match self.mask_found(&whole[..end], found.iter().filter(|f| f.raw.start < end)) {
-            Some(masked) => *preview = masked,
-            None => preview.truncate(cut),
+            .filter(|f| f.raw.start < window.end && f.raw.end > window.start && self.hides(f))
+            .collect();
+        hidden.sort_by_key(|f| (f.raw.start, std::cmp::Reverse(f.raw.end)));
+        let mut out = String::with_capacity(window.len());
+        let mut at = window.start;
+        for f in hidden {
+            // Overlapping an earlier one; only the first may begin before the window.
+            if f.raw.start < at && at > window.start {
+                continue;
+            }
+            out.push_str(&whole[at..f.raw.start.max(at)]);
+            out.push_str(&self.masked(f));
+            at = f.raw.end;
+            if at >= window.end {
+                return out;
+            }
         }
-        true
+        out.push_str(&whole[at..window.end]);
+        out
     }
 
     /// Whether the mode hides what `found` is.
@@ -449,18 +479,26 @@ impl Redactor {
                 continue;
             }
             out.push_str(&text[at..f.raw.start]);
-            let masked = mask(&self.key, f.kind, self.scanner.type_name(f.kind), &f.value);
-            if f.bare {
-                out.push('"');
-                out.push_str(&masked);
-                out.push('"');
-            } else {
-                out.push_str(&masked);
-            }
+            out.push_str(&self.masked(f));
             at = f.raw.end;
         }
         out.push_str(&text[at..]);
         Some(out)
+    }
+
+    /// What stands for a found value: its mask, quoted if it was a bare JSON number.
+    fn masked(&self, found: &Found) -> String {
+        let masked = mask(
+            &self.key,
+            found.kind,
+            self.scanner.type_name(found.kind),
+            &found.value,
+        );
+        if found.bare {
+            format!("\"{masked}\"")
+        } else {
+            masked
+        }
     }
 }
 
@@ -857,6 +895,29 @@ mod tests {
             assert!(!pii.redact_cut_preview(source, &mut preview, captured.as_bytes(), 0));
             assert_eq!(preview, "reach me at grace.hopper");
         }
+    }
+
+    #[test]
+    fn a_window_hides_whole_the_values_its_edges_run_through() {
+        let whole = "mail grace.hopper@example.com, key AKIAZ7QW3ERT5YUIOP2L today";
+        let source = Source::Body(Some("text/plain"));
+        let (start, end) = (whole.find("hopper").unwrap(), whole.find("ERT5").unwrap());
+        let pii = Redactor::new(RedactionMode::Pii);
+        let shown = pii.redact_window(source, whole, start..end, 0);
+        assert!(
+            shown.starts_with("[REDACTED:email:")
+                && shown.contains("], key [REDACTED:aws_access_key:")
+                && shown.ends_with(']'),
+            "{shown}"
+        );
+        // Within the window, as the window.
+        let shown = pii.redact_window(source, whole, 0..4, 0);
+        assert_eq!(shown, "mail");
+        let off = Redactor::new(RedactionMode::Off);
+        assert_eq!(
+            off.redact_window(source, whole, start..end, 0),
+            &whole[start..end]
+        );
     }
 
     #[test]

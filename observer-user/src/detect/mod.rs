@@ -769,7 +769,7 @@ impl Analyzer for Detector {
         let learning_ends = started.saturating_add(self.config.learning_period.0);
         self.newest.clone_from(&call.timestamp);
         let identity = self.identities.identify(call);
-        let request = self.reader.read(call);
+        let request = self.reader.read(call, self.redactor.as_ref());
         let seen = Seen {
             call,
             now,

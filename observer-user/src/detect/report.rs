@@ -270,6 +270,16 @@ fn attack_key(kind: Kind, endpoint: u64, caller: u64) -> u64 {
     ])
 }
 
+/// How the scanner reads evidence from `part` (a `Part`'s name): a decoded value, where no
+/// field name vouches for anything.
+pub(super) fn evidence_source(part: &str) -> Source<'static> {
+    match part {
+        "path" => Source::Path,
+        "query" => Source::Query,
+        _ => Source::Body(Some("text/plain")),
+    }
+}
+
 /// Evidence as it may be shown: a value under a secret name is hidden whole; any other value
 /// loses what the sensitive-data detectors recognise in it; all of it is bounded.
 fn redact_evidence(mut evidence: Evidence, redactor: Option<&Redactor>) -> Evidence {
@@ -283,11 +293,7 @@ fn redact_evidence(mut evidence: Evidence, redactor: Option<&Redactor>) -> Evide
         return evidence;
     }
     if let Some(redactor) = redactor {
-        let source = match evidence.location.part.as_str() {
-            "path" => Source::Path,
-            "query" => Source::Query,
-            _ => Source::Body(Some("text/plain")),
-        };
+        let source = evidence_source(&evidence.location.part);
         if let Some(redacted) = redactor.redact_values(source, &evidence.value) {
             evidence.value = redacted;
         }

@@ -12,12 +12,13 @@ use super::{
     config::DetectConfig,
     decode,
     kind::Kind,
+    report::evidence_source,
     signatures::{Hit, Place, Signatures},
 };
 use crate::{
     inventory::template::FastHasher,
     model::ApiCall,
-    redact::is_secret_name,
+    redact::{is_secret_name, Redactor, WINDOW_CONTEXT_BYTES},
     sensitive::{
         fields::{self, Field, Part, Source},
         json,
@@ -167,18 +168,21 @@ impl Reader {
         }
     }
 
-    pub fn read(&mut self, call: &ApiCall) -> RequestFacts {
+    /// What `call`'s request holds for the detectors; evidence is hidden with `redactor`, which
+    /// sees the whole value a snippet is cut from.
+    pub fn read(&mut self, call: &ApiCall, redactor: Option<&Redactor>) -> RequestFacts {
         let mut facts = RequestFacts::default();
         let scan_signatures = self.enabled.iter().any(|&e| e);
         if scan_signatures {
             if let Some(path) = &call.path {
                 let decoded = decode::decode(path);
-                self.scan(&decoded, Place::Path, Part::Path, None, &mut facts);
+                let place = (Place::Path, Part::Path, None);
+                self.scan(&decoded, place, redactor, &mut facts);
             }
         }
         if let Some(query) = &call.query {
             fields::fields(Source::Query, query, &mut |field| {
-                self.field(field, false, scan_signatures, &mut facts);
+                self.field(field, false, scan_signatures, redactor, &mut facts);
             });
         }
         if scan_signatures && self.scan_headers {
@@ -205,7 +209,8 @@ impl Reader {
                         }
                         let decoded = decode::decode(field.text);
                         let name = field.name.or(Some(name));
-                        matched |= self.scan(&decoded, Place::Header, field.part, name, &mut facts);
+                        let place = (Place::Header, field.part, name);
+                        matched |= self.scan(&decoded, place, redactor, &mut facts);
                     });
                     if !matched {
                         if self.clean_headers.len() >= MAX_CLEAN_HEADERS {
@@ -244,7 +249,7 @@ impl Reader {
                     }
                 }
                 login.note(field, &self.hasher);
-                self.field(field, true, scan_signatures, &mut facts);
+                self.field(field, true, scan_signatures, redactor, &mut facts);
             });
             facts.login_attempt = login.finish();
         }
@@ -252,7 +257,14 @@ impl Reader {
     }
 
     /// A query or body field: signatures, and page sizes.
-    fn field(&mut self, field: &Field<'_>, body: bool, scan: bool, facts: &mut RequestFacts) {
+    fn field(
+        &mut self,
+        field: &Field<'_>,
+        body: bool,
+        scan: bool,
+        redactor: Option<&Redactor>,
+        facts: &mut RequestFacts,
+    ) {
         let key = field.key.unwrap_or("");
         if !key.is_empty() && facts.page_sizes.len() < MAX_PAGE_SIZES_PER_REQUEST {
             let lower: std::borrow::Cow<'_, str> = if key.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -276,7 +288,12 @@ impl Reader {
         let name = field.name;
         let ssrf_ignored = self.ssrf_ignored.iter().any(|p| p == key);
         let before = facts.hits.len();
-        self.scan(&decoded, Place::Parameter, field.part, name, facts);
+        self.scan(
+            &decoded,
+            (Place::Parameter, field.part, name),
+            redactor,
+            facts,
+        );
         if ssrf_ignored {
             let mut i = before;
             while i < facts.hits.len() {
@@ -294,9 +311,8 @@ impl Reader {
     fn scan(
         &mut self,
         value: &str,
-        place: Place,
-        part: Part,
-        name: Option<&str>,
+        (place, part, name): (Place, Part, Option<&str>),
+        redactor: Option<&Redactor>,
         facts: &mut RequestFacts,
     ) -> bool {
         self.hits.clear();
@@ -317,7 +333,7 @@ impl Reader {
                 rule: hit.rule,
                 part,
                 name: name.map(str::to_string),
-                snippet: snippet(value, hit.span),
+                snippet: snippet(value, hit.span, part, redactor),
             });
         }
         matched
@@ -365,15 +381,29 @@ impl LoginAttempt {
     }
 }
 
-/// The decoded value around a match, cut to characters and to [`MAX_EVIDENCE_BYTES`].
-fn snippet(value: &str, span: std::ops::Range<usize>) -> String {
-    let mut start = span.start.saturating_sub(EVIDENCE_CONTEXT).min(value.len());
-    while !value.is_char_boundary(start) {
-        start -= 1;
-    }
-    let rest = &value[start..];
+/// The decoded value around a match, cut to characters and to [`MAX_EVIDENCE_BYTES`], with
+/// what `redactor` hides hidden. A value the snippet's edge runs through is hidden whole, so
+/// the redactor reads [`WINDOW_CONTEXT_BYTES`] past each edge.
+fn snippet(
+    value: &str,
+    span: std::ops::Range<usize>,
+    part: Part,
+    redactor: Option<&Redactor>,
+) -> String {
+    let start = value.floor_char_boundary(span.start.saturating_sub(EVIDENCE_CONTEXT));
     let wanted = (span.end.saturating_sub(start) + EVIDENCE_CONTEXT).min(MAX_EVIDENCE_BYTES);
-    decode::prefix(rest, wanted).to_string()
+    let end = start + decode::prefix(&value[start..], wanted).len();
+    let Some(redactor) = redactor else {
+        return value[start..end].to_string();
+    };
+    let context_start = value.floor_char_boundary(start.saturating_sub(WINDOW_CONTEXT_BYTES));
+    let context_end = value.ceil_char_boundary(end.saturating_add(WINDOW_CONTEXT_BYTES));
+    redactor.redact_window(
+        evidence_source(part.name()),
+        &value[context_start..context_end],
+        start - context_start..end - context_start,
+        0,
+    )
 }
 
 #[cfg(test)]
@@ -452,7 +482,7 @@ mod tests {
             ),
         ];
         for (call, kind, part) in cases {
-            let facts = reader.read(&call);
+            let facts = reader.read(&call, None);
             assert!(
                 facts.hits.iter().any(|h| h.kind == kind && h.part == part),
                 "{kind:?} in {part:?}: {:?}",
@@ -471,7 +501,7 @@ mod tests {
         let target = format!("/items?q={}", payload.replace(' ', "%20"));
         for (target, part) in [(target.as_str(), Part::Query), ("/items", Part::Header)] {
             let call = request("GET", target, &[("x-search", payload)], "");
-            let facts = reader.read(&call);
+            let facts = reader.read(&call, None);
             assert!(
                 facts
                     .hits
@@ -489,7 +519,7 @@ mod tests {
                 &[("content-type", "application/json")],
                 body,
             );
-            let facts = reader.read(&call);
+            let facts = reader.read(&call, None);
             assert!(
                 facts.hits.iter().any(|h| h.kind == Kind::SqlInjection),
                 "{body}: {:?}",
@@ -516,7 +546,7 @@ mod tests {
             ],
             "",
         );
-        assert!(reader.read(&call).hits.is_empty());
+        assert!(reader.read(&call, None).hits.is_empty());
         // The same payload in a cookie whose name says nothing is read.
         let call = request(
             "GET",
@@ -524,7 +554,7 @@ mod tests {
             &[("cookie", "theme=<script>alert(1)</script>")],
             "",
         );
-        assert_eq!(reader.read(&call).hits.len(), 1);
+        assert_eq!(reader.read(&call, None).hits.len(), 1);
     }
 
     #[test]
@@ -540,7 +570,7 @@ mod tests {
             ],
             r#"{"items":[{"sku":"A-1","qty":2}],"note":"Leave it by the door; don't ring","callback":"https://hooks.example.com/x"}"#,
         );
-        let facts = reader.read(&call);
+        let facts = reader.read(&call, None);
         assert_eq!(facts.hits, []);
         assert_eq!(
             facts.body_fields,
@@ -560,7 +590,7 @@ mod tests {
             &[("content-type", "application/x-www-form-urlencoded")],
             "AKIAQWERTYUIOPASDFGH=1&ann%40example.com=2&choice=yes",
         );
-        let facts = reader.read(&call);
+        let facts = reader.read(&call, None);
         assert_eq!(facts.body_fields, ["*", "choice"]);
     }
 
@@ -576,10 +606,10 @@ mod tests {
                 &format!(r#"{{"username":"alice","password":"{password}"}}"#),
             )
         };
-        let one = reader.read(&login("hunter2")).login_attempt;
-        let two = reader.read(&login("letmein")).login_attempt;
+        let one = reader.read(&login("hunter2"), None).login_attempt;
+        let two = reader.read(&login("letmein"), None).login_attempt;
         assert!(one.is_some() && two.is_some() && one != two);
-        assert_eq!(reader.read(&login("hunter2")).login_attempt, one);
+        assert_eq!(reader.read(&login("hunter2"), None).login_attempt, one);
     }
 
     #[test]
@@ -587,7 +617,7 @@ mod tests {
         let config = DetectConfig::parse("detect: { disabled: [sql_injection] }").unwrap();
         let mut reader = reader(&config);
         assert!(reader
-            .read(&request("GET", "/?q=1%27%20or%201=1--", &[], ""))
+            .read(&request("GET", "/?q=1%27%20or%201=1--", &[], ""), None)
             .hits
             .is_empty());
         let config = DetectConfig::default();
@@ -598,14 +628,35 @@ mod tests {
             &[],
             "",
         );
-        assert!(reader.read(&oauth).hits.is_empty());
+        assert!(reader.read(&oauth, None).hits.is_empty());
+    }
+
+    #[test]
+    fn a_value_a_snippet_cuts_through_is_hidden_whole() {
+        // The snippet ends 24 bytes past the match, inside the key; alone, the cut key is no
+        // longer a key.
+        let target = "/search?q=%27%20or%20%271%27=%271%20--%20see%20AKIAZ7QW3ERT5YUIOP2L";
+        let call = request("GET", target, &[], "");
+        let mut reader = reader(&DetectConfig::default());
+        let unredacted = &reader.read(&call, None).hits[0].snippet;
+        assert!(
+            unredacted.contains(" -- see AKIAZ7") && !unredacted.contains("AKIAZ7QW3ERT5YUIOP2L"),
+            "{unredacted}"
+        );
+        let redactor = Redactor::new(crate::redact::RedactionMode::Pii);
+        let hidden = &reader.read(&call, Some(&redactor)).hits[0].snippet;
+        assert!(
+            hidden.starts_with("' or '1'='1 -- see [REDACTED:aws_access_key:")
+                && !hidden.contains("AKIA"),
+            "{hidden}"
+        );
     }
 
     #[test]
     fn snippets_are_bounded_and_whole_characters() {
         let value = format!("{}é' or '1'='1{}", "x".repeat(300), "y".repeat(300));
         let at = value.find('\'').unwrap();
-        let snippet = snippet(&value, at..at + 12);
+        let snippet = snippet(&value, at..at + 12, Part::Query, None);
         assert!(
             snippet.len() <= MAX_EVIDENCE_BYTES && snippet.contains("' or '1'='1"),
             "{snippet}"

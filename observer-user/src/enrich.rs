@@ -18,6 +18,8 @@ use observer_common::ConnId;
 use crate::{
     events::{Data, Echo, Event},
     facts::{Fact, ProcessInfo, SocketInfo},
+    redact::WINDOW_CONTEXT_BYTES,
+    sensitive::scan::cut_before_values,
 };
 
 /// Arguments kept from a command line: enough to tell processes apart, bounded because some
@@ -119,7 +121,9 @@ fn split_cmdline(raw: &[u8]) -> Vec<String> {
         .filter(|arg| !arg.is_empty())
         .take(MAX_CMDLINE_ARGS)
         .map(|arg| {
-            String::from_utf8_lossy(&arg[..arg.len().min(MAX_CMDLINE_ARG_BYTES)]).into_owned()
+            // Read past the cut, so that a value it runs through is left out whole.
+            let read = &arg[..arg.len().min(MAX_CMDLINE_ARG_BYTES + WINDOW_CONTEXT_BYTES)];
+            cut_before_values(&String::from_utf8_lossy(read), MAX_CMDLINE_ARG_BYTES).to_string()
         })
         .collect()
 }
@@ -325,6 +329,13 @@ mod tests {
         );
         let long = vec![b'a'; 5000];
         assert_eq!(split_cmdline(&long)[0].len(), MAX_CMDLINE_ARG_BYTES);
+        // A value the cut runs through is left out whole: alone, its start would be shown.
+        let token = "ghp_Z8rT5vQ2wX9yB4nM7kL1pJ6hG3fD0sA2eC5u";
+        let payload = format!("{{\"pad\":\"{}\",\"ref\":\"{token}\"}}", "p".repeat(990));
+        let kept = &split_cmdline(payload.as_bytes())[0];
+        assert!(kept.ends_with(r#","ref":""#), "{kept}");
+        let cut_inside = payload.find(token).unwrap() + 8;
+        assert!(cut_inside <= MAX_CMDLINE_ARG_BYTES && payload.len() > MAX_CMDLINE_ARG_BYTES);
         let many: Vec<u8> = (0..500).flat_map(|_| *b"x\0").collect();
         assert_eq!(split_cmdline(&many).len(), MAX_CMDLINE_ARGS);
     }

@@ -261,6 +261,27 @@ pub fn is_data_name(name: &str) -> bool {
     Scanner::builtin().is_data_name(name)
 }
 
+/// `text` cut to at most `max` bytes (on a character boundary), and before any value the
+/// built-in scanner finds that the cut would run through: a part of a value alone no longer
+/// looks like it, and redaction would show it. For texts kept cut before anything redacts
+/// them (command-line arguments); pass `max` plus enough for the longest value
+/// ([`crate::redact::WINDOW_CONTEXT_BYTES`]) if the text is longer still.
+pub fn cut_before_values(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let cut = text.floor_char_boundary(max);
+    let mut found = Vec::new();
+    Scanner::builtin().scan_source(Source::Argument, text, 0, &mut found);
+    let end = found
+        .iter()
+        .filter(|f| f.raw.start < cut && f.raw.end > cut)
+        .map(|f| f.raw.start)
+        .min()
+        .unwrap_or(cut);
+    &text[..end]
+}
+
 /// The built-in patterns failed to compile: a bug, caught by every test.
 #[derive(Debug, thiserror::Error)]
 pub enum ScannerError {

@@ -258,7 +258,19 @@ impl std::fmt::Debug for Scanner {
 /// [`Scanner::is_data_name`] of the built-in scanner: for the inventory and detection, which
 /// keep names and must keep no values.
 pub fn is_data_name(name: &str) -> bool {
-    Scanner::builtin().is_data_name(name)
+    builtin_scanner().is_data_name(name)
+}
+
+/// [`Scanner::builtin`] borrowed: the free functions here run per name of every call, where
+/// cloning the `Arc` is a shared counter's increment and decrement each time.
+fn builtin_scanner() -> &'static Arc<Scanner> {
+    static BUILTIN: OnceLock<Arc<Scanner>> = OnceLock::new();
+    BUILTIN.get_or_init(|| {
+        // The built-in patterns are constants covered by every test: failing here is a bug in
+        // this file, not something input can cause.
+        #[expect(clippy::expect_used, reason = "constant patterns, tested")]
+        Arc::new(Scanner::new(Vec::new()).expect("built-in patterns compile"))
+    })
 }
 
 /// `text` cut to at most `max` bytes (on a character boundary), and before any value the
@@ -272,7 +284,7 @@ pub fn cut_before_values(text: &str, max: usize) -> &str {
     }
     let cut = text.floor_char_boundary(max);
     let mut found = Vec::new();
-    Scanner::builtin().scan_source(Source::Argument, text, 0, &mut found);
+    builtin_scanner().scan_source(Source::Argument, text, 0, &mut found);
     let end = found
         .iter()
         .filter(|f| f.raw.start < cut && f.raw.end > cut)
@@ -350,15 +362,7 @@ impl Scanner {
 
     /// The built-in detectors alone, compiled once per process.
     pub fn builtin() -> Arc<Scanner> {
-        static BUILTIN: OnceLock<Arc<Scanner>> = OnceLock::new();
-        BUILTIN
-            .get_or_init(|| {
-                // The built-in patterns are constants covered by every test: failing here is a
-                // bug in this file, not something input can cause.
-                #[expect(clippy::expect_used, reason = "constant patterns, tested")]
-                Arc::new(Scanner::new(Vec::new()).expect("built-in patterns compile"))
-            })
-            .clone()
+        builtin_scanner().clone()
     }
 
     pub fn custom_types(&self) -> &[CustomType] {

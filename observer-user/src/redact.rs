@@ -395,27 +395,8 @@ impl Redactor {
         let mut found = Vec::new();
         self.scanner
             .scan_source(source, whole, now_secs, &mut found);
-        let mut hidden: Vec<&Found> = found
-            .iter()
-            .filter(|f| f.raw.start < window.end && f.raw.end > window.start && self.hides(f))
-            .collect();
-        hidden.sort_by_key(|f| (f.raw.start, std::cmp::Reverse(f.raw.end)));
-        let mut out = String::with_capacity(window.len());
-        let mut at = window.start;
-        for f in hidden {
-            // Overlapping an earlier one; only the first may begin before the window.
-            if f.raw.start < at && at > window.start {
-                continue;
-            }
-            out.push_str(&whole[at..f.raw.start.max(at)]);
-            out.push_str(&self.masked(f));
-            at = f.raw.end;
-            if at >= window.end {
-                return out;
-            }
-        }
-        out.push_str(&whole[at..window.end]);
-        out
+        self.mask_window(whole, found.iter(), window.clone())
+            .unwrap_or_else(|| whole[window].to_string())
     }
 
     /// Whether the mode hides what `found` is.
@@ -457,32 +438,46 @@ impl Redactor {
     ) -> Option<String> {
         let mut found = found.into_iter().peekable();
         found.peek()?;
-        self.mask_some_found(text, found)
+        self.mask_window(text, found, 0..text.len())
     }
 
-    /// [`Redactor::mask_found`] once there is something to look at, out of line: the check
-    /// for nothing is inlined into every field's redaction.
-    fn mask_some_found<'f>(
+    /// `text[window]` with `found` (what the mode hides of it, in `text`'s offsets) masked;
+    /// `None` if nothing is. A value an edge of the window runs through is masked whole, its
+    /// mask standing at the edge. Out of line: [`Redactor::mask_found`]'s check for nothing is
+    /// inlined into every field's redaction.
+    fn mask_window<'f>(
         &self,
         text: &str,
         found: impl Iterator<Item = &'f Found>,
+        window: Range<usize>,
     ) -> Option<String> {
-        let mut found: Vec<&Found> = found.filter(|f| self.hides(f)).collect();
-        if found.is_empty() {
+        let mut hidden: Vec<&Found> = found
+            .filter(|f| {
+                f.raw.start < window.end
+                    && f.raw.end > window.start
+                    && f.raw.end <= text.len()
+                    && self.hides(f)
+            })
+            .collect();
+        if hidden.is_empty() {
             return None;
         }
-        found.sort_by_key(|f| (f.raw.start, std::cmp::Reverse(f.raw.end)));
-        let mut out = String::with_capacity(text.len());
-        let mut at = 0;
-        for f in &found {
-            if f.raw.start < at || f.raw.end > text.len() {
+        hidden.sort_by_key(|f| (f.raw.start, std::cmp::Reverse(f.raw.end)));
+        let mut out = String::with_capacity(window.len());
+        let mut at = window.start;
+        for f in hidden {
+            // Overlapping an earlier one; only the first may begin before the window.
+            if f.raw.start < at && at > window.start {
                 continue;
             }
-            out.push_str(&text[at..f.raw.start]);
+            out.push_str(&text[at..f.raw.start.max(at)]);
             out.push_str(&self.masked(f));
             at = f.raw.end;
+            if at >= window.end {
+                return Some(out);
+            }
         }
-        out.push_str(&text[at..]);
+        out.push_str(&text[at..window.end]);
         Some(out)
     }
 

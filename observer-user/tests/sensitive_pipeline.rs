@@ -539,9 +539,21 @@ fn cut_values_over_the_corpus(mode: RedactionMode, hidden: fn(sensitive::types::
             }
             let escaped = serde_json::to_string(value).expect("json");
             let in_json = &escaped[1..escaped.len() - 1];
-            for (content_type, written, before, after) in [
-                ("application/json", in_json, r#"{"pad":""#, r#"","value":""#),
-                ("text/plain", value.as_str(), "the value is ", " "),
+            for (content_type, written, before, after, tail) in [
+                (
+                    "application/json",
+                    in_json,
+                    r#"{"pad":""#,
+                    r#"","value":""#,
+                    r#""}"#,
+                ),
+                (
+                    "text/plain",
+                    value.as_str(),
+                    "the value is ",
+                    " ",
+                    " and more text",
+                ),
             ] {
                 let len = written.len();
                 for shown_part in [MIN_SHOWN_PART_BYTES, len / 2, len - 1] {
@@ -549,11 +561,6 @@ fn cut_values_over_the_corpus(mode: RedactionMode, hidden: fn(sensitive::types::
                         continue;
                     }
                     let pad = DEFAULT_BODY_PREVIEW_BYTES - before.len() - after.len() - shown_part;
-                    let tail = if content_type == "text/plain" {
-                        " and more text"
-                    } else {
-                        r#""}"#
-                    };
                     let body = format!("{before}{}{after}{written}{tail}", "p".repeat(pad));
                     assert_eq!(
                         body.find(written),

@@ -197,6 +197,11 @@ pub struct BodyView {
     pub preview: Option<String>,
     /// The preview is shorter than the body.
     pub truncated: bool,
+    /// The capture stopped before the body's end (bytes were lost, or the message was cut
+    /// short), so its last bytes may be the start of a value rather than a value: redaction
+    /// hides them when the preview shows that end.
+    #[serde(skip)]
+    pub capture_ends_early: bool,
 }
 
 /// `Debug` shows what a call is (who, where, when, how it went) but no value it carried: the
@@ -238,6 +243,7 @@ impl fmt::Debug for BodyView {
             .field("size", &self.size)
             .field("preview_bytes", &self.preview.as_ref().map(String::len))
             .field("truncated", &self.truncated)
+            .field("capture_ends_early", &self.capture_ends_early)
             .finish()
     }
 }
@@ -374,8 +380,12 @@ impl ApiCall {
                 .as_ref()
                 .map(|r| HeaderMap::from_headers(&r.head.headers))
                 .unwrap_or_default(),
-            request_body: request.as_ref().and_then(|r| body_view(&r.body, preview)),
-            response_body: response.as_ref().and_then(|r| body_view(&r.body, preview)),
+            request_body: request
+                .as_ref()
+                .and_then(|r| body_view(&r.body, r.complete, preview)),
+            response_body: response
+                .as_ref()
+                .and_then(|r| body_view(&r.body, r.complete, preview)),
             incomplete,
             connection: connection_text(conn.id.tgid, conn.id.fd, conn.id.generation),
             start_ns,
@@ -440,7 +450,7 @@ fn body_text<'a>(bytes: &'a [u8], view: Option<&'a BodyView>) -> Cow<'a, str> {
     }
 }
 
-fn body_view(body: &Body, preview_bytes: usize) -> Option<BodyView> {
+fn body_view(body: &Body, complete: bool, preview_bytes: usize) -> Option<BodyView> {
     if body.framing == BodyFraming::NoBody && body.size == 0 {
         return None;
     }
@@ -449,6 +459,7 @@ fn body_view(body: &Body, preview_bytes: usize) -> Option<BodyView> {
         size: body.size,
         preview: (!shown.is_empty()).then(|| lossy_text(shown).into_owned()),
         truncated: (shown.len() as u64) < body.size,
+        capture_ends_early: !complete || body.lost > 0,
     })
 }
 
@@ -547,6 +558,7 @@ mod tests {
                 size: 0,
                 preview: Some(preview.to_string()),
                 truncated: false,
+                capture_ends_early: false,
             })
         };
         let bytes = "caf\u{e9} {\"a\":1}".as_bytes();

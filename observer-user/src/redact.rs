@@ -332,14 +332,14 @@ impl Redactor {
                 }
                 _ => {
                     let source = Source::Body(content_type);
-                    let redacted_as_cut = body
-                        .as_mut()
-                        .and_then(|b| b.preview.as_mut())
-                        .is_some_and(|preview| {
-                            self.redact_cut_preview(source, preview, captured, now)
-                        });
+                    let redacted_as_window = body.as_mut().is_some_and(|body| {
+                        let ends_early = body.capture_ends_early;
+                        body.preview.as_mut().is_some_and(|preview| {
+                            self.redact_preview_window(source, preview, captured, ends_early, now)
+                        })
+                    });
                     redact_body(body, content_type);
-                    if !redacted_as_cut {
+                    if !redacted_as_window {
                         if let Some(preview) = body.as_mut().and_then(|b| b.preview.as_mut()) {
                             self.redact_in_place(source, preview, now);
                         }
@@ -355,25 +355,41 @@ impl Redactor {
         }
     }
 
-    /// A preview cut from a longer capture, redacted as a window on the whole capture
-    /// ([`Redactor::redact_window`]): the analyzer scanned the same capture, so the scan is
-    /// recalled, not repeated. Returns whether `preview` was such a cut (else it is left as
-    /// it is).
-    fn redact_cut_preview(
+    /// A preview that does not end where its value ends, redacted as a window on the whole
+    /// capture ([`Redactor::redact_window`]): one cut from a longer capture, or one showing the
+    /// end of a capture that stopped before the body's (`capture_ends_early`), whose unfinished
+    /// last value is hidden as [`REDACTED`] since there is nothing past it to tell what it
+    /// was. The analyzer scanned the same capture, so the scan is recalled, not repeated.
+    /// Returns whether `preview` was such a window (else it is left as it is).
+    fn redact_preview_window(
         &self,
         source: Source<'_>,
         preview: &mut String,
         captured: &[u8],
+        capture_ends_early: bool,
         now_secs: u64,
     ) -> bool {
-        if self.mode == RedactionMode::Off || captured.len() <= preview.len() {
+        let cut = captured.len() > preview.len();
+        if self.mode == RedactionMode::Off || !(cut || capture_ends_early) {
             return false;
         }
         let whole = lossy_text(captured);
-        let Some(cut) = cut_of(preview, &whole) else {
+        let Some(shown) = cut_of(preview, &whole) else {
             return false;
         };
-        *preview = self.redact_window(source, &whole, 0..cut, now_secs);
+        let unfinished = if capture_ends_early {
+            unfinished_value_start(&whole)
+        } else {
+            whole.len()
+        };
+        if unfinished < shown {
+            *preview = self.redact_window(source, &whole, 0..unfinished, now_secs);
+            preview.push_str(REDACTED);
+        } else if cut {
+            *preview = self.redact_window(source, &whole, 0..shown, now_secs);
+        } else {
+            return false;
+        }
         true
     }
 
@@ -654,6 +670,21 @@ fn redact_url_userinfo(text: &str) -> String {
     }
 }
 
+/// Bytes that end a value in the syntaxes the detectors read: JSON strings and structure, form
+/// and query pairs, cookies, markup, lines. Not a space: card numbers, phone numbers and
+/// credential headers hold spaces.
+const VALUE_ENDS: &[u8] = b"\"'&=;,{}[]<>\t\r\n";
+
+/// Where the last value of `text` starts, if `text` was cut inside it: after the last byte
+/// that ends a value ([`VALUE_ENDS`]). A cut value, scanned alone, need not look like the value
+/// it was (an email up to its domain, twelve digits of a card).
+fn unfinished_value_start(text: &str) -> usize {
+    text.as_bytes()
+        .iter()
+        .rposition(|b| VALUE_ENDS.contains(b))
+        .map_or(0, |end| end + 1)
+}
+
 /// How many bytes of `whole` the preview shows, if it is a cut of it: all of it, or all but the
 /// replacement character a cut through a multi-byte character leaves.
 fn cut_of(preview: &str, whole: &str) -> Option<usize> {
@@ -865,7 +896,7 @@ mod tests {
         let source = Source::Body(Some("text/plain"));
         let mut preview = cut.to_string();
         let pii = Redactor::new(RedactionMode::Pii);
-        assert!(pii.redact_cut_preview(source, &mut preview, captured.as_bytes(), 0));
+        assert!(pii.redact_preview_window(source, &mut preview, captured.as_bytes(), false, 0));
         assert!(
             preview.starts_with("reach me at [REDACTED:email:") && preview.ends_with(']'),
             "{preview}"
@@ -873,12 +904,12 @@ mod tests {
         // Personal data is shown in `secrets` mode: the cut is left as it was.
         let mut preview = cut.to_string();
         let secrets = Redactor::new(RedactionMode::Secrets);
-        assert!(secrets.redact_cut_preview(source, &mut preview, captured.as_bytes(), 0));
+        assert!(secrets.redact_preview_window(source, &mut preview, captured.as_bytes(), false, 0));
         assert_eq!(preview, cut);
         // ... nor made longer when a secret before it is hidden.
         let captured = "key AKIAZ7QW3ERT5YUIOP2L, mail grace.hopper@example.com, or call";
         let mut preview = captured[..40].to_string();
-        assert!(secrets.redact_cut_preview(source, &mut preview, captured.as_bytes(), 0));
+        assert!(secrets.redact_preview_window(source, &mut preview, captured.as_bytes(), false, 0));
         assert!(
             preview.starts_with("key [REDACTED:aws_access_key:")
                 && preview.ends_with("], mail grace.hop"),
@@ -887,9 +918,66 @@ mod tests {
         // A preview that is not a cut of the capture (or all of it) is not touched.
         for captured in ["reach me at grace.hopper", "reach me at grace"] {
             let mut preview = "reach me at grace.hopper".to_string();
-            assert!(!pii.redact_cut_preview(source, &mut preview, captured.as_bytes(), 0));
+            assert!(!pii.redact_preview_window(
+                source,
+                &mut preview,
+                captured.as_bytes(),
+                false,
+                0
+            ));
             assert_eq!(preview, "reach me at grace.hopper");
         }
+    }
+
+    #[test]
+    fn a_capture_that_stopped_early_hides_its_unfinished_last_value() {
+        let source = Source::Body(Some("application/json"));
+        let pii = Redactor::new(RedactionMode::Pii);
+        let secrets = Redactor::new(RedactionMode::Secrets);
+        for (captured, shown) in [
+            (
+                r#"{"n":1,"email":"grace.hopper@ex"#,
+                r#"{"n":1,"email":"[REDACTED]"#,
+            ),
+            ("card=4111 1111 1111 ", "card=[REDACTED]"),
+            ("id: 7\nnote key AKIAZ7QW3E", "id: 7\n[REDACTED]"),
+            ("AKIAZ7QW3E", "[REDACTED]"),
+        ] {
+            for redactor in [&pii, &secrets] {
+                let mut preview = captured.to_string();
+                let bytes = captured.as_bytes();
+                assert!(redactor.redact_preview_window(source, &mut preview, bytes, true, 0));
+                assert_eq!(preview, shown, "{:?}", redactor.mode);
+            }
+        }
+        // Values before the unfinished one are hidden as they are anywhere.
+        let captured = r#"{"to":"ann@example.com","card":"4111 1111"#;
+        let mut preview = captured.to_string();
+        assert!(pii.redact_preview_window(source, &mut preview, captured.as_bytes(), true, 0));
+        assert!(
+            preview.starts_with(r#"{"to":"[REDACTED:email:"#)
+                && preview.ends_with(r#"","card":"[REDACTED]"#),
+            "{preview}"
+        );
+        // A capture ending where a value does, or one that reached the body's end, keeps it.
+        let mut preview = r#"{"n":1}"#.to_string();
+        assert!(!pii.redact_preview_window(source, &mut preview, b"{\"n\":1}", true, 0));
+        let captured = r#"{"note":"grace.hop"#;
+        let mut preview = captured.to_string();
+        assert!(!pii.redact_preview_window(source, &mut preview, captured.as_bytes(), false, 0));
+        assert_eq!(preview, captured);
+        // A preview cut before the capture's unfinished end is a cut as any other.
+        let captured = r#"{"to":"grace.hopper@example.com","note":"AKIAZ7"#;
+        let mut preview = captured[..20].to_string();
+        assert!(pii.redact_preview_window(source, &mut preview, captured.as_bytes(), true, 0));
+        assert!(
+            preview.starts_with(r#"{"to":"[REDACTED:email:"#) && preview.ends_with(']'),
+            "{preview}"
+        );
+        // Not hidden when redaction is off.
+        let off = Redactor::new(RedactionMode::Off);
+        let mut preview = captured.to_string();
+        assert!(!off.redact_preview_window(source, &mut preview, captured.as_bytes(), true, 0));
     }
 
     #[test]

@@ -53,12 +53,18 @@ fn events() -> Vec<Vec<u8>> {
 
 /// The kernel events of a plaintext call on connection `conn`.
 fn call_events(conn: ConnId, request: &str, response: &str) -> Vec<Vec<u8>> {
+    call_events_in_pieces(conn, request, &[(0, response.as_bytes())])
+}
+
+/// The kernel events of a plaintext call on connection `conn` whose response comes in pieces at
+/// their stream positions: bytes between two pieces were lost in the kernel.
+fn call_events_in_pieces(conn: ConnId, request: &str, response: &[(u64, &[u8])]) -> Vec<Vec<u8>> {
     let data = |ts: u64, direction: Direction, position: u64, payload: &[u8]| {
         encode::event(&Event::Data(Data::whole_call(
             conn, direction, position, payload, ts,
         )))
     };
-    vec![
+    let mut events = vec![
         encode::event(&Event::ConnOpen(ConnOpen {
             timestamp_ns: 1_000,
             conn,
@@ -73,13 +79,16 @@ fn call_events(conn: ConnId, request: &str, response: &str) -> Vec<Vec<u8>> {
             tls: false,
         })),
         data(2_000, Direction::Egress, 0, request.as_bytes()),
-        data(3_000, Direction::Ingress, 0, response.as_bytes()),
-        encode::event(&Event::ConnClose(ConnClose {
-            timestamp_ns: 4_000,
-            conn,
-            bytes: [[0; Source::COUNT]; 2],
-        })),
-    ]
+    ];
+    for (&(position, piece), ts) in response.iter().zip(3_000..) {
+        events.push(data(ts, Direction::Ingress, position, piece));
+    }
+    events.push(encode::event(&Event::ConnClose(ConnClose {
+        timestamp_ns: 4_000,
+        conn,
+        bytes: [[0; Source::COUNT]; 2],
+    })));
+    events
 }
 
 fn state_dir(name: &str) -> PathBuf {
@@ -421,12 +430,17 @@ impl Exchanges {
 
     /// Everything the exchange's call (exactly one) brings out, serialized.
     fn shown(&mut self, request: &str, response: &str) -> String {
+        self.shown_in_pieces(request, &[(0, response.as_bytes())])
+    }
+
+    /// [`Exchanges::shown`] for a response in pieces (see [`call_events_in_pieces`]).
+    fn shown_in_pieces(&mut self, request: &str, response: &[(u64, &[u8])]) -> String {
         self.count += 1;
         let conn = ConnId {
             fd: 100 + self.count,
             ..CLIENT
         };
-        for event in call_events(conn, request, response) {
+        for event in call_events_in_pieces(conn, request, response) {
             self.pipeline.push_kernel_event(&event);
         }
         let outputs: Vec<Output> = self.pipeline.take_outputs().collect();
@@ -508,7 +522,9 @@ fn hidden_over_the_corpus(mode: RedactionMode, hidden: fn(sensitive::types::Data
 /// A value the body preview's cut runs through is hidden whole: scanned alone, the preview's
 /// part of it (an email up to its domain, a key's first characters) no longer looks like the
 /// value. Every value of the corpus the scanner finds on its shape alone is put at the cut, in a
-/// JSON string and in plain text, with the cut at several places in it.
+/// JSON string and in plain text, with the cut at several places in it. The same holds where
+/// the capture itself stops inside the value: the connection closed before the body's end, or
+/// the bytes after the cut were lost in the kernel.
 #[test]
 fn values_the_preview_cut_runs_through_are_hidden_whole() {
     use sensitive::corpus::is_secret;
@@ -524,12 +540,21 @@ fn cut_values_over_the_corpus(mode: RedactionMode, hidden: fn(sensitive::types::
     const MIN_SHOWN_PART_BYTES: usize = 8;
     let samples = corpus::generate(0xC0_7C07, SAMPLES_PER_TYPE * DataType::ALL.len());
     let mut exchanges = Exchanges::new(mode);
-    let mut shown_by = |content_type: &str, body: &str| {
+    let mut shown_by = |content_type: &str, body: &str, capture: Capture| {
         let response = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
-        exchanges.shown("GET /samples HTTP/1.1\r\nHost: api.test\r\n\r\n", &response)
+        let cut = response.len() - body.len() + DEFAULT_BODY_PREVIEW_BYTES;
+        let (head, tail) = response.as_bytes().split_at(cut);
+        // A hole of half what follows the cut; the rest arrives.
+        let lost = tail.len() / 2;
+        let pieces: &[(u64, &[u8])] = match capture {
+            Capture::Whole => &[(0, response.as_bytes())],
+            Capture::ClosedAtCut => &[(0, head)],
+            Capture::LostAfterCut => &[(0, head), ((cut + lost) as u64, &tail[lost..])],
+        };
+        exchanges.shown_in_pieces("GET /samples HTTP/1.1\r\nHost: api.test\r\n\r\n", pieces)
     };
     let mut checked = 0;
     for sample in &samples {
@@ -569,14 +594,18 @@ fn cut_values_over_the_corpus(mode: RedactionMode, hidden: fn(sensitive::types::
                     let part = &written[..shown_part];
                     let part_escaped = serde_json::to_string(part).expect("json");
                     let part_escaped = &part_escaped[1..part_escaped.len() - 1];
-                    let control = shown_by(content_type, &body.replace(written, &"q".repeat(len)));
-                    let shown = shown_by(content_type, &body);
-                    for part in [part, part_escaped] {
-                        assert!(
-                            control.contains(part) || !shown.contains(part),
-                            "{mode:?}: {} {value:?} cut after {part:?} in {content_type}:\n{shown}",
-                            data_type.name()
-                        );
+                    let control_body = body.replace(written, &"q".repeat(len));
+                    for capture in [Capture::Whole, Capture::ClosedAtCut, Capture::LostAfterCut] {
+                        let control = shown_by(content_type, &control_body, capture);
+                        let shown = shown_by(content_type, &body, capture);
+                        for part in [part, part_escaped] {
+                            assert!(
+                                control.contains(part) || !shown.contains(part),
+                                "{mode:?} {capture:?}: {} {value:?} cut after {part:?} in \
+                                 {content_type}:\n{shown}",
+                                data_type.name()
+                            );
+                        }
                     }
                     checked += 1;
                 }
@@ -584,4 +613,14 @@ fn cut_values_over_the_corpus(mode: RedactionMode, hidden: fn(sensitive::types::
         }
     }
     assert!(checked >= SAMPLES_PER_TYPE * 4, "{mode:?}: {checked} cuts");
+}
+
+/// How much of a response the kernel delivered, for [`cut_values_over_the_corpus`].
+#[derive(Debug, Clone, Copy)]
+enum Capture {
+    Whole,
+    /// The connection closed at the preview's cut, before the body's end.
+    ClosedAtCut,
+    /// Bytes right after the preview's cut were lost; the rest of the body arrived.
+    LostAfterCut,
 }

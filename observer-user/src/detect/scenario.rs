@@ -1361,6 +1361,7 @@ impl Scenario {
                 size,
                 preview: None,
                 truncated: (bytes.len() as u64) < size,
+                capture_ends_early: false,
             })
         };
         let (server_address, client_address, role, pid, executable) = if outgoing {

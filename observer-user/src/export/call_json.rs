@@ -492,11 +492,13 @@ mod tests {
                 size: 17,
                 preview: Some("{\"k\":\"v\\n\"}\r\n".into()),
                 truncated: true,
+                capture_ends_early: false,
             }),
             response_body: Some(BodyView {
                 size: 0,
                 preview: None,
                 truncated: false,
+                capture_ends_early: false,
             }),
             incomplete: vec!["request_gap", "response_cut"],
             connection: "9167:5:27469790762620".into(),

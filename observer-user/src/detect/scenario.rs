@@ -29,6 +29,7 @@ use crate::{
     model::{call_time, rfc3339, ApiCall, BodyView, CallStatus, HeaderMap},
     output::Output,
     pipeline::Analyzer,
+    redact::{RedactionMode, Redactor},
     sensitive::{corpus::Rng, keyed::HashKey},
 };
 
@@ -1579,7 +1580,9 @@ impl Scenario {
                 .collect(),
         );
         let key = HashKey::from_bytes([42; 32]);
-        let Ok(mut detector) = Detector::new(config, key, None, None) else {
+        // Evidence hidden as the agent hides it, whose detector always has the redactor.
+        let redactor = Redactor::new(RedactionMode::default());
+        let Ok(mut detector) = Detector::new(config, key, Some(redactor), None) else {
             return Score::default();
         };
         let mut findings: Vec<Finding> = Vec::new();

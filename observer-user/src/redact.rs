@@ -377,20 +377,38 @@ impl Redactor {
         let Some(shown) = cut_of(preview, &whole) else {
             return false;
         };
-        let unfinished = if capture_ends_early {
-            unfinished_value_start(&whole)
+        if !cut && unfinished_value_start(&whole) == shown {
+            // All of a capture that ends where a value does.
+            return false;
+        }
+        *preview =
+            self.redact_window_of_capture(source, &whole, 0..shown, capture_ends_early, now_secs);
+        true
+    }
+
+    /// [`Redactor::redact_window`] of a text the capture may have stopped inside
+    /// (`ends_early`): its unfinished last value is hidden as [`REDACTED`] where the window
+    /// shows it, since there is nothing past it to tell what it was.
+    pub fn redact_window_of_capture(
+        &self,
+        source: Source<'_>,
+        whole: &str,
+        window: Range<usize>,
+        ends_early: bool,
+        now_secs: u64,
+    ) -> String {
+        let unfinished = if ends_early {
+            unfinished_value_start(whole)
         } else {
             whole.len()
         };
-        if unfinished < shown {
-            *preview = self.redact_window(source, &whole, 0..unfinished, now_secs);
-            preview.push_str(REDACTED);
-        } else if cut {
-            *preview = self.redact_window(source, &whole, 0..shown, now_secs);
-        } else {
-            return false;
+        if self.mode == RedactionMode::Off || unfinished >= window.end {
+            return self.redact_window(source, whole, window, now_secs);
         }
-        true
+        let shown = window.start.min(unfinished)..unfinished;
+        let mut text = self.redact_window(source, whole, shown, now_secs);
+        text.push_str(REDACTED);
+        text
     }
 
     /// `whole[window]` with what the detectors find in all of `whole` hidden as the mode says.
@@ -678,7 +696,7 @@ const VALUE_ENDS: &[u8] = b"\"'&=;,{}[]<>\t\r\n";
 /// Where the last value of `text` starts, if `text` was cut inside it: after the last byte
 /// that ends a value ([`VALUE_ENDS`]). A cut value, scanned alone, need not look like the value
 /// it was (an email up to its domain, twelve digits of a card).
-fn unfinished_value_start(text: &str) -> usize {
+pub fn unfinished_value_start(text: &str) -> usize {
     text.as_bytes()
         .iter()
         .rposition(|b| VALUE_ENDS.contains(b))

@@ -18,7 +18,7 @@ use super::{
 use crate::{
     inventory::template::FastHasher,
     model::ApiCall,
-    redact::{is_secret_name, Redactor, WINDOW_CONTEXT_BYTES},
+    redact::{is_secret_name, unfinished_value_start, Redactor, WINDOW_CONTEXT_BYTES},
     sensitive::{
         fields::{self, Field, Part, Source},
         json,
@@ -177,12 +177,17 @@ impl Reader {
             if let Some(path) = &call.path {
                 let decoded = decode::decode(path);
                 let place = (Place::Path, Part::Path, None);
-                self.scan(&decoded, place, redactor, &mut facts);
+                self.scan(&decoded, place, false, redactor, &mut facts);
             }
         }
         if let Some(query) = &call.query {
             fields::fields(Source::Query, query, &mut |field| {
-                self.field(field, false, scan_signatures, redactor, &mut facts);
+                let read = FieldRead {
+                    body: false,
+                    scan: scan_signatures,
+                    unfinished: false,
+                };
+                self.field(field, read, redactor, &mut facts);
             });
         }
         if scan_signatures && self.scan_headers {
@@ -210,7 +215,7 @@ impl Reader {
                         let decoded = decode::decode(field.text);
                         let name = field.name.or(Some(name));
                         let place = (Place::Header, field.part, name);
-                        matched |= self.scan(&decoded, place, redactor, &mut facts);
+                        matched |= self.scan(&decoded, place, false, redactor, &mut facts);
                     });
                     if !matched {
                         if self.clean_headers.len() >= MAX_CLEAN_HEADERS {
@@ -229,6 +234,12 @@ impl Reader {
             }
             let write = matches!(call.method.as_deref(), Some("POST" | "PUT" | "PATCH"));
             let text = call.request_body_text();
+            // Where the body's unfinished last value starts, if its capture stopped early.
+            let unfinished = call
+                .request_body
+                .as_ref()
+                .is_some_and(|b| b.capture_ends_early)
+                .then(|| unfinished_value_start(&text));
             if write {
                 // Every field, whatever its value: scalars are not all a mass assignment sends.
                 decode::json_fields(&text, MAX_BODY_FIELDS, &mut facts.body_fields);
@@ -249,7 +260,12 @@ impl Reader {
                     }
                 }
                 login.note(field, &self.hasher);
-                self.field(field, true, scan_signatures, redactor, &mut facts);
+                let read = FieldRead {
+                    body: true,
+                    scan: scan_signatures,
+                    unfinished: unfinished.is_some_and(|start| field.raw.end > start),
+                };
+                self.field(field, read, redactor, &mut facts);
             });
             facts.login_attempt = login.finish();
         }
@@ -260,11 +276,15 @@ impl Reader {
     fn field(
         &mut self,
         field: &Field<'_>,
-        body: bool,
-        scan: bool,
+        read: FieldRead,
         redactor: Option<&Redactor>,
         facts: &mut RequestFacts,
     ) {
+        let FieldRead {
+            body,
+            scan,
+            unfinished,
+        } = read;
         let key = field.key.unwrap_or("");
         if !key.is_empty() && facts.page_sizes.len() < MAX_PAGE_SIZES_PER_REQUEST {
             let lower: std::borrow::Cow<'_, str> = if key.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -291,6 +311,7 @@ impl Reader {
         self.scan(
             &decoded,
             (Place::Parameter, field.part, name),
+            unfinished,
             redactor,
             facts,
         );
@@ -312,6 +333,7 @@ impl Reader {
         &mut self,
         value: &str,
         (place, part, name): (Place, Part, Option<&str>),
+        unfinished: bool,
         redactor: Option<&Redactor>,
         facts: &mut RequestFacts,
     ) -> bool {
@@ -333,11 +355,22 @@ impl Reader {
                 rule: hit.rule,
                 part,
                 name: name.map(str::to_string),
-                snippet: snippet(value, hit.span, part, redactor),
+                snippet: snippet(value, hit.span, part, unfinished, redactor),
             });
         }
         matched
     }
+}
+
+/// How a query or body field is read.
+#[derive(Clone, Copy)]
+struct FieldRead {
+    /// From the body (whose JSON numbers and literals carry no payload).
+    body: bool,
+    /// Signatures are scanned.
+    scan: bool,
+    /// The field runs into the unfinished last value of a body whose capture stopped early.
+    unfinished: bool,
 }
 
 /// Page-size parameters read per request.
@@ -383,11 +416,13 @@ impl LoginAttempt {
 
 /// The decoded value around a match, cut to characters and to [`MAX_EVIDENCE_BYTES`], with
 /// what `redactor` hides hidden. A value the snippet's edge runs through is hidden whole, so
-/// the redactor reads [`WINDOW_CONTEXT_BYTES`] past each edge.
+/// the redactor reads [`WINDOW_CONTEXT_BYTES`] past each edge; if `value` is `unfinished` (a
+/// capture stopped inside it), its last value is hidden as the body preview's is.
 fn snippet(
     value: &str,
     span: std::ops::Range<usize>,
     part: Part,
+    unfinished: bool,
     redactor: Option<&Redactor>,
 ) -> String {
     let start = value.floor_char_boundary(span.start.saturating_sub(EVIDENCE_CONTEXT));
@@ -398,10 +433,11 @@ fn snippet(
     };
     let context_start = value.floor_char_boundary(start.saturating_sub(WINDOW_CONTEXT_BYTES));
     let context_end = value.ceil_char_boundary(end.saturating_add(WINDOW_CONTEXT_BYTES));
-    redactor.redact_window(
+    redactor.redact_window_of_capture(
         evidence_source(part.name()),
         &value[context_start..context_end],
         start - context_start..end - context_start,
+        unfinished && context_end == value.len(),
         0,
     )
 }
@@ -653,10 +689,33 @@ mod tests {
     }
 
     #[test]
+    fn a_snippet_hides_the_unfinished_end_of_a_body_whose_capture_stopped_early() {
+        // The capture stopped inside the key, 24 bytes past the match: alone, the cut key is
+        // no longer a key, and nothing past it can tell.
+        let body = "q=%27%20or%20%271%27=%271%20--%20see%20AKIAZ7QW3ER";
+        let form = [("content-type", "application/x-www-form-urlencoded")];
+        let mut call = request("POST", "/search", &form, body);
+        let mut reader = reader(&DetectConfig::default());
+        let redactor = Redactor::new(crate::redact::RedactionMode::Pii);
+        let mut snippet = |ends_early: bool| {
+            call.request_body = Some(crate::model::BodyView {
+                size: body.len() as u64 + 100,
+                preview: None,
+                truncated: true,
+                capture_ends_early: ends_early,
+            });
+            reader.read(&call, Some(&redactor)).hits[0].snippet.clone()
+        };
+        assert_eq!(snippet(false), "' or '1'='1 -- see AKIAZ7QW3ER");
+        // Hidden from the last byte that may end a value: the payload's last quote.
+        assert_eq!(snippet(true), "' or '1'='[REDACTED]");
+    }
+
+    #[test]
     fn snippets_are_bounded_and_whole_characters() {
         let value = format!("{}é' or '1'='1{}", "x".repeat(300), "y".repeat(300));
         let at = value.find('\'').unwrap();
-        let snippet = snippet(&value, at..at + 12, Part::Query, None);
+        let snippet = snippet(&value, at..at + 12, Part::Query, false, None);
         assert!(
             snippet.len() <= MAX_EVIDENCE_BYTES && snippet.contains("' or '1'='1"),
             "{snippet}"

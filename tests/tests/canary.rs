@@ -67,6 +67,9 @@ struct Canaries {
     /// A token that the body preview's cut runs through (`/long`): only its start is in the
     /// preview, where alone it is no longer a token.
     cut_token: String,
+    /// A token the server's answer stops inside (`/short`: the connection closes before the
+    /// body's end): nothing past its start was sent.
+    short_token: String,
 }
 
 /// SplitMix64 from the clock: unique per run, no dependency.
@@ -151,6 +154,7 @@ impl Canaries {
             aws_key: format!("AKIA{}", rng.pick(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
             github_token: format!("ghp_{}", rng.pick(ALNUM, 36)),
             cut_token: format!("ghp_{}", rng.pick(ALNUM, 36)),
+            short_token: format!("ghp_{}", rng.pick(ALNUM, 36)),
         }
     }
 
@@ -177,6 +181,10 @@ impl Canaries {
                 "the part of a token before the preview's cut",
                 self.cut_token[..CUT_TOKEN_SHOWN_BYTES].to_string(),
             ),
+            (
+                "the part of a token an answer stopped inside",
+                self.short_token[..CUT_TOKEN_SHOWN_BYTES].to_string(),
+            ),
         ]
     }
 
@@ -185,7 +193,7 @@ impl Canaries {
             "email": self.email, "card": group4(&self.card), "ssn": self.ssn,
             "password": self.password, "aws_key": self.aws_key,
             "github_token": self.github_token, "key_email": self.key_email,
-            "cut_token": self.cut_token,
+            "cut_token": self.cut_token, "short_token": self.short_token,
         })
     }
 }
@@ -221,7 +229,7 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// Bytes of `Canaries::cut_token` before the preview's cut: 30 are there; a leak of the first
-/// 24 would be found.
+/// 24 would be found. Also what the server sends of `Canaries::short_token`.
 const CUT_TOKEN_SHOWN_BYTES: usize = 24;
 
 /// The server: plaintext on one port, TLS on another; `/profile` returns the canary personal
@@ -245,6 +253,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # The token starts 30 bytes before the 1 KiB preview ends.
             # A member name that says nothing: the value must be told by its shape.
             return self.reply({"pad": "x" * 974, "ref": canaries["cut_token"]})
+        if self.path == "/short":
+            # The answer stops 24 bytes into the token: the connection closes before the end
+            # its Content-Length promised.
+            data = json.dumps({"pad": "x" * 100, "ref": canaries["short_token"]}).encode()
+            sent = data[:data.index(canaries["short_token"].encode()) + 24]
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(sent)
+            self.wfile.flush()
+            self.close_connection = True
+            return
         self.reply({"name": "canary", "email": canaries["email"],
                     "card_number": canaries["card"], "ssn": canaries["ssn"],
                     "visits": {canaries["key_email"]: 3}})
@@ -428,6 +449,11 @@ fn canary_run(work: &Path) -> Result<()> {
         run(Command::new("curl")
             .args(["-sk", "--http1.1"])
             .arg(format!("{base}/long")))?;
+        // curl fails here by design (the answer ends early): only its traffic matters.
+        Command::new("curl")
+            .args(["-sk", "--http1.1"])
+            .arg(format!("{base}/short"))
+            .output()?;
     }
     run(Command::new("python3")
         .arg(work.join("client.py"))

@@ -999,6 +999,76 @@ mod tests {
     }
 
     #[test]
+    fn text_under_a_json_content_type_is_redacted_as_text() {
+        let redactor = Redactor::new(RedactionMode::Pii);
+        let json = Source::Body(Some("application/json"));
+        for text in [
+            "Internal error: no user grace.hopper@example.com",
+            r#"{"ok":false} card 4111 1111 1111 1111"#,
+            r#"{"to": grace.hopper@example.com}"#,
+        ] {
+            let redacted = redactor.redact_values(json, text).unwrap_or_default();
+            assert!(
+                redacted.contains("[REDACTED:email:") || redacted.contains("411111******1111"),
+                "{text}: {redacted}"
+            );
+            assert!(
+                !redacted.contains("grace.hopper") && !redacted.contains("1111 1111 1111"),
+                "{redacted}"
+            );
+        }
+    }
+
+    #[test]
+    fn any_window_of_any_capture_keeps_to_what_it_may_show() {
+        // Texts of values, their pieces, delimiters and multi-byte characters; windows ending
+        // anywhere on a character boundary, captures ending early or not.
+        const PIECES: &[&str] = &[
+            "grace.hopper@example.com",
+            "grace.hop",
+            "4111 1111 1111 1111",
+            "4111 11",
+            "AKIAZ7QW3ERT5YUIOP2L",
+            "AKIAZ7",
+            "\"",
+            "\",",
+            "=",
+            "&",
+            "\n",
+            " ",
+            "é",
+            "日本",
+            "x",
+            "{",
+            "]",
+        ];
+        let mut rng = crate::sensitive::corpus::Rng::new(0x5EED_0CA7);
+        let source = Source::Body(Some("application/json"));
+        let redactors = [
+            Redactor::new(RedactionMode::Pii),
+            Redactor::new(RedactionMode::Secrets),
+        ];
+        for _ in 0..2_000 {
+            let text: String = (0..rng.below(12))
+                .map(|_| *rng.pick(PIECES))
+                .collect::<Vec<_>>()
+                .concat();
+            let end = text.floor_char_boundary(rng.below(text.len() as u64 + 1) as usize);
+            let ends_early = rng.chance(50);
+            let redactor = rng.pick(&redactors);
+            let shown = redactor.redact_window_of_capture(source, &text, 0..end, ends_early, 0);
+            let unfinished = unfinished_value_start(&text);
+            if ends_early && unfinished < end {
+                let before = shown.strip_suffix(REDACTED);
+                assert!(
+                    before.is_some_and(|before| !before.ends_with(&text[unfinished..end])),
+                    "{text:?} to {end}: {shown:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn a_window_hides_whole_the_values_its_edges_run_through() {
         let whole = "mail grace.hopper@example.com, key AKIAZ7QW3ERT5YUIOP2L today";
         let source = Source::Body(Some("text/plain"));

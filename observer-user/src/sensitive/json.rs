@@ -240,7 +240,23 @@ fn walk_inner<'t, const PATHS: bool>(text: &'t str, mut visit: impl FnMut(&Scala
                     numeric &= class == TOKEN_NUMBER;
                     i += 1;
                 }
-                if numeric {
+                let word = !numeric && !matches!(&bytes[start..i], b"true" | b"false" | b"null");
+                if word || followed_by_token(&bytes[i..]) {
+                    // JSON has no other bare words, nor two bare tokens in a row: this is
+                    // text under a JSON content type (an error message, an unquoted value),
+                    // read whole up to JSON's next structure byte, so that what it holds is
+                    // seen whole (a sentence with an email, a card number's groups).
+                    i += text_len(&bytes[i..]);
+                    let end = start + bytes[start..i].trim_ascii_end().len();
+                    let text = Emitted::String { escaped: false };
+                    emit(
+                        PATHS.then_some(&mut path),
+                        &stack,
+                        start..end,
+                        text,
+                        &mut visit,
+                    );
+                } else if numeric {
                     emit(
                         PATHS.then_some(&mut path),
                         &stack,
@@ -298,6 +314,20 @@ fn after_value(rest: &[u8], stack: &mut [Frame<'_>]) -> usize {
         return 1;
     }
     0
+}
+
+/// Whether another bare token follows the one `rest` comes after, past spaces.
+fn followed_by_token(rest: &[u8]) -> bool {
+    rest.iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .is_some_and(|&b| TOKEN_BYTE_CLASS[usize::from(b)] != TOKEN_END)
+}
+
+/// Bytes of text up to JSON's next structure byte (or a string's quote).
+fn text_len(rest: &[u8]) -> usize {
+    rest.iter()
+        .position(|b| b"{}[],\"".contains(b))
+        .unwrap_or(rest.len())
 }
 
 /// [`TOKEN_BYTE_CLASS`]' classes; other bytes are 0.
@@ -619,6 +649,28 @@ mod tests {
             ))
         });
         out
+    }
+
+    #[test]
+    fn text_that_is_not_json_is_reported_whole() {
+        let raw = |text: &str| -> Vec<String> { scalars(text).into_iter().map(|s| s.2).collect() };
+        // An error message under a JSON content type, and text after a document.
+        assert_eq!(
+            raw("Internal error: no user ann@example.com"),
+            ["Internal error: no user ann@example.com"]
+        );
+        assert_eq!(
+            raw(r#"{"a":1} then ann@example.com"#),
+            ["1", "then ann@example.com"]
+        );
+        // Unquoted values, whole up to the next member; numbers in a row are text too.
+        assert_eq!(
+            raw(r#"{"card": 4111 1111 1111 1111, "to": ann@example.com }"#),
+            ["4111 1111 1111 1111", "ann@example.com"]
+        );
+        assert_eq!(scalars(r#"{"to": ann@x.io}"#)[0].1.as_deref(), Some("to"));
+        // JSON's own words and numbers are as they were.
+        assert_eq!(raw(r#"[true, false, null, 12, -1.5]"#), ["12", "-1.5"]);
     }
 
     #[test]

@@ -70,6 +70,8 @@ struct Canaries {
     /// A token the server's answer stops inside (`/short`: the connection closes before the
     /// body's end): nothing past its start was sent.
     short_token: String,
+    /// An email in a plain-text error the server labels JSON (`/error`).
+    error_email: String,
 }
 
 /// SplitMix64 from the clock: unique per run, no dependency.
@@ -138,10 +140,11 @@ impl Canaries {
                 rng.pick(b"abcdefghijklmnopqrstuvwxyz", 12)
             )
         };
-        let (email, key_email, name_email) = (email(), email(), email());
+        let (email, key_email, name_email, error_email) = (email(), email(), email(), email());
         Canaries {
             email,
             key_email,
+            error_email,
             name_email,
             card,
             ssn,
@@ -185,6 +188,7 @@ impl Canaries {
                 "the part of a token an answer stopped inside",
                 self.short_token[..CUT_TOKEN_SHOWN_BYTES].to_string(),
             ),
+            ("email in text labelled JSON", self.error_email.clone()),
         ]
     }
 
@@ -194,6 +198,7 @@ impl Canaries {
             "password": self.password, "aws_key": self.aws_key,
             "github_token": self.github_token, "key_email": self.key_email,
             "cut_token": self.cut_token, "short_token": self.short_token,
+            "error_email": self.error_email,
         })
     }
 }
@@ -253,6 +258,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # The token starts 30 bytes before the 1 KiB preview ends.
             # A member name that says nothing: the value must be told by its shape.
             return self.reply({"pad": "x" * 974, "ref": canaries["cut_token"]})
+        if self.path == "/error":
+            # Not JSON, whatever the label says.
+            data = ("Internal error: no account for " + canaries["error_email"]).encode()
+            self.send_response(500)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         if self.path == "/short":
             # The answer stops 24 bytes into the token: the connection closes before the end
             # its Content-Length promised.
@@ -449,6 +463,9 @@ fn canary_run(work: &Path) -> Result<()> {
         run(Command::new("curl")
             .args(["-sk", "--http1.1"])
             .arg(format!("{base}/long")))?;
+        run(Command::new("curl")
+            .args(["-sk", "--http1.1"])
+            .arg(format!("{base}/error")))?;
         // curl fails here by design (the answer ends early): only its traffic matters.
         Command::new("curl")
             .args(["-sk", "--http1.1"])

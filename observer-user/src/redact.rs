@@ -1020,6 +1020,57 @@ mod tests {
     }
 
     #[test]
+    fn values_written_with_percent_escapes_are_hidden_wherever_they_are() {
+        let redactor = Redactor::new(RedactionMode::Pii);
+        let json = Source::Body(Some("application/json"));
+        for (source, text, shown) in [
+            (
+                Source::Path,
+                "/users/ann.lee%40example.com/orders",
+                "/users/[REDACTED:email:",
+            ),
+            (
+                Source::Header("referer"),
+                "https://shop.test/a?to=ann.lee%40example.com",
+                "[REDACTED:email:",
+            ),
+            (
+                json,
+                r#"{"next":"https://x.test/cb?to=ann.lee%40example.com"}"#,
+                r#"{"next":"[REDACTED:email:"#,
+            ),
+            (
+                Source::Query,
+                "next=%2Fcb%3Fto%3Dann.lee%2540example.com",
+                "next=[REDACTED:email:",
+            ),
+            (
+                json,
+                r#"{"d":"card 4111%201111%201111%201111"}"#,
+                r#"{"d":"411111******1111"#,
+            ),
+        ] {
+            let redacted = redactor.redact_values(source, text).unwrap_or_default();
+            assert!(redacted.starts_with(shown), "{text}: {redacted}");
+            assert!(
+                !redacted.contains("ann.lee") && !redacted.contains("%201111%201111"),
+                "{redacted}"
+            );
+        }
+        // Escapes that hide nothing change nothing; a value readable as written is found once.
+        let text = "/files/50%25/report%20final";
+        assert_eq!(redactor.redact_values(Source::Path, text), None);
+        let mut found = Vec::new();
+        redactor.scanner.scan_source(
+            Source::Header("referer"),
+            "https://x.test/?to=ann.lee@example.com&n=%20",
+            0,
+            &mut found,
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+    }
+
+    #[test]
     fn any_window_of_any_capture_keeps_to_what_it_may_show() {
         // Texts of values, their pieces, delimiters and multi-byte characters; windows ending
         // anywhere on a character boundary, captures ending early or not.

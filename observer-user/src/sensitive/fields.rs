@@ -288,6 +288,21 @@ pub fn percent_decode(text: &str) -> Cow<'_, str> {
     if !text.bytes().any(|b| b == b'%' || b == b'+') {
         return Cow::Borrowed(text);
     }
+    Cow::Owned(decode_percent(text, true))
+}
+
+/// `text` with its `%XX` escapes decoded (`+` kept: outside forms and queries it is a plus),
+/// if it has one. URLs anywhere are written so: a path, a `Referer`, a link in a JSON string
+/// (`?email=ann%40example.com`), where the value is plain to a reader but not to a pattern.
+pub fn escapes_decoded(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let is_hex = |at: usize| bytes.get(at).is_some_and(u8::is_ascii_hexdigit);
+    memchr::memchr_iter(b'%', bytes)
+        .any(|at| is_hex(at + 1) && is_hex(at + 2))
+        .then(|| decode_percent(text, false))
+}
+
+fn decode_percent(text: &str, plus_is_space: bool) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -302,12 +317,12 @@ pub fn percent_decode(text: &str) -> Cow<'_, str> {
                 }
                 _ => out.push(b'%'),
             },
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             byte => out.push(byte),
         }
         i += 1;
     }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -486,6 +486,8 @@ impl Scanner {
     ) {
         let mut next_keyword = 0;
         let mut hits = Vec::new();
+        // Checked once for the text, so that fields are looked at for escapes only if it has one.
+        let may_hold_escapes = memchr::memchr(b'%', text.as_bytes()).is_some();
         fields::fields(source, text, &mut |field| {
             hits.clear();
             let triggered = if field.decoded {
@@ -505,24 +507,70 @@ impl Scanner {
                     .fold(0u32, |mask, k| mask | k.2.bit())
             };
             self.scan_field_with(field, now_secs, triggered, memo, &mut hits);
-            for hit in &hits {
+            let found_before = out.len();
+            if !hits.is_empty() {
+                self.push_found(field, &hits, out);
+            }
+            // A value written with percent escapes (`ann%40example.com`) where nothing decodes
+            // them, or escaped twice: read decoded too, and hidden with its whole field (a
+            // path's segment), as decoded fields are.
+            if !may_hold_escapes || !field.text.contains('%') {
+                return;
+            }
+            let pieces: Vec<&str> = if field.part == Part::Path && !field.decoded {
+                field.text.split('/').collect()
+            } else {
+                vec![field.text]
+            };
+            for piece in pieces {
+                let Some(decoded) = fields::escapes_decoded(piece) else {
+                    continue;
+                };
+                // Pieces are slices of the field's text: their offset is in the pointers.
+                let offset = piece.as_ptr() as usize - field.text.as_ptr() as usize;
                 let raw = if field.decoded {
                     field.raw.clone()
                 } else {
-                    field.raw.start + hit.span.start..field.raw.start + hit.span.end
+                    field.raw.start + offset..field.raw.start + offset + piece.len()
                 };
-                out.push(Found {
-                    kind: hit.kind,
-                    part: field.part,
-                    // Paths star keys of a data shape themselves.
-                    name: field.name_string_naming(|name| self.finds_in_short_text(name)),
+                let decoded = Field {
+                    text: &decoded,
                     raw,
-                    value: field.text.get(hit.span.clone()).unwrap_or("").to_string(),
-                    bare: field.bare,
-                    flags: hit.flags,
+                    decoded: true,
+                    ..*field
+                };
+                hits.clear();
+                let triggered = self.keywords_in(decoded.text);
+                self.scan_field_with(&decoded, now_secs, triggered, memo, &mut hits);
+                // What the field showed as written is found already.
+                hits.retain(|hit| {
+                    let value = decoded.text.get(hit.span.clone()).unwrap_or("");
+                    !out[found_before..].iter().any(|f| f.value == value)
                 });
+                self.push_found(&decoded, &hits, out);
             }
         });
+    }
+
+    /// `hits` in `field` as what the scan found, located in the source text.
+    fn push_found(&self, field: &Field<'_>, hits: &[Hit], out: &mut Vec<Found>) {
+        for hit in hits {
+            let raw = if field.decoded {
+                field.raw.clone()
+            } else {
+                field.raw.start + hit.span.start..field.raw.start + hit.span.end
+            };
+            out.push(Found {
+                kind: hit.kind,
+                part: field.part,
+                // Paths star keys of a data shape themselves.
+                name: field.name_string_naming(|name| self.finds_in_short_text(name)),
+                raw,
+                value: field.text.get(hit.span.clone()).unwrap_or("").to_string(),
+                bare: field.bare,
+                flags: hit.flags,
+            });
+        }
     }
 
     /// Which keyword detectors `text` triggers, as bits by [`Keyed`] index.

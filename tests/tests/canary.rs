@@ -72,6 +72,8 @@ struct Canaries {
     short_token: String,
     /// An email in a plain-text error the server labels JSON (`/error`).
     error_email: String,
+    /// An email in the `Referer` header's URL, percent-encoded (`%40`).
+    referer_email: String,
 }
 
 /// SplitMix64 from the clock: unique per run, no dependency.
@@ -140,11 +142,13 @@ impl Canaries {
                 rng.pick(b"abcdefghijklmnopqrstuvwxyz", 12)
             )
         };
-        let (email, key_email, name_email, error_email) = (email(), email(), email(), email());
+        let (error_email, referer_email) = (email(), email());
+        let (email, key_email, name_email) = (email(), email(), email());
         Canaries {
             email,
             key_email,
             error_email,
+            referer_email,
             name_email,
             card,
             ssn,
@@ -189,6 +193,11 @@ impl Canaries {
                 self.short_token[..CUT_TOKEN_SHOWN_BYTES].to_string(),
             ),
             ("email in text labelled JSON", self.error_email.clone()),
+            ("email in a Referer", self.referer_email.clone()),
+            (
+                "email in a Referer (percent-encoded)",
+                self.referer_email.replace('@', "%40"),
+            ),
         ]
     }
 
@@ -464,7 +473,11 @@ fn canary_run(work: &Path) -> Result<()> {
             .args(["-sk", "--http1.1"])
             .arg(format!("{base}/long")))?;
         run(Command::new("curl")
-            .args(["-sk", "--http1.1"])
+            .args(["-sk", "--http1.1", "-H"])
+            .arg(format!(
+                "Referer: https://shop.test/cb?to={}",
+                canaries.referer_email.replace('@', "%40")
+            ))
             .arg(format!("{base}/error")))?;
         // curl fails here by design (the answer ends early): only its traffic matters.
         Command::new("curl")

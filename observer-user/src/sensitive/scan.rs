@@ -522,12 +522,14 @@ impl Scanner {
             } else {
                 vec![field.text]
             };
+            let mut next_offset = 0;
             for piece in pieces {
+                // Pieces are the field's text, or its segments with a `/` after each.
+                let offset = next_offset;
+                next_offset += piece.len() + 1;
                 let Some(decoded) = fields::escapes_decoded(piece) else {
                     continue;
                 };
-                // Pieces are slices of the field's text: their offset is in the pointers.
-                let offset = piece.as_ptr() as usize - field.text.as_ptr() as usize;
                 let raw = if field.decoded {
                     field.raw.clone()
                 } else {

@@ -1020,6 +1020,32 @@ mod tests {
     }
 
     #[test]
+    fn a_session_in_a_header_of_its_own_is_hidden() {
+        let redactor = Redactor::new(RedactionMode::Secrets);
+        let session = "s3J9xQ2mZp7RtY4vWb8NcLa";
+        for name in ["x-session-id", "session-id", "x-sid", "X-SessionId"] {
+            let redacted = redactor.redact_values(Source::Header(name), session);
+            assert!(
+                redacted.is_some_and(|r| r.starts_with("[REDACTED:secret_field:")),
+                "{name}"
+            );
+        }
+        // Not what is no token: a count, a date, a placeholder.
+        for (name, value) in [
+            ("x-session-count", "12"),
+            ("x-session-expires", "Wed, 21 Oct 2026 07:28:00 GMT"),
+            ("x-session-started", "2026-10-21T07:28:00Z"),
+            ("x-session-id", "<session id>"),
+        ] {
+            assert_eq!(
+                redactor.redact_values(Source::Header(name), value),
+                None,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn values_written_with_percent_escapes_are_hidden_wherever_they_are() {
         let redactor = Redactor::new(RedactionMode::Pii);
         let json = Source::Body(Some("application/json"));

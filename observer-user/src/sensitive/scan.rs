@@ -673,6 +673,21 @@ impl Scanner {
             }
             return false;
         }
+        // A session carried in a header of its own (`X-Session-Id`) is what a session cookie
+        // is: whoever holds it is logged in. One token, not a time or a list.
+        let one_token = || {
+            text.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.~+/=".contains(&b))
+        };
+        if field.part == Part::Header
+            && hints.has(Hints::SESSION)
+            && !about
+            && is_token_like(text)
+            && one_token()
+        {
+            out.push(hit(DataType::SecretField.into(), whole));
+            return true;
+        }
         if matches!(field.part, Part::Query | Part::Form)
             && hints.has(Hints::SIGNATURE)
             && text.len() >= 16

@@ -517,13 +517,9 @@ impl Scanner {
             if !may_hold_escapes || !field.text.contains('%') {
                 return;
             }
-            let pieces: Vec<&str> = if field.part == Part::Path && !field.decoded {
-                field.text.split('/').collect()
-            } else {
-                vec![field.text]
-            };
+            let by_segment = field.part == Part::Path && !field.decoded;
             let mut next_offset = 0;
-            for piece in pieces {
+            for piece in field.text.split(|c| by_segment && c == '/') {
                 // Pieces are the field's text, or its segments with a `/` after each.
                 let offset = next_offset;
                 next_offset += piece.len() + 1;

@@ -207,7 +207,7 @@ impl Canaries {
             "password": self.password, "aws_key": self.aws_key,
             "github_token": self.github_token, "key_email": self.key_email,
             "cut_token": self.cut_token, "short_token": self.short_token,
-            "error_email": self.error_email,
+            "error_email": self.error_email, "shown_bytes": CUT_TOKEN_SHOWN_BYTES,
         })
     }
 }
@@ -277,10 +277,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(data)
             return
         if self.path == "/short":
-            # The answer stops 24 bytes into the token: the connection closes before the end
+            # The answer stops `shown_bytes` into the token: the connection closes before the end
             # its Content-Length promised.
             data = json.dumps({"pad": "x" * 100, "ref": canaries["short_token"]}).encode()
-            sent = data[:data.index(canaries["short_token"].encode()) + 24]
+            sent = data[:data.index(canaries["short_token"].encode()) + canaries["shown_bytes"]]
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

@@ -1097,6 +1097,56 @@ mod tests {
     }
 
     #[test]
+    fn values_written_in_base64_are_hidden_wherever_they_are() {
+        use base64::{engine::general_purpose, Engine};
+        let redactor = Redactor::new(RedactionMode::Pii);
+        let claims = general_purpose::STANDARD
+            .encode(r#"{"sub":"8d1f","email":"ann.lee@example.com","name":"Ann"}"#);
+        let address = general_purpose::URL_SAFE_NO_PAD.encode("ann.lee@example.com");
+        let secret = general_purpose::URL_SAFE_NO_PAD.encode(r#"{"password":"hunter2-Xq"}"#);
+        let json = Source::Body(Some("application/json"));
+        for (source, text, shown) in [
+            (
+                Source::Header("x-ms-client-principal"),
+                claims.clone(),
+                "[REDACTED:email:".to_string(),
+            ),
+            (
+                Source::Query,
+                format!("u={address}&list=news"),
+                "u=[REDACTED:email:".to_string(),
+            ),
+            (
+                Source::Path,
+                format!("/unsubscribe/{address}/confirm"),
+                "/unsubscribe/[REDACTED:email:".to_string(),
+            ),
+            (
+                json,
+                format!(r#"{{"state":"{secret}","next":"/home"}}"#),
+                r#"{"state":"[REDACTED:password:"#.to_string(),
+            ),
+        ] {
+            let redacted = redactor.redact_values(source, &text).unwrap_or_default();
+            assert!(redacted.starts_with(&shown), "{text}: {redacted}");
+            for encoded in [&claims, &address, &secret] {
+                assert!(!redacted.contains(encoded.as_str()), "{redacted}");
+            }
+        }
+        // Base64 of nothing sensitive, and tokens that are not base64 of text, stay as sent.
+        for text in [
+            general_purpose::STANDARD.encode(r#"{"theme":"dark","page":2}"#),
+            "dGhpcyBpcyBqdXN0IHRleHQ=".to_string(),
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b".to_string(),
+        ] {
+            assert_eq!(
+                redactor.redact_values(Source::Header("x-userinfo"), &text),
+                None
+            );
+        }
+    }
+
+    #[test]
     fn any_window_of_any_capture_keeps_to_what_it_may_show() {
         // Texts of values, their pieces, delimiters and multi-byte characters; windows ending
         // anywhere on a character boundary, captures ending early or not.

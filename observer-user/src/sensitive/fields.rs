@@ -302,6 +302,105 @@ pub fn escapes_decoded(text: &str) -> Option<String> {
         .then(|| decode_percent(text, false))
 }
 
+/// Values shorter than this are not read as base64: the shortest text worth decoding, an
+/// email like `a@b.co`, takes 8 characters, and shorter runs of letters are mostly words.
+pub const MIN_BASE64_BYTES: usize = 12;
+
+/// `text` decoded from base64 (standard or URL-safe alphabet, padded or not), if all of it is
+/// base64 and it decodes to text: printable UTF-8, line breaks and tabs allowed. Gateways pass
+/// the caller's identity on so (`X-Userinfo`, `X-Ms-Client-Principal`: base64 of JSON claims),
+/// links carry an address so (`?u=YW5uQGV4YW1wbGUuY29t`): plain to anyone who decodes it,
+/// invisible to a pattern. Random tokens, hashes, ids and words fail at once: the first four
+/// characters must decode to three printable ASCII bytes before anything else is looked at.
+pub fn base64_decoded(text: &str) -> Option<String> {
+    use base64::{
+        alphabet,
+        engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+        Engine,
+    };
+    const CONFIG: GeneralPurposeConfig = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true);
+    const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, CONFIG);
+    const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, CONFIG);
+    if !may_be_base64(text) {
+        return None;
+    }
+    let unpadded = text.trim_end_matches('=');
+    if text.len() - unpadded.len() > 2 || unpadded.len() % 4 == 1 {
+        return None;
+    }
+    let (mut standard, mut url_safe) = (false, false);
+    for &byte in unpadded.as_bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => {}
+            b'+' | b'/' => standard = true,
+            b'-' | b'_' => url_safe = true,
+            _ => return None,
+        }
+    }
+    let engine = match (standard, url_safe) {
+        (true, true) => return None,
+        (false, true) => &URL_SAFE,
+        _ => &STANDARD,
+    };
+    let decoded = String::from_utf8(engine.decode(unpadded).ok()?).ok()?;
+    let is_text = |c: char| !c.is_control() || matches!(c, '\n' | '\r' | '\t');
+    decoded.chars().all(is_text).then_some(decoded)
+}
+
+/// Whether `text` is long enough to be read as base64 and starts as base64 of text: the look
+/// every field gets, which nearly all fail.
+#[inline]
+pub fn may_be_base64(text: &str) -> bool {
+    text.len() >= MIN_BASE64_BYTES
+        && text
+            .as_bytes()
+            .first_chunk::<4>()
+            .is_some_and(starts_as_text)
+}
+
+/// Whether four base64 characters decode to three printable ASCII bytes (or line breaks and
+/// tabs): the start of text, which random bytes are one time in twenty.
+fn starts_as_text(head: &[u8; 4]) -> bool {
+    // The first character alone gives the first byte's top six bits, which most fields fail
+    // (digits, most lower-case letters): 0x20-0x7F are 8-31, tabs and line breaks 2-3.
+    if !matches!(BASE64_VALUES[usize::from(head[0])], 2..=3 | 8..=31) {
+        return false;
+    }
+    let values = head.map(|byte| BASE64_VALUES[usize::from(byte)]);
+    if values.contains(&NOT_BASE64) {
+        return false;
+    }
+    let bits = values
+        .iter()
+        .fold(0u32, |bits, &value| bits << 6 | u32::from(value));
+    bits.to_be_bytes()[1..]
+        .iter()
+        .all(|&b| matches!(b, b' '..=b'~' | b'\t' | b'\n' | b'\r'))
+}
+
+/// What each byte stands for in base64, either alphabet; [`NOT_BASE64`] for the others.
+const BASE64_VALUES: [u8; 256] = {
+    let mut values = [NOT_BASE64; 256];
+    let mut value = 0;
+    while value < 26 {
+        values[(b'A' + value) as usize] = value;
+        values[(b'a' + value) as usize] = value + 26;
+        if value < 10 {
+            values[(b'0' + value) as usize] = value + 52;
+        }
+        value += 1;
+    }
+    values[b'+' as usize] = 62;
+    values[b'-' as usize] = 62;
+    values[b'/' as usize] = 63;
+    values[b'_' as usize] = 63;
+    values
+};
+
+const NOT_BASE64: u8 = 0xFF;
+
 fn decode_percent(text: &str, plus_is_space: bool) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -328,6 +427,39 @@ fn decode_percent(text: &str, plus_is_space: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_of_text_is_decoded_and_nothing_else() {
+        for (text, decoded) in [
+            // Standard, padded; URL-safe, unpadded; JSON with a line break.
+            ("YW5uLmxlZUBleGFtcGxlLmNvbQ==", "ann.lee@example.com"),
+            ("YW5uLmxlZUBleGFtcGxlLmNvbQ", "ann.lee@example.com"),
+            ("eyJhIjoiPz8_In0", r#"{"a":"???"}"#),
+            ("eyJhIjoiPz8/In0=", r#"{"a":"???"}"#),
+            ("ewogICJhIjogMQp9", "{\n  \"a\": 1\n}"),
+        ] {
+            assert_eq!(base64_decoded(text).as_deref(), Some(decoded), "{text}");
+        }
+        for text in [
+            // Too short; not all base64; both alphabets; a length no encoding has; too much
+            // padding.
+            "YW5uQGIuaW8",
+            "YW5uLmxlZUBleGFtcGxlLmNvbQ==&x",
+            "eyJhIjoiPz8_In0+",
+            "YW5uLmxlZUBleGFtcGxlLmNvbQxyz",
+            "YW5uLmxlZUBleGFtcGxlLmNvbQ===",
+            // Bytes, not text: a hash, random bytes, control characters.
+            "9f86d081884c7d659a2feaa0c55ad015",
+            "q83vASNFZ4mrze8BI0VniQ",
+            "YWJjAGRlZmdoaWprbA",
+            // Words, numbers, ids.
+            "applicationjson",
+            "12345678901234",
+            "550e8400-e29b-41d4-a716-446655440000",
+        ] {
+            assert_eq!(base64_decoded(text), None, "{text}");
+        }
+    }
 
     fn collect(source: Source<'_>, text: &str) -> Vec<(Part, Option<String>, String, String)> {
         let mut out = Vec::new();

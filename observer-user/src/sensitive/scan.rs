@@ -44,6 +44,20 @@ const MIN_NUMBER_DIGITS: usize = 7;
 /// agent build an enormous automaton.
 pub const CUSTOM_REGEX_SIZE_LIMIT: usize = 1 << 20;
 
+/// Whether a scan reads values written in base64 decoded: texts found so are not read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Base64 {
+    Read,
+    Skip,
+}
+
+/// Which encodings a field may hold values in, by a look at it.
+#[derive(Debug, Clone, Copy)]
+struct Encodings {
+    escaped: bool,
+    base64: bool,
+}
+
 /// Flags on a hit, for findings that are worse than the type alone says.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct HitFlags {
@@ -431,8 +445,66 @@ impl Scanner {
 
     /// [`Scanner::scan_source`] without recalling or remembering: for measuring the scan.
     pub fn scan_afresh(&self, source: Source<'_>, text: &str, now_secs: u64, out: &mut Vec<Found>) {
-        // One keyword pass over the whole text; each field then looks only at the keywords
-        // inside its span (fields come in text order), instead of a pass per field.
+        self.scan_text(source, text, now_secs, Base64::Read, out);
+    }
+
+    /// The fields of `text` read as `source`, each scanned with the keywords in its span.
+    fn scan_text(
+        &self,
+        source: Source<'_>,
+        text: &str,
+        now_secs: u64,
+        base64: Base64,
+        out: &mut Vec<Found>,
+    ) {
+        let keywords = self.keyword_spans(text);
+        hints::with_memo(|memo| {
+            let mut next_keyword = 0;
+            let mut hits = Vec::new();
+            // Checked once for the text, so that fields are looked at for escapes only if it
+            // has one.
+            let may_hold_escapes = memchr::memchr(b'%', text.as_bytes()).is_some();
+            fields::fields(source, text, &mut |field| {
+                hits.clear();
+                let triggered = if field.decoded {
+                    // Decoding may have made a keyword (`%40` is `@`): look at the decoded text.
+                    self.keywords_in(field.text)
+                } else {
+                    while keywords
+                        .get(next_keyword)
+                        .is_some_and(|k| k.0 < field.raw.start)
+                    {
+                        next_keyword += 1;
+                    }
+                    keywords[next_keyword.min(keywords.len())..]
+                        .iter()
+                        .take_while(|k| k.0 < field.raw.end)
+                        .filter(|k| k.1 <= field.raw.end)
+                        .fold(0u32, |mask, k| mask | k.2.bit())
+                };
+                self.scan_field_with(field, now_secs, triggered, memo, &mut hits);
+                let found_before = out.len();
+                if !hits.is_empty() {
+                    self.push_found(field, &hits, out);
+                }
+                // A value written encoded where nothing decodes it: with percent escapes
+                // (`ann%40example.com`, or escaped twice), or in base64. Read decoded too, and
+                // hidden with its whole field (a path's segment), as decoded fields are.
+                let escaped = may_hold_escapes && field.text.contains('%');
+                let base64 = base64 == Base64::Read
+                    && (field.part == Part::Path || fields::may_be_base64(field.text));
+                if escaped || base64 {
+                    let encodings = Encodings { escaped, base64 };
+                    self.scan_encoded(field, encodings, now_secs, found_before, memo, out);
+                }
+            });
+        });
+    }
+
+    /// Where `text` holds each detector's keywords, in text order: one keyword pass over the
+    /// whole text; each field then looks only at the keywords inside its span (fields come in
+    /// text order), instead of a pass per field.
+    fn keyword_spans(&self, text: &str) -> Vec<(usize, usize, Keyed)> {
         let mut keywords: Vec<(usize, usize, Keyed)> = self
             .keywords
             .find_iter(text)
@@ -469,71 +541,43 @@ impl Scanner {
         if searches_with_keywords > 1 {
             keywords.sort_unstable_by_key(|k| k.0);
         }
-        hints::with_memo(|memo| {
-            self.scan_fields(source, text, now_secs, &keywords, memo, out);
-        });
+        keywords
     }
 
-    /// The fields of `text`, each scanned with the keywords in its span.
-    fn scan_fields(
+    /// What `field` holds written in the `encodings` it may hold, decoded: in its text, or in
+    /// each of a path's segments. Kept out of the loop over fields, which few of them reach.
+    #[inline(never)]
+    fn scan_encoded(
         &self,
-        source: Source<'_>,
-        text: &str,
+        field: &Field<'_>,
+        encodings: Encodings,
         now_secs: u64,
-        keywords: &[(usize, usize, Keyed)],
+        found_before: usize,
         memo: &mut HintMemo<'_>,
         out: &mut Vec<Found>,
     ) {
-        let mut next_keyword = 0;
         let mut hits = Vec::new();
-        // Checked once for the text, so that fields are looked at for escapes only if it has one.
-        let may_hold_escapes = memchr::memchr(b'%', text.as_bytes()).is_some();
-        fields::fields(source, text, &mut |field| {
-            hits.clear();
-            let triggered = if field.decoded {
-                // Decoding may have made a keyword (`%40` is `@`): look at the decoded text.
-                self.keywords_in(field.text)
+        let by_segment = field.part == Part::Path && !field.decoded;
+        let mut next_offset = 0;
+        let segments = by_segment.then(|| field.text.split('/'));
+        let whole = (!by_segment).then_some(field.text);
+        for piece in segments.into_iter().flatten().chain(whole) {
+            // Pieces are the field's text, or its segments with a `/` after each.
+            let offset = next_offset;
+            next_offset += piece.len() + 1;
+            let raw = if field.decoded {
+                field.raw.clone()
             } else {
-                while keywords
-                    .get(next_keyword)
-                    .is_some_and(|k| k.0 < field.raw.start)
-                {
-                    next_keyword += 1;
-                }
-                keywords[next_keyword.min(keywords.len())..]
-                    .iter()
-                    .take_while(|k| k.0 < field.raw.end)
-                    .filter(|k| k.1 <= field.raw.end)
-                    .fold(0u32, |mask, k| mask | k.2.bit())
+                field.raw.start + offset..field.raw.start + offset + piece.len()
             };
-            self.scan_field_with(field, now_secs, triggered, memo, &mut hits);
-            let found_before = out.len();
-            if !hits.is_empty() {
-                self.push_found(field, &hits, out);
-            }
-            // A value written with percent escapes (`ann%40example.com`) where nothing decodes
-            // them, or escaped twice: read decoded too, and hidden with its whole field (a
-            // path's segment), as decoded fields are.
-            if !may_hold_escapes || !field.text.contains('%') {
-                return;
-            }
-            let by_segment = field.part == Part::Path && !field.decoded;
-            let mut next_offset = 0;
-            for piece in field.text.split(|c| by_segment && c == '/') {
-                // Pieces are the field's text, or its segments with a `/` after each.
-                let offset = next_offset;
-                next_offset += piece.len() + 1;
-                let Some(decoded) = fields::escapes_decoded(piece) else {
-                    continue;
-                };
-                let raw = if field.decoded {
-                    field.raw.clone()
-                } else {
-                    field.raw.start + offset..field.raw.start + offset + piece.len()
-                };
+            if let Some(decoded) = encodings
+                .escaped
+                .then(|| fields::escapes_decoded(piece))
+                .flatten()
+            {
                 let decoded = Field {
                     text: &decoded,
-                    raw,
+                    raw: raw.clone(),
                     decoded: true,
                     ..*field
                 };
@@ -547,7 +591,54 @@ impl Scanner {
                 });
                 self.push_found(&decoded, &hits, out);
             }
-        });
+            if let Some(decoded) = encodings
+                .base64
+                .then(|| fields::base64_decoded(piece))
+                .flatten()
+            {
+                self.push_found_in_base64(field, raw, &decoded, now_secs, found_before, out);
+            }
+        }
+    }
+
+    /// What the text `decoded` from base64 in `field` (at `raw` of the source) holds, read as
+    /// a body of its own (JSON if it looks it: claims, a state object) and not decoded again:
+    /// one level is what gateways and links write, and the bound keeps hostile nesting linear.
+    /// Each value is found at the whole of `raw`, under the field's name.
+    fn push_found_in_base64(
+        &self,
+        field: &Field<'_>,
+        raw: Range<usize>,
+        decoded: &str,
+        now_secs: u64,
+        found_before: usize,
+        out: &mut Vec<Found>,
+    ) {
+        let content_type = decoded
+            .trim_start()
+            .starts_with(['{', '['])
+            .then_some("application/json");
+        let mut inside = Vec::new();
+        self.scan_text(
+            Source::Body(content_type),
+            decoded,
+            now_secs,
+            Base64::Skip,
+            &mut inside,
+        );
+        for found in inside {
+            // What the field showed as written is found already.
+            if out[found_before..].iter().any(|f| f.value == found.value) {
+                continue;
+            }
+            out.push(Found {
+                part: field.part,
+                name: field.name_string_naming(|name| self.finds_in_short_text(name)),
+                raw: raw.clone(),
+                bare: field.bare,
+                ..found
+            });
+        }
     }
 
     /// `hits` in `field` as what the scan found, located in the source text.

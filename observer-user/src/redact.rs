@@ -252,6 +252,15 @@ impl Redactor {
         }
         let mut redacted = redact_args(args);
         for arg in &mut redacted {
+            // A header given on the command line (`curl -H 'X-Session-Id: ...'`) is read as
+            // the header it is, so that its name counts and its value is read as a header's.
+            if let Some((name, value_start)) = header_argument(arg) {
+                let value = &arg[value_start..];
+                if let Some(shown) = self.redact_values_at(Source::Header(name), value, now) {
+                    *arg = format!("{}{shown}", &arg[..value_start]);
+                }
+                continue;
+            }
             // Payloads given on the command line (`curl -d '{"password": ...}'`) are read with
             // their structure, so their field names count as they do in bodies.
             let trimmed = arg.trim_start();
@@ -612,6 +621,17 @@ const COOKIE_FLAGS: &[&str] = &["-b", "--cookie"];
 
 /// Command-line arguments carry secrets as `--password x`, `--token=x`, `name=secret`,
 /// `Authorization: Bearer x` (curl -H), or `user:pass@` in URLs.
+/// The name of the header `arg` is written as (`X-Session-Id: abc`, `X-Sid:abc`), and where
+/// its value starts; `None` for anything else, a URL (`http://...`) among them.
+fn header_argument(arg: &str) -> Option<(&str, usize)> {
+    let (name, value) = arg.split_once(':')?;
+    let is_token_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    if name.is_empty() || !name.bytes().all(is_token_byte) || value.starts_with("//") {
+        return None;
+    }
+    Some((name, arg.len() - value.trim_start().len()))
+}
+
 pub fn redact_args(args: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
     let mut hide_next = false;
@@ -1321,6 +1341,34 @@ mod tests {
         );
         let plain = args(&["python3", "-m", "http.server", "8000", "http://h:80/x"]);
         assert_eq!(redact_args(&plain), plain);
+    }
+
+    #[test]
+    fn a_header_on_a_command_line_is_read_as_the_header_it_is() {
+        use base64::{engine::general_purpose, Engine};
+        let redactor = Redactor::default();
+        let claims = general_purpose::STANDARD.encode(r#"{"email":"ann.lee@example.com"}"#);
+        let line: Arc<[String]> = args(&[
+            "curl",
+            "-H",
+            "X-Session-Id: s3J9xQ2mZp7RtY4vWb8NcLa",
+            "-H",
+            &format!("X-Userinfo:{claims}"),
+            "-H",
+            "Accept: application/json",
+            "http://api.test:8080/v1/me",
+        ])
+        .into();
+        let shown = redactor.redacted_command_line(&line, 0);
+        assert!(
+            shown[2].starts_with("X-Session-Id: [REDACTED:secret_field:"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[4].starts_with("X-Userinfo:[REDACTED:email:"),
+            "{shown:?}"
+        );
+        assert_eq!(shown[6..], line[6..]);
     }
 
     #[test]

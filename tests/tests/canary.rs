@@ -74,6 +74,8 @@ struct Canaries {
     error_email: String,
     /// An email in the `Referer` header's URL, percent-encoded (`%40`).
     referer_email: String,
+    /// An email in claims a gateway passes on in base64 (`X-Userinfo`).
+    claims_email: String,
 }
 
 /// SplitMix64 from the clock: unique per run, no dependency.
@@ -142,13 +144,14 @@ impl Canaries {
                 rng.pick(b"abcdefghijklmnopqrstuvwxyz", 12)
             )
         };
-        let (error_email, referer_email) = (email(), email());
+        let (error_email, referer_email, claims_email) = (email(), email(), email());
         let (email, key_email, name_email) = (email(), email(), email());
         Canaries {
             email,
             key_email,
             error_email,
             referer_email,
+            claims_email,
             name_email,
             card,
             ssn,
@@ -198,7 +201,15 @@ impl Canaries {
                 "email in a Referer (percent-encoded)",
                 self.referer_email.replace('@', "%40"),
             ),
+            ("email in claims", self.claims_email.clone()),
+            ("claims holding an email (base64)", self.userinfo()),
         ]
+    }
+
+    /// The `X-Userinfo` a gateway would send: the caller's claims, JSON in base64.
+    fn userinfo(&self) -> String {
+        let claims = format!(r#"{{"sub":"u-1","email":"{}"}}"#, self.claims_email);
+        base64(claims.as_bytes())
     }
 
     fn to_json(&self) -> Value {
@@ -451,6 +462,8 @@ fn canary_run(work: &Path) -> Result<()> {
         run(Command::new("curl")
             .args(["-sk", "--http1.1", "-H"])
             .arg(format!("Authorization: Bearer {}", canaries.bearer))
+            .arg("-H")
+            .arg(format!("X-Userinfo: {}", canaries.userinfo()))
             .arg("-b")
             .arg(format!("theme=dark; session_id={}", canaries.session))
             .arg(format!(

@@ -20,7 +20,10 @@ use crate::{
     conn::{ConnInfo, Role},
     facts::{ClockSync, ProcessInfo},
     pairing::{ExchangeStatus, HttpExchange},
-    protocol::http1::{Body, BodyFraming, Message, RequestHead, ResponseHead, Version},
+    protocol::{
+        coding::{self, CodingError},
+        http1::{Body, BodyFraming, Headers, Version},
+    },
 };
 
 mod header_map;
@@ -197,6 +200,13 @@ pub struct BodyView {
     pub preview: Option<String>,
     /// The preview is shorter than the body.
     pub truncated: bool,
+    /// The content coding (`Content-Encoding`) the preview and the analyses read the body
+    /// through: the preview is the decoded text, `size` stays what the wire carried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decoded_from: Option<&'static str>,
+    /// Why the body, in a content coding, was left as sent (and so read by nothing).
+    #[serde(skip)]
+    pub not_decoded: Option<CodingError>,
     /// The capture stopped before the body's end (bytes were lost, or the message was cut
     /// short), so its last bytes may be the start of a value rather than a value: redaction
     /// hides them when the preview shows that end.
@@ -243,6 +253,8 @@ impl fmt::Debug for BodyView {
             .field("size", &self.size)
             .field("preview_bytes", &self.preview.as_ref().map(String::len))
             .field("truncated", &self.truncated)
+            .field("decoded_from", &self.decoded_from)
+            .field("not_decoded", &self.not_decoded)
             .field("capture_ends_early", &self.capture_ends_early)
             .finish()
     }
@@ -256,6 +268,8 @@ pub struct CallContext<'a> {
     pub process: Option<&'a ProcessInfo>,
     pub clock: Option<&'a ClockSync>,
     pub body_preview_bytes: usize,
+    /// The parser's body capture limit, which a decoded body is kept to as well.
+    pub body_capture_bytes: usize,
 }
 
 const AF_UNIX: u16 = 1;
@@ -273,9 +287,9 @@ impl ApiCall {
 
     pub fn from_exchange(exchange: HttpExchange, context: &CallContext<'_>) -> ApiCall {
         let HttpExchange {
-            request,
+            mut request,
             interim,
-            response,
+            mut response,
             status,
         } = exchange;
         let conn = context.conn;
@@ -329,7 +343,28 @@ impl ApiCall {
             _ => None,
         };
         let process = context.process;
-        let preview = context.body_preview_bytes;
+        let request_body = request
+            .as_ref()
+            .map(|r| ReadBody::of(&r.head.headers, &r.body, r.complete, context));
+        let response_body = response
+            .as_ref()
+            .map(|r| ReadBody::of(&r.head.headers, &r.body, r.complete, context));
+        for (body, label) in [
+            (&request_body, "request_body_not_decoded"),
+            (&response_body, "response_body_not_decoded"),
+        ] {
+            if body
+                .as_ref()
+                .and_then(|b| b.view.as_ref())
+                .is_some_and(|view| view.not_decoded.is_some())
+            {
+                incomplete.push(label);
+            }
+        }
+        let (request_body_bytes, request_body) =
+            ReadBody::split(request_body, request.as_mut().map(|r| &mut r.body));
+        let (response_body_bytes, response_body) =
+            ReadBody::split(response_body, response.as_mut().map(|r| &mut r.body));
 
         ApiCall {
             event_name: "api.call",
@@ -380,23 +415,94 @@ impl ApiCall {
                 .as_ref()
                 .map(|r| HeaderMap::from_headers(&r.head.headers))
                 .unwrap_or_default(),
-            request_body: request
-                .as_ref()
-                .and_then(|r| body_view(&r.body, r.complete, preview)),
-            response_body: response
-                .as_ref()
-                .and_then(|r| body_view(&r.body, r.complete, preview)),
+            request_body,
+            response_body,
             incomplete,
             connection: connection_text(conn.id.tgid, conn.id.fd, conn.id.generation),
             start_ns,
             realtime_ns,
-            request_body_bytes: request
-                .map(|r: Message<RequestHead>| r.body.captured)
-                .unwrap_or_default(),
-            response_body_bytes: response
-                .map(|r: Message<ResponseHead>| r.body.captured)
-                .unwrap_or_default(),
+            request_body_bytes,
+            response_body_bytes,
         }
+    }
+}
+
+/// A message's body as every stage after reads it: its view, and its bytes when they are not
+/// the captured ones (a decoded body).
+struct ReadBody {
+    view: Option<BodyView>,
+    decoded: Option<Vec<u8>>,
+}
+
+impl ReadBody {
+    fn of(headers: &Headers, body: &Body, complete: bool, context: &CallContext<'_>) -> ReadBody {
+        let capture_ends_early = !complete || body.lost > 0;
+        let coding = match coding::coding_of(headers) {
+            Ok(Some(coding)) if !body.captured.is_empty() => coding,
+            Ok(_) => {
+                return ReadBody {
+                    view: body_view(body, capture_ends_early, context.body_preview_bytes),
+                    decoded: None,
+                }
+            }
+            Err(error) => return ReadBody::not_decoded(body, capture_ends_early, error, context),
+        };
+        match coding::decode(coding, &body.captured, context.body_capture_bytes) {
+            Ok(decoded) => {
+                let shown = &decoded.bytes[..decoded.bytes.len().min(context.body_preview_bytes)];
+                let view = BodyView {
+                    size: body.size,
+                    preview: (!shown.is_empty()).then(|| lossy_text(shown).into_owned()),
+                    truncated: shown.len() < decoded.bytes.len() || !decoded.whole,
+                    decoded_from: Some(coding.as_str()),
+                    not_decoded: None,
+                    // Decoding that stopped inside the stream ends where a value may start.
+                    capture_ends_early: capture_ends_early || !decoded.whole,
+                };
+                ReadBody {
+                    view: Some(view),
+                    decoded: Some(decoded.bytes),
+                }
+            }
+            Err(error) => ReadBody::not_decoded(body, capture_ends_early, error, context),
+        }
+    }
+
+    /// A body left as sent: sized, without a preview (its bytes are no text anyone reads).
+    fn not_decoded(
+        body: &Body,
+        capture_ends_early: bool,
+        error: CodingError,
+        context: &CallContext<'_>,
+    ) -> ReadBody {
+        let view =
+            body_view(body, capture_ends_early, context.body_preview_bytes).map(|view| BodyView {
+                preview: None,
+                truncated: body.size > 0,
+                not_decoded: Some(error),
+                ..view
+            });
+        ReadBody {
+            view,
+            decoded: None,
+        }
+    }
+
+    /// The view and the bytes the stages read: the decoded ones, else the captured ones taken
+    /// from `body`.
+    fn split(read: Option<ReadBody>, body: Option<&mut Body>) -> (Vec<u8>, Option<BodyView>) {
+        let Some(read) = read else {
+            return (Vec::new(), None);
+        };
+        let bytes = match (read.decoded, read.view.as_ref()) {
+            (Some(decoded), _) => decoded,
+            // A body left in its coding is no text: the stages get nothing to misread.
+            (None, Some(view)) if view.not_decoded.is_some() => Vec::new(),
+            (None, _) => body
+                .map(|b| std::mem::take(&mut b.captured))
+                .unwrap_or_default(),
+        };
+        (bytes, read.view)
     }
 }
 
@@ -450,7 +556,7 @@ fn body_text<'a>(bytes: &'a [u8], view: Option<&'a BodyView>) -> Cow<'a, str> {
     }
 }
 
-fn body_view(body: &Body, complete: bool, preview_bytes: usize) -> Option<BodyView> {
+fn body_view(body: &Body, capture_ends_early: bool, preview_bytes: usize) -> Option<BodyView> {
     if body.framing == BodyFraming::NoBody && body.size == 0 {
         return None;
     }
@@ -459,7 +565,9 @@ fn body_view(body: &Body, complete: bool, preview_bytes: usize) -> Option<BodyVi
         size: body.size,
         preview: (!shown.is_empty()).then(|| lossy_text(shown).into_owned()),
         truncated: (shown.len() as u64) < body.size,
-        capture_ends_early: !complete || body.lost > 0,
+        decoded_from: None,
+        not_decoded: None,
+        capture_ends_early,
     })
 }
 
@@ -558,6 +666,8 @@ mod tests {
                 size: 0,
                 preview: Some(preview.to_string()),
                 truncated: false,
+                decoded_from: None,
+                not_decoded: None,
                 capture_ends_early: false,
             })
         };

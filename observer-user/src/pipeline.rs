@@ -125,6 +125,10 @@ pub struct PipelineStats {
     pub api_calls_filtered: u64,
     /// HTTP parse errors, by kind.
     pub parse_errors: BTreeMap<&'static str, u64>,
+    /// Bodies read through their content coding, by coding (`gzip`, `deflate`, `br`).
+    pub bodies_decoded: BTreeMap<&'static str, u64>,
+    /// Bodies in a content coding left as sent, by why (`unsupported`, `stacked`, `invalid`).
+    pub bodies_not_decoded: BTreeMap<&'static str, u64>,
     /// Findings the analyzers reported, by kind (a detector's name, `sensitive_data`, or
     /// `other`), then severity.
     pub findings: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
@@ -461,8 +465,24 @@ impl HttpStage {
                         process,
                         clock: self.clock.as_ref(),
                         body_preview_bytes: self.body_preview_bytes,
+                        body_capture_bytes: self.limits.max_body_capture,
                     };
                     let mut call = ApiCall::from_exchange(exchange, &context);
+                    for body in [&call.request_body, &call.response_body]
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(coding) = body.decoded_from {
+                            *self.stats.bodies_decoded.entry(coding).or_default() += 1;
+                        }
+                        if let Some(error) = body.not_decoded {
+                            *self
+                                .stats
+                                .bodies_not_decoded
+                                .entry(error.label())
+                                .or_default() += 1;
+                        }
+                    }
                     let comm = process.map_or(conn.comm.as_str(), |p| p.comm.as_str());
                     if !self.filter.accepts(&call, comm) {
                         self.stats.api_calls_filtered += 1;

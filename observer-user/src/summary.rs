@@ -146,6 +146,14 @@ impl fmt::Display for Summary {
                 p.connections.gaps, p.connections.gap_bytes
             )?;
         }
+        if !p.bodies_not_decoded.is_empty() {
+            let all: Vec<String> = p
+                .bodies_not_decoded
+                .iter()
+                .map(|(reason, n)| format!("{reason} {n}"))
+                .collect();
+            writeln!(f, "  bodies not decoded:   {}", all.join(", "))?;
+        }
         let errors: u64 =
             p.decode_errors.values().sum::<u64>() + p.parse_errors.values().sum::<u64>();
         if errors > 0 {

@@ -624,3 +624,74 @@ enum Capture {
     /// Bytes right after the preview's cut were lost; the rest of the body arrived.
     LostAfterCut,
 }
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+/// A response whose body is `body` in `coding`, as raw bytes.
+fn encoded_response(coding: &str, body: &[u8]) -> Vec<u8> {
+    let mut response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: {coding}\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(body);
+    response
+}
+
+#[test]
+fn a_compressed_body_is_read_as_what_it_carries_and_hidden_so() {
+    let json = format!(
+        r#"{{"email":"{EMAIL}","card":{{"number":"{CARD}"}},"orders":[{}]}}"#,
+        (0..400)
+            .map(|i| format!(r#"{{"id":{i},"total":"{}.50"}}"#, i * 3))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let compressed = gzip(json.as_bytes());
+    let response = encoded_response("gzip", &compressed);
+    let mut exchanges = Exchanges::new(RedactionMode::Pii);
+    let shown = exchanges.shown_in_pieces(&request(), &[(0, &response)]);
+    // The decoded text is shown (and said to be), with its values hidden and found.
+    assert!(shown.contains(r#""decoded_from":"gzip""#), "{shown}");
+    assert!(
+        shown.contains(r#"{\"email\":\"[REDACTED:email:"#),
+        "{shown}"
+    );
+    assert!(shown.contains(r#""finding.type":"email","finding.severity":"info","owasp.category":"API3:2023""#), "{shown}");
+    assert!(shown.contains(r#""name":"$.card.number"}"#), "{shown}");
+    for raw in raw_values() {
+        assert!(!shown.contains(raw), "{raw} in {shown}");
+    }
+    // The capture stopped inside the compressed stream: its start is read, values in it
+    // hidden as in any body, the value it stops inside too.
+    let head = response.len() - compressed.len();
+    let closed_inside = &response[..head + compressed.len() / 3];
+    let shown = exchanges.shown_in_pieces(&request(), &[(0, closed_inside)]);
+    assert!(shown.contains(r#""decoded_from":"gzip""#), "{shown}");
+    assert!(shown.contains(r#"\"orders\":[{\"id\":0"#), "{shown}");
+    for raw in raw_values() {
+        assert!(!shown.contains(raw), "{raw} in {shown}");
+    }
+    // A coding not undone, or bytes not in their coding: no preview, and the call says why.
+    for (coding, body) in [("zstd", compressed.as_slice()), ("gzip", json.as_bytes())] {
+        let shown = exchanges.shown(
+            &request(),
+            &String::from_utf8_lossy(&encoded_response(coding, body)),
+        );
+        assert!(
+            shown.contains("response_body_not_decoded"),
+            "{coding}: {shown}"
+        );
+        assert!(
+            !shown.contains(r#""preview":"{\"email"#),
+            "{coding}: {shown}"
+        );
+        assert!(!shown.contains(EMAIL), "{coding}: {shown}");
+    }
+}

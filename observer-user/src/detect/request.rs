@@ -702,6 +702,8 @@ mod tests {
                 size: body.len() as u64 + 100,
                 preview: None,
                 truncated: true,
+                decoded_from: None,
+                not_decoded: None,
                 capture_ends_early: ends_early,
             });
             reader.read(&call, Some(&redactor)).hits[0].snippet.clone()

@@ -1362,6 +1362,8 @@ impl Scenario {
                 size,
                 preview: None,
                 truncated: (bytes.len() as u64) < size,
+                decoded_from: None,
+                not_decoded: None,
                 capture_ends_early: false,
             })
         };

@@ -176,6 +176,7 @@ impl<'a> Object<'a> {
         object.unsigned("size", body.size)?;
         object.optional_text("preview", body.preview.as_deref());
         object.boolean("truncated", body.truncated);
+        object.optional_text("decoded_from", body.decoded_from);
         object.close();
         Ok(())
     }
@@ -492,12 +493,16 @@ mod tests {
                 size: 17,
                 preview: Some("{\"k\":\"v\\n\"}\r\n".into()),
                 truncated: true,
+                decoded_from: Some("gzip"),
+                not_decoded: None,
                 capture_ends_early: false,
             }),
             response_body: Some(BodyView {
                 size: 0,
                 preview: None,
                 truncated: false,
+                decoded_from: None,
+                not_decoded: None,
                 capture_ends_early: false,
             }),
             incomplete: vec!["request_gap", "response_cut"],

@@ -318,6 +318,22 @@ fn errors(e: &mut Encoder, p: &PipelineStats) {
         e.sample(&[("kind", kind)], *n);
     }
     e.family(
+        "observer_bodies_decoded_total",
+        MetricType::Counter,
+        "Message bodies read through their content coding, by coding.",
+    );
+    for (coding, n) in &p.bodies_decoded {
+        e.sample(&[("coding", coding)], *n);
+    }
+    e.family(
+        "observer_bodies_not_decoded_total",
+        MetricType::Counter,
+        "Message bodies in a content coding left as sent (and unread), by reason.",
+    );
+    for (reason, n) in &p.bodies_not_decoded {
+        e.sample(&[("reason", reason)], *n);
+    }
+    e.family(
         "observer_findings_total",
         MetricType::Counter,
         "Findings reported (attacks, anomalies, sensitive data), by detector and severity.",

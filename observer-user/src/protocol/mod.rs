@@ -14,6 +14,7 @@
 //! incremental (a message may arrive one byte at a time without being rescanned), bounded in
 //! memory (see [`http1::ParserLimits`]), and returns errors instead of panicking.
 
+pub mod coding;
 pub mod http1;
 
 /// One step of a reassembled byte stream, in stream order: the protocol stage's input.

@@ -1,0 +1,269 @@
+//! Content codings undone: a body sent with `Content-Encoding: gzip` (or `deflate`, `br`) is
+//! read as the JSON or form it carries.
+//!
+//! Most HTTP clients ask for compressed answers (Go's and Python's by default, every browser),
+//! and servers compress JSON: read as sent, such a body is noise to every stage after this one.
+//! The inventory learns no schema from it, detection reads no payload and the sensitive-data
+//! scanner finds nothing in it. Decoding happens once per message, on the captured prefix of the
+//! body, into at most the capture limit: a body that decodes to more (a decompression bomb
+//! among them) is kept to that bound, as a long plain body is, and costs time linear in what
+//! was captured.
+
+use std::io::Read;
+
+use super::http1::Headers;
+
+/// A content coding this stage undoes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    Gzip,
+    /// zlib-wrapped DEFLATE, as RFC 9110 says; raw DEFLATE, which some servers send under the
+    /// same name, is read too.
+    Deflate,
+    Brotli,
+}
+
+impl Coding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Coding::Gzip => "gzip",
+            Coding::Deflate => "deflate",
+            Coding::Brotli => "br",
+        }
+    }
+}
+
+/// Why a body was left as sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CodingError {
+    /// A coding this stage does not undo (`zstd`, `compress`, a private one).
+    #[error("content coding not supported")]
+    Unsupported,
+    /// More than one coding applied in turn (`gzip, br`): rare, and not undone.
+    #[error("several content codings applied in turn")]
+    Stacked,
+    /// The bytes are not in the coding the header names, or not from its start.
+    #[error("body is not in its declared content coding")]
+    Invalid,
+}
+
+impl CodingError {
+    /// The label counters and calls carry.
+    pub fn label(self) -> &'static str {
+        match self {
+            CodingError::Unsupported => "unsupported",
+            CodingError::Stacked => "stacked",
+            CodingError::Invalid => "invalid",
+        }
+    }
+}
+
+/// The coding `headers` say the body is in: `None` for none (or `identity`).
+pub fn coding_of(headers: &Headers) -> Result<Option<Coding>, CodingError> {
+    let mut found = None;
+    for value in headers.get_all("content-encoding") {
+        for name in value.split(|&b| b == b',') {
+            let name = name.trim_ascii();
+            let coding =
+                if name.eq_ignore_ascii_case(b"gzip") || name.eq_ignore_ascii_case(b"x-gzip") {
+                    Coding::Gzip
+                } else if name.eq_ignore_ascii_case(b"deflate") {
+                    Coding::Deflate
+                } else if name.eq_ignore_ascii_case(b"br") {
+                    Coding::Brotli
+                } else if name.is_empty() || name.eq_ignore_ascii_case(b"identity") {
+                    continue;
+                } else {
+                    return Err(CodingError::Unsupported);
+                };
+            if found.replace(coding).is_some() {
+                return Err(CodingError::Stacked);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A body decoded: as much of it as its captured bytes held, up to the limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    pub bytes: Vec<u8>,
+    /// The coded stream's end was reached: `bytes` is the whole body. Not so when the capture
+    /// stopped inside the stream (a long body, a lost byte) or the limit cut the decoding.
+    pub whole: bool,
+}
+
+/// Brotli's reader works through a buffer of this size; the captured input is in memory.
+const BROTLI_BUFFER_BYTES: usize = 4096;
+
+/// `encoded`, the start of a body in `coding`, decoded into at most `limit` bytes.
+pub fn decode(coding: Coding, encoded: &[u8], limit: usize) -> Result<Decoded, CodingError> {
+    match coding {
+        Coding::Gzip => read_limited(flate2::read::GzDecoder::new(encoded), limit),
+        Coding::Deflate => read_limited(flate2::read::ZlibDecoder::new(encoded), limit)
+            .or_else(|_| read_limited(flate2::read::DeflateDecoder::new(encoded), limit)),
+        Coding::Brotli => read_limited(
+            brotli_decompressor::Decompressor::new(encoded, BROTLI_BUFFER_BYTES),
+            limit,
+        ),
+    }
+}
+
+/// Reads `decoder` to its end or to `limit` bytes. An error after some output (the capture
+/// stopped inside the stream) keeps what came before it; an error before any is `Invalid`.
+fn read_limited(decoder: impl Read, limit: usize) -> Result<Decoded, CodingError> {
+    let mut bytes = Vec::new();
+    // One byte past the limit tells a body of exactly `limit` bytes from a longer one.
+    let mut reader = decoder.take(limit as u64 + 1);
+    let whole = match reader.read_to_end(&mut bytes) {
+        Ok(_) => bytes.len() <= limit,
+        Err(_) if !bytes.is_empty() => false,
+        Err(_) => return Err(CodingError::Invalid),
+    };
+    bytes.truncate(limit);
+    Ok(Decoded { bytes, whole })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    const BODY: &[u8] =
+        br#"{"users":[{"id":1,"email":"ann@example.com"},{"id":2,"email":"bo@example.com"}]}"#;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn headers(fields: &[(&str, &str)]) -> Headers {
+        Headers::from_fields(fields.iter().map(|(n, v)| (*n, v.as_bytes())))
+    }
+
+    #[test]
+    fn the_coding_is_read_from_the_header() {
+        for (value, coding) in [
+            ("gzip", Some(Coding::Gzip)),
+            ("X-GZIP", Some(Coding::Gzip)),
+            (" deflate ", Some(Coding::Deflate)),
+            ("br", Some(Coding::Brotli)),
+            ("identity", None),
+            ("identity, gzip", Some(Coding::Gzip)),
+        ] {
+            assert_eq!(
+                coding_of(&headers(&[("Content-Encoding", value)])),
+                Ok(coding),
+                "{value}"
+            );
+        }
+        assert_eq!(
+            coding_of(&headers(&[("Content-Type", "text/plain")])),
+            Ok(None)
+        );
+        assert_eq!(
+            coding_of(&headers(&[("content-encoding", "zstd")])),
+            Err(CodingError::Unsupported)
+        );
+        assert_eq!(
+            coding_of(&headers(&[
+                ("content-encoding", "gzip"),
+                ("content-encoding", "br")
+            ])),
+            Err(CodingError::Stacked)
+        );
+    }
+
+    #[test]
+    fn every_coding_decodes_to_the_body() {
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        zlib.write_all(BODY).unwrap();
+        let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        raw.write_all(BODY).unwrap();
+        let mut brotli = Vec::new();
+        // A brotli stream of one uncompressed meta-block: the decoder's own format, by hand,
+        // since this crate decodes only. Header: WBITS 16 (one 0 bit); then ISLAST=0,
+        // MNIBBLES=4, MLEN-1 (16 bits), ISUNCOMPRESSED=1; padding to the byte; the bytes; then
+        // an empty last meta-block (ISLAST=1, ISLASTEMPTY=1).
+        let mut bits = BitWriter::default();
+        bits.put(0, 1);
+        bits.put(0, 1);
+        bits.put(0, 2);
+        bits.put(BODY.len() as u64 - 1, 16);
+        bits.put(1, 1);
+        bits.align();
+        bits.bytes.extend_from_slice(BODY);
+        bits.put(1, 1);
+        bits.put(1, 1);
+        bits.align();
+        brotli.extend(bits.bytes);
+        for (coding, encoded) in [
+            (Coding::Gzip, gzip(BODY)),
+            (Coding::Deflate, zlib.finish().unwrap()),
+            (Coding::Deflate, raw.finish().unwrap()),
+            (Coding::Brotli, brotli),
+        ] {
+            let decoded = decode(coding, &encoded, 1 << 20).unwrap();
+            assert_eq!(decoded.bytes, BODY, "{coding:?}");
+            assert!(decoded.whole, "{coding:?}");
+        }
+    }
+
+    /// Bits written least significant first, as brotli reads them.
+    #[derive(Default)]
+    struct BitWriter {
+        bytes: Vec<u8>,
+        used: u32,
+    }
+
+    impl BitWriter {
+        fn put(&mut self, value: u64, count: u32) {
+            for bit in 0..count {
+                if self.used == 0 {
+                    self.bytes.push(0);
+                }
+                let last = self.bytes.len() - 1;
+                self.bytes[last] |= (((value >> bit) & 1) as u8) << self.used;
+                self.used = (self.used + 1) % 8;
+            }
+        }
+
+        fn align(&mut self) {
+            self.used = 0;
+        }
+    }
+
+    #[test]
+    fn a_cut_stream_gives_its_start_and_a_limit_bounds_the_rest() {
+        let long: Vec<u8> = BODY.iter().copied().cycle().take(200_000).collect();
+        let encoded = gzip(&long);
+        // The capture stopped inside the stream: the start, not whole.
+        let cut = decode(Coding::Gzip, &encoded[..encoded.len() / 2], 1 << 20).unwrap();
+        assert!(!cut.whole && !cut.bytes.is_empty() && long.starts_with(&cut.bytes));
+        // A body that decodes to more than the limit (a bomb among them) is kept to it.
+        let bounded = decode(Coding::Gzip, &encoded, 1000).unwrap();
+        assert_eq!((bounded.bytes.len(), bounded.whole), (1000, false));
+        assert_eq!(bounded.bytes, long[..1000]);
+        // Exactly the limit is whole.
+        let exact = decode(Coding::Gzip, &gzip(BODY), BODY.len()).unwrap();
+        assert!(exact.whole);
+    }
+
+    #[test]
+    fn bytes_not_in_the_coding_are_refused() {
+        for coding in [Coding::Gzip, Coding::Deflate, Coding::Brotli] {
+            assert_eq!(
+                decode(coding, b"\xff\xfe{\"id\":1} not compressed at all", 1 << 20),
+                Err(CodingError::Invalid),
+                "{coding:?}"
+            );
+            assert_eq!(
+                decode(coding, b"", 1 << 20),
+                Err(CodingError::Invalid),
+                "{coding:?}"
+            );
+        }
+    }
+}

@@ -437,9 +437,15 @@ struct ReadBody {
 impl ReadBody {
     fn of(headers: &Headers, body: &Body, complete: bool, context: &CallContext<'_>) -> ReadBody {
         let capture_ends_early = !complete || body.lost > 0;
-        let coding = match coding::coding_of(headers) {
-            Ok(Some(coding)) if !body.captured.is_empty() => coding,
-            Ok(_) => {
+        // An empty body (a HEAD's answer, a 304) has nothing to decode, whatever its coding.
+        let coding = if body.captured.is_empty() {
+            Ok(None)
+        } else {
+            coding::coding_of(headers)
+        };
+        let coding = match coding {
+            Ok(Some(coding)) => coding,
+            Ok(None) => {
                 return ReadBody {
                     view: body_view(body, capture_ends_early, context.body_preview_bytes),
                     decoded: None,
@@ -447,7 +453,13 @@ impl ReadBody {
             }
             Err(error) => return ReadBody::not_decoded(body, capture_ends_early, error, context),
         };
-        match coding::decode(coding, &body.captured, context.body_capture_bytes) {
+        let encoded_whole = body.captured.len() as u64 == body.size && body.lost == 0 && complete;
+        match coding::decode(
+            coding,
+            &body.captured,
+            encoded_whole,
+            context.body_capture_bytes,
+        ) {
             Ok(decoded) => {
                 let shown = &decoded.bytes[..decoded.bytes.len().min(context.body_preview_bytes)];
                 let view = BodyView {

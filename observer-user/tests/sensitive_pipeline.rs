@@ -663,7 +663,12 @@ fn a_compressed_body_is_read_as_what_it_carries_and_hidden_so() {
         shown.contains(r#"{\"email\":\"[REDACTED:email:"#),
         "{shown}"
     );
-    assert!(shown.contains(r#""finding.type":"email","finding.severity":"info","owasp.category":"API3:2023""#), "{shown}");
+    assert!(
+        shown.contains(
+            r#""finding.type":"email","finding.severity":"info","owasp.category":"API3:2023""#
+        ),
+        "{shown}"
+    );
     assert!(shown.contains(r#""name":"$.card.number"}"#), "{shown}");
     for raw in raw_values() {
         assert!(!shown.contains(raw), "{raw} in {shown}");

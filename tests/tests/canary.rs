@@ -76,6 +76,8 @@ struct Canaries {
     referer_email: String,
     /// An email in claims a gateway passes on in base64 (`X-Userinfo`).
     claims_email: String,
+    /// An email in an answer compressed with gzip (`/gzip`).
+    gzip_email: String,
 }
 
 /// SplitMix64 from the clock: unique per run, no dependency.
@@ -145,6 +147,7 @@ impl Canaries {
             )
         };
         let (error_email, referer_email, claims_email) = (email(), email(), email());
+        let gzip_email = email();
         let (email, key_email, name_email) = (email(), email(), email());
         Canaries {
             email,
@@ -152,6 +155,7 @@ impl Canaries {
             error_email,
             referer_email,
             claims_email,
+            gzip_email,
             name_email,
             card,
             ssn,
@@ -202,6 +206,7 @@ impl Canaries {
                 self.referer_email.replace('@', "%40"),
             ),
             ("email in claims", self.claims_email.clone()),
+            ("email in a compressed answer", self.gzip_email.clone()),
             ("claims holding an email (base64)", self.userinfo()),
         ]
     }
@@ -218,7 +223,8 @@ impl Canaries {
             "password": self.password, "aws_key": self.aws_key,
             "github_token": self.github_token, "key_email": self.key_email,
             "cut_token": self.cut_token, "short_token": self.short_token,
-            "error_email": self.error_email, "shown_bytes": CUT_TOKEN_SHOWN_BYTES,
+            "error_email": self.error_email, "gzip_email": self.gzip_email,
+            "shown_bytes": CUT_TOKEN_SHOWN_BYTES,
         })
     }
 }
@@ -260,7 +266,7 @@ const CUT_TOKEN_SHOWN_BYTES: usize = 24;
 /// The server: plaintext on one port, TLS on another; `/profile` returns the canary personal
 /// data, `/login` takes credentials. Canaries come from a file, so no command line holds them.
 const SERVER: &str = r#"
-import http.server, json, ssl, sys, threading
+import gzip, http.server, json, ssl, sys, threading
 canaries = json.load(open(sys.argv[1]))
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -283,6 +289,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             data = ("Internal error: no account for " + canaries["error_email"]).encode()
             self.send_response(500)
             self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        if self.path == "/gzip":
+            data = gzip.compress(json.dumps({"contact": {"email": canaries["gzip_email"]}}).encode())
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -486,6 +501,9 @@ fn canary_run(work: &Path) -> Result<()> {
             .args(["-sk", "--http1.1"])
             .arg(format!("{base}/long")))?;
         run(Command::new("curl")
+            .args(["-sk", "--http1.1", "--compressed"])
+            .arg(format!("{base}/gzip")))?;
+        run(Command::new("curl")
             .args(["-sk", "--http1.1", "-H"])
             .arg(format!(
                 "Referer: https://shop.test/cb?to={}",
@@ -615,6 +633,21 @@ fn canary_run(work: &Path) -> Result<()> {
     ensure!(
         findings.iter().any(|f| f["plaintext"] == false),
         "no finding from the TLS calls"
+    );
+    // A compressed answer is read decoded: its email is found, and shown hidden.
+    ensure!(
+        findings
+            .iter()
+            .any(|f| f["finding.type"] == "email" && f["http.route"] == "/gzip"),
+        "no email found in the compressed answer:\n{findings_table}"
+    );
+    ensure!(
+        calls.iter().any(|c| c["url.path"] == "/gzip"
+            && c["http.response.body"]["decoded_from"] == "gzip"
+            && c["http.response.body"]["preview"]
+                .as_str()
+                .is_some_and(|p| p.contains("\"email\": \"[REDACTED:email:"))),
+        "the compressed answer is not shown decoded and hidden: {calls:?}"
     );
     // Evidence is masked: the card shows its first six and last four digits, nothing more.
     let masked = format!("{}******{}", &canaries.card[..6], &canaries.card[12..]);

@@ -96,28 +96,40 @@ pub struct Decoded {
 /// Brotli's reader works through a buffer of this size; the captured input is in memory.
 const BROTLI_BUFFER_BYTES: usize = 4096;
 
-/// `encoded`, the start of a body in `coding`, decoded into at most `limit` bytes.
-pub fn decode(coding: Coding, encoded: &[u8], limit: usize) -> Result<Decoded, CodingError> {
+/// `encoded`, a body in `coding` (all of it if `encoded_whole`, else its start), decoded into
+/// at most `limit` bytes.
+pub fn decode(
+    coding: Coding,
+    encoded: &[u8],
+    encoded_whole: bool,
+    limit: usize,
+) -> Result<Decoded, CodingError> {
+    let read = |decoder: &mut dyn Read| read_limited(decoder, encoded_whole, limit);
     match coding {
-        Coding::Gzip => read_limited(flate2::read::GzDecoder::new(encoded), limit),
-        Coding::Deflate => read_limited(flate2::read::ZlibDecoder::new(encoded), limit)
-            .or_else(|_| read_limited(flate2::read::DeflateDecoder::new(encoded), limit)),
-        Coding::Brotli => read_limited(
-            brotli_decompressor::Decompressor::new(encoded, BROTLI_BUFFER_BYTES),
-            limit,
-        ),
+        Coding::Gzip => read(&mut flate2::read::GzDecoder::new(encoded)),
+        Coding::Deflate => read(&mut flate2::read::ZlibDecoder::new(encoded))
+            .or_else(|_| read(&mut flate2::read::DeflateDecoder::new(encoded))),
+        Coding::Brotli => read(&mut brotli_decompressor::Decompressor::new(
+            encoded,
+            BROTLI_BUFFER_BYTES,
+        )),
     }
 }
 
-/// Reads `decoder` to its end or to `limit` bytes. An error after some output (the capture
-/// stopped inside the stream) keeps what came before it; an error before any is `Invalid`.
-fn read_limited(decoder: impl Read, limit: usize) -> Result<Decoded, CodingError> {
+/// Reads `decoder` to its end or to `limit` bytes. When the input is only the start of the
+/// stream, the error its end brings keeps what came before it; otherwise an error means the
+/// bytes are not in the coding (a body mislabelled, whose first bytes may decode to noise).
+fn read_limited(
+    decoder: &mut dyn Read,
+    encoded_whole: bool,
+    limit: usize,
+) -> Result<Decoded, CodingError> {
     let mut bytes = Vec::new();
     // One byte past the limit tells a body of exactly `limit` bytes from a longer one.
     let mut reader = decoder.take(limit as u64 + 1);
     let whole = match reader.read_to_end(&mut bytes) {
         Ok(_) => bytes.len() <= limit,
-        Err(_) if !bytes.is_empty() => false,
+        Err(_) if !encoded_whole && !bytes.is_empty() => false,
         Err(_) => return Err(CodingError::Invalid),
     };
     bytes.truncate(limit);
@@ -205,7 +217,7 @@ mod tests {
             (Coding::Deflate, raw.finish().unwrap()),
             (Coding::Brotli, brotli),
         ] {
-            let decoded = decode(coding, &encoded, 1 << 20).unwrap();
+            let decoded = decode(coding, &encoded, true, 1 << 20).unwrap();
             assert_eq!(decoded.bytes, BODY, "{coding:?}");
             assert!(decoded.whole, "{coding:?}");
         }
@@ -240,14 +252,20 @@ mod tests {
         let long: Vec<u8> = BODY.iter().copied().cycle().take(200_000).collect();
         let encoded = gzip(&long);
         // The capture stopped inside the stream: the start, not whole.
-        let cut = decode(Coding::Gzip, &encoded[..encoded.len() / 2], 1 << 20).unwrap();
+        let start = &encoded[..encoded.len() / 2];
+        let cut = decode(Coding::Gzip, start, false, 1 << 20).unwrap();
         assert!(!cut.whole && !cut.bytes.is_empty() && long.starts_with(&cut.bytes));
+        // The same bytes said to be the whole body are not in the coding: it ends early.
+        assert_eq!(
+            decode(Coding::Gzip, start, true, 1 << 20),
+            Err(CodingError::Invalid)
+        );
         // A body that decodes to more than the limit (a bomb among them) is kept to it.
-        let bounded = decode(Coding::Gzip, &encoded, 1000).unwrap();
+        let bounded = decode(Coding::Gzip, &encoded, true, 1000).unwrap();
         assert_eq!((bounded.bytes.len(), bounded.whole), (1000, false));
         assert_eq!(bounded.bytes, long[..1000]);
         // Exactly the limit is whole.
-        let exact = decode(Coding::Gzip, &gzip(BODY), BODY.len()).unwrap();
+        let exact = decode(Coding::Gzip, &gzip(BODY), true, BODY.len()).unwrap();
         assert!(exact.whole);
     }
 
@@ -255,12 +273,17 @@ mod tests {
     fn bytes_not_in_the_coding_are_refused() {
         for coding in [Coding::Gzip, Coding::Deflate, Coding::Brotli] {
             assert_eq!(
-                decode(coding, b"\xff\xfe{\"id\":1} not compressed at all", 1 << 20),
+                decode(
+                    coding,
+                    b"\xff\xfe{\"id\":1} not compressed at all",
+                    true,
+                    1 << 20
+                ),
                 Err(CodingError::Invalid),
                 "{coding:?}"
             );
             assert_eq!(
-                decode(coding, b"", 1 << 20),
+                decode(coding, b"", false, 1 << 20),
                 Err(CodingError::Invalid),
                 "{coding:?}"
             );

@@ -1,7 +1,7 @@
 //! The parsers and the scanner under fuzzing, compiled from observer-user's own sources.
 //!
-//! The HTTP/1 stages (`protocol`, `pairing`) depend on nothing but httparse, memchr and
-//! thiserror, and the sensitive-data scanner on its pattern crates and `findings::Severity`;
+//! The HTTP/1 stages (`protocol`, `pairing`) depend on nothing but httparse, memchr,
+//! thiserror and the decompressors, and the sensitive-data scanner on its pattern crates and `findings::Severity`;
 //! building the whole agent crate (aya, tokio, SQLite...) with sanitizers took longer than the
 //! fuzzing itself. Including those modules' files here builds exactly the code that is fuzzed,
 //! from the same sources, under the same crate-relative paths.

@@ -4,15 +4,17 @@
 
 use std::{fs, os::unix::fs::PermissionsExt, path::PathBuf};
 
+mod common;
+
+use common::call_events_in_pieces;
 use observer::{
-    events::{encode, ConnClose, ConnOpen, Data, Event},
     findings::report,
     output::Output,
     pipeline::{Pipeline, PipelineConfig},
     redact::RedactionMode,
     sensitive::{self, keyed::KEY_FILE},
 };
-use observer_common::{ConnId, ConnOrigin, Direction, RoleHint, Source};
+use observer_common::ConnId;
 
 const CLIENT: ConnId = ConnId {
     tgid: 300,
@@ -53,42 +55,7 @@ fn events() -> Vec<Vec<u8>> {
 
 /// The kernel events of a plaintext call on connection `conn`.
 fn call_events(conn: ConnId, request: &str, response: &str) -> Vec<Vec<u8>> {
-    call_events_in_pieces(conn, request, &[(0, response.as_bytes())])
-}
-
-/// The kernel events of a plaintext call on connection `conn` whose response comes in pieces at
-/// their stream positions: bytes between two pieces were lost in the kernel.
-fn call_events_in_pieces(conn: ConnId, request: &str, response: &[(u64, &[u8])]) -> Vec<Vec<u8>> {
-    let data = |ts: u64, direction: Direction, position: u64, payload: &[u8]| {
-        encode::event(&Event::Data(Data::whole_call(
-            conn, direction, position, payload, ts,
-        )))
-    };
-    let mut events = vec![
-        encode::event(&Event::ConnOpen(ConnOpen {
-            timestamp_ns: 1_000,
-            conn,
-            origin: ConnOrigin::Connect,
-            role_hint: RoleHint::Unknown,
-            remote: Some("10.1.2.3:8080".parse().expect("address")),
-            local: None,
-            family: 2,
-            listen_fd: None,
-            tid: conn.tgid,
-            comm: "client".into(),
-            tls: false,
-        })),
-        data(2_000, Direction::Egress, 0, request.as_bytes()),
-    ];
-    for (&(position, piece), ts) in response.iter().zip(3_000..) {
-        events.push(data(ts, Direction::Ingress, position, piece));
-    }
-    events.push(encode::event(&Event::ConnClose(ConnClose {
-        timestamp_ns: 4_000,
-        conn,
-        bytes: [[0; Source::COUNT]; 2],
-    })));
-    events
+    call_events_in_pieces(conn, request.as_bytes(), &[(0, response.as_bytes())])
 }
 
 fn state_dir(name: &str) -> PathBuf {
@@ -440,7 +407,7 @@ impl Exchanges {
             fd: 100 + self.count,
             ..CLIENT
         };
-        for event in call_events_in_pieces(conn, request, response) {
+        for event in call_events_in_pieces(conn, request.as_bytes(), response) {
             self.pipeline.push_kernel_event(&event);
         }
         let outputs: Vec<Output> = self.pipeline.take_outputs().collect();

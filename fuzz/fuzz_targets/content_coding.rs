@@ -9,15 +9,15 @@
 use libfuzzer_sys::fuzz_target;
 use observer::protocol::coding::{decode, Coding};
 
-const CODINGS: [Coding; 3] = [Coding::Gzip, Coding::Deflate, Coding::Brotli];
+const CODINGS: [Coding; 4] = [Coding::Gzip, Coding::Deflate, Coding::Brotli, Coding::Zstd];
 
 fuzz_target!(|input: &[u8]| {
     let Some((&control, encoded)) = input.split_first() else {
         return;
     };
     let coding = CODINGS[usize::from(control) % CODINGS.len()];
-    // 1 to ~5 KiB: small enough that bombs reach it.
-    let limit = 1 + usize::from(control / 3) * 64;
+    // 1 to ~4 KiB: small enough that bombs reach it.
+    let limit = 1 + usize::from(control / 4) * 64;
     let whole = decode(coding, encoded, true, limit);
     if let Ok(whole) = &whole {
         assert!(whole.bytes.len() <= limit);

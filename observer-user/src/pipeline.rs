@@ -125,7 +125,7 @@ pub struct PipelineStats {
     pub api_calls_filtered: u64,
     /// HTTP parse errors, by kind.
     pub parse_errors: BTreeMap<&'static str, u64>,
-    /// Bodies read through their content coding, by coding (`gzip`, `deflate`, `br`).
+    /// Bodies read through their content coding, by coding (`gzip`, `deflate`, `br`, `zstd`).
     pub bodies_decoded: BTreeMap<&'static str, u64>,
     /// Bodies in a content coding left as sent, by why (`unsupported`, `stacked`, `invalid`).
     pub bodies_not_decoded: BTreeMap<&'static str, u64>,

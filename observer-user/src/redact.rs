@@ -1167,6 +1167,54 @@ mod tests {
     }
 
     #[test]
+    fn secret_parameters_of_queries_inside_values_are_hidden() {
+        let redactor = Redactor::new(RedactionMode::Secrets);
+        let token = "Xk29sLqP0vZ8mN3bR7tY1wQe";
+        let json = Source::Body(Some("application/json"));
+        for (source, text, shown) in [
+            (
+                Source::Header("referer"),
+                format!("https://shop.test/reset?token={token}&step=2"),
+                "https://shop.test/reset?token=[REDACTED:secret_field:",
+            ),
+            (
+                Source::Header("location"),
+                format!("https://app.test/cb#access_token={token}&token_type=bearer"),
+                "https://app.test/cb#access_token=[REDACTED:secret_field:",
+            ),
+            (
+                Source::Header("link"),
+                format!("<https://api.test/items?page=2&api_key={token}>; rel=\"next\""),
+                "<https://api.test/items?page=2&api_key=[REDACTED:secret_field:",
+            ),
+            (
+                json,
+                format!(r#"{{"next":"/v1/items?cursor=9&access_token={token}","n":1}}"#),
+                r#"{"next":"/v1/items?cursor=9&access_token=[REDACTED:secret_field:"#,
+            ),
+            (
+                Source::Query,
+                format!("redirect_uri=https%3A%2F%2Fapp.test%2Fcb%3Ftoken%3D{token}&x=1"),
+                "redirect_uri=[REDACTED:secret_field:",
+            ),
+        ] {
+            let redacted = redactor.redact_values(source, &text).unwrap_or_default();
+            assert!(redacted.starts_with(shown), "{text}: {redacted}");
+            assert!(!redacted.contains(token), "{redacted}");
+        }
+        // Queries of nothing secret, and question marks that start no query, are left alone.
+        for text in [
+            "https://shop.test/search?q=shoes&page=2#reviews",
+            "Is this the page? Yes=no",
+        ] {
+            assert_eq!(
+                redactor.redact_values(Source::Header("referer"), text),
+                None
+            );
+        }
+    }
+
+    #[test]
     fn any_window_of_any_capture_keeps_to_what_it_may_show() {
         // Texts of values, their pieces, delimiters and multi-byte characters; windows ending
         // anywhere on a character boundary, captures ending early or not.

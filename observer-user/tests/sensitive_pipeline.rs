@@ -651,7 +651,10 @@ fn a_compressed_body_is_read_as_what_it_carries_and_hidden_so() {
         assert!(!shown.contains(raw), "{raw} in {shown}");
     }
     // A coding not undone, or bytes not in their coding: no preview, and the call says why.
-    for (coding, body) in [("compress", compressed.as_slice()), ("gzip", json.as_bytes())] {
+    for (coding, body) in [
+        ("compress", compressed.as_slice()),
+        ("gzip", json.as_bytes()),
+    ] {
         let shown = exchanges.shown(
             &request(),
             &String::from_utf8_lossy(&encoded_response(coding, body)),

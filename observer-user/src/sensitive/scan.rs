@@ -44,12 +44,17 @@ const MIN_NUMBER_DIGITS: usize = 7;
 /// agent build an enormous automaton.
 pub const CUSTOM_REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-/// Whether a scan reads values written in base64 decoded: texts found so are not read again.
+/// Whether a scan reads what values hold inside them (a text in base64, a query in a URL): the
+/// outer scan does; the scans of those insides do not, so hostile nesting costs one level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Base64 {
-    Read,
-    Skip,
+enum Depth {
+    Outer,
+    Inner,
 }
+
+/// Bytes that end a query written inside a value (`https://x/cb?token=...` in a header, a JSON
+/// string, a line of text): where a URL stops in running text, markup or a `Link` header.
+const QUERY_ENDS: &[u8] = b" \t\r\n\"'<>`#";
 
 /// Which encodings a field may hold values in, by a look at it.
 #[derive(Debug, Clone, Copy)]
@@ -445,7 +450,7 @@ impl Scanner {
 
     /// [`Scanner::scan_source`] without recalling or remembering: for measuring the scan.
     pub fn scan_afresh(&self, source: Source<'_>, text: &str, now_secs: u64, out: &mut Vec<Found>) {
-        self.scan_text(source, text, now_secs, Base64::Read, out);
+        self.scan_text(source, text, now_secs, Depth::Outer, out);
     }
 
     /// The fields of `text` read as `source`, each scanned with the keywords in its span.
@@ -454,7 +459,7 @@ impl Scanner {
         source: Source<'_>,
         text: &str,
         now_secs: u64,
-        base64: Base64,
+        depth: Depth,
         out: &mut Vec<Found>,
     ) {
         let keywords = self.keyword_spans(text);
@@ -462,8 +467,14 @@ impl Scanner {
             let mut next_keyword = 0;
             let mut hits = Vec::new();
             // Checked once for the text, so that fields are looked at for escapes only if it
-            // has one.
-            let may_hold_escapes = memchr::memchr(b'%', text.as_bytes()).is_some();
+            // has one, and for queries inside them only if it has a mark that may start one
+            // (`%3F` decodes to a `?`). One pass for all three in the common case, no mark.
+            let bytes = text.as_bytes();
+            let first_mark = memchr::memchr3(b'%', b'?', b'#', bytes);
+            let may_hold_escapes = first_mark.is_some_and(|at| {
+                bytes[at] == b'%' || memchr::memchr(b'%', &bytes[at..]).is_some()
+            });
+            let may_hold_queries = depth == Depth::Outer && first_mark.is_some();
             fields::fields(source, text, &mut |field| {
                 hits.clear();
                 let triggered = if field.decoded {
@@ -491,11 +502,15 @@ impl Scanner {
                 // (`ann%40example.com`, or escaped twice), or in base64. Read decoded too, and
                 // hidden with its whole field (a path's segment), as decoded fields are.
                 let escaped = may_hold_escapes && field.text.contains('%');
-                let base64 = base64 == Base64::Read
+                let base64 = depth == Depth::Outer
                     && (field.part == Part::Path || fields::may_be_base64(field.text));
                 if escaped || base64 {
                     let encodings = Encodings { escaped, base64 };
                     self.scan_encoded(field, encodings, now_secs, found_before, memo, out);
+                }
+                if may_hold_queries && memchr::memchr2(b'?', b'#', field.text.as_bytes()).is_some()
+                {
+                    self.scan_queries_inside(field, now_secs, found_before, out);
                 }
             });
         });
@@ -623,18 +638,70 @@ impl Scanner {
             Source::Body(content_type),
             decoded,
             now_secs,
-            Base64::Skip,
+            Depth::Inner,
             &mut inside,
         );
+        self.push_found_inside(field, inside, |_| raw.clone(), found_before, out);
+    }
+
+    /// What the queries written inside `field` hold (a URL in a `Referer` or `Location`, in a
+    /// JSON string, in a `redirect_uri` parameter; a fragment such as `#access_token=...`):
+    /// each run after a `?` or `#` that holds a `=` is read as a query, so that a parameter
+    /// named as a secret is hidden there as in the request's own query. Runs end at
+    /// [`QUERY_ENDS`] and do not overlap, so each byte is read once.
+    fn scan_queries_inside(
+        &self,
+        field: &Field<'_>,
+        now_secs: u64,
+        found_before: usize,
+        out: &mut Vec<Found>,
+    ) {
+        let bytes = field.text.as_bytes();
+        let mut from = 0;
+        while let Some(mark) = memchr::memchr2(b'?', b'#', &bytes[from..]).map(|at| from + at) {
+            let start = mark + 1;
+            let end = bytes[start..]
+                .iter()
+                .position(|b| QUERY_ENDS.contains(b))
+                .map_or(bytes.len(), |at| start + at);
+            from = end;
+            // Both marks are ASCII: the run lies on character boundaries.
+            let query = &field.text[start..end];
+            if !query.contains('=') {
+                continue;
+            }
+            let mut inside = Vec::new();
+            self.scan_text(Source::Query, query, now_secs, Depth::Inner, &mut inside);
+            let raw_of = |found: &Found| {
+                if field.decoded {
+                    field.raw.clone()
+                } else {
+                    let at = field.raw.start + start;
+                    at + found.raw.start..at + found.raw.end
+                }
+            };
+            self.push_found_inside(field, inside, raw_of, found_before, out);
+        }
+    }
+
+    /// What a scan of something inside `field` found, as found in `field`: under its name, at
+    /// `raw_of` each in the source text, leaving out values the field showed as written.
+    fn push_found_inside(
+        &self,
+        field: &Field<'_>,
+        inside: Vec<Found>,
+        raw_of: impl Fn(&Found) -> Range<usize>,
+        found_before: usize,
+        out: &mut Vec<Found>,
+    ) {
         for found in inside {
-            // What the field showed as written is found already.
             if out[found_before..].iter().any(|f| f.value == found.value) {
                 continue;
             }
             out.push(Found {
                 part: field.part,
                 name: field.name_string_naming(|name| self.finds_in_short_text(name)),
-                raw: raw.clone(),
+                raw: raw_of(&found),
                 bare: field.bare,
                 ..found
             });

@@ -78,6 +78,8 @@ struct Canaries {
     claims_email: String,
     /// An email in an answer compressed with gzip (`/gzip`).
     gzip_email: String,
+    /// A password-reset token in the `Referer` URL's query (`?token=`).
+    reset_token: String,
 }
 
 /// SplitMix64 from the clock: unique per run, no dependency.
@@ -163,6 +165,7 @@ impl Canaries {
             session: format!("cnry{}", rng.pick(b"0123456789abcdef", 32)),
             api_key: format!("cnry{}", rng.pick(ALNUM, 28)),
             password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
+            reset_token: format!("cnry{}", rng.pick(ALNUM, 24)),
             basic_user: format!("cnryuser{}", rng.pick(b"abcdefghijklmnopqrstuvwxyz", 6)),
             basic_password: format!("CnryPw{}", rng.pick(ALNUM, 12)),
             aws_key: format!("AKIA{}", rng.pick(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
@@ -207,6 +210,7 @@ impl Canaries {
             ),
             ("email in claims", self.claims_email.clone()),
             ("email in a compressed answer", self.gzip_email.clone()),
+            ("reset token in a Referer", self.reset_token.clone()),
             ("claims holding an email (base64)", self.userinfo()),
         ]
     }
@@ -498,7 +502,11 @@ fn canary_run(work: &Path) -> Result<()> {
             ))
             .arg(format!("{base}/login")))?;
         run(Command::new("curl")
-            .args(["-sk", "--http1.1"])
+            .args(["-sk", "--http1.1", "-H"])
+            .arg(format!(
+                "Referer: https://shop.test/reset?token={}&step=2",
+                canaries.reset_token
+            ))
             .arg(format!("{base}/long")))?;
         run(Command::new("curl")
             .args(["-sk", "--http1.1", "--compressed"])

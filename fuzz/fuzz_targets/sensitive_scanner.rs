@@ -14,11 +14,13 @@ use observer::sensitive::{fields::Source, scan::Scanner};
 const HEADERS: [&str; 4] = ["authorization", "cookie", "set-cookie", "x-api-key"];
 
 /// Content types the scanner reads structurally, plus a fallback to plain text.
-const CONTENT_TYPES: [Option<&str>; 5] = [
+const CONTENT_TYPES: [Option<&str>; 7] = [
     Some("application/json"),
     Some("application/x-www-form-urlencoded"),
     Some("text/plain"),
     Some("application/json; charset=utf-8"),
+    Some("text/xml"),
+    Some("multipart/form-data; boundary=b"),
     None,
 ];
 

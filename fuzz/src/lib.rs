@@ -20,6 +20,7 @@ pub mod sensitive {
     pub mod fields;
     pub mod hints;
     pub mod json;
+    pub mod markup;
     pub mod recent;
     pub mod scan;
     pub mod types;

@@ -134,7 +134,8 @@ const fn shortest(words: &[&str]) -> usize {
 
 /// Names that are secret only when they are the whole name (as fragments they are too common).
 const SECRET_NAMES: &[&str] = &[
-    "pwd", "pass", "auth", "key", "sig", "otp", "pin", "code", "jwt", "sid",
+    "pwd", "pass", "auth", "key", "sig", "otp", "pin", "code", "jwt", "sid", "cvv", "cvc", "cvv2",
+    "cvc2", "csc",
 ];
 
 /// Names shorter than this are never secret: every whole name and fragment is at least this
@@ -1212,6 +1213,75 @@ mod tests {
                 None
             );
         }
+    }
+
+    #[test]
+    fn values_in_markup_and_multipart_bodies_are_hidden_by_their_names() {
+        let redactor = Redactor::new(RedactionMode::Secrets);
+        let token = "Xk29sLqP0vZ8mN3bR7tY1wQe";
+        for (content_type, text) in [
+            (
+                "text/xml",
+                format!(
+                    "<soap:Envelope><soap:Body><Login><user>ann</user>\
+                     <password>hunter2-Q</password><apiKey>{token}</apiKey></Login>\
+                     </soap:Body></soap:Envelope>"
+                ),
+            ),
+            (
+                "text/html; charset=utf-8",
+                format!(r#"<form><input type="hidden" name="csrf_token" value="{token}"></form>"#),
+            ),
+            (
+                "multipart/form-data; boundary=b1",
+                format!(
+                    "--b1\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\n\
+                     hunter2-Q\r\n--b1\r\nContent-Disposition: form-data; \
+                     name=\"api_key\"\r\n\r\n{token}\r\n--b1--\r\n"
+                ),
+            ),
+        ] {
+            let redacted = redactor
+                .redact_values(Source::Body(Some(content_type)), &text)
+                .unwrap_or_default();
+            assert!(
+                !redacted.contains("hunter2-Q") && !redacted.contains(token),
+                "{content_type}: {redacted}"
+            );
+            // The structure around the values stays readable.
+            assert!(
+                redacted.contains("[REDACTED:"),
+                "{content_type}: {redacted}"
+            );
+        }
+    }
+
+    #[test]
+    fn card_security_codes_are_hidden_by_name() {
+        // Card rules forbid keeping them after authorisation: never shown, wherever they are.
+        let redactor = Redactor::new(RedactionMode::Secrets);
+        for (source, text) in [
+            (
+                Source::Body(Some("application/json")),
+                r#"{"card":{"cvv":"123"}}"#,
+            ),
+            (Source::Body(Some("application/json")), r#"{"cvc2":417}"#),
+            (Source::Query, "csc=4821&x=1"),
+            (
+                Source::Body(Some("text/xml")),
+                "<payment><cvv>123</cvv></payment>",
+            ),
+        ] {
+            let redacted = redactor.redact_values(source, text).unwrap_or_default();
+            assert!(
+                redacted.contains("[REDACTED:password:"),
+                "{text}: {redacted}"
+            );
+        }
+        assert_eq!(
+            redact_json_text(r#"{"cvv": "123", "ok": true}"#),
+            r#"{"cvv": "[REDACTED]", "ok": true}"#
+        );
     }
 
     #[test]

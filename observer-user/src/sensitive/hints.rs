@@ -347,9 +347,9 @@ fn word_hints(word: &[u8], hints: &mut Hints) {
         return;
     };
     let hint = match word {
-        "password" | "passwd" | "pwd" | "pass" | "passphrase" | "pin" | "passcode" => {
-            Hints::PASSWORD
-        }
+        // A card's security code is kept nowhere, like a password: hidden whatever its shape.
+        "password" | "passwd" | "pwd" | "pass" | "passphrase" | "pin" | "passcode" | "cvv"
+        | "cvc" | "cvv2" | "cvc2" | "csc" => Hints::PASSWORD,
         "secret" | "token" | "apikey" | "credential" | "credentials" | "auth" | "jwt" | "otp"
         | "authorization" | "bearer" => Hints::SECRET,
         "ssn" | "sin" => Hints::SSN,

@@ -17,6 +17,7 @@ pub mod hints;
 pub mod json;
 pub mod keyed;
 pub mod labels;
+pub mod markup;
 pub mod mask;
 pub mod policy;
 pub mod recent;

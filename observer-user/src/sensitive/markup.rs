@@ -1,0 +1,321 @@
+//! XML and HTML bodies cut into named fields: an element's text under the element's name, an
+//! attribute's value under the attribute's, and a form control's value under its `name`
+//! (`<input name="csrf_token" value="...">`). SOAP and XML APIs carry `<password>` and
+//! `<apiKey>` as JSON carries members, and a field's name must speak for the value there too.
+//!
+//! Not a parser: one pass that looks at tags, never fails, and hands out every byte of the text
+//! in some field (comments, CDATA, declarations and text outside elements included, without a
+//! name), so nothing is scanned less than as plain text. Character references (`&#64;`,
+//! `&amp;`) are decoded: a text that needs it is a decoded field, replaced whole.
+
+use std::{borrow::Cow, ops::Range};
+
+use super::fields::{Field, Part};
+
+/// Attributes of one tag looked at for a form control's name and value; a tag with more is
+/// read attribute by attribute all the same, the rest without the pairing.
+const MAX_PAIRED_ATTRIBUTES: usize = 16;
+
+/// Calls `visit` with every field of `text`, read as XML or HTML.
+/// Out of line: see `fields::multipart_fields`.
+#[inline(never)]
+pub fn fields(text: &str, visit: &mut impl FnMut(&Field<'_>)) {
+    let bytes = text.as_bytes();
+    // The element whose text comes next: the last start tag, until an end tag.
+    let mut element: Option<&str> = None;
+    let mut at = 0;
+    while at < bytes.len() {
+        let Some(open) = memchr::memchr(b'<', &bytes[at..]).map(|i| at + i) else {
+            emit(text, at..bytes.len(), element, visit);
+            break;
+        };
+        emit(text, at..open, element, visit);
+        let rest = &bytes[open..];
+        if rest.starts_with(b"<!--") {
+            let end = find(bytes, open + 4, b"-->");
+            emit(text, open + 4..end, None, visit);
+            at = (end + 3).min(bytes.len());
+        } else if rest.starts_with(b"<![CDATA[") {
+            let end = find(bytes, open + 9, b"]]>");
+            emit(text, open + 9..end, element, visit);
+            at = (end + 3).min(bytes.len());
+        } else if rest
+            .get(1)
+            .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+        {
+            let end = tag_end(bytes, open + 1);
+            let (name, self_closing) = start_tag(text, open + 1..end, visit);
+            element = (!self_closing).then_some(name);
+            at = (end + 1).min(bytes.len());
+        } else if rest.get(1) == Some(&b'/') {
+            // An end tag names an element, nothing else.
+            element = None;
+            at = tag_end(bytes, open + 1) + 1;
+        } else if rest.get(1).is_some_and(|b| matches!(b, b'!' | b'?')) {
+            // A declaration or processing instruction: read as text, without a name.
+            let end = tag_end(bytes, open + 1);
+            emit(text, open..end, None, visit);
+            at = end + 1;
+        } else {
+            // A `<` that opens nothing (`a < b`): text.
+            emit(text, open..open + 1, element, visit);
+            at = open + 1;
+        }
+    }
+}
+
+/// Where `needle` starts at or after `from`, or the text's end.
+fn find(bytes: &[u8], from: usize, needle: &[u8]) -> usize {
+    memchr::memmem::find(&bytes[from.min(bytes.len())..], needle).map_or(bytes.len(), |i| from + i)
+}
+
+/// The `>` ending a tag whose name starts at `from`, outside quoted attribute values; the
+/// text's end if there is none.
+fn tag_end(bytes: &[u8], from: usize) -> usize {
+    let mut quote = None;
+    for (i, &byte) in bytes.iter().enumerate().skip(from) {
+        match (quote, byte) {
+            (None, b'"' | b'\'') => quote = Some(byte),
+            (Some(q), _) if byte == q => quote = None,
+            (None, b'>') => return i,
+            _ => {}
+        }
+    }
+    bytes.len()
+}
+
+/// Reads the start tag in `span` (after its `<`): visits its attribute values, returns the
+/// element's local name and whether the tag closes itself.
+fn start_tag<'t>(
+    text: &'t str,
+    span: Range<usize>,
+    visit: &mut impl FnMut(&Field<'_>),
+) -> (&'t str, bool) {
+    let bytes = text.as_bytes();
+    let is_name_byte = |b: u8| !b.is_ascii_whitespace() && !matches!(b, b'=' | b'/' | b'>');
+    let name_end = (span.start..span.end)
+        .find(|&i| !is_name_byte(bytes[i]))
+        .unwrap_or(span.end);
+    let name = local(&text[span.start..name_end]);
+    let self_closing = span.end > span.start && bytes[span.end - 1] == b'/';
+    // (attribute name, value span) of the first few, to pair a control's name and value.
+    let mut attributes: Vec<(&str, Range<usize>)> = Vec::new();
+    let mut i = name_end;
+    while i < span.end {
+        if !is_name_byte(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let attribute_start = i;
+        while i < span.end && is_name_byte(bytes[i]) {
+            i += 1;
+        }
+        let attribute = local(&text[attribute_start..i]);
+        while i < span.end && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= span.end || bytes[i] != b'=' {
+            continue;
+        }
+        i += 1;
+        while i < span.end && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let value = match bytes.get(i) {
+            Some(&quote @ (b'"' | b'\'')) if i < span.end => {
+                let end =
+                    memchr::memchr(quote, &bytes[i + 1..span.end]).map_or(span.end, |e| i + 1 + e);
+                let value = i + 1..end;
+                i = end + 1;
+                value
+            }
+            _ => {
+                let start = i;
+                while i < span.end && !bytes[i].is_ascii_whitespace() && bytes[i] != b'>' {
+                    i += 1;
+                }
+                start..i
+            }
+        };
+        if attributes.len() < MAX_PAIRED_ATTRIBUTES {
+            attributes.push((attribute, value));
+        } else {
+            emit(text, value, Some(attribute), visit);
+        }
+    }
+    // A form control's value is named by its `name` (or `id`): `<input name="pin" value=..>`.
+    let control = ["name", "id"].iter().find_map(|wanted| {
+        attributes
+            .iter()
+            .find(|(attribute, _)| attribute.eq_ignore_ascii_case(wanted))
+            .and_then(|(_, span)| text.get(span.clone()))
+    });
+    for (attribute, value) in &attributes {
+        let key = match control {
+            Some(control) if attribute.eq_ignore_ascii_case("value") => control,
+            _ => attribute,
+        };
+        emit(text, value.clone(), Some(key), visit);
+    }
+    (name, self_closing)
+}
+
+/// A name without its namespace prefix (`soap:Body` is `Body`).
+fn local(name: &str) -> &str {
+    name.rsplit_once(':').map_or(name, |(_, local)| local)
+}
+
+/// Visits `text[span]` as a field under `key`, unless it is only white space; character
+/// references decoded.
+fn emit(text: &str, span: Range<usize>, key: Option<&str>, visit: &mut impl FnMut(&Field<'_>)) {
+    let Some(raw) = text.get(span.clone()) else {
+        return;
+    };
+    let lead = raw.len() - raw.trim_start().len();
+    let value = raw.trim();
+    if value.is_empty() {
+        return;
+    }
+    let raw = span.start + lead..span.start + lead + value.len();
+    let decoded = decode_references(value);
+    visit(&Field {
+        part: Part::Markup,
+        name: key,
+        json: None,
+        key,
+        parent_key: None,
+        text: &decoded,
+        raw,
+        decoded: matches!(decoded, Cow::Owned(_)),
+        bare: false,
+    });
+}
+
+/// `text` with its character references (`&amp;`, `&#64;`, `&#x40;`) decoded; unknown ones
+/// kept as written.
+fn decode_references(text: &str) -> Cow<'_, str> {
+    if !text.contains('&') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let decoded = rest[1..]
+            .find(';')
+            .filter(|&end| end <= 10)
+            .and_then(|end| {
+                let reference = &rest[1..1 + end];
+                let character = match reference {
+                    "amp" => Some('&'),
+                    "lt" => Some('<'),
+                    "gt" => Some('>'),
+                    "quot" => Some('"'),
+                    "apos" => Some('\''),
+                    "commat" => Some('@'),
+                    "period" => Some('.'),
+                    _ => reference
+                        .strip_prefix("#x")
+                        .or_else(|| reference.strip_prefix("#X"))
+                        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                        .or_else(|| reference.strip_prefix('#').and_then(|d| d.parse().ok()))
+                        .and_then(char::from_u32),
+                }?;
+                Some((character, end + 2))
+            });
+        match decoded {
+            Some((character, len)) => {
+                out.push(character);
+                rest = &rest[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    if out == text {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(text: &str) -> Vec<(Option<String>, String, bool)> {
+        let mut got = Vec::new();
+        fields(text, &mut |field| {
+            if !field.decoded {
+                assert_eq!(&text[field.raw.clone()], field.text, "raw span");
+            }
+            got.push((
+                field.key.map(str::to_string),
+                field.text.to_string(),
+                field.decoded,
+            ));
+        });
+        got
+    }
+
+    fn field(key: Option<&str>, text: &str, decoded: bool) -> (Option<String>, String, bool) {
+        (key.map(str::to_string), text.to_string(), decoded)
+    }
+
+    #[test]
+    fn elements_attributes_and_controls_name_their_values() {
+        let text = r#"<?xml version="1.0"?><soap:Envelope xmlns:soap="urn:x"><soap:Body>
+            <Login><user id="7">ann</user><password>hunter2</password></Login>
+            <!-- key AKIAZ7QW3ERT5YUIOP2L --><note><![CDATA[a < b]]></note></soap:Body>
+            </soap:Envelope><form><input type="hidden" name="csrf_token" value='Xk29sLq'/>
+            <a href="mailto:ann&#64;example.com">mail</a></form> tail"#;
+        assert_eq!(
+            collect(text),
+            vec![
+                field(None, r#"<?xml version="1.0"?"#, false),
+                field(Some("soap"), "urn:x", false),
+                field(Some("id"), "7", false),
+                field(Some("user"), "ann", false),
+                field(Some("password"), "hunter2", false),
+                field(None, "key AKIAZ7QW3ERT5YUIOP2L", false),
+                field(Some("note"), "a < b", false),
+                field(Some("type"), "hidden", false),
+                field(Some("name"), "csrf_token", false),
+                field(Some("csrf_token"), "Xk29sLq", false),
+                field(Some("href"), "mailto:ann@example.com", true),
+                field(Some("a"), "mail", false),
+                field(None, "tail", false),
+            ]
+        );
+    }
+
+    #[test]
+    fn broken_markup_still_hands_out_every_value() {
+        for text in [
+            "<a",
+            "<a href=\"x",
+            "</",
+            "<!-- open",
+            "a < b and ann@example.com",
+            "<<<>>>&#;&#xZZ;&amp",
+            "<p>é &eacute; 日本</p>",
+        ] {
+            let got = collect(text);
+            // Every letter of the text outside tags is in some field.
+            if text.contains("ann@example.com") {
+                assert!(
+                    got.iter().any(|(_, t, _)| t.contains("ann@example.com")),
+                    "{got:?}"
+                );
+            }
+        }
+        assert_eq!(
+            collect("<p>&lt;ann&commat;x.io&gt; &unknown; &#x1F600;</p>"),
+            vec![field(Some("p"), "<ann@x.io> &unknown; \u{1F600}", true)]
+        );
+    }
+}

@@ -80,6 +80,8 @@ struct Canaries {
     gzip_email: String,
     /// A password-reset token in the `Referer` URL's query (`?token=`).
     reset_token: String,
+    /// A password in an XML answer's `<password>` element (`/soap`): no shape, only its name.
+    xml_password: String,
 }
 
 /// SplitMix64 from the clock: unique per run, no dependency.
@@ -166,6 +168,7 @@ impl Canaries {
             api_key: format!("cnry{}", rng.pick(ALNUM, 28)),
             password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             reset_token: format!("cnry{}", rng.pick(ALNUM, 24)),
+            xml_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             basic_user: format!("cnryuser{}", rng.pick(b"abcdefghijklmnopqrstuvwxyz", 6)),
             basic_password: format!("CnryPw{}", rng.pick(ALNUM, 12)),
             aws_key: format!("AKIA{}", rng.pick(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
@@ -211,6 +214,7 @@ impl Canaries {
             ("email in claims", self.claims_email.clone()),
             ("email in a compressed answer", self.gzip_email.clone()),
             ("reset token in a Referer", self.reset_token.clone()),
+            ("password in XML", self.xml_password.clone()),
             ("claims holding an email (base64)", self.userinfo()),
         ]
     }
@@ -228,6 +232,7 @@ impl Canaries {
             "github_token": self.github_token, "key_email": self.key_email,
             "cut_token": self.cut_token, "short_token": self.short_token,
             "error_email": self.error_email, "gzip_email": self.gzip_email,
+            "xml_password": self.xml_password,
             "shown_bytes": CUT_TOKEN_SHOWN_BYTES,
         })
     }
@@ -293,6 +298,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             data = ("Internal error: no account for " + canaries["error_email"]).encode()
             self.send_response(500)
             self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        if self.path == "/soap":
+            data = ("<soap:Envelope xmlns:soap=\"urn:x\"><soap:Body><LoginResult><user>canary</user>"
+                    "<password>" + canaries["xml_password"] + "</password></LoginResult>"
+                    "</soap:Body></soap:Envelope>").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -511,6 +526,9 @@ fn canary_run(work: &Path) -> Result<()> {
         run(Command::new("curl")
             .args(["-sk", "--http1.1", "--compressed"])
             .arg(format!("{base}/gzip")))?;
+        run(Command::new("curl")
+            .args(["-sk", "--http1.1"])
+            .arg(format!("{base}/soap")))?;
         run(Command::new("curl")
             .args(["-sk", "--http1.1", "-H"])
             .arg(format!(

@@ -1257,6 +1257,44 @@ mod tests {
     }
 
     #[test]
+    fn json_written_inside_a_value_is_read_as_json() {
+        let redactor = Redactor::new(RedactionMode::Secrets);
+        let token = "Xk29sLqP0vZ8mN3bR7tY1wQe";
+        for (source, text) in [
+            (
+                Source::Body(Some("application/json")),
+                format!(
+                    r#"{{"Type":"Notification","Message":"{{\"user\":\"ann\",\"password\":\"hunter2-Q\",\"api_key\":\"{token}\"}}"}}"#
+                ),
+            ),
+            (
+                Source::Body(Some("application/x-www-form-urlencoded")),
+                format!(
+                    "payload=%7B%22password%22%3A%22hunter2-Q%22%2C%22token%22%3A%22{token}%22%7D"
+                ),
+            ),
+            (
+                Source::Header("x-client-context"),
+                format!(r#"{{"password": "hunter2-Q", "access_token": "{token}"}}"#),
+            ),
+        ] {
+            // Nothing hidden is the text as it was.
+            let redacted = redactor
+                .redact_values(source, &text)
+                .unwrap_or(text.clone());
+            assert!(
+                !redacted.contains("hunter2-Q") && !redacted.contains(token),
+                "{text}: {redacted}"
+            );
+        }
+        // A value that only starts or ends like JSON is not read so.
+        assert_eq!(
+            redactor.redact_values(Source::Header("x-note"), "{ see docs }"),
+            None
+        );
+    }
+
+    #[test]
     fn card_security_codes_are_hidden_by_name() {
         // Card rules forbid keeping them after authorisation: never shown, wherever they are.
         let redactor = Redactor::new(RedactionMode::Secrets);

@@ -512,6 +512,9 @@ impl Scanner {
                 {
                     self.scan_queries_inside(field, now_secs, found_before, out);
                 }
+                if depth == Depth::Outer && field.part != Part::Body && holds_json(field.text) {
+                    self.scan_json_inside(field, now_secs, found_before, out);
+                }
             });
         });
     }
@@ -682,6 +685,30 @@ impl Scanner {
             };
             self.push_found_inside(field, inside, raw_of, found_before, out);
         }
+    }
+
+    /// What the JSON document `field` holds as its text (a webhook's or a queue message's
+    /// `"body": "{\"password\": ...}"`, a form field or header carrying JSON) holds, read as a
+    /// JSON body, once: a member's name speaks for its value there as in any body.
+    #[inline(never)]
+    fn scan_json_inside(
+        &self,
+        field: &Field<'_>,
+        now_secs: u64,
+        found_before: usize,
+        out: &mut Vec<Found>,
+    ) {
+        let mut inside = Vec::new();
+        let json = Source::Body(Some("application/json"));
+        self.scan_text(json, field.text, now_secs, Depth::Inner, &mut inside);
+        let raw_of = |found: &Found| {
+            if field.decoded {
+                field.raw.clone()
+            } else {
+                field.raw.start + found.raw.start..field.raw.start + found.raw.end
+            }
+        };
+        self.push_found_inside(field, inside, raw_of, found_before, out);
     }
 
     /// What a scan of something inside `field` found, as found in `field`: under its name, at
@@ -1225,6 +1252,19 @@ fn is_placeholder(text: &str) -> bool {
             t,
             "null" | "none" | "None" | "undefined" | "true" | "false" | "<redacted>"
         )
+}
+
+/// Whether `text` is, by its ends, a JSON object or array. Every field is asked: the first
+/// byte tells nearly all of them at once.
+#[inline]
+fn holds_json(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let close = match bytes.first() {
+        Some(b'{') => b'}',
+        Some(b'[') => b']',
+        _ => return false,
+    };
+    bytes.len() > 2 && text.trim_ascii_end().as_bytes().last() == Some(&close)
 }
 
 /// A bearer token, not a word: long enough and with a digit or mixed case.

@@ -82,6 +82,8 @@ struct Canaries {
     reset_token: String,
     /// A password in an XML answer's `<password>` element (`/soap`): no shape, only its name.
     xml_password: String,
+    /// A password in JSON written as a string inside the login body (`"event": "{...}"`).
+    nested_password: String,
 }
 
 /// SplitMix64 from the clock: unique per run, no dependency.
@@ -169,6 +171,7 @@ impl Canaries {
             password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             reset_token: format!("cnry{}", rng.pick(ALNUM, 24)),
             xml_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
+            nested_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             basic_user: format!("cnryuser{}", rng.pick(b"abcdefghijklmnopqrstuvwxyz", 6)),
             basic_password: format!("CnryPw{}", rng.pick(ALNUM, 12)),
             aws_key: format!("AKIA{}", rng.pick(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
@@ -215,6 +218,10 @@ impl Canaries {
             ("email in a compressed answer", self.gzip_email.clone()),
             ("reset token in a Referer", self.reset_token.clone()),
             ("password in XML", self.xml_password.clone()),
+            (
+                "password in JSON inside a string",
+                self.nested_password.clone(),
+            ),
             ("claims holding an email (base64)", self.userinfo()),
         ]
     }
@@ -232,7 +239,7 @@ impl Canaries {
             "github_token": self.github_token, "key_email": self.key_email,
             "cut_token": self.cut_token, "short_token": self.short_token,
             "error_email": self.error_email, "gzip_email": self.gzip_email,
-            "xml_password": self.xml_password,
+            "xml_password": self.xml_password, "nested_password": self.nested_password,
             "shown_bytes": CUT_TOKEN_SHOWN_BYTES,
         })
     }
@@ -357,7 +364,8 @@ canaries = json.load(open(sys.argv[1]))
 context = ssl._create_unverified_context()
 body = json.dumps({"user": "canary", "password": canaries["password"],
                    "aws_access_key_id": canaries["aws_key"],
-                   "note": "token " + canaries["github_token"]}).encode()
+                   "note": "token " + canaries["github_token"],
+                   "event": json.dumps({"kind": "login", "password": canaries["nested_password"]})}).encode()
 for url in sys.argv[2:]:
     request = urllib.request.Request(url + "/login", data=body,
                                      headers={"Content-Type": "application/json"})

@@ -44,8 +44,9 @@ const MIN_NUMBER_DIGITS: usize = 7;
 /// agent build an enormous automaton.
 pub const CUSTOM_REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-/// Whether a scan reads what values hold inside them (a text in base64, a query in a URL): the
-/// outer scan does; the scans of those insides do not, so hostile nesting costs one level.
+/// Whether a scan reads what values hold inside them (a text in base64, a query in a URL, a
+/// JSON document in a string): the outer scan does; the scans of those insides do not, so
+/// hostile nesting costs one level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Depth {
     Outer,

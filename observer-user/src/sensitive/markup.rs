@@ -12,6 +12,9 @@ use std::{borrow::Cow, ops::Range};
 
 use super::fields::{Field, Part};
 
+/// The longest character reference read, between `&` and `;` (`&#x10FFFF;` is 8).
+const MAX_REFERENCE_BYTES: usize = 10;
+
 /// Attributes of one tag looked at for a form control's name and value; a tag with more is
 /// read attribute by attribute all the same, the rest without the pairing.
 const MAX_PAIRED_ATTRIBUTES: usize = 16;
@@ -202,28 +205,30 @@ fn decode_references(text: &str) -> Cow<'_, str> {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
-        let decoded = rest[1..]
-            .find(';')
-            .filter(|&end| end <= 10)
-            .and_then(|end| {
-                let reference = &rest[1..1 + end];
-                let character = match reference {
-                    "amp" => Some('&'),
-                    "lt" => Some('<'),
-                    "gt" => Some('>'),
-                    "quot" => Some('"'),
-                    "apos" => Some('\''),
-                    "commat" => Some('@'),
-                    "period" => Some('.'),
-                    _ => reference
-                        .strip_prefix("#x")
-                        .or_else(|| reference.strip_prefix("#X"))
-                        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
-                        .or_else(|| reference.strip_prefix('#').and_then(|d| d.parse().ok()))
-                        .and_then(char::from_u32),
-                }?;
-                Some((character, end + 2))
-            });
+        // A reference is short: looking no further keeps a run of `&` linear.
+        let end = rest.as_bytes()[1..]
+            .iter()
+            .take(MAX_REFERENCE_BYTES + 1)
+            .position(|&b| b == b';');
+        let decoded = end.and_then(|end| {
+            let reference = &rest[1..1 + end];
+            let character = match reference {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "commat" => Some('@'),
+                "period" => Some('.'),
+                _ => reference
+                    .strip_prefix("#x")
+                    .or_else(|| reference.strip_prefix("#X"))
+                    .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                    .or_else(|| reference.strip_prefix('#').and_then(|d| d.parse().ok()))
+                    .and_then(char::from_u32),
+            }?;
+            Some((character, end + 2))
+        });
         match decoded {
             Some((character, len)) => {
                 out.push(character);

@@ -1203,8 +1203,16 @@ mod tests {
             assert!(redacted.starts_with(shown), "{text}: {redacted}");
             assert!(!redacted.contains(token), "{redacted}");
         }
+        // An OAuth authorization response's code is a credential; `code` alone is not.
+        let redirect = format!("https://app.test/cb?code={token}&state=af0ifjsl");
+        let redacted = redactor.redact_values(Source::Header("location"), &redirect);
+        assert!(
+            redacted.is_some_and(|r| r.starts_with("https://app.test/cb?code=[REDACTED:")),
+            "{redirect}"
+        );
         // Queries of nothing secret, and question marks that start no query, are left alone.
         for text in [
+            "https://shop.test/checkout?code=SUMMER2024SALE&step=2",
             "https://shop.test/search?q=shoes&page=2#reviews",
             "Is this the page? Yes=no",
         ] {

@@ -476,6 +476,8 @@ impl Scanner {
                 bytes[at] == b'%' || memchr::memchr(b'%', &bytes[at..]).is_some()
             });
             let may_hold_queries = depth == Depth::Outer && first_mark.is_some();
+            let authorization_response =
+                matches!(source, Source::Query) && is_authorization_response(text);
             fields::fields(source, text, &mut |field| {
                 hits.clear();
                 let triggered = if field.decoded {
@@ -495,6 +497,13 @@ impl Scanner {
                         .fold(0u32, |mask, k| mask | k.2.bit())
                 };
                 self.scan_field_with(field, now_secs, triggered, memo, &mut hits);
+                if authorization_response
+                    && hits.is_empty()
+                    && field.name == Some("code")
+                    && !is_placeholder(field.text)
+                {
+                    hits.push(hit(DataType::SecretField.into(), 0..field.text.len()));
+                }
                 let found_before = out.len();
                 if !hits.is_empty() {
                     self.push_found(field, &hits, out);
@@ -1253,6 +1262,17 @@ fn is_placeholder(text: &str) -> bool {
             t,
             "null" | "none" | "None" | "undefined" | "true" | "false" | "<redacted>"
         )
+}
+
+/// Whether the query `text` is an OAuth authorization response (`?code=...&state=...`), whose
+/// code is a credential (traded for tokens): `code` alone names a country's, a zip's, an
+/// error's, and is not read as secret on its own.
+fn is_authorization_response(text: &str) -> bool {
+    let names = || {
+        text.split('&')
+            .map(|pair| pair.split('=').next().unwrap_or(""))
+    };
+    names().any(|name| name == "code") && names().any(|name| name == "state")
 }
 
 /// Whether `text` is, by its ends, a JSON object or array. Every field is asked: the first

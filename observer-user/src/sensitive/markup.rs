@@ -3,14 +3,18 @@
 //! (`<input name="csrf_token" value="...">`). SOAP and XML APIs carry `<password>` and
 //! `<apiKey>` as JSON carries members, and a field's name must speak for the value there too.
 //!
-//! Not a parser: one pass that looks at tags, never fails, and hands out every byte of the text
+//! Not a parser: one pass that looks at tags, never fails, and hands out every text and value
 //! in some field (comments, CDATA, declarations and text outside elements included, without a
-//! name), so nothing is scanned less than as plain text. Character references (`&#64;`,
+//! name), and every element or attribute name that may hold data (`Contact: <ann@x.io>` reads
+//! as a tag), so nothing is scanned less than as plain text. Character references (`&#64;`,
 //! `&amp;`) are decoded: a text that needs it is a decoded field, replaced whole.
 
 use std::{borrow::Cow, ops::Range};
 
-use super::fields::{Field, Part};
+use super::{
+    fields::{Field, Part},
+    json,
+};
 
 /// The longest character reference read, between `&` and `;` (`&#x10FFFF;` is 8).
 const MAX_REFERENCE_BYTES: usize = 10;
@@ -52,8 +56,13 @@ pub fn fields(text: &str, visit: &mut impl FnMut(&Field<'_>)) {
             at = (end + 1).min(bytes.len());
         } else if rest.get(1) == Some(&b'/') {
             // An end tag names an element, nothing else.
+            let end = tag_end(bytes, open + 2);
+            let name_end = (open + 2..end)
+                .find(|&i| bytes[i].is_ascii_whitespace())
+                .unwrap_or(end);
+            name_holding_data(text, open + 2..name_end, visit);
             element = None;
-            at = tag_end(bytes, open + 1) + 1;
+            at = end + 1;
         } else if rest.get(1).is_some_and(|b| matches!(b, b'!' | b'?')) {
             // A declaration or processing instruction: read as text, without a name.
             let end = tag_end(bytes, open + 1);
@@ -99,6 +108,7 @@ fn start_tag<'t>(
     let name_end = (span.start..span.end)
         .find(|&i| !is_name_byte(bytes[i]))
         .unwrap_or(span.end);
+    name_holding_data(text, span.start..name_end, visit);
     let name = local(&text[span.start..name_end]);
     let self_closing = span.end > span.start && bytes[span.end - 1] == b'/';
     // (attribute name, value span) of the first few, to pair a control's name and value.
@@ -113,6 +123,7 @@ fn start_tag<'t>(
         while i < span.end && is_name_byte(bytes[i]) {
             i += 1;
         }
+        name_holding_data(text, attribute_start..i, visit);
         let attribute = local(&text[attribute_start..i]);
         while i < span.end && bytes[i].is_ascii_whitespace() {
             i += 1;
@@ -161,6 +172,18 @@ fn start_tag<'t>(
         emit(text, value.clone(), Some(key), visit);
     }
     (name, self_closing)
+}
+
+/// Visits the name at `span` as a field without a name when it may hold data (a digit, an `@`,
+/// a token's length), as JSON keys are read: a name is text a sender chose too. Judged
+/// without its namespace prefix, whose colon would make every `soap:Body` a candidate.
+fn name_holding_data(text: &str, span: Range<usize>, visit: &mut impl FnMut(&Field<'_>)) {
+    if text
+        .get(span.clone())
+        .is_some_and(|name| json::key_may_hold_data(local(name).as_bytes()))
+    {
+        emit(text, span, None, visit);
+    }
 }
 
 /// A name without its namespace prefix (`soap:Body` is `Body`).
@@ -318,6 +341,17 @@ mod tests {
                 );
             }
         }
+        // Names that may hold data are read too; short names of letters are not.
+        assert_eq!(
+            collect(r#"Contact: <ann@example.com> <x n2="1"></ann@example.com>"#),
+            vec![
+                field(None, "Contact:", false),
+                field(None, "ann@example.com", false),
+                field(None, "n2", false),
+                field(Some("n2"), "1", false),
+                field(None, "ann@example.com", false),
+            ]
+        );
         assert_eq!(
             collect("<p>&lt;ann&commat;x.io&gt; &unknown; &#x1F600;</p>"),
             vec![field(Some("p"), "<ann@x.io> &unknown; \u{1F600}", true)]

@@ -57,6 +57,15 @@ enum Depth {
 /// string, a line of text): where a URL stops in running text, markup or a `Link` header.
 const QUERY_ENDS: &[u8] = b" \t\r\n\"'<>`#";
 
+/// Where what was found in a text inside a field lies in the source text.
+enum Inside {
+    /// Hidden with this whole span: the text was decoded from it (base64).
+    Whole(Range<usize>),
+    /// The text starts this many bytes into the field's text (a query after its `?`, the
+    /// whole of a JSON document), so a value lies where it was found, offset.
+    At(usize),
+}
+
 /// Which encodings a field may hold values in, by a look at it.
 #[derive(Debug, Clone, Copy)]
 struct Encodings {
@@ -654,7 +663,7 @@ impl Scanner {
             Depth::Inner,
             &mut inside,
         );
-        self.push_found_inside(field, inside, |_| raw.clone(), found_before, out);
+        self.push_found_inside(field, inside, Inside::Whole(raw), found_before, out);
     }
 
     /// What the queries written inside `field` hold (a URL in a `Referer` or `Location`, in a
@@ -685,15 +694,7 @@ impl Scanner {
             }
             let mut inside = Vec::new();
             self.scan_text(Source::Query, query, now_secs, Depth::Inner, &mut inside);
-            let raw_of = |found: &Found| {
-                if field.decoded {
-                    field.raw.clone()
-                } else {
-                    let at = field.raw.start + start;
-                    at + found.raw.start..at + found.raw.end
-                }
-            };
-            self.push_found_inside(field, inside, raw_of, found_before, out);
+            self.push_found_inside(field, inside, Inside::At(start), found_before, out);
         }
     }
 
@@ -711,23 +712,16 @@ impl Scanner {
         let mut inside = Vec::new();
         let json = Source::Body(Some("application/json"));
         self.scan_text(json, field.text, now_secs, Depth::Inner, &mut inside);
-        let raw_of = |found: &Found| {
-            if field.decoded {
-                field.raw.clone()
-            } else {
-                field.raw.start + found.raw.start..field.raw.start + found.raw.end
-            }
-        };
-        self.push_found_inside(field, inside, raw_of, found_before, out);
+        self.push_found_inside(field, inside, Inside::At(0), found_before, out);
     }
 
     /// What a scan of something inside `field` found, as found in `field`: under its name, at
-    /// `raw_of` each in the source text, leaving out values the field showed as written.
+    /// the place `at` gives in the source text, leaving out values the field showed as written.
     fn push_found_inside(
         &self,
         field: &Field<'_>,
         inside: Vec<Found>,
-        raw_of: impl Fn(&Found) -> Range<usize>,
+        at: Inside,
         found_before: usize,
         out: &mut Vec<Found>,
     ) {
@@ -735,10 +729,19 @@ impl Scanner {
             if out[found_before..].iter().any(|f| f.value == found.value) {
                 continue;
             }
+            let raw = match &at {
+                Inside::Whole(raw) => raw.clone(),
+                // A decoded field's text does not line up with the source: hidden whole.
+                Inside::At(_) if field.decoded => field.raw.clone(),
+                Inside::At(offset) => {
+                    let start = field.raw.start + offset;
+                    start + found.raw.start..start + found.raw.end
+                }
+            };
             out.push(Found {
                 part: field.part,
                 name: field.name_string_naming(|name| self.finds_in_short_text(name)),
-                raw: raw_of(&found),
+                raw,
                 bare: field.bare,
                 ..found
             });

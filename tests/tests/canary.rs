@@ -288,13 +288,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *args):
         pass
-    def reply(self, body):
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
+    def send(self, data, status=200, content_type="application/json", headers=(), length=None):
+        """`data` as the answer; `length` a Content-Length other than its own (a cut answer)."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data) if length is None else length))
         self.end_headers()
         self.wfile.write(data)
+    def reply(self, body):
+        self.send(json.dumps(body).encode())
     def do_GET(self):
         if self.path == "/long":
             # The token starts 30 bytes before the 1 KiB preview ends.
@@ -302,42 +306,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply({"pad": "x" * 974, "ref": canaries["cut_token"]})
         if self.path == "/error":
             # Not JSON, whatever the label says.
-            data = ("Internal error: no account for " + canaries["error_email"]).encode()
-            self.send_response(500)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return
+            return self.send(("Internal error: no account for " + canaries["error_email"]).encode(),
+                             status=500)
         if self.path == "/soap":
             data = ("<soap:Envelope xmlns:soap=\"urn:x\"><soap:Body><LoginResult><user>canary</user>"
                     "<password>" + canaries["xml_password"] + "</password></LoginResult>"
                     "</soap:Body></soap:Envelope>").encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/xml; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return
+            return self.send(data, content_type="text/xml; charset=utf-8")
         if self.path == "/gzip":
             data = gzip.compress(json.dumps({"contact": {"email": canaries["gzip_email"]}}).encode())
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return
+            return self.send(data, headers=[("Content-Encoding", "gzip")])
         if self.path == "/short":
             # The answer stops `shown_bytes` into the token: the connection closes before the end
             # its Content-Length promised.
             data = json.dumps({"pad": "x" * 100, "ref": canaries["short_token"]}).encode()
             sent = data[:data.index(canaries["short_token"].encode()) + canaries["shown_bytes"]]
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(sent)
+            self.send(sent, length=len(data))
             self.wfile.flush()
             self.close_connection = True
             return

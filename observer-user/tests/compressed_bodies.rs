@@ -3,11 +3,11 @@
 //! request's payload, which a scanner of the bytes as sent would never see (compressing a
 //! request body is a way past filters that read bodies as sent).
 
-use std::{cell::RefCell, io::Write, rc::Rc};
+use std::{cell::RefCell, rc::Rc};
 
 mod common;
 
-use common::call_events_in_pieces;
+use common::{call_events_in_pieces, gzip};
 use observer::{
     detect::{config::DetectConfig, Detector},
     inventory::{openapi, Inventory},
@@ -23,12 +23,6 @@ const CLIENT: ConnId = ConnId {
     fd: 7,
     generation: 3,
 };
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(bytes).expect("gzip");
-    encoder.finish().expect("gzip")
-}
 
 /// `head` (without its blank line) and `body`, with the body's length.
 fn message(head: &str, body: &[u8]) -> Vec<u8> {

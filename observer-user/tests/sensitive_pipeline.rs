@@ -6,7 +6,7 @@ use std::{fs, os::unix::fs::PermissionsExt, path::PathBuf};
 
 mod common;
 
-use common::call_events_in_pieces;
+use common::{call_events_in_pieces, gzip};
 use observer::{
     findings::report,
     output::Output,
@@ -590,13 +590,6 @@ enum Capture {
     ClosedAtCut,
     /// Bytes right after the preview's cut were lost; the rest of the body arrived.
     LostAfterCut,
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(bytes).expect("gzip");
-    encoder.finish().expect("gzip")
 }
 
 /// A response whose body is `body` in `coding`, as raw bytes.

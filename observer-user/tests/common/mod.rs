@@ -1,5 +1,7 @@
 //! What the pipeline tests share: kernel events of a call, as the capture sends them.
 
+use std::io::Write;
+
 use observer::events::{encode, ConnClose, ConnOpen, Data, Event};
 use observer_common::{ConnId, ConnOrigin, Direction, RoleHint, Source};
 
@@ -40,4 +42,11 @@ pub fn call_events_in_pieces(
         bytes: [[0; Source::COUNT]; 2],
     })));
     events
+}
+
+/// `bytes` compressed as a server's gzip content coding.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("gzip");
+    encoder.finish().expect("gzip")
 }

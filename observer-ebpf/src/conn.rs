@@ -101,64 +101,60 @@ fn role_hint(first: FirstBytes, direction: Direction) -> RoleHint {
 /// Start tracking a connection the process just opened with connect() or accept().
 pub fn track_new(tgid: u32, fd: u32, origin: ConnOrigin, remote: SockAddr, listen_fd: u32) {
     let key = conn_key(tgid, fd);
-    let mut state = fresh_state(origin, remote, listen_fd);
-    // The socket knows both ends, including the local port connect() just picked.
-    if let FdKind::Socket {
-        local,
-        remote,
-        net,
-        tcp,
-    } = socket::inspect(fd)
-    {
-        state.local = local;
-        if remote.family != 0 {
-            state.remote = remote;
+    if let Some(state) = insert_fresh(key, origin, &remote, listen_fd) {
+        // SAFETY: map value pointer from a successful lookup.
+        let state = unsafe { &mut *state };
+        // The socket knows both ends, including the local port connect() just picked.
+        let _ = socket::inspect_into(fd, state);
+        // Tracked from its first byte, like its other end if that is tracked too: the two
+        // ends' positions then name the same bytes.
+        if is_host_local(state)
+            && learn_sequence_bases(state, origin)
+            && LOCAL_ENDS.insert(local_end_key(state), key, 0).is_ok()
+        {
+            state.local_end = 1;
+            state.peer_lookups = PEER_LOOKUP_CALLS;
         }
-        state.net = net;
-        state.tcp_sock = tcp;
-    }
-    // Tracked from its first byte, like its other end if that is tracked too: the two ends'
-    // positions then name the same bytes.
-    if is_host_local(&state)
-        && learn_sequence_bases(&mut state, origin)
-        && LOCAL_ENDS.insert(local_end_key(&state), key, 0).is_ok()
-    {
-        state.local_end = 1;
-        state.peer_lookups = PEER_LOOKUP_CALLS;
-    }
-    if CONNS.insert(key, state, 0).is_err() {
-        counters::add(Counter::DropConnTableFull, 1);
     }
     // The fd may have been a file we ignored before it was closed and reused.
     let _ = IGNORED.remove(key);
 }
 
-fn fresh_state(origin: ConnOrigin, remote: SockAddr, listen_fd: u32) -> ConnState {
-    ConnState {
-        generation: emit::now(),
-        bytes: [[0; Source::COUNT]; 2],
-        remote,
-        local: SockAddr::default(),
-        listen_fd,
-        protocol: [Protocol::Unknown as u8; Source::COUNT],
-        origin: origin as u8,
-        announced: 0,
-        peeks_left: INFERRED_PEEK_CALLS,
-        role_hint: RoleHint::Unknown as u8,
-        peer_lookups: 0,
-        local_end: 0,
-        tcp_read_base_known: 0,
-        lost_streams: 0,
-        _pad: [0; 2],
-        net: 0,
-        peer: 0,
-        peer_generation: 0,
-        kept_from: 0,
-        kept_to: 0,
-        tcp_sock: 0,
-        tcp_read_base: 0,
-        tcp_write_base: 0,
+/// A connection first seen now: every field zero (no bytes, protocol and role unknown,
+/// nothing announced, no peer) but those [`insert_fresh`] sets.
+// SAFETY: every field of `ConnState` is an integer or an array of integers, for which all
+// zeroes is a valid value.
+static NEW_CONN: ConnState = unsafe { core::mem::zeroed() };
+
+/// Starts tracking `key` with a fresh state, built in its map slot rather than on the stack:
+/// uprobe programs run without a private stack, so their whole call chain shares 512 bytes,
+/// and a state on the stack took a third of them. Inserted zeroed, then filled. `None` when
+/// the table refused it (counted).
+fn insert_fresh(
+    key: u64,
+    origin: ConnOrigin,
+    remote: &SockAddr,
+    listen_fd: u32,
+) -> Option<*mut ConnState> {
+    // By reference: by value, the template would be copied to the stack to be borrowed.
+    #[expect(
+        clippy::needless_borrows_for_generic_args,
+        reason = "a copy would take the stack this avoids"
+    )]
+    let inserted = CONNS.insert(key, &NEW_CONN, 0);
+    if inserted.is_err() {
+        counters::add(Counter::DropConnTableFull, 1);
+        return None;
     }
+    let slot = CONNS.get_ptr_mut(key)?;
+    // SAFETY: map value pointer from a successful lookup.
+    let state = unsafe { &mut *slot };
+    state.generation = emit::now();
+    state.remote = *remote;
+    state.listen_fd = listen_fd;
+    state.origin = origin as u8;
+    state.peeks_left = INFERRED_PEEK_CALLS;
+    Some(slot)
 }
 
 /// Where a host-local end's sequence numbers start, read as it opens, before the application
@@ -541,26 +537,17 @@ fn start_inferred(key: u64, fd: u32, payload: &Payload, size: u64) -> Option<*mu
         *peeks_left -= 1;
         return None;
     }
-    let mut state = fresh_state(ConnOrigin::Inferred, SockAddr::default(), 0);
-    match socket::inspect(fd) {
-        FdKind::NotSocket => {
-            // A file or pipe whose bytes looked like HTTP.
-            *peeks_left = 0;
-            counters::add(Counter::NotSockets, 1);
-            return None;
-        }
-        FdKind::Socket { local, remote, .. } => {
-            state.local = local;
-            state.remote = remote;
-        }
-        FdKind::Unknown => {}
-    }
-    let _ = IGNORED.remove(key);
-    if CONNS.insert(key, state, 0).is_err() {
-        counters::add(Counter::DropConnTableFull, 1);
+    let state = insert_fresh(key, ConnOrigin::Inferred, &SockAddr::default(), 0)?;
+    // SAFETY: map value pointer from a successful lookup.
+    if socket::inspect_into(fd, unsafe { &mut *state }) == FdKind::NotSocket {
+        // A file or pipe whose bytes looked like HTTP.
+        let _ = CONNS.remove(key);
+        *peeks_left = 0;
+        counters::add(Counter::NotSockets, 1);
         return None;
     }
-    CONNS.get_ptr_mut(key)
+    let _ = IGNORED.remove(key);
+    Some(state)
 }
 
 /// With a port filter set, whether either end of the connection is on a wanted port. Ends the

@@ -153,7 +153,10 @@ pub fn filter_by_port() -> bool {
     global(&FILTER_BY_PORT) != 0
 }
 
-pub fn kernel_layout() -> KernelLayout {
+/// One field of the kernel layout the loader wrote, read alone: a copy of the whole layout
+/// took 80 bytes of the stack a uprobe's call chain shares (see `socket::inspect_into`).
+#[inline(always)]
+pub fn layout<T: Copy>(field: impl FnOnce(&KernelLayout) -> &T) -> T {
     // SAFETY: reading a static; volatile so the loader's value is used, not the default.
-    unsafe { core::ptr::read_volatile(&KERNEL_LAYOUT) }
+    unsafe { core::ptr::read_volatile(field(&KERNEL_LAYOUT)) }
 }

@@ -1224,6 +1224,62 @@ mod tests {
     }
 
     #[test]
+    fn names_set_to_values_in_running_text_hide_them() {
+        let redactor = Redactor::new(RedactionMode::Secrets);
+        let secret = "Hunter2-Xk29sLqP";
+        let json = Source::Body(Some("application/json"));
+        for (source, text, shown) in [
+            // A GraphQL login's arguments, in the JSON a client posts: the query is hidden
+            // whole, as a value found in an escaped string is.
+            (
+                json,
+                format!(
+                    r#"{{"query":"mutation {{ login(user: \"ann\", password: \"{secret}\") {{ token }} }}"}}"#
+                ),
+                r#"{"query":"[REDACTED:password:"#.to_string(),
+            ),
+            (
+                Source::Body(Some("application/graphql")),
+                format!(r#"mutation {{ login(user: "ann", password: "{secret}") {{ token }} }}"#),
+                r#"mutation { login(user: "ann", password: "[REDACTED:password:"#.to_string(),
+            ),
+            // A container's environment, as Docker's API takes it.
+            (
+                json,
+                format!(r#"{{"Image":"db","Env":["MYSQL_ROOT_PASSWORD={secret}","TZ=UTC"]}}"#),
+                r#"{"Image":"db","Env":["MYSQL_ROOT_PASSWORD=[REDACTED:password:"#.to_string(),
+            ),
+            (
+                Source::Body(Some("application/yaml")),
+                format!("db:\n  host: db.internal\n  client_secret: {secret}\n"),
+                "db:\n  host: db.internal\n  client_secret: [REDACTED:secret_field:".to_string(),
+            ),
+            (
+                Source::Body(Some("text/plain")),
+                format!("connecting as ann with password={secret} to db"),
+                "connecting as ann with password=[REDACTED:password:".to_string(),
+            ),
+        ] {
+            let redacted = redactor.redact_values(source, &text);
+            let shown_text = redacted.as_deref().unwrap_or(&text);
+            assert!(shown_text.starts_with(&shown), "{text}: {shown_text}");
+            assert!(!shown_text.contains(secret), "{shown_text}");
+        }
+        // Names that say nothing of their values are left alone.
+        for text in [
+            "query { items(first: 10, status: \"active\") { id } }",
+            "host: db.internal\nport: 5432\n",
+            "TZ=UTC LANG=en_US.UTF-8",
+        ] {
+            assert_eq!(
+                redactor.redact_values(Source::Body(Some("text/plain")), text),
+                None,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn values_in_markup_and_multipart_bodies_are_hidden_by_their_names() {
         let redactor = Redactor::new(RedactionMode::Secrets);
         let token = "Xk29sLqP0vZ8mN3bR7tY1wQe";

@@ -84,6 +84,9 @@ struct Canaries {
     xml_password: String,
     /// A password in JSON written as a string inside the login body (`"event": "{...}"`).
     nested_password: String,
+    /// A password among a GraphQL query's arguments, in the login body (`"query": "mutation
+    /// { login(..., password: \"...\") }"`): named only inside the query's text.
+    graphql_password: String,
 }
 
 /// SplitMix64 from the clock: unique per run, no dependency.
@@ -172,6 +175,7 @@ impl Canaries {
             reset_token: format!("cnry{}", rng.pick(ALNUM, 24)),
             xml_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             nested_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
+            graphql_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             basic_user: format!("cnryuser{}", rng.pick(b"abcdefghijklmnopqrstuvwxyz", 6)),
             basic_password: format!("CnryPw{}", rng.pick(ALNUM, 12)),
             aws_key: format!("AKIA{}", rng.pick(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
@@ -222,6 +226,10 @@ impl Canaries {
                 "password in JSON inside a string",
                 self.nested_password.clone(),
             ),
+            (
+                "password among a GraphQL query's arguments",
+                self.graphql_password.clone(),
+            ),
             ("claims holding an email (base64)", self.userinfo()),
         ]
     }
@@ -240,6 +248,7 @@ impl Canaries {
             "cut_token": self.cut_token, "short_token": self.short_token,
             "error_email": self.error_email, "gzip_email": self.gzip_email,
             "xml_password": self.xml_password, "nested_password": self.nested_password,
+            "graphql_password": self.graphql_password,
             "shown_bytes": CUT_TOKEN_SHOWN_BYTES,
         })
     }
@@ -349,7 +358,9 @@ context = ssl._create_unverified_context()
 body = json.dumps({"user": "canary", "password": canaries["password"],
                    "aws_access_key_id": canaries["aws_key"],
                    "note": "token " + canaries["github_token"],
-                   "event": json.dumps({"kind": "login", "password": canaries["nested_password"]})}).encode()
+                   "event": json.dumps({"kind": "login", "password": canaries["nested_password"]}),
+                   "query": 'mutation { login(user: "canary", password: "%s") { token } }'
+                            % canaries["graphql_password"]}).encode()
 for url in sys.argv[2:]:
     request = urllib.request.Request(url + "/login", data=body,
                                      headers={"Content-Type": "application/json"})

@@ -9,7 +9,11 @@
 
 use std::{borrow::Cow, ops::Range};
 
-use super::{json, markup};
+use super::{
+    bytes::{bytes_equal_to, le_word},
+    hints::MAX_NAME_BYTES,
+    json, markup,
+};
 
 /// Where in a message a field was: the names findings use (`findings::Location::part`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -373,6 +377,167 @@ fn name_field<'a>(
     }
 }
 
+/// The fewest bytes an assignment ([`assignments`]) worth reading takes: a short name, its
+/// mark and a value as long as a PIN (`pin=1234`). Most values in API bodies are shorter
+/// (statuses, names, currencies, tags) and are passed over unread.
+pub const MIN_ASSIGNMENT_BYTES: usize = 8;
+
+/// Whether `text` may hold an assignment: the look every field gets, which tells the colons
+/// of URLs and times from a name's, so that only fields with a mark that may follow a name
+/// are read further.
+#[inline]
+pub fn may_hold_assignments(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if bytes.len() < MIN_ASSIGNMENT_BYTES {
+        return false;
+    }
+    let mut from = 0;
+    while let Some(mark) = next_assignment_mark(bytes, from) {
+        if value_start(bytes, mark).is_some() {
+            return true;
+        }
+        from = mark + 1;
+    }
+    false
+}
+
+/// Where the first `=` or `:` at or after `from` is, a word at a time: most values are short,
+/// and a vector search costs more to set up than it saves on them (it had cost the scanner
+/// 5 % on API-like bodies).
+fn next_assignment_mark(bytes: &[u8], mut from: usize) -> Option<usize> {
+    while let Some(rest) = bytes.get(from..).filter(|rest| !rest.is_empty()) {
+        let word = le_word(rest);
+        let marks = bytes_equal_to(word, b'=') | bytes_equal_to(word, b':');
+        if marks != 0 {
+            return Some(from + marks.trailing_zeros() as usize / 8);
+        }
+        from += 8;
+    }
+    None
+}
+
+/// Names set to values in running text, the way programs write them where no structure
+/// says so: `DB_PASSWORD=...` in an environment entry or a line of text, `--password=...`,
+/// `password: "..."` among a GraphQL query's arguments, `password: ...` in YAML,
+/// `'password': '...'` in a printed dictionary, `"password" => "..."` in a printed Ruby hash.
+/// Calls `visit` with each name and where its value lies in `text`.
+///
+/// A name is letters, digits, `_`, `-` and `.`, quoted or not, and starts with a letter or `_`
+/// once leading dashes are dropped. A value is quoted (to its closing quote, or to the line's
+/// end), or runs to a space or to a mark that ends values in these forms after `=`, and to
+/// the line's end after `:` (YAML's plain values hold spaces). Reading resumes after each
+/// value and a name is read back at most [`MAX_NAME_BYTES`], so the work is linear.
+pub fn assignments<'a>(text: &'a str, visit: &mut impl FnMut(&'a str, Range<usize>)) {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(mark) = next_assignment_mark(bytes, from) {
+        from = mark + 1;
+        let Some(after) = value_start(bytes, mark) else {
+            continue;
+        };
+        let Some(name) = name_before(text, mark) else {
+            continue;
+        };
+        let Some(value) = value_after(bytes, after, bytes[mark] == b':') else {
+            continue;
+        };
+        from = value.end.max(from);
+        visit(name, value);
+    }
+}
+
+/// Where the value after the mark at `mark` would start, or `None` for marks that set nothing.
+fn value_start(bytes: &[u8], mark: usize) -> Option<usize> {
+    match (bytes[mark], bytes.get(mark + 1)) {
+        // Ruby's `=>`.
+        (b'=', Some(b'>')) => Some(mark + 2),
+        // `==` compares; `://` starts a URL, `::` a path in code or an IPv6 address.
+        (b'=', Some(b'=')) | (b':', Some(b'/' | b':')) => None,
+        // A time (`10:20`), a port, a ratio: told at once, as most colons in values are.
+        (b':', Some(b'0'..=b'9')) if mark > 0 && bytes[mark - 1].is_ascii_digit() => None,
+        _ => Some(mark + 1),
+    }
+}
+
+/// The name an assignment's mark at `mark` follows, if one does.
+fn name_before(text: &str, mark: usize) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let is_name_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
+    let floor = mark.saturating_sub(MAX_NAME_BYTES);
+    let mut end = mark;
+    while end > floor && matches!(bytes[end - 1], b' ' | b'\t') {
+        end -= 1;
+    }
+    let quote = match end.checked_sub(1).map(|at| bytes[at]) {
+        Some(q @ (b'"' | b'\'')) => {
+            end -= 1;
+            Some(q)
+        }
+        _ => None,
+    };
+    let mut start = end;
+    while start > floor && is_name_byte(bytes[start - 1]) {
+        start -= 1;
+    }
+    let bounded = match quote {
+        Some(q) => start > 0 && bytes[start - 1] == q,
+        // Stopped by a byte that is not a name's, not by the bound.
+        None => start == 0 || !is_name_byte(bytes[start - 1]),
+    };
+    // Only ASCII bytes were passed over: `start..end` lies on character boundaries.
+    let name = text[start..end].trim_start_matches(['-', '.']);
+    let starts_as_name = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    (bounded && starts_as_name).then_some(name)
+}
+
+/// Where the value after an assignment's mark lies (its first byte at or after `at`); `None`
+/// if it is empty or holds no letter or digit (YAML's `|`, an empty `""`).
+fn value_after(bytes: &[u8], mut at: usize, to_line_end: bool) -> Option<Range<usize>> {
+    while at < bytes.len() && matches!(bytes[at], b' ' | b'\t') {
+        at += 1;
+    }
+    let line_end = |from: usize| {
+        memchr::memchr2(b'\r', b'\n', &bytes[from..]).map_or(bytes.len(), |i| from + i)
+    };
+    let value = match bytes.get(at)? {
+        &quote @ (b'"' | b'\'') => {
+            let start = at + 1;
+            let mut end = start;
+            loop {
+                match memchr::memchr(quote, &bytes[end..]) {
+                    // Escaped (`\"`): part of the value.
+                    Some(i) if end + i > start && bytes[end + i - 1] == b'\\' => end += i + 1,
+                    Some(i) => break start..end + i,
+                    None => break start..line_end(start),
+                }
+            }
+        }
+        _ if to_line_end => {
+            let end = line_end(at);
+            let trimmed = bytes[at..end].trim_ascii_end().len();
+            at..at + trimmed
+        }
+        _ => {
+            let end = bytes[at..]
+                .iter()
+                .position(|b| BARE_VALUE_ENDS.contains(b))
+                .map_or(bytes.len(), |i| at + i);
+            at..end
+        }
+    };
+    bytes[value.clone()]
+        .iter()
+        .any(u8::is_ascii_alphanumeric)
+        .then_some(value)
+}
+
+/// Bytes that end a value written bare after `=`: spaces, and what separates entries or closes
+/// a list, a call or a string around it.
+const BARE_VALUE_ENDS: &[u8] = b" \t\r\n,;&)}]\"'<>`";
+
 /// `%XX` and `+` decoded; invalid escapes kept as written; invalid UTF-8 replaced.
 pub fn percent_decode(text: &str) -> Cow<'_, str> {
     if !text.bytes().any(|b| b == b'%' || b == b'+') {
@@ -517,6 +682,59 @@ fn decode_percent(text: &str, plus_is_space: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn assigned(text: &str) -> Vec<(&str, &str)> {
+        let mut got = Vec::new();
+        assignments(text, &mut |name, value| got.push((name, value)));
+        got.into_iter()
+            .map(|(name, value)| (name, &text[value]))
+            .collect()
+    }
+
+    #[test]
+    fn assignments_in_running_text_are_read_with_their_names() {
+        for (text, expected) in [
+            ("DB_PASSWORD=s3cret", vec![("DB_PASSWORD", "s3cret")]),
+            (
+                "--db-password=s3cret --verbose",
+                vec![("db-password", "s3cret")],
+            ),
+            (
+                r#"login(user: "ann", password: "s3 cr\"et") { token }"#,
+                vec![("user", "ann"), ("password", r#"s3 cr\"et"#)],
+            ),
+            (
+                "db:\n  password: s3 cret # old\n  port: 5432\n",
+                vec![("password", "s3 cret # old"), ("port", "5432")],
+            ),
+            (
+                "{'password': 's3cret', \"api_key\" => \"k3y\"}",
+                vec![("password", "s3cret"), ("api_key", "k3y")],
+            ),
+            (
+                "token = abc; path=/x",
+                vec![("token", "abc"), ("path", "/x")],
+            ),
+            // A quote left open runs to the line's end.
+            ("password: \"s3cret\nnext", vec![("password", "s3cret")]),
+        ] {
+            assert_eq!(assigned(text), expected, "{text}");
+        }
+        // Not assignments: URLs, times, comparisons, names that do not start as names, values
+        // with nothing in them, a name longer than any name (read back no further).
+        for text in [
+            "https://api.test/v1",
+            "2024-05-01T10:20:30Z",
+            "a == b",
+            "std::mem",
+            "1password=x",
+            "password=\"\"",
+            "mode: |",
+            &format!("{}=x", "n".repeat(MAX_NAME_BYTES + 1)),
+        ] {
+            assert_eq!(assigned(text), vec![], "{text}");
+        }
+    }
 
     #[test]
     fn a_multipart_body_names_its_parts() {

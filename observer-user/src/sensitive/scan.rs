@@ -534,6 +534,10 @@ impl Scanner {
                 if depth == Depth::Outer && field.part != Part::Body && holds_json(field.text) {
                     self.scan_json_inside(field, now_secs, found_before, out);
                 }
+                if depth == Depth::Outer && !field.bare && fields::may_hold_assignments(field.text)
+                {
+                    self.scan_assignments_inside(field, now_secs, found_before, memo, out);
+                }
             });
         });
     }
@@ -713,6 +717,47 @@ impl Scanner {
         let json = Source::Body(Some("application/json"));
         self.scan_text(json, field.text, now_secs, Depth::Inner, &mut inside);
         self.push_found_inside(field, inside, Inside::At(0), found_before, out);
+    }
+
+    /// What the names set to values inside `field` say of them ([`fields::assignments`]): a
+    /// GraphQL query's `password: "..."`, an environment entry's `DB_PASSWORD=...`, a text
+    /// body's `api_key: ...`. Each value is read as a form field under its name, so a name
+    /// vouches for its value there as a parameter's does; names that say nothing (most) cost
+    /// a look in the memo of hints.
+    #[inline(never)]
+    fn scan_assignments_inside(
+        &self,
+        field: &Field<'_>,
+        now_secs: u64,
+        found_before: usize,
+        memo: &mut HintMemo<'_>,
+        out: &mut Vec<Found>,
+    ) {
+        let mut inside = Vec::new();
+        let mut hits = Vec::new();
+        fields::assignments(field.text, &mut |name, value| {
+            if memo.hints(Some(name), None) == Hints::default() {
+                return;
+            }
+            let assigned = Field {
+                part: Part::Form,
+                name: Some(name),
+                json: None,
+                key: Some(name),
+                parent_key: None,
+                text: &field.text[value.clone()],
+                raw: value,
+                decoded: false,
+                bare: false,
+            };
+            hits.clear();
+            let triggered = self.keywords_in(assigned.text);
+            self.scan_field_with(&assigned, now_secs, triggered, memo, &mut hits);
+            self.push_found(&assigned, &hits, &mut inside);
+        });
+        if !inside.is_empty() {
+            self.push_found_inside(field, inside, Inside::At(0), found_before, out);
+        }
     }
 
     /// What a scan of something inside `field` found, as found in `field`: under its name, at

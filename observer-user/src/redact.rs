@@ -1280,6 +1280,39 @@ mod tests {
     }
 
     #[test]
+    fn a_value_named_by_its_sibling_member_is_hidden_by_that_name() {
+        let redactor = Redactor::new(RedactionMode::Secrets);
+        let secret = "Hunter2-Xk29sLqP";
+        let json = Source::Body(Some("application/json"));
+        for (text, shown) in [
+            // A container's environment, as Kubernetes writes it.
+            (
+                format!(
+                    r#"{{"env":[{{"name":"TZ","value":"UTC"}},{{"name":"DB_PASSWORD","value":"{secret}"}}]}}"#
+                ),
+                r#"{"env":[{"name":"TZ","value":"UTC"},{"name":"DB_PASSWORD","value":"[REDACTED:password:"#,
+            ),
+            // Tags, as AWS writes them (a member named `Key` is hidden on its own as well).
+            (
+                format!(r#"{{"Tags":[{{"Key":"api_token","Value":"{secret}"}}]}}"#),
+                r#","Value":"[REDACTED:secret_field:"#,
+            ),
+        ] {
+            let redacted = redactor.redact_values(json, &text);
+            let shown_text = redacted.as_deref().unwrap_or(&text);
+            assert!(shown_text.contains(shown), "{text}: {shown_text}");
+            assert!(!shown_text.contains(secret), "{shown_text}");
+        }
+        // A name that says nothing, and a name in another object, vouch for nothing.
+        for text in [
+            format!(r#"[{{"name":"colour","value":"{secret}"}}]"#),
+            format!(r#"[{{"name":"password"}},{{"value":"{secret}"}}]"#),
+        ] {
+            assert_eq!(redactor.redact_values(json, &text), None, "{text}");
+        }
+    }
+
+    #[test]
     fn values_in_markup_and_multipart_bodies_are_hidden_by_their_names() {
         let redactor = Redactor::new(RedactionMode::Secrets);
         let token = "Xk29sLqP0vZ8mN3bR7tY1wQe";

@@ -87,6 +87,9 @@ struct Canaries {
     /// A password among a GraphQL query's arguments, in the login body (`"query": "mutation
     /// { login(..., password: \"...\") }"`): named only inside the query's text.
     graphql_password: String,
+    /// A password in a container's environment as Kubernetes writes it (`{"name":
+    /// "DB_PASSWORD", "value": "..."}`): named only by the sibling member.
+    env_password: String,
 }
 
 /// SplitMix64 from the clock: unique per run, no dependency.
@@ -176,6 +179,7 @@ impl Canaries {
             xml_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             nested_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             graphql_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
+            env_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             basic_user: format!("cnryuser{}", rng.pick(b"abcdefghijklmnopqrstuvwxyz", 6)),
             basic_password: format!("CnryPw{}", rng.pick(ALNUM, 12)),
             aws_key: format!("AKIA{}", rng.pick(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
@@ -230,6 +234,10 @@ impl Canaries {
                 "password among a GraphQL query's arguments",
                 self.graphql_password.clone(),
             ),
+            (
+                "password named by a sibling member",
+                self.env_password.clone(),
+            ),
             ("claims holding an email (base64)", self.userinfo()),
         ]
     }
@@ -248,7 +256,7 @@ impl Canaries {
             "cut_token": self.cut_token, "short_token": self.short_token,
             "error_email": self.error_email, "gzip_email": self.gzip_email,
             "xml_password": self.xml_password, "nested_password": self.nested_password,
-            "graphql_password": self.graphql_password,
+            "graphql_password": self.graphql_password, "env_password": self.env_password,
             "shown_bytes": CUT_TOKEN_SHOWN_BYTES,
         })
     }
@@ -360,7 +368,9 @@ body = json.dumps({"user": "canary", "password": canaries["password"],
                    "note": "token " + canaries["github_token"],
                    "event": json.dumps({"kind": "login", "password": canaries["nested_password"]}),
                    "query": 'mutation { login(user: "canary", password: "%s") { token } }'
-                            % canaries["graphql_password"]}).encode()
+                            % canaries["graphql_password"],
+                   "env": [{"name": "TZ", "value": "UTC"},
+                           {"name": "DB_PASSWORD", "value": canaries["env_password"]}]}).encode()
 for url in sys.argv[2:]:
     request = urllib.request.Request(url + "/login", data=body,
                                      headers={"Content-Type": "application/json"})

@@ -52,6 +52,16 @@ pub struct WalkEnd {
 }
 
 impl Scalar<'_> {
+    /// Where the object this scalar is a member of opened in the text, which tells members of
+    /// one object from those of the next (`[{"name": ...}, {"name": ...}]`); `None` for an
+    /// array's element.
+    pub fn object_start(&self) -> Option<usize> {
+        self.frames
+            .last()
+            .filter(|frame| frame.object)
+            .map(|frame| frame.opened_at)
+    }
+
     /// `$.user.emails[1]`, built from the containers: for walks that did not build paths.
     pub fn path_on_demand(&self) -> String {
         self.path_naming(|_| false)
@@ -117,6 +127,8 @@ struct Frame<'a> {
     key: Option<&'a str>,
     /// The current member's key, in objects.
     member_key: Option<&'a str>,
+    /// Where the container opened in the text: tells one object from the next.
+    opened_at: usize,
 }
 
 impl<'a> Frame<'a> {
@@ -176,6 +188,7 @@ fn walk_inner<'t, const PATHS: bool>(text: &'t str, mut visit: impl FnMut(&Scala
                     expect_key: byte == b'{',
                     key,
                     member_key: None,
+                    opened_at: i,
                 });
                 i += 1;
             }

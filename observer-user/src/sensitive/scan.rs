@@ -57,6 +57,26 @@ enum Depth {
 /// string, a line of text): where a URL stops in running text, markup or a `Link` header.
 const QUERY_ENDS: &[u8] = b" \t\r\n\"'<>`#";
 
+/// The two members of a JSON object that names its own value.
+enum PairMember {
+    Name,
+    Value,
+}
+
+/// Which member of a name-and-value pair a JSON key makes its value, if any.
+fn pair_member(key: &str) -> Option<PairMember> {
+    // Every JSON member asks: most keys are told by their length alone.
+    let key = key.as_bytes();
+    if !(3..=5).contains(&key.len()) {
+        return None;
+    }
+    match key {
+        b"name" | b"Name" | b"key" | b"Key" => Some(PairMember::Name),
+        b"value" | b"Value" => Some(PairMember::Value),
+        _ => None,
+    }
+}
+
 /// Where what was found in a text inside a field lies in the source text.
 enum Inside {
     /// Hidden with this whole span: the text was decoded from it (base64).
@@ -487,6 +507,8 @@ impl Scanner {
             let may_hold_queries = depth == Depth::Outer && first_mark.is_some();
             let authorization_response =
                 matches!(source, Source::Query) && is_authorization_response(text);
+            // The last `name` member seen, by its object, for a `value` after it there.
+            let mut pair_name: Option<(usize, Range<usize>)> = None;
             fields::fields(source, text, &mut |field| {
                 hits.clear();
                 let triggered = if field.decoded {
@@ -537,6 +559,31 @@ impl Scanner {
                 if depth == Depth::Outer && !field.bare && fields::may_hold_assignments(field.text)
                 {
                     self.scan_assignments_inside(field, now_secs, found_before, memo, out);
+                }
+                if let Some(scalar) = field.json {
+                    match field.key.and_then(pair_member) {
+                        // An escaped name is not its raw text: left unread.
+                        Some(PairMember::Name) if !field.decoded => {
+                            pair_name = scalar.object_start().map(|at| (at, field.raw.clone()));
+                        }
+                        Some(PairMember::Value) => {
+                            let object = scalar.object_start();
+                            if let Some((_, name)) =
+                                pair_name.take_if(|(at, _)| Some(*at) == object)
+                            {
+                                let name = &text[name];
+                                self.scan_named_by_sibling(
+                                    field,
+                                    name,
+                                    now_secs,
+                                    found_before,
+                                    memo,
+                                    out,
+                                );
+                            }
+                        }
+                        _ => {}
+                    }
                 }
             });
         });
@@ -734,30 +781,66 @@ impl Scanner {
         out: &mut Vec<Found>,
     ) {
         let mut inside = Vec::new();
-        let mut hits = Vec::new();
         fields::assignments(field.text, &mut |name, value| {
-            if memo.hints(Some(name), None) == Hints::default() {
-                return;
-            }
-            let assigned = Field {
-                part: Part::Form,
-                name: Some(name),
-                json: None,
-                key: Some(name),
-                parent_key: None,
-                text: &field.text[value.clone()],
-                raw: value,
-                decoded: false,
-                bare: false,
-            };
-            hits.clear();
-            let triggered = self.keywords_in(assigned.text);
-            self.scan_field_with(&assigned, now_secs, triggered, memo, &mut hits);
-            self.push_found(&assigned, &hits, &mut inside);
+            self.scan_as_named(name, field.text, value, now_secs, memo, &mut inside);
         });
         if !inside.is_empty() {
             self.push_found_inside(field, inside, Inside::At(0), found_before, out);
         }
+    }
+
+    /// What `field`, a JSON member `value`, holds under the name its sibling member gives it:
+    /// `{"name": "DB_PASSWORD", "value": "..."}` as Kubernetes writes a container's
+    /// environment, `{"Key": ..., "Value": ...}` as AWS writes tags, `[{"name": ..., "value":
+    /// ...}]` as a form is serialised. The name vouches for the value as a parameter's does.
+    #[inline(never)]
+    fn scan_named_by_sibling(
+        &self,
+        field: &Field<'_>,
+        name: &str,
+        now_secs: u64,
+        found_before: usize,
+        memo: &mut HintMemo<'_>,
+        out: &mut Vec<Found>,
+    ) {
+        let mut inside = Vec::new();
+        let whole = 0..field.text.len();
+        self.scan_as_named(name, field.text, whole, now_secs, memo, &mut inside);
+        if !inside.is_empty() {
+            self.push_found_inside(field, inside, Inside::At(0), found_before, out);
+        }
+    }
+
+    /// What `text[value]` holds read as a form field named `name`, into `out` (placed in
+    /// `text`); nothing for names that say nothing of their values (most), at the cost of a
+    /// look in the memo of hints.
+    fn scan_as_named(
+        &self,
+        name: &str,
+        text: &str,
+        value: Range<usize>,
+        now_secs: u64,
+        memo: &mut HintMemo<'_>,
+        out: &mut Vec<Found>,
+    ) {
+        if memo.hints(Some(name), None) == Hints::default() {
+            return;
+        }
+        let named = Field {
+            part: Part::Form,
+            name: Some(name),
+            json: None,
+            key: Some(name),
+            parent_key: None,
+            text: &text[value.clone()],
+            raw: value,
+            decoded: false,
+            bare: false,
+        };
+        let mut hits = Vec::new();
+        let triggered = self.keywords_in(named.text);
+        self.scan_field_with(&named, now_secs, triggered, memo, &mut hits);
+        self.push_found(&named, &hits, out);
     }
 
     /// What a scan of something inside `field` found, as found in `field`: under its name, at

@@ -425,17 +425,34 @@ fn next_assignment_mark(bytes: &[u8], mut from: usize) -> Option<usize> {
 /// A name is letters, digits, `_`, `-` and `.`, quoted or not, and starts with a letter or `_`
 /// once leading dashes are dropped. A value is quoted (to its closing quote, or to the line's
 /// end), or runs to a space or to a mark that ends values in these forms after `=`, and to
-/// the line's end after `:` (YAML's plain values hold spaces). Reading resumes after each
-/// value and a name is read back at most [`MAX_NAME_BYTES`], so the work is linear.
+/// the line's end after `:` (YAML's plain values hold spaces). Nothing spans lines: a quote
+/// left open on one line does not take the next line's names into its value, and no search
+/// runs past its line. Reading resumes after each value and a name is read back at most
+/// [`MAX_NAME_BYTES`], so the work is linear.
 pub fn assignments<'a>(text: &'a str, visit: &mut impl FnMut(&'a str, Range<usize>)) {
-    let bytes = text.as_bytes();
+    let mut line_start = 0;
+    while line_start < text.len() {
+        let line_end = memchr::memchr2(b'\r', b'\n', &text.as_bytes()[line_start..])
+            .map_or(text.len(), |at| line_start + at);
+        // Line breaks are ASCII: the line lies on character boundaries.
+        let line = &text[line_start..line_end];
+        assignments_in_line(line, &mut |name, value| {
+            visit(name, line_start + value.start..line_start + value.end);
+        });
+        line_start = line_end + 1;
+    }
+}
+
+/// [`assignments`] in one line of text.
+fn assignments_in_line<'a>(line: &'a str, visit: &mut impl FnMut(&'a str, Range<usize>)) {
+    let bytes = line.as_bytes();
     let mut from = 0;
     while let Some(mark) = next_assignment_mark(bytes, from) {
         from = mark + 1;
         let Some(after) = value_start(bytes, mark) else {
             continue;
         };
-        let Some(name) = name_before(text, mark) else {
+        let Some(name) = name_before(line, mark) else {
             continue;
         };
         let Some(value) = value_after(bytes, after, bytes[mark] == b':') else {
@@ -493,42 +510,35 @@ fn name_before(text: &str, mark: usize) -> Option<&str> {
     (bounded && starts_as_name).then_some(name)
 }
 
-/// Where the value after an assignment's mark lies (its first byte at or after `at`); `None`
-/// if it is empty or holds no letter or digit (YAML's `|`, an empty `""`).
-fn value_after(bytes: &[u8], mut at: usize, to_line_end: bool) -> Option<Range<usize>> {
-    while at < bytes.len() && matches!(bytes[at], b' ' | b'\t') {
+/// Where the value after an assignment's mark lies in its line (its first byte at or after
+/// `at`); `None` if it is empty or holds no letter or digit (YAML's `|`, an empty `""`).
+fn value_after(line: &[u8], mut at: usize, to_line_end: bool) -> Option<Range<usize>> {
+    while at < line.len() && matches!(line[at], b' ' | b'\t') {
         at += 1;
     }
-    let line_end = |from: usize| {
-        memchr::memchr2(b'\r', b'\n', &bytes[from..]).map_or(bytes.len(), |i| from + i)
-    };
-    let value = match bytes.get(at)? {
+    let value = match line.get(at)? {
         &quote @ (b'"' | b'\'') => {
             let start = at + 1;
             let mut end = start;
             loop {
-                match memchr::memchr(quote, &bytes[end..]) {
+                match memchr::memchr(quote, &line[end..]) {
                     // Escaped (`\"`): part of the value.
-                    Some(i) if end + i > start && bytes[end + i - 1] == b'\\' => end += i + 1,
+                    Some(i) if end + i > start && line[end + i - 1] == b'\\' => end += i + 1,
                     Some(i) => break start..end + i,
-                    None => break start..line_end(start),
+                    None => break start..line.len(),
                 }
             }
         }
-        _ if to_line_end => {
-            let end = line_end(at);
-            let trimmed = bytes[at..end].trim_ascii_end().len();
-            at..at + trimmed
-        }
+        _ if to_line_end => at..at + line[at..].trim_ascii_end().len(),
         _ => {
-            let end = bytes[at..]
+            let end = line[at..]
                 .iter()
                 .position(|b| BARE_VALUE_ENDS.contains(b))
-                .map_or(bytes.len(), |i| at + i);
+                .map_or(line.len(), |i| at + i);
             at..end
         }
     };
-    bytes[value.clone()]
+    line[value.clone()]
         .iter()
         .any(u8::is_ascii_alphanumeric)
         .then_some(value)
@@ -715,8 +725,12 @@ mod tests {
                 "token = abc; path=/x",
                 vec![("token", "abc"), ("path", "/x")],
             ),
-            // A quote left open runs to the line's end.
+            // A quote left open runs to the line's end, not into the next line's names.
             ("password: \"s3cret\nnext", vec![("password", "s3cret")]),
+            (
+                "note: \"it's\npassword: \"s3cret\"\n",
+                vec![("note", "it's"), ("password", "s3cret")],
+            ),
         ] {
             assert_eq!(assigned(text), expected, "{text}");
         }

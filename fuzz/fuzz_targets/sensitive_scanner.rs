@@ -14,13 +14,15 @@ use observer::sensitive::{fields::Source, scan::Scanner};
 const HEADERS: [&str; 4] = ["authorization", "cookie", "set-cookie", "x-api-key"];
 
 /// Content types the scanner reads structurally, plus a fallback to plain text.
-const CONTENT_TYPES: [Option<&str>; 7] = [
+const CONTENT_TYPES: [Option<&str>; 9] = [
     Some("application/json"),
     Some("application/x-www-form-urlencoded"),
     Some("text/plain"),
     Some("application/json; charset=utf-8"),
     Some("text/xml"),
     Some("multipart/form-data; boundary=b"),
+    Some("text/csv"),
+    Some("text/tab-separated-values"),
     None,
 ];
 

@@ -17,6 +17,7 @@ pub mod pairing;
 #[path = "../../observer-user/src/sensitive"]
 pub mod sensitive {
     pub mod bytes;
+    pub mod delimited;
     pub mod fields;
     pub mod hints;
     pub mod json;

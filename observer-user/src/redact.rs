@@ -1292,6 +1292,16 @@ mod tests {
                 ),
                 r#"{"env":[{"name":"TZ","value":"UTC"},{"name":"DB_PASSWORD","value":"[REDACTED:password:"#,
             ),
+            // The same, its members the other way round.
+            (
+                format!(r#"{{"env":[{{"value":"{secret}","name":"DB_PASSWORD"}}]}}"#),
+                r#"{"env":[{"value":"[REDACTED:password:"#,
+            ),
+            // A number, named after it.
+            (
+                r#"{"fields":[{"value":482916,"name":"pin"},{"value":4,"name":"n"}]}"#.to_string(),
+                r#"{"fields":[{"value":"[REDACTED:password:"#,
+            ),
             // Tags, as AWS writes them (a member named `Key` is hidden on its own as well).
             (
                 format!(r#"{{"Tags":[{{"Key":"api_token","Value":"{secret}"}}]}}"#),
@@ -1307,8 +1317,76 @@ mod tests {
         for text in [
             format!(r#"[{{"name":"colour","value":"{secret}"}}]"#),
             format!(r#"[{{"name":"password"}},{{"value":"{secret}"}}]"#),
+            format!(r#"[{{"value":"{secret}"}},{{"name":"password"}}]"#),
+            format!(r#"[{{"value":"{secret}","inner":{{"name":"password"}}}}]"#),
         ] {
             assert_eq!(redactor.redact_values(json, &text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn cells_of_a_delimited_body_are_hidden_by_their_columns() {
+        let redactor = Redactor::new(RedactionMode::Pii);
+        let password = "Hunter2-Xk29sLqP";
+        let ssn = "536228401";
+        for (content_type, separator) in [
+            ("text/csv; charset=utf-8", ","),
+            ("application/csv", ";"),
+            ("text/tab-separated-values", "\t"),
+        ] {
+            let rows = [
+                ["id", "name", "ssn", "password", "plan"],
+                ["1", "Ann Lee", ssn, password, "pro"],
+                ["2", "Bob Ray", "", "\"quoted, too\"", "free"],
+            ];
+            let text = rows
+                .iter()
+                .map(|row| row.join(separator))
+                .collect::<Vec<_>>()
+                .join("\r\n");
+            let source = Source::Body(Some(content_type));
+            let redacted = redactor.redact_values(source, &text).expect(content_type);
+            for value in [ssn, password, "quoted, too"] {
+                assert!(!redacted.contains(value), "{content_type}: {redacted}");
+            }
+            // Names, and values their names do not vouch for, as sent.
+            for shown in ["id", "password", "Ann Lee", "pro"] {
+                assert!(redacted.contains(shown), "{content_type}: {redacted}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_session_named_outside_a_cookie_is_hidden() {
+        let redactor = Redactor::new(RedactionMode::Secrets);
+        let session = "a8f5f167f44f4964e6c998dee827110c";
+        let form = Source::Body(Some("application/x-www-form-urlencoded"));
+        let json = Source::Body(Some("application/json"));
+        let text = Source::Body(Some("text/plain"));
+        for (source, written) in [
+            // Servers that cannot set cookies carry the session in the URL.
+            (Source::Query, format!("sid={session}&page=2")),
+            (form, format!("user=ann&session_id={session}")),
+            // A login's answer.
+            (
+                json,
+                format!(r#"{{"sessionId":"{session}","expires_in":3600}}"#),
+            ),
+            (json, format!(r#"{{"session":{{"id":"{session}"}}}}"#)),
+            (text, format!("login ok, session={session} for ann")),
+        ] {
+            let redacted = redactor.redact_values(source, &written);
+            let shown = redacted.as_deref().unwrap_or(&written);
+            assert!(!shown.contains(session), "{shown}");
+            assert!(shown.contains("[REDACTED:secret_field:"), "{shown}");
+        }
+        // What a session's name says of it, not the session.
+        for written in [
+            r#"{"session_count":12,"sessionTimeout":"30 minutes"}"#,
+            r#"{"session_expires_at":"2024-05-01T10:00:00Z","session_type":"interactive"}"#,
+            r#"{"sessionId":"none","sid":"pending"}"#,
+        ] {
+            assert_eq!(redactor.redact_values(json, written), None, "{written}");
         }
     }
 

@@ -90,6 +90,14 @@ struct Canaries {
     /// A password in a container's environment as Kubernetes writes it (`{"name":
     /// "DB_PASSWORD", "value": "..."}`): named only by the sibling member.
     env_password: String,
+    /// The same, its `value` member before its `name`.
+    reversed_env_password: String,
+    /// A password in a CSV export's `password` column (`/export.csv`): named only by the
+    /// header row.
+    csv_password: String,
+    /// A session id in a plain-text answer (`/whoami`: `session=...`), named only by the text
+    /// before it.
+    text_session: String,
 }
 
 /// SplitMix64 from the clock: unique per run, no dependency.
@@ -180,6 +188,9 @@ impl Canaries {
             nested_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             graphql_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             env_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
+            reversed_env_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
+            csv_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
+            text_session: format!("cnry{}", rng.pick(b"0123456789abcdef", 32)),
             basic_user: format!("cnryuser{}", rng.pick(b"abcdefghijklmnopqrstuvwxyz", 6)),
             basic_password: format!("CnryPw{}", rng.pick(ALNUM, 12)),
             aws_key: format!("AKIA{}", rng.pick(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
@@ -238,6 +249,12 @@ impl Canaries {
                 "password named by a sibling member",
                 self.env_password.clone(),
             ),
+            (
+                "password named by a sibling member after it",
+                self.reversed_env_password.clone(),
+            ),
+            ("password in a CSV column", self.csv_password.clone()),
+            ("session id in a text answer", self.text_session.clone()),
             ("claims holding an email (base64)", self.userinfo()),
         ]
     }
@@ -257,6 +274,8 @@ impl Canaries {
             "error_email": self.error_email, "gzip_email": self.gzip_email,
             "xml_password": self.xml_password, "nested_password": self.nested_password,
             "graphql_password": self.graphql_password, "env_password": self.env_password,
+            "reversed_env_password": self.reversed_env_password,
+            "csv_password": self.csv_password, "text_session": self.text_session,
             "shown_bytes": CUT_TOKEN_SHOWN_BYTES,
         })
     }
@@ -333,6 +352,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/gzip":
             data = gzip.compress(json.dumps({"contact": {"email": canaries["gzip_email"]}}).encode())
             return self.send(data, headers=[("Content-Encoding", "gzip")])
+        if self.path == "/whoami":
+            data = "signed in as canary\nsession=" + canaries["text_session"] + "\n"
+            return self.send(data.encode(), content_type="text/plain")
+        if self.path == "/export.csv":
+            data = "id,user,password\r\n1,canary," + canaries["csv_password"] + "\r\n"
+            return self.send(data.encode(), content_type="text/csv; charset=utf-8")
         if self.path == "/short":
             # The answer stops `shown_bytes` into the token: the connection closes before the end
             # its Content-Length promised.
@@ -370,7 +395,9 @@ body = json.dumps({"user": "canary", "password": canaries["password"],
                    "query": 'mutation { login(user: "canary", password: "%s") { token } }'
                             % canaries["graphql_password"],
                    "env": [{"name": "TZ", "value": "UTC"},
-                           {"name": "DB_PASSWORD", "value": canaries["env_password"]}]}).encode()
+                           {"name": "DB_PASSWORD", "value": canaries["env_password"]},
+                           {"value": canaries["reversed_env_password"], "name": "API_PASSWORD"}]}
+                  ).encode()
 for url in sys.argv[2:]:
     request = urllib.request.Request(url + "/login", data=body,
                                      headers={"Content-Type": "application/json"})
@@ -542,6 +569,12 @@ fn canary_run(work: &Path) -> Result<()> {
         run(Command::new("curl")
             .args(["-sk", "--http1.1"])
             .arg(format!("{base}/soap")))?;
+        run(Command::new("curl")
+            .args(["-sk", "--http1.1"])
+            .arg(format!("{base}/export.csv")))?;
+        run(Command::new("curl")
+            .args(["-sk", "--http1.1"])
+            .arg(format!("{base}/whoami")))?;
         run(Command::new("curl")
             .args(["-sk", "--http1.1", "-H"])
             .arg(format!(

@@ -20,7 +20,17 @@ use crate::{cmd, host};
 /// and the corpus the bodies come from (a test keeps them in step). A module missing from one
 /// tree (an older revision) is left out of that tree.
 const SCANNER_MODULES: &[&str] = &[
-    "bytes", "corpus", "fields", "hints", "json", "markup", "recent", "scan", "types", "validate",
+    "bytes",
+    "corpus",
+    "delimited",
+    "fields",
+    "hints",
+    "json",
+    "markup",
+    "recent",
+    "scan",
+    "types",
+    "validate",
 ];
 
 /// What the scanner's modules use, as the fuzz crate lists it (a test keeps them in step); the

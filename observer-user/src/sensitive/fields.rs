@@ -11,6 +11,7 @@ use std::{borrow::Cow, ops::Range};
 
 use super::{
     bytes::{bytes_equal_to, le_word},
+    delimited,
     hints::MAX_NAME_BYTES,
     json, markup,
 };
@@ -26,6 +27,8 @@ pub enum Part {
     Form,
     /// An XML or HTML body's element text or attribute value.
     Markup,
+    /// A cell of a delimited body (CSV, TSV), named by its column.
+    Column,
     /// Text that is neither JSON, a form nor markup.
     Body,
     /// A process's command-line argument (redaction only: it is not traffic).
@@ -42,6 +45,7 @@ impl Part {
             Part::Json => "json",
             Part::Form => "form",
             Part::Markup => "markup",
+            Part::Column => "column",
             Part::Body => "body",
             Part::Argument => "argument",
         }
@@ -177,6 +181,8 @@ fn body(content_type: Option<&str>, text: &str, visit: &mut impl FnMut(&Field<'_
         pairs(text, Part::Form, visit);
     } else if let Some(boundary) = multipart_boundary(content_type) {
         multipart_fields(text, boundary, visit);
+    } else if let Some(separator) = delimited::separator(content_type, text) {
+        delimited::fields(text, separator, visit);
     } else if contains_ignore_case(content_type, "xml")
         || contains_ignore_case(content_type, "html")
         || (content_type.is_empty() && text.trim_start().starts_with('<'))

@@ -12,6 +12,7 @@
 pub mod analyzer;
 pub mod bytes;
 pub mod corpus;
+pub mod delimited;
 pub mod fields;
 pub mod hints;
 pub mod json;

@@ -63,6 +63,19 @@ enum PairMember {
     Value,
 }
 
+/// A JSON member `value` read before any `name` in its object, as far as reading it under the
+/// name a later sibling gives needs: where it is, and how its own findings were placed.
+struct UnnamedValue {
+    /// Where its object opened, which tells its siblings.
+    object: usize,
+    raw: Range<usize>,
+    part: Part,
+    name: Option<String>,
+    bare: bool,
+    /// Where the findings from this member on start in the scan's output.
+    found_before: usize,
+}
+
 /// Which member of a name-and-value pair a JSON key makes its value, if any.
 fn pair_member(key: &str) -> Option<PairMember> {
     // Every JSON member asks: most keys are told by their length alone.
@@ -507,8 +520,10 @@ impl Scanner {
             let may_hold_queries = depth == Depth::Outer && first_mark.is_some();
             let authorization_response =
                 matches!(source, Source::Query) && is_authorization_response(text);
-            // The last `name` member seen, by its object, for a `value` after it there.
+            // The last `name` member seen, by its object, for a `value` after it there; and
+            // the last `value` no name came before, for a `name` after it.
             let mut pair_name: Option<(usize, Range<usize>)> = None;
+            let mut pair_value: Option<UnnamedValue> = None;
             fields::fields(source, text, &mut |field| {
                 hits.clear();
                 let triggered = if field.decoded {
@@ -564,7 +579,13 @@ impl Scanner {
                     match field.key.and_then(pair_member) {
                         // An escaped name is not its raw text: left unread.
                         Some(PairMember::Name) if !field.decoded => {
-                            pair_name = scalar.object_start().map(|at| (at, field.raw.clone()));
+                            let object = scalar.object_start();
+                            match pair_value.take_if(|value| Some(value.object) == object) {
+                                Some(value) => self.scan_named_after(
+                                    &value, text, field.text, now_secs, memo, out,
+                                ),
+                                None => pair_name = object.map(|at| (at, field.raw.clone())),
+                            }
                         }
                         Some(PairMember::Value) => {
                             let object = scalar.object_start();
@@ -580,6 +601,16 @@ impl Scanner {
                                     memo,
                                     out,
                                 );
+                            } else if let Some(object) = object.filter(|_| !field.decoded) {
+                                // Kept as the source holds it, to be read once its name comes.
+                                pair_value = Some(UnnamedValue {
+                                    object,
+                                    raw: field.raw.clone(),
+                                    part: field.part,
+                                    name: field.name_string_naming(|n| self.finds_in_short_text(n)),
+                                    bare: field.bare,
+                                    found_before,
+                                });
                             }
                         }
                         _ => {}
@@ -811,6 +842,37 @@ impl Scanner {
         }
     }
 
+    /// What `value`, a JSON member `value` read before its sibling `name`, holds under that
+    /// name: `{"value": "...", "name": "DB_PASSWORD"}`, members in another order than
+    /// [`Scanner::scan_named_by_sibling`] reads.
+    #[inline(never)]
+    fn scan_named_after(
+        &self,
+        value: &UnnamedValue,
+        text: &str,
+        name: &str,
+        now_secs: u64,
+        memo: &mut HintMemo<'_>,
+        out: &mut Vec<Found>,
+    ) {
+        let mut inside = Vec::new();
+        self.scan_as_named(name, text, value.raw.clone(), now_secs, memo, &mut inside);
+        for found in inside {
+            if out[value.found_before..]
+                .iter()
+                .any(|f| f.value == found.value)
+            {
+                continue;
+            }
+            out.push(Found {
+                part: value.part,
+                name: value.name.clone(),
+                bare: value.bare,
+                ..found
+            });
+        }
+    }
+
     /// What `text[value]` holds read as a form field named `name`, into `out` (placed in
     /// `text`); nothing for names that say nothing of their values (most), at the cost of a
     /// look in the memo of hints.
@@ -995,18 +1057,15 @@ impl Scanner {
             }
             return false;
         }
-        // A session carried in a header of its own (`X-Session-Id`) is what a session cookie
-        // is: whoever holds it is logged in. One token, not a time or a list.
+        // A session carried anywhere but a cookie, a header of its own (`X-Session-Id`), a
+        // parameter (`?sid=`, as servers that cannot set cookies do) or a login answer's
+        // member (`"sessionId"`), is what a session cookie is: whoever holds it is logged in.
+        // One token, not a time or a list.
         let one_token = || {
             text.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.~+/=".contains(&b))
         };
-        if field.part == Part::Header
-            && hints.has(Hints::SESSION)
-            && !about
-            && is_token_like(text)
-            && one_token()
-        {
+        if hints.has(Hints::SESSION) && !about && is_token_like(text) && one_token() {
             out.push(hit(DataType::SecretField.into(), whole));
             return true;
         }

@@ -68,9 +68,10 @@ enum PairMember {
 struct UnnamedValue {
     /// Where its object opened, which tells its siblings.
     object: usize,
+    /// Its key as written (`value` or `Value`), for its path.
+    key: &'static str,
     raw: Range<usize>,
     part: Part,
-    name: Option<String>,
     bare: bool,
     /// Where the findings from this member on start in the scan's output.
     found_before: usize,
@@ -581,9 +582,9 @@ impl Scanner {
                         Some(PairMember::Name) if !field.decoded => {
                             let object = scalar.object_start();
                             match pair_value.take_if(|value| Some(value.object) == object) {
-                                Some(value) => self.scan_named_after(
-                                    &value, text, field.text, now_secs, memo, out,
-                                ),
+                                Some(value) => {
+                                    self.scan_named_after(&value, text, field, now_secs, memo, out)
+                                }
                                 None => pair_name = object.map(|at| (at, field.raw.clone())),
                             }
                         }
@@ -605,9 +606,13 @@ impl Scanner {
                                 // Kept as the source holds it, to be read once its name comes.
                                 pair_value = Some(UnnamedValue {
                                     object,
+                                    key: if field.key == Some("Value") {
+                                        "Value"
+                                    } else {
+                                        "value"
+                                    },
                                     raw: field.raw.clone(),
                                     part: field.part,
-                                    name: field.name_string_naming(|n| self.finds_in_short_text(n)),
                                     bare: field.bare,
                                     found_before,
                                 });
@@ -850,13 +855,32 @@ impl Scanner {
         &self,
         value: &UnnamedValue,
         text: &str,
-        name: &str,
+        name: &Field<'_>,
         now_secs: u64,
         memo: &mut HintMemo<'_>,
         out: &mut Vec<Found>,
     ) {
         let mut inside = Vec::new();
-        self.scan_as_named(name, text, value.raw.clone(), now_secs, memo, &mut inside);
+        self.scan_as_named(
+            name.text,
+            text,
+            value.raw.clone(),
+            now_secs,
+            memo,
+            &mut inside,
+        );
+        if inside.is_empty() {
+            return;
+        }
+        // The value's path is its sibling's with the last key changed: built only now, since
+        // most values are read under no name that vouches for them.
+        let sibling_path = name.name_string_naming(|n| self.finds_in_short_text(n));
+        let path = sibling_path.map(|path| {
+            let parent = path
+                .strip_suffix(name.key.unwrap_or_default())
+                .unwrap_or(&path);
+            format!("{parent}{}", value.key)
+        });
         for found in inside {
             if out[value.found_before..]
                 .iter()
@@ -866,7 +890,7 @@ impl Scanner {
             }
             out.push(Found {
                 part: value.part,
-                name: value.name.clone(),
+                name: path.clone(),
                 bare: value.bare,
                 ..found
             });
@@ -1749,6 +1773,33 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn a_value_named_by_a_later_sibling_is_found_at_its_own_path() {
+        let scanner = Scanner::builtin();
+        let text =
+            r#"{"env":[{"value":"UTC","name":"TZ"},{"Value":"Hunter2-Xk29","Name":"DB_PASSWORD"}]}"#;
+        let mut out = Vec::new();
+        scanner.scan_source(Source::Body(Some("application/json")), text, 0, &mut out);
+        let located: Vec<(&str, &str, Option<String>)> = out
+            .iter()
+            .map(|f| {
+                (
+                    scanner.type_name(f.kind),
+                    &text[f.raw.clone()],
+                    f.name.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            located,
+            [(
+                "password",
+                "Hunter2-Xk29",
+                Some("$.env[1].Value".to_string())
+            )]
+        );
     }
 
     #[test]

@@ -292,16 +292,22 @@ pub fn json_fields(text: &str, max: usize, out: &mut Vec<String>) {
                 if !path.is_empty() {
                     path.push('.');
                 }
-                // A key that is data (a map keyed by emails or ids) is written as JSON paths
-                // write it: fields are kept in baselines and shown in findings, values never.
                 let key = text.get(start..end).unwrap_or("");
-                path.push_str(if crate::sensitive::scan::is_data_name(key) {
-                    json::DATA_KEY
-                } else {
-                    key
-                });
+                let key_at = path.len();
+                path.push_str(key);
+                // A field listed already had its key judged a name: the elements of an array
+                // of objects repeat their keys, and the judgement was a sixth of the listing.
                 if !out.contains(&path) {
-                    out.push(path.clone());
+                    // A key that is data (a map keyed by emails or ids) is written as JSON
+                    // paths write it: fields are kept in baselines and shown in findings,
+                    // values never.
+                    if crate::sensitive::scan::is_data_name(key) {
+                        path.truncate(key_at);
+                        path.push_str(json::DATA_KEY);
+                    }
+                    if !out.contains(&path) {
+                        out.push(path.clone());
+                    }
                 }
                 i = next;
             }
@@ -404,6 +410,14 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, ["scores", "scores.*", "scores.*.n", "line1"]);
+        // Repeated in an array's elements, a name and a data key are listed once each.
+        out.clear();
+        json_fields(
+            r#"[{"ann@example.com":1,"id":2},{"bob@example.com":3,"id":4,"*":5}]"#,
+            64,
+            &mut out,
+        );
+        assert_eq!(out, ["[].*", "[].id"]);
     }
 
     #[test]

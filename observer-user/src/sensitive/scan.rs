@@ -1778,8 +1778,7 @@ mod tests {
     #[test]
     fn a_value_named_by_a_later_sibling_is_found_at_its_own_path() {
         let scanner = Scanner::builtin();
-        let text =
-            r#"{"env":[{"value":"UTC","name":"TZ"},{"Value":"Hunter2-Xk29","Name":"DB_PASSWORD"}]}"#;
+        let text = r#"{"env":[{"value":"UTC","name":"TZ"},{"Value":"Hunter2-Xk29","Name":"DB_PASSWORD"}]}"#;
         let mut out = Vec::new();
         scanner.scan_source(Source::Body(Some("application/json")), text, 0, &mut out);
         let located: Vec<(&str, &str, Option<String>)> = out

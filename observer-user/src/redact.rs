@@ -791,6 +791,11 @@ pub fn redact_json_text(text: &str) -> Cow<'_, str> {
                 .find([',', '}', ']', '\n'])
                 .map_or(bytes.len(), |j| i + j),
         };
+        if key.eq_ignore_ascii_case("key") && value_member_follows(bytes, value_end) {
+            // `{"Key": "Environment", "Value": "prod"}`: the key names its sibling, which the
+            // scanner reads under that name; alone, a `key` holds an API key.
+            continue;
+        }
         out.push_str(&text[copied..value_start]);
         out.push('"');
         out.push_str(REDACTED);
@@ -803,6 +808,47 @@ pub fn redact_json_text(text: &str) -> Cow<'_, str> {
     }
     out.push_str(&text[copied..]);
     Cow::Owned(out)
+}
+
+/// How far past a `key` member [`value_member_follows`] looks for its `value` sibling: pairs
+/// write it right after (`{"Key": "Environment", "Value": "prod"}`), and the bound keeps a
+/// text of many `key` members from being read again for each.
+const PAIR_LOOKAHEAD_BYTES: usize = 256;
+
+/// Whether the object a member ends in at `from` has a `value` (or `Value`) member after it,
+/// within [`PAIR_LOOKAHEAD_BYTES`].
+fn value_member_follows(bytes: &[u8], from: usize) -> bool {
+    let end = bytes.len().min(from.saturating_add(PAIR_LOOKAHEAD_BYTES));
+    let mut depth = 0usize;
+    let mut i = from;
+    while i < end {
+        match bytes[i] {
+            b'"' => {
+                // Read no further than the bound, however long the string.
+                let (close, _) = json::string_end(&bytes[..end], i);
+                let member = &bytes[i + 1..close.min(end)];
+                i = close + 1;
+                while i < end && bytes[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                if depth == 0
+                    && bytes.get(i) == Some(&b':')
+                    && member.eq_ignore_ascii_case(b"value")
+                {
+                    return true;
+                }
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => match depth.checked_sub(1) {
+                Some(outer) => depth = outer,
+                None => return false,
+            },
+            _ => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Where the first `"` at or after `from` is. In JSON most are a few bytes on (`":"`, `","`):
@@ -1302,7 +1348,7 @@ mod tests {
                 r#"{"fields":[{"value":482916,"name":"pin"},{"value":4,"name":"n"}]}"#.to_string(),
                 r#"{"fields":[{"value":"[REDACTED:password:"#,
             ),
-            // Tags, as AWS writes them (a member named `Key` is hidden on its own as well).
+            // Tags, as AWS writes them.
             (
                 format!(r#"{{"Tags":[{{"Key":"api_token","Value":"{secret}"}}]}}"#),
                 r#","Value":"[REDACTED:secret_field:"#,
@@ -1321,6 +1367,30 @@ mod tests {
             format!(r#"[{{"value":"{secret}","inner":{{"name":"password"}}}}]"#),
         ] {
             assert_eq!(redactor.redact_values(json, &text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_key_beside_a_value_is_shown_and_alone_is_hidden() {
+        for (text, expected) in [
+            (
+                r#"{"Tags":[{"Key":"Environment","Value":"prod"},{"Key":"Team", "n": {"a": 1}, "value": 2}]}"#,
+                None,
+            ),
+            (
+                r#"{"key":"Xk29sLqP0vZ8","other":{"value":1}}"#,
+                Some(r#"{"key":"[REDACTED]","other":{"value":1}}"#),
+            ),
+            (
+                r#"[{"Key":"Xk29sLqP0vZ8"},{"Value":1}]"#,
+                Some(r#"[{"Key":"[REDACTED]"},{"Value":1}]"#),
+            ),
+        ] {
+            assert_eq!(
+                redact_json_text(text).as_ref(),
+                expected.unwrap_or(text),
+                "{text}"
+            );
         }
     }
 

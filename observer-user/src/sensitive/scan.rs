@@ -63,6 +63,32 @@ enum PairMember {
     Value,
 }
 
+/// A JSON member `name` or `key` read before any `value` in its object.
+struct PairName {
+    /// Where its object opened, which tells its siblings.
+    object: usize,
+    raw: Range<usize>,
+    /// Its own findings in the scan's output.
+    found: Range<usize>,
+}
+
+/// Takes out of `out[found]`, a pair's name member's own findings, those its key alone made:
+/// `Key` says secret on its own (`{"key": "..."}` holds API keys), but beside a `Value` it
+/// names the value (`{"Key": "Environment", "Value": "prod"}`, as AWS writes every tag), and
+/// the value is read under that name instead. What its shape makes a secret stays. Returns how
+/// many it took out.
+fn drop_name_guesses(out: &mut Vec<Found>, found: Range<usize>) -> usize {
+    let guess = TypeRef::from(DataType::SecretField);
+    let before = out.len();
+    let mut index = 0;
+    out.retain(|f| {
+        let made_by_key = found.contains(&index) && f.kind == guess;
+        index += 1;
+        !made_by_key
+    });
+    before - out.len()
+}
+
 /// A JSON member `value` read before any `name` in its object, as far as reading it under the
 /// name a later sibling gives needs: where it is, and how its own findings were placed.
 struct UnnamedValue {
@@ -523,7 +549,7 @@ impl Scanner {
                 matches!(source, Source::Query) && is_authorization_response(text);
             // The last `name` member seen, by its object, for a `value` after it there; and
             // the last `value` no name came before, for a `name` after it.
-            let mut pair_name: Option<(usize, Range<usize>)> = None;
+            let mut pair_name: Option<PairName> = None;
             let mut pair_value: Option<UnnamedValue> = None;
             fields::fields(source, text, &mut |field| {
                 hits.clear();
@@ -583,17 +609,27 @@ impl Scanner {
                             let object = scalar.object_start();
                             match pair_value.take_if(|value| Some(value.object) == object) {
                                 Some(value) => {
+                                    drop_name_guesses(out, found_before..out.len());
                                     self.scan_named_after(&value, text, field, now_secs, memo, out)
                                 }
-                                None => pair_name = object.map(|at| (at, field.raw.clone())),
+                                None => {
+                                    pair_name = object.map(|object| PairName {
+                                        object,
+                                        raw: field.raw.clone(),
+                                        found: found_before..out.len(),
+                                    })
+                                }
                             }
                         }
                         Some(PairMember::Value) => {
                             let object = scalar.object_start();
-                            if let Some((_, name)) =
-                                pair_name.take_if(|(at, _)| Some(*at) == object)
+                            if let Some(name) =
+                                pair_name.take_if(|name| Some(name.object) == object)
                             {
-                                let name = &text[name];
+                                // Before this value's findings: they start that much earlier.
+                                let found_before =
+                                    found_before - drop_name_guesses(out, name.found);
+                                let name = &text[name.raw];
                                 self.scan_named_by_sibling(
                                     field,
                                     name,
@@ -882,7 +918,8 @@ impl Scanner {
             format!("{parent}{}", value.key)
         });
         for found in inside {
-            if out[value.found_before..]
+            // A pair closed in between may have taken findings out before this one's.
+            if out[value.found_before.min(out.len())..]
                 .iter()
                 .any(|f| f.value == found.value)
             {
@@ -1798,6 +1835,47 @@ mod tests {
                 "Hunter2-Xk29",
                 Some("$.env[1].Value".to_string())
             )]
+        );
+    }
+
+    #[test]
+    fn a_key_beside_a_value_names_it_and_is_no_secret() {
+        let scanner = Scanner::builtin();
+        let found = |text: &str| {
+            let mut out = Vec::new();
+            scanner.scan_source(Source::Body(Some("application/json")), text, 0, &mut out);
+            out.iter()
+                .map(|f| (scanner.type_name(f.kind), text[f.raw.clone()].to_string()))
+                .collect::<Vec<_>>()
+        };
+        // Tags as AWS writes them, in either order; the value under a secret's name is one.
+        assert_eq!(
+            found(
+                r#"{"Tags":[{"Key":"Environment","Value":"production"},{"Value":"Hunter2-Xk29","Key":"DB_PASSWORD"},{"Key":"CostCenter"}]}"#
+            ),
+            [
+                ("password", "Hunter2-Xk29".to_string()),
+                ("secret_field", "CostCenter".to_string())
+            ]
+        );
+        // Alone, a `key` holds a key; beside a value, a real one is still found by its shape.
+        assert_eq!(
+            found(r#"{"key":"Environment"}"#),
+            [("secret_field", "Environment".to_string())]
+        );
+        assert_eq!(
+            found(r#"{"Key":"AKIAQWERTYUIOPASDFGH","Value":"x"}"#),
+            [("aws_access_key", "AKIAQWERTYUIOPASDFGH".to_string())]
+        );
+        // Pairs inside pairs, in every order, keep the findings' places straight.
+        assert_eq!(
+            found(
+                r#"[{"Key":"api_token","in":{"Value":"Hunter2-Xk29","Key":"password"},"Value":"Qz81-Xk29sLqP"}]"#
+            ),
+            [
+                ("password", "Hunter2-Xk29".to_string()),
+                ("secret_field", "Qz81-Xk29sLqP".to_string())
+            ]
         );
     }
 

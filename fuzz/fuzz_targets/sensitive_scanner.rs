@@ -14,7 +14,7 @@ use observer::sensitive::{fields::Source, scan::Scanner};
 const HEADERS: [&str; 4] = ["authorization", "cookie", "set-cookie", "x-api-key"];
 
 /// Content types the scanner reads structurally, plus a fallback to plain text.
-const CONTENT_TYPES: [Option<&str>; 9] = [
+const CONTENT_TYPES: [Option<&str>; 10] = [
     Some("application/json"),
     Some("application/x-www-form-urlencoded"),
     Some("text/plain"),
@@ -23,6 +23,7 @@ const CONTENT_TYPES: [Option<&str>; 9] = [
     Some("multipart/form-data; boundary=b"),
     Some("text/csv"),
     Some("text/tab-separated-values"),
+    Some("text/event-stream"),
     None,
 ];
 

@@ -1395,6 +1395,29 @@ mod tests {
     }
 
     #[test]
+    fn json_in_an_event_stream_is_read_as_json() {
+        let redactor = Redactor::new(RedactionMode::Secrets);
+        let password = "Hunter2-Xk29sLqP";
+        let text = format!(
+            "event: login\r\ndata: {{\"user\":\"ann\",\"password\":\"{password}\"}}\r\n\r\n\
+             id: 2\ndata: plain words\ndata:[{{\"password\":\"{password}\"}}]\n\n"
+        );
+        let source = Source::Body(Some("text/event-stream"));
+        let redacted = redactor
+            .redact_values(source, &text)
+            .expect("two passwords");
+        assert!(!redacted.contains(password), "{redacted}");
+        assert!(
+            redacted.starts_with(
+                "event: login\r\ndata: {\"user\":\"ann\",\"password\":\"[REDACTED:password:"
+            ),
+            "{redacted}"
+        );
+        assert!(redacted
+            .contains("id: 2\ndata: plain words\ndata:[{\"password\":\"[REDACTED:password:"));
+    }
+
+    #[test]
     fn cells_of_a_delimited_body_are_hidden_by_their_columns() {
         let redactor = Redactor::new(RedactionMode::Pii);
         let password = "Hunter2-Xk29sLqP";

@@ -95,6 +95,8 @@ struct Canaries {
     /// A password in a CSV export's `password` column (`/export.csv`): named only by the
     /// header row.
     csv_password: String,
+    /// A password in a JSON event of a server-sent event stream (`/events`).
+    sse_password: String,
     /// A session id in a plain-text answer (`/whoami`: `session=...`), named only by the text
     /// before it.
     text_session: String,
@@ -190,6 +192,7 @@ impl Canaries {
             env_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             reversed_env_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             csv_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
+            sse_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             text_session: format!("cnry{}", rng.pick(b"0123456789abcdef", 32)),
             basic_user: format!("cnryuser{}", rng.pick(b"abcdefghijklmnopqrstuvwxyz", 6)),
             basic_password: format!("CnryPw{}", rng.pick(ALNUM, 12)),
@@ -254,6 +257,7 @@ impl Canaries {
                 self.reversed_env_password.clone(),
             ),
             ("password in a CSV column", self.csv_password.clone()),
+            ("password in an event stream", self.sse_password.clone()),
             ("session id in a text answer", self.text_session.clone()),
             ("claims holding an email (base64)", self.userinfo()),
         ]
@@ -276,6 +280,7 @@ impl Canaries {
             "graphql_password": self.graphql_password, "env_password": self.env_password,
             "reversed_env_password": self.reversed_env_password,
             "csv_password": self.csv_password, "text_session": self.text_session,
+            "sse_password": self.sse_password,
             "shown_bytes": CUT_TOKEN_SHOWN_BYTES,
         })
     }
@@ -355,6 +360,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/whoami":
             data = "signed in as canary\nsession=" + canaries["text_session"] + "\n"
             return self.send(data.encode(), content_type="text/plain")
+        if self.path == "/events":
+            data = ("event: login\ndata: " + json.dumps({"user": "canary",
+                    "password": canaries["sse_password"]}) + "\n\n")
+            return self.send(data.encode(), content_type="text/event-stream")
         if self.path == "/export.csv":
             data = "id,user,password\r\n1,canary," + canaries["csv_password"] + "\r\n"
             return self.send(data.encode(), content_type="text/csv; charset=utf-8")
@@ -575,6 +584,9 @@ fn canary_run(work: &Path) -> Result<()> {
         run(Command::new("curl")
             .args(["-sk", "--http1.1"])
             .arg(format!("{base}/whoami")))?;
+        run(Command::new("curl")
+            .args(["-sk", "--http1.1"])
+            .arg(format!("{base}/events")))?;
         run(Command::new("curl")
             .args(["-sk", "--http1.1", "-H"])
             .arg(format!(

@@ -181,6 +181,8 @@ fn body(content_type: Option<&str>, text: &str, visit: &mut impl FnMut(&Field<'_
         pairs(text, Part::Form, visit);
     } else if let Some(boundary) = multipart_boundary(content_type) {
         multipart_fields(text, boundary, visit);
+    } else if contains_ignore_case(content_type, "event-stream") {
+        event_stream_fields(text, visit);
     } else if let Some(separator) = delimited::separator(content_type, text) {
         delimited::fields(text, separator, visit);
     } else if contains_ignore_case(content_type, "xml")
@@ -311,6 +313,43 @@ fn json_fields(text: &str, visit: &mut impl FnMut(&Field<'_>)) {
             raw: end.consumed..text.len(),
             ..whole(Part::Json, None, rest)
         });
+    }
+}
+
+/// A stream of server-sent events (`text/event-stream`, as streaming APIs answer): the payload
+/// of each `data:` line read as JSON where it is JSON (a model API streams an object per
+/// event), as text elsewhere, and the other lines (`event:`, `id:`) as text. Read as one text,
+/// the JSON's member names vouched for nothing (`data: {"password": "..."}` went out as sent).
+// Out of line, as `multipart_fields` is.
+#[inline(never)]
+fn event_stream_fields(text: &str, visit: &mut impl FnMut(&Field<'_>)) {
+    let mut line_start = 0;
+    for line in text.split_inclusive('\n') {
+        let at = line_start;
+        line_start += line.len();
+        let content = line.trim_end_matches(['\r', '\n']);
+        if content.trim().is_empty() {
+            continue;
+        }
+        let payload = content
+            .strip_prefix("data:")
+            .map(|rest| rest.strip_prefix(' ').unwrap_or(rest))
+            .filter(|rest| rest.trim_start().starts_with(['{', '[']));
+        match payload {
+            Some(payload) => {
+                let offset = at + content.len() - payload.len();
+                json_fields(payload, &mut |field| {
+                    visit(&Field {
+                        raw: field.raw.start + offset..field.raw.end + offset,
+                        ..*field
+                    })
+                });
+            }
+            None => visit(&Field {
+                raw: at..at + content.len(),
+                ..whole(Part::Body, None, content)
+            }),
+        }
     }
 }
 

@@ -157,13 +157,21 @@ fn start_tag<'t>(
             emit(text, value, Some(attribute), visit);
         }
     }
-    // A form control's value is named by its `name` (or `id`): `<input name="pin" value=..>`.
-    let control = ["name", "id"].iter().find_map(|wanted| {
+    // A form control's value is named by its `name` (or `id`): `<input name="pin" value=..>`;
+    // a password control's by its type, whatever its name says (`name="field_3"`, or none).
+    let attribute_text = |wanted: &str| {
         attributes
             .iter()
             .find(|(attribute, _)| attribute.eq_ignore_ascii_case(wanted))
             .and_then(|(_, span)| text.get(span.clone()))
-    });
+    };
+    let password_control =
+        attribute_text("type").is_some_and(|kind| kind.trim().eq_ignore_ascii_case("password"));
+    let control = if password_control {
+        Some("password")
+    } else {
+        ["name", "id"].into_iter().find_map(attribute_text)
+    };
     for (attribute, value) in &attributes {
         let key = match control {
             Some(control) if attribute.eq_ignore_ascii_case("value") => control,
@@ -319,6 +327,19 @@ mod tests {
                 field(None, "tail", false),
             ]
         );
+    }
+
+    #[test]
+    fn a_password_controls_value_is_named_by_its_type() {
+        for text in [
+            r#"<input type="password" value="Hunter2-Xk29">"#,
+            r#"<input name="field_3" TYPE=Password value='Hunter2-Xk29'/>"#,
+        ] {
+            assert!(
+                collect(text).contains(&field(Some("password"), "Hunter2-Xk29", false)),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -575,18 +575,12 @@ fn canary_run(work: &Path) -> Result<()> {
         run(Command::new("curl")
             .args(["-sk", "--http1.1", "--compressed"])
             .arg(format!("{base}/gzip")))?;
-        run(Command::new("curl")
-            .args(["-sk", "--http1.1"])
-            .arg(format!("{base}/soap")))?;
-        run(Command::new("curl")
-            .args(["-sk", "--http1.1"])
-            .arg(format!("{base}/export.csv")))?;
-        run(Command::new("curl")
-            .args(["-sk", "--http1.1"])
-            .arg(format!("{base}/whoami")))?;
-        run(Command::new("curl")
-            .args(["-sk", "--http1.1"])
-            .arg(format!("{base}/events")))?;
+        // Answers whose canaries only their structure names: XML, CSV, text, an event stream.
+        for path in ["/soap", "/export.csv", "/whoami", "/events"] {
+            run(Command::new("curl")
+                .args(["-sk", "--http1.1"])
+                .arg(format!("{base}{path}")))?;
+        }
         run(Command::new("curl")
             .args(["-sk", "--http1.1", "-H"])
             .arg(format!(

@@ -1305,6 +1305,12 @@ mod tests {
                 format!("connecting as ann with password={secret} to db"),
                 "connecting as ann with password=[REDACTED:password:".to_string(),
             ),
+            // A job's command line, written as one string.
+            (
+                json,
+                format!(r#"{{"command":"mysqldump --user ann --password {secret} shop"}}"#),
+                r#"{"command":"mysqldump --user ann --password [REDACTED:password:"#.to_string(),
+            ),
         ] {
             let redacted = redactor.redact_values(source, &text);
             let shown_text = redacted.as_deref().unwrap_or(&text);
@@ -1353,6 +1359,16 @@ mod tests {
                 format!(r#"{{"Tags":[{{"Key":"api_token","Value":"{secret}"}}]}}"#),
                 r#","Value":"[REDACTED:secret_field:"#,
             ),
+            // A container's arguments, a flag then its value, as Kubernetes writes them.
+            (
+                format!(r#"{{"args":["--db-password","{secret}","--port","5432"]}}"#),
+                r#"{"args":["--db-password","[REDACTED:password:"#,
+            ),
+            // Headers as a list of entries, as clients serialise them.
+            (
+                format!(r#"{{"headers":[["Accept","*/*"],["X-Api-Key","{secret}"]]}}"#),
+                r#"["X-Api-Key","[REDACTED:secret_field:"#,
+            ),
         ] {
             let redacted = redactor.redact_values(json, &text);
             let shown_text = redacted.as_deref().unwrap_or(&text);
@@ -1365,6 +1381,9 @@ mod tests {
             format!(r#"[{{"name":"password"}},{{"value":"{secret}"}}]"#),
             format!(r#"[{{"value":"{secret}"}},{{"name":"password"}}]"#),
             format!(r#"[{{"value":"{secret}","inner":{{"name":"password"}}}}]"#),
+            // A list of names, and a flag followed by a flag.
+            format!(r#"{{"required":["password","{secret}"]}}"#),
+            format!(r#"{{"args":["--password","--{secret}"]}}"#),
         ] {
             assert_eq!(redactor.redact_values(json, &text), None, "{text}");
         }

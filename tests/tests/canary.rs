@@ -92,6 +92,12 @@ struct Canaries {
     env_password: String,
     /// The same, its `value` member before its `name`.
     reversed_env_password: String,
+    /// A password in a container's arguments, after its flag (`"args": ["--db-password",
+    /// "..."]`): named only by the element before it.
+    args_password: String,
+    /// A password in a command line written as one string (`"command": "mysqldump
+    /// --password ..."`): named only by the flag before it.
+    command_password: String,
     /// A password in a CSV export's `password` column (`/export.csv`): named only by the
     /// header row.
     csv_password: String,
@@ -191,6 +197,8 @@ impl Canaries {
             graphql_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             env_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             reversed_env_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
+            args_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
+            command_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             csv_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             sse_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             text_session: format!("cnry{}", rng.pick(b"0123456789abcdef", 32)),
@@ -256,6 +264,14 @@ impl Canaries {
                 "password named by a sibling member after it",
                 self.reversed_env_password.clone(),
             ),
+            (
+                "password after its flag in an argument list",
+                self.args_password.clone(),
+            ),
+            (
+                "password after its flag in a command line",
+                self.command_password.clone(),
+            ),
             ("password in a CSV column", self.csv_password.clone()),
             ("password in an event stream", self.sse_password.clone()),
             ("session id in a text answer", self.text_session.clone()),
@@ -280,7 +296,8 @@ impl Canaries {
             "graphql_password": self.graphql_password, "env_password": self.env_password,
             "reversed_env_password": self.reversed_env_password,
             "csv_password": self.csv_password, "text_session": self.text_session,
-            "sse_password": self.sse_password,
+            "sse_password": self.sse_password, "args_password": self.args_password,
+            "command_password": self.command_password,
             "shown_bytes": CUT_TOKEN_SHOWN_BYTES,
         })
     }
@@ -405,7 +422,9 @@ body = json.dumps({"user": "canary", "password": canaries["password"],
                             % canaries["graphql_password"],
                    "env": [{"name": "TZ", "value": "UTC"},
                            {"name": "DB_PASSWORD", "value": canaries["env_password"]},
-                           {"value": canaries["reversed_env_password"], "name": "API_PASSWORD"}]}
+                           {"value": canaries["reversed_env_password"], "name": "API_PASSWORD"}],
+                   "args": ["--verbose", "--db-password", canaries["args_password"]],
+                   "command": "mysqldump --password %s shop" % canaries["command_password"]}
                   ).encode()
 for url in sys.argv[2:]:
     request = urllib.request.Request(url + "/login", data=body,

@@ -438,7 +438,12 @@ pub fn may_hold_assignments(text: &str) -> bool {
     }
     let mut from = 0;
     while let Some(mark) = next_assignment_mark(bytes, from) {
-        if value_start(bytes, mark).is_some() {
+        let sets = if bytes[mark] == b'-' {
+            flag_at(bytes, mark).is_some()
+        } else {
+            value_start(bytes, mark).is_some()
+        };
+        if sets {
             return true;
         }
         from = mark + 1;
@@ -446,13 +451,14 @@ pub fn may_hold_assignments(text: &str) -> bool {
     false
 }
 
-/// Where the first `=` or `:` at or after `from` is, a word at a time: most values are short,
-/// and a vector search costs more to set up than it saves on them (it had cost the scanner
-/// 5 % on API-like bodies).
+/// Where the first `=`, `:` or `-` (which may start a flag) at or after `from` is, a word at a
+/// time: most values are short, and a vector search costs more to set up than it saves on them
+/// (it had cost the scanner 5 % on API-like bodies).
 fn next_assignment_mark(bytes: &[u8], mut from: usize) -> Option<usize> {
     while let Some(rest) = bytes.get(from..).filter(|rest| !rest.is_empty()) {
         let word = le_word(rest);
-        let marks = bytes_equal_to(word, b'=') | bytes_equal_to(word, b':');
+        let marks =
+            bytes_equal_to(word, b'=') | bytes_equal_to(word, b':') | bytes_equal_to(word, b'-');
         if marks != 0 {
             return Some(from + marks.trailing_zeros() as usize / 8);
         }
@@ -462,7 +468,8 @@ fn next_assignment_mark(bytes: &[u8], mut from: usize) -> Option<usize> {
 }
 
 /// Names set to values in running text, the way programs write them where no structure
-/// says so: `DB_PASSWORD=...` in an environment entry or a line of text, `--password=...`,
+/// says so: `DB_PASSWORD=...` in an environment entry or a line of text, `--password=...` and
+/// `--password ...` in a command line,
 /// `password: "..."` among a GraphQL query's arguments, `password: ...` in YAML,
 /// `'password': '...'` in a printed dictionary, `"password" => "..."` in a printed Ruby hash.
 /// Calls `visit` with each name and where its value lies in `text`.
@@ -494,6 +501,14 @@ fn assignments_in_line<'a>(line: &'a str, visit: &mut impl FnMut(&'a str, Range<
     let mut from = 0;
     while let Some(mark) = next_assignment_mark(bytes, from) {
         from = mark + 1;
+        if bytes[mark] == b'-' {
+            if let Some((name, value)) = flag_at(bytes, mark) {
+                from = value.end;
+                // Only ASCII bytes make a flag's name: it lies on character boundaries.
+                visit(&line[name], value);
+            }
+            continue;
+        }
         let Some(after) = value_start(bytes, mark) else {
             continue;
         };
@@ -553,6 +568,36 @@ fn name_before(text: &str, mark: usize) -> Option<&str> {
         .next()
         .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
     (bounded && starts_as_name).then_some(name)
+}
+
+/// The name and the value of a flag that starts at the `-` at `mark` and takes its value after
+/// a space (`--password s3cret`), if one does: two dashes at a word's start, a name, spaces,
+/// and a value that is no other flag. One dash is not enough (`-u root` is as often a
+/// switch followed by an operand as a name and its value).
+fn flag_at(line: &[u8], mark: usize) -> Option<(Range<usize>, Range<usize>)> {
+    let at_word_start = mark == 0 || matches!(line[mark - 1], b' ' | b'\t' | b'"' | b'\'');
+    if !at_word_start || line.get(mark + 1) != Some(&b'-') {
+        return None;
+    }
+    let start = mark + 2;
+    let is_name_byte = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
+    let name_len = line[start..]
+        .iter()
+        .take(MAX_NAME_BYTES + 1)
+        .take_while(|b| is_name_byte(b))
+        .count();
+    if name_len > MAX_NAME_BYTES || !line.get(start).is_some_and(u8::is_ascii_alphabetic) {
+        return None;
+    }
+    let end = start + name_len;
+    let spaces = line[end..]
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count();
+    if spaces == 0 || line.get(end + spaces) == Some(&b'-') {
+        return None;
+    }
+    Some((start..end, value_after(line, end + spaces, false)?))
 }
 
 /// Where the value after an assignment's mark lies in its line (its first byte at or after
@@ -776,6 +821,17 @@ mod tests {
                 "note: \"it's\npassword: \"s3cret\"\n",
                 vec![("note", "it's"), ("password", "s3cret")],
             ),
+            // Flags and their values, in a command line written as one string; a switch
+            // before an operand reads as a name and its value too, one that says nothing.
+            (
+                "mysqldump --password s3cret --user=root --single-transaction db",
+                vec![
+                    ("password", "s3cret"),
+                    ("user", "root"),
+                    ("single-transaction", "db"),
+                ],
+            ),
+            ("sh -c '--token  \"a b\" -v'", vec![("token", "a b")]),
         ] {
             assert_eq!(assigned(text), expected, "{text}");
         }
@@ -790,6 +846,15 @@ mod tests {
             "password=\"\"",
             "mode: |",
             &format!("{}=x", "n".repeat(MAX_NAME_BYTES + 1)),
+            // Not flags with values: a flag followed by a flag, one dash, dashes inside a
+            // word, a name that starts with a digit, a flag at the line's end, a name longer
+            // than any name.
+            "--password --verbose",
+            "-p s3cret",
+            "a--password s3cret",
+            "--1password s3cret",
+            "echo --password",
+            &format!("--{} x", "n".repeat(MAX_NAME_BYTES + 1)),
         ] {
             assert_eq!(assigned(text), vec![], "{text}");
         }

@@ -44,6 +44,16 @@ pub struct Scalar<'a> {
     pub is_key: bool,
 }
 
+/// An array element's place among its siblings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArrayPlace {
+    /// Where its array opened in the text, which tells one array's elements from another's.
+    pub array: usize,
+    pub index: usize,
+    /// Its array is itself an element of an array (`[["name", "value"], ...]`).
+    pub in_array: bool,
+}
+
 /// How far a walk got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WalkEnd {
@@ -60,6 +70,17 @@ impl Scalar<'_> {
             .last()
             .filter(|frame| frame.object)
             .map(|frame| frame.opened_at)
+    }
+
+    /// Where this scalar stands among the elements of the array it is in; `None` for an
+    /// object's member or key, and for a scalar outside any container.
+    pub fn array_place(&self) -> Option<ArrayPlace> {
+        let (array, outer) = self.frames.split_last()?;
+        (!array.object && !self.is_key).then(|| ArrayPlace {
+            array: array.opened_at,
+            index: array.index,
+            in_array: outer.last().is_some_and(|frame| !frame.object),
+        })
     }
 
     /// `$.user.emails[1]`, built from the containers: for walks that did not build paths.

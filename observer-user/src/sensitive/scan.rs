@@ -22,8 +22,9 @@ use regex::{Regex, RegexBuilder};
 use super::{
     bytes::{byte_table, count_marked, DECIMAL_DIGITS},
     fields::{self, Field, Part, Source},
-    hints::{self, HintMemo, Hints},
-    json, recent,
+    hints::{self, HintMemo, Hints, MAX_NAME_BYTES},
+    json::{self, ArrayPlace},
+    recent,
     types::{Category, DataType, TypeRef},
     validate,
 };
@@ -106,6 +107,35 @@ struct UnnamedValue {
     bare: bool,
     /// Where the findings from this member on start in the scan's output.
     found_before: usize,
+}
+
+/// A JSON array's element that names the element after it.
+struct ElementName {
+    place: ArrayPlace,
+    /// The name, in the scanned text.
+    raw: Range<usize>,
+    /// Written as a flag (`--password`), which takes no other flag for its value.
+    flag: bool,
+}
+
+/// The name `element`, a JSON array's string element at `place`, gives the element after it:
+/// a flag's (`["--password", "..."]`, as container specs and jobs write a command's
+/// arguments), or the first of a pair's (`[["X-Api-Key", "..."], ...]`, as clients write
+/// headers and form fields as a list of entries). A list of names alone (`"required":
+/// ["password", "email"]`) names nothing: neither flags nor pairs.
+fn element_name(element: &str, place: ArrayPlace) -> Option<&str> {
+    let flag = element.trim_start_matches('-');
+    let dashes = element.len() - flag.len();
+    let name = match dashes {
+        1 | 2 => flag,
+        0 if place.in_array && place.index == 0 => element,
+        _ => return None,
+    };
+    let is_name_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
+    let is_name = name.len() <= MAX_NAME_BYTES
+        && name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && name.bytes().all(is_name_byte);
+    is_name.then_some(name)
 }
 
 /// Which member of a name-and-value pair a JSON key makes its value, if any.
@@ -556,6 +586,8 @@ impl Scanner {
             // the last `value` no name came before, for a `name` after it.
             let mut pair_name: Option<PairName> = None;
             let mut pair_value: Option<UnnamedValue> = None;
+            // The last array element that names the element after it.
+            let mut element_name: Option<ElementName> = None;
             fields::fields(source, text, &mut |field| {
                 hits.clear();
                 let triggered = if field.decoded {
@@ -660,6 +692,31 @@ impl Scanner {
                             }
                         }
                         _ => {}
+                    }
+                    if let Some(place) = scalar.array_place() {
+                        let named = element_name.take_if(|name| {
+                            name.place.array == place.array && name.place.index + 1 == place.index
+                        });
+                        // A flag followed by a flag takes no value (`["--password", "-v"]`).
+                        let flag = field.text.starts_with('-');
+                        if let Some(name) = named.filter(|name| !(name.flag && flag)) {
+                            self.scan_named_by_sibling(
+                                field,
+                                &text[name.raw],
+                                now_secs,
+                                found_before,
+                                memo,
+                                out,
+                            );
+                        }
+                        if !field.decoded && !field.bare {
+                            element_name =
+                                self::element_name(field.text, place).map(|name| ElementName {
+                                    place,
+                                    raw: field.raw.end - name.len()..field.raw.end,
+                                    flag,
+                                });
+                        }
                     }
                 }
             });
@@ -1817,29 +1874,51 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_value_named_by_a_later_sibling_is_found_at_its_own_path() {
+    /// What a scan of `text` as a JSON body finds: type, value as the text holds it, and name.
+    fn located_in_json(text: &str) -> Vec<(String, String, String)> {
         let scanner = Scanner::builtin();
-        let text = r#"{"env":[{"value":"UTC","name":"TZ"},{"Value":"Hunter2-Xk29","Name":"DB_PASSWORD"}]}"#;
         let mut out = Vec::new();
         scanner.scan_source(Source::Body(Some("application/json")), text, 0, &mut out);
-        let located: Vec<(&str, &str, Option<String>)> = out
-            .iter()
+        out.into_iter()
             .map(|f| {
+                let name = f.name.unwrap_or_default();
                 (
-                    scanner.type_name(f.kind),
-                    &text[f.raw.clone()],
-                    f.name.clone(),
+                    scanner.type_name(f.kind).to_string(),
+                    text[f.raw].to_string(),
+                    name,
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    fn owned((kind, value, name): (&str, &str, &str)) -> (String, String, String) {
+        (kind.to_string(), value.to_string(), name.to_string())
+    }
+
+    #[test]
+    fn a_value_named_by_a_later_sibling_is_found_at_its_own_path() {
+        let text = r#"{"env":[{"value":"UTC","name":"TZ"},{"Value":"Hunter2-Xk29","Name":"DB_PASSWORD"}]}"#;
         assert_eq!(
-            located,
-            [(
-                "password",
-                "Hunter2-Xk29",
-                Some("$.env[1].Value".to_string())
-            )]
+            located_in_json(text),
+            [("password", "Hunter2-Xk29", "$.env[1].Value")].map(owned)
+        );
+    }
+
+    #[test]
+    fn an_array_element_named_by_the_flag_or_entry_name_before_it_is_found() {
+        let text = r#"{"args":["--verbose","--password","Hunter2-Xk29","-v"],
+            "headers":[["Accept","json"],["X-Api-Key","k3yV4lu3abc123"]],
+            "required":["password","Hunter2-Xk29"],"flags":["--password","--token"],
+            "pair":["password","Hunter2-Xk29"],"later":[["password"],"Hunter2-Xk29"]}"#;
+        // A list of names, a flag followed by a flag, a pair not in a list, and an element
+        // after an array that ends with a name name nothing.
+        assert_eq!(
+            located_in_json(text),
+            [
+                ("password", "Hunter2-Xk29", "$.args[2]"),
+                ("secret_field", "k3yV4lu3abc123", "$.headers[1][1]"),
+            ]
+            .map(owned)
         );
     }
 

@@ -98,6 +98,9 @@ struct Canaries {
     /// A password in a command line written as one string (`"command": "mysqldump
     /// --password ..."`): named only by the flag before it.
     command_password: String,
+    /// The private part of a JSON Web Key in the login body (`{"kty": "EC", ..., "d": "..."}`):
+    /// named only by a one-letter member.
+    jwk_private: String,
     /// A password in a CSV export's `password` column (`/export.csv`): named only by the
     /// header row.
     csv_password: String,
@@ -199,6 +202,7 @@ impl Canaries {
             reversed_env_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             args_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             command_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
+            jwk_private: format!("cnry{}", rng.pick(ALNUM, 40)),
             csv_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             sse_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             text_session: format!("cnry{}", rng.pick(b"0123456789abcdef", 32)),
@@ -272,6 +276,7 @@ impl Canaries {
                 "password after its flag in a command line",
                 self.command_password.clone(),
             ),
+            ("private part of a JSON Web Key", self.jwk_private.clone()),
             ("password in a CSV column", self.csv_password.clone()),
             ("password in an event stream", self.sse_password.clone()),
             ("session id in a text answer", self.text_session.clone()),
@@ -297,7 +302,7 @@ impl Canaries {
             "reversed_env_password": self.reversed_env_password,
             "csv_password": self.csv_password, "text_session": self.text_session,
             "sse_password": self.sse_password, "args_password": self.args_password,
-            "command_password": self.command_password,
+            "command_password": self.command_password, "jwk_private": self.jwk_private,
             "shown_bytes": CUT_TOKEN_SHOWN_BYTES,
         })
     }
@@ -424,7 +429,8 @@ body = json.dumps({"user": "canary", "password": canaries["password"],
                            {"name": "DB_PASSWORD", "value": canaries["env_password"]},
                            {"value": canaries["reversed_env_password"], "name": "API_PASSWORD"}],
                    "args": ["--verbose", "--db-password", canaries["args_password"]],
-                   "command": "mysqldump --password %s shop" % canaries["command_password"]}
+                   "command": "mysqldump --password %s shop" % canaries["command_password"],
+                   "jwk": {"kty": "EC", "crv": "P-256", "d": canaries["jwk_private"]}}
                   ).encode()
 for url in sys.argv[2:]:
     request = urllib.request.Request(url + "/login", data=body,

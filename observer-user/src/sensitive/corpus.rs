@@ -109,6 +109,8 @@ struct Value {
     value: String,
     keys: &'static [&'static str],
     in_text: bool,
+    /// Data only JSON holds (a JSON Web Key's member): left out of queries and forms.
+    json_only: bool,
 }
 
 fn positive(
@@ -122,6 +124,7 @@ fn positive(
         value,
         keys,
         in_text,
+        json_only: false,
     }
 }
 
@@ -131,6 +134,7 @@ fn negative(value: String, keys: &'static [&'static str], in_text: bool) -> Valu
         value,
         keys,
         in_text,
+        json_only: false,
     }
 }
 
@@ -354,13 +358,13 @@ fn jwt(rng: &mut Rng) -> String {
     let signature = if alg == "none" {
         String::new()
     } else {
-        rng.from_alphabet(
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
-            43,
-        )
+        rng.from_alphabet(BASE64URL, 43)
     };
     format!("{header}.{payload}.{signature}")
 }
+
+/// The base64url alphabet (RFC 4648, section 5), as JSON Web Keys write their numbers.
+const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 fn private_key(rng: &mut Rng) -> String {
     let kind = *rng.pick(&["RSA ", "EC ", "", "OPENSSH "]);
@@ -558,21 +562,31 @@ fn positive_of(rng: &mut Rng, data_type: DataType) -> Value {
         ),
         DataType::GoogleApiKey => positive(
             data_type,
-            format!(
-                "AIza{}",
-                rng.from_alphabet(
-                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
-                    35
-                )
-            ),
+            format!("AIza{}", rng.from_alphabet(BASE64URL, 35)),
             &["maps", "note"],
             true,
         ),
+        // A JSON Web Key's private member: 256 bits (an elliptic-curve `d`, an HMAC `k`) to
+        // an RSA prime's 1,024.
+        DataType::PrivateKey if rng.chance(25) => {
+            let len = 43 + rng.below(129) as usize;
+            let member = rng.from_alphabet(BASE64URL, len);
+            Value {
+                json_only: true,
+                ..positive(data_type, member, &["d", "k", "p"], false)
+            }
+        }
         DataType::PrivateKey => positive(
             data_type,
             private_key(rng),
             &["pem", "key_material", "note"],
             true,
+        ),
+        DataType::Password if rng.chance(20) => positive(
+            data_type,
+            rng.digits(6),
+            &["otp", "mfa_code", "totp", "verification_code"],
+            false,
         ),
         DataType::Password => {
             let len = 6 + rng.below(10) as usize;
@@ -612,7 +626,7 @@ fn positive_of(rng: &mut Rng, data_type: DataType) -> Value {
 
 /// A look-alike that is not sensitive.
 fn negative_value(rng: &mut Rng) -> Value {
-    match rng.below(16) {
+    match rng.below(18) {
         0 => negative(
             rng.digits(16),
             &["order_id", "order_number", "invoice"],
@@ -693,6 +707,14 @@ fn negative_value(rng: &mut Rng) -> Value {
             format!("SKU-{}-{}", rng.digits(6), rng.digits(4)),
             &["sku", "product"],
             true,
+        ),
+        // A JSON Web Key's public parts: a curve point's coordinates, an RSA modulus.
+        15 => negative(rng.from_alphabet(BASE64URL, 43), &["x", "y", "n"], false),
+        // What is said of a one-time code, not the code.
+        16 => negative(
+            (*rng.pick(&["sent", "sms", "totp", "verified"])).to_string(),
+            &["otp_status", "mfa_method"],
+            false,
         ),
         _ => negative(
             format!("v{}.{}.{}", rng.below(10), rng.below(30), rng.below(100)),
@@ -882,7 +904,7 @@ fn pairs_sample(
         pairs.push(format!("{key}={}", negative.value));
     }
     if let Some(value) = value {
-        if !value.value.contains(['&', '=', '%', '+', '\n', ' ']) {
+        if !value.json_only && !value.value.contains(['&', '=', '%', '+', '\n', ' ']) {
             let key = choose_key(rng, &value);
             let key = if key == "note" { "q".to_string() } else { key };
             pairs.push(format!("{key}={}", value.value));

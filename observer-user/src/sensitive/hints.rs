@@ -347,10 +347,11 @@ fn word_hints(word: &[u8], hints: &mut Hints) {
         return;
     };
     let hint = match word {
-        // A card's security code is kept nowhere, like a password: hidden whatever its shape.
+        // A card's security code is kept nowhere, like a password, and a one-time code logs
+        // in as one until it expires: hidden whatever their shape (six digits, most often).
         "password" | "passwd" | "pwd" | "pass" | "passphrase" | "pin" | "passcode" | "cvv"
-        | "cvc" | "cvv2" | "cvc2" | "csc" => Hints::PASSWORD,
-        "secret" | "token" | "apikey" | "credential" | "credentials" | "auth" | "jwt" | "otp"
+        | "cvc" | "cvv2" | "cvc2" | "csc" | "otp" | "totp" | "hotp" => Hints::PASSWORD,
+        "secret" | "token" | "apikey" | "credential" | "credentials" | "auth" | "jwt"
         | "authorization" | "bearer" => Hints::SECRET,
         "ssn" | "sin" => Hints::SSN,
         "phone" | "mobile" | "tel" | "telephone" | "cell" | "fax" | "msisdn" | "whatsapp" => {
@@ -375,7 +376,8 @@ fn word_hints(word: &[u8], hints: &mut Hints) {
         }
         "policy" | "length" | "hint" | "reset" | "changed" | "expires" | "expiry" | "required"
         | "strength" | "type" | "at" | "enabled" | "rotated" | "url" | "uri" | "endpoint"
-        | "ttl" | "name" | "format" | "scheme" => Hints::ABOUT_SECRET,
+        | "ttl" | "name" | "format" | "scheme" | "status" | "method" | "channel" | "sent"
+        | "verified" | "attempts" => Hints::ABOUT_SECRET,
         _ => return,
     };
     hints.add(hint);
@@ -386,6 +388,10 @@ fn word_hints(word: &[u8], hints: &mut Hints) {
 const PHRASES: &[(&str, Hints)] = &[
     ("password", Hints::PASSWORD),
     ("passwd", Hints::PASSWORD),
+    ("mfacode", Hints::PASSWORD),
+    ("twofactorcode", Hints::PASSWORD),
+    ("verificationcode", Hints::PASSWORD),
+    ("securityanswer", Hints::PASSWORD),
     ("apikey", Hints::SECRET),
     ("accesskey", Hints::SECRET),
     ("secretkey", Hints::SECRET),
@@ -455,8 +461,21 @@ mod tests {
         ] {
             assert!(hints(Some(name), None).has(Hints::BIRTH), "{name}");
         }
-        for name in ["password", "newPassword", "user_pwd", "PIN"] {
+        for name in [
+            "password",
+            "newPassword",
+            "user_pwd",
+            "PIN",
+            "otp",
+            "totp_code",
+            "mfaCode",
+            "verification_code",
+            "securityAnswer",
+        ] {
             assert!(hints(Some(name), None).has(Hints::PASSWORD), "{name}");
+        }
+        for name in ["otp_status", "mfa_method", "otpSent", "totp_verified"] {
+            assert!(hints(Some(name), None).has(Hints::ABOUT_SECRET), "{name}");
         }
         for name in ["shipping", "database", "zip", "telemetry", "company"] {
             let h = hints(Some(name), None);

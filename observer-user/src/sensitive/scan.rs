@@ -58,6 +58,27 @@ enum Depth {
 /// string, a line of text): where a URL stops in running text, markup or a `Link` header.
 const QUERY_ENDS: &[u8] = b" \t\r\n\"'<>`#";
 
+/// The members of a JSON Web Key that hold its private part (RFC 7518, section 6): an RSA
+/// key's private exponent, primes and their CRT values, an elliptic-curve key's `d`, a
+/// symmetric key's `k`. Whoever reads one signs as the key's owner.
+const JWK_PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "k"];
+
+/// The shortest private member of a JSON Web Key: 256 bits in base64url (an elliptic-curve
+/// P-256 `d`, an HS256 `k`). Shorter values under these one-letter names are other things:
+/// a page, a query, a count.
+const MIN_JWK_PRIVATE_BYTES: usize = 43;
+
+/// Whether `text` under the JSON key `key` is a JSON Web Key's private part: random bytes in
+/// base64url. JSON in base64url (`eyJ...`, a page cursor under `p`) is something else.
+fn is_jwk_private_member(key: Option<&str>, text: &str) -> bool {
+    key.is_some_and(|key| key.len() <= 2 && JWK_PRIVATE_MEMBERS.contains(&key))
+        && text.len() >= MIN_JWK_PRIVATE_BYTES
+        && !text.starts_with("eyJ")
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// The two members of a JSON object that names its own value.
 enum PairMember {
     Name,
@@ -1203,6 +1224,10 @@ impl Scanner {
             out.push(hit(DataType::Password.into(), whole));
             return true;
         }
+        if field.json.is_some() && is_jwk_private_member(field.key, text) {
+            out.push(hit(DataType::PrivateKey.into(), whole));
+            return true;
+        }
         false
     }
 
@@ -2147,6 +2172,33 @@ mod tests {
             [pair("date_of_birth", "1985-04-12")]
         );
         assert_eq!(json(r#"{"created":"1985-04-12"}"#), []);
+        // A one-time code logs in as a password does; what is said of one is no code.
+        assert_eq!(
+            json(r#"{"otp":"482916","mfaCode":"482916"}"#),
+            [pair("password", "482916"), pair("password", "482916")]
+        );
+        assert_eq!(json(r#"{"otp_status":"sent","mfa_method":"sms"}"#), []);
+    }
+
+    #[test]
+    fn the_private_members_of_a_json_web_key_are_private_keys() {
+        let coordinate = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU";
+        let d = "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI";
+        let text = format!(
+            r#"{{"keys":[{{"kty":"EC","crv":"P-256","x":"{coordinate}","y":"{coordinate}","d":"{d}"}},
+            {{"kty":"oct","k":"{d}"}}],"q":"a search","p":"2","d":"2024-05-01",
+            "next":{{"p":"eyJhZnRlciI6MTIzNDU2Nzg5MCwic29ydCI6ImNyZWF0ZWRfYXQifQ"}}}}"#
+        );
+        // The public coordinates, short values under the same names and a page cursor (JSON
+        // in base64url) are no keys.
+        assert_eq!(
+            located_in_json(&text),
+            [
+                ("private_key", d, "$.keys[0].d"),
+                ("private_key", d, "$.keys[1].k"),
+            ]
+            .map(owned)
+        );
     }
 
     #[test]

@@ -32,6 +32,8 @@ impl Hints {
     pub const NOT_PERSONAL: Hints = Hints(1 << 13);
     /// The name describes a secret without holding one (`password_changed_at`).
     pub const ABOUT_SECRET: Hints = Hints(1 << 14);
+    /// The name, whole and as written, is one a JSON Web Key gives its private parts.
+    pub const KEY_MEMBER: Hints = Hints(1 << 15);
 
     pub fn has(self, other: Hints) -> bool {
         self.0 & other.0 != 0
@@ -286,13 +288,23 @@ thread_local! {
     static MEMO: std::cell::RefCell<Vec<MemoSlot>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// The members of a JSON Web Key that hold its private part (RFC 7518, section 6): an RSA
+/// key's private exponent, primes and their CRT values, an elliptic-curve key's `d`, a
+/// symmetric key's `k`. Told here, where names are remembered, so that a field pays one bit's
+/// test for them.
+const KEY_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "k"];
+
 fn compute(name: &str, parent: &str) -> Hints {
     let mut hints = Hints::default();
+    if KEY_MEMBERS.contains(&name) {
+        hints.add(Hints::KEY_MEMBER);
+    }
     hints_of(name, &mut hints);
     if !parent.is_empty() {
         let mut from_parent = Hints::default();
         hints_of(parent, &mut from_parent);
         // A parent lends what it is about, not what it refutes: `orders[0].phone` is a phone.
+        // Key members are told of the name alone: a parent named `d` lends nothing.
         from_parent.0 &= !(Hints::NOT_PERSONAL.0 | Hints::ABOUT_SECRET.0);
         if !hints.has(Hints::NOT_PERSONAL) {
             hints.add(from_parent);

@@ -58,21 +58,23 @@ enum Depth {
 /// string, a line of text): where a URL stops in running text, markup or a `Link` header.
 const QUERY_ENDS: &[u8] = b" \t\r\n\"'<>`#";
 
-/// The members of a JSON Web Key that hold its private part (RFC 7518, section 6): an RSA
-/// key's private exponent, primes and their CRT values, an elliptic-curve key's `d`, a
-/// symmetric key's `k`. Whoever reads one signs as the key's owner.
-const JWK_PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "k"];
+/// The search for `--` every scanned text gets, built once: building it per text had cost the
+/// scanner 1 % on API-like bodies.
+fn double_dash_finder() -> &'static memchr::memmem::Finder<'static> {
+    static FINDER: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
+    FINDER.get_or_init(|| memchr::memmem::Finder::new(b"--"))
+}
 
 /// The shortest private member of a JSON Web Key: 256 bits in base64url (an elliptic-curve
 /// P-256 `d`, an HS256 `k`). Shorter values under these one-letter names are other things:
 /// a page, a query, a count.
 const MIN_JWK_PRIVATE_BYTES: usize = 43;
 
-/// Whether `text` under the JSON key `key` is a JSON Web Key's private part: random bytes in
-/// base64url. JSON in base64url (`eyJ...`, a page cursor under `p`) is something else.
-fn is_jwk_private_member(key: Option<&str>, text: &str) -> bool {
-    key.is_some_and(|key| key.len() <= 2 && JWK_PRIVATE_MEMBERS.contains(&key))
-        && text.len() >= MIN_JWK_PRIVATE_BYTES
+/// Whether `text`, under a name a JSON Web Key gives its private parts ([`Hints::KEY_MEMBER`]),
+/// is one: random bytes in base64url, whoever reads which signs as the key's owner. JSON in
+/// base64url (`eyJ...`, a page cursor under `p`) is something else.
+fn is_jwk_private_member(text: &str) -> bool {
+    text.len() >= MIN_JWK_PRIVATE_BYTES
         && !text.starts_with("eyJ")
         && text
             .bytes()
@@ -145,11 +147,11 @@ struct ElementName {
 /// headers and form fields as a list of entries). A list of names alone (`"required":
 /// ["password", "email"]`) names nothing: neither flags nor pairs.
 fn element_name(element: &str, place: ArrayPlace) -> Option<&str> {
-    let flag = element.trim_start_matches('-');
-    let dashes = element.len() - flag.len();
-    let name = match dashes {
-        1 | 2 => flag,
-        0 if place.in_array && place.index == 0 => element,
+    // Told by the first bytes: most elements are neither (tags, ids, values of a list).
+    let name = match element.as_bytes() {
+        [b'-', b'-', ..] => &element[2..],
+        [b'-', ..] => &element[1..],
+        _ if place.in_array && place.index == 0 => element,
         _ => return None,
     };
     let is_name_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
@@ -601,6 +603,13 @@ impl Scanner {
                 bytes[at] == b'%' || memchr::memchr(b'%', &bytes[at..]).is_some()
             });
             let may_hold_queries = depth == Depth::Outer && first_mark.is_some();
+            // Flags (`--password ...`) only where the text has a `--` (a decoded field's may
+            // have come from escapes).
+            let flags = if double_dash_finder().find(bytes).is_some() {
+                fields::Flags::Read
+            } else {
+                fields::Flags::Ignored
+            };
             let authorization_response =
                 matches!(source, Source::Query) && is_authorization_response(text);
             // The last `name` member seen, by its object, for a `value` after it there; and
@@ -656,9 +665,16 @@ impl Scanner {
                 if depth == Depth::Outer && field.part != Part::Body && holds_json(field.text) {
                     self.scan_json_inside(field, now_secs, found_before, out);
                 }
-                if depth == Depth::Outer && !field.bare && fields::may_hold_assignments(field.text)
+                let flags = if field.decoded {
+                    fields::Flags::Read
+                } else {
+                    flags
+                };
+                if depth == Depth::Outer
+                    && !field.bare
+                    && fields::may_hold_assignments(field.text, flags)
                 {
-                    self.scan_assignments_inside(field, now_secs, found_before, memo, out);
+                    self.scan_assignments_inside(field, flags, now_secs, found_before, memo, out);
                 }
                 if let Some(scalar) = field.json {
                     match field.key.and_then(pair_member) {
@@ -930,13 +946,14 @@ impl Scanner {
     fn scan_assignments_inside(
         &self,
         field: &Field<'_>,
+        flags: fields::Flags,
         now_secs: u64,
         found_before: usize,
         memo: &mut HintMemo<'_>,
         out: &mut Vec<Found>,
     ) {
         let mut inside = Vec::new();
-        fields::assignments(field.text, &mut |name, value| {
+        fields::assignments(field.text, flags, &mut |name, value| {
             self.scan_as_named(name, field.text, value, now_secs, memo, &mut inside);
         });
         if !inside.is_empty() {
@@ -1224,7 +1241,7 @@ impl Scanner {
             out.push(hit(DataType::Password.into(), whole));
             return true;
         }
-        if field.json.is_some() && is_jwk_private_member(field.key, text) {
+        if hints.has(Hints::KEY_MEMBER) && field.json.is_some() && is_jwk_private_member(text) {
             out.push(hit(DataType::PrivateKey.into(), whole));
             return true;
         }

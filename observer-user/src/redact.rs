@@ -1519,6 +1519,22 @@ mod tests {
                 "text/html; charset=utf-8",
                 format!(r#"<form><input type="hidden" name="csrf_token" value="{token}"></form>"#),
             ),
+            // Settings named by a `key` or `name` attribute, as .NET's configuration, Java's
+            // properties and Spring's beans write them.
+            (
+                "application/xml",
+                format!(
+                    r#"<appSettings><add key="DbPassword" value="hunter2-Q"/></appSettings>
+                    <properties><entry key="api_key">{token}</entry></properties>"#
+                ),
+            ),
+            (
+                "application/xml",
+                format!(
+                    r#"<bean><property name="password">hunter2-Q</property>
+                    <secret name="payments">{token}</secret></bean>"#
+                ),
+            ),
             (
                 "multipart/form-data; boundary=b1",
                 format!(
@@ -1541,6 +1557,15 @@ mod tests {
                 "{content_type}: {redacted}"
             );
         }
+        // A `key` naming a value or a text is a name, shown; alone it holds a key, hidden.
+        let xml = Source::Body(Some("application/xml"));
+        let settings = r#"<add key="Environment" value="prod"/><entry key="Timeout">30</entry>"#;
+        assert_eq!(redactor.redact_values(xml, settings), None);
+        let alone = format!(r#"<item key="{token}"/>"#);
+        assert!(!redactor
+            .redact_values(xml, &alone)
+            .unwrap_or_default()
+            .contains(token));
     }
 
     #[test]

@@ -82,6 +82,9 @@ struct Canaries {
     reset_token: String,
     /// A password in an XML answer's `<password>` element (`/soap`): no shape, only its name.
     xml_password: String,
+    /// A password in the same answer's setting, named by its `key` attribute (`<add
+    /// key="DbPassword" value="..."/>`, as .NET's configuration is written).
+    setting_password: String,
     /// A password in JSON written as a string inside the login body (`"event": "{...}"`).
     nested_password: String,
     /// A password among a GraphQL query's arguments, in the login body (`"query": "mutation
@@ -196,6 +199,7 @@ impl Canaries {
             password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             reset_token: format!("cnry{}", rng.pick(ALNUM, 24)),
             xml_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
+            setting_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             nested_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             graphql_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             env_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
@@ -253,6 +257,10 @@ impl Canaries {
             ("reset token in a Referer", self.reset_token.clone()),
             ("password in XML", self.xml_password.clone()),
             (
+                "password in an XML setting named by its key",
+                self.setting_password.clone(),
+            ),
+            (
                 "password in JSON inside a string",
                 self.nested_password.clone(),
             ),
@@ -298,6 +306,7 @@ impl Canaries {
             "cut_token": self.cut_token, "short_token": self.short_token,
             "error_email": self.error_email, "gzip_email": self.gzip_email,
             "xml_password": self.xml_password, "nested_password": self.nested_password,
+            "setting_password": self.setting_password,
             "graphql_password": self.graphql_password, "env_password": self.env_password,
             "reversed_env_password": self.reversed_env_password,
             "csv_password": self.csv_password, "text_session": self.text_session,
@@ -374,6 +383,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/soap":
             data = ("<soap:Envelope xmlns:soap=\"urn:x\"><soap:Body><LoginResult><user>canary</user>"
                     "<password>" + canaries["xml_password"] + "</password></LoginResult>"
+                    "<appSettings><add key=\"DbPassword\" value=\"" + canaries["setting_password"]
+                    + "\"/></appSettings>"
                     "</soap:Body></soap:Envelope>").encode()
             return self.send(data, content_type="text/xml; charset=utf-8")
         if self.path == "/gzip":

@@ -23,13 +23,26 @@ const MAX_REFERENCE_BYTES: usize = 10;
 /// read attribute by attribute all the same, the rest without the pairing.
 const MAX_PAIRED_ATTRIBUTES: usize = 16;
 
+/// The name a field is read under, with the name that lends it what it says.
+#[derive(Debug, Clone, Copy)]
+struct FieldName<'t> {
+    key: &'t str,
+    parent: Option<&'t str>,
+}
+
+impl<'t> FieldName<'t> {
+    fn of(key: &'t str) -> FieldName<'t> {
+        FieldName { key, parent: None }
+    }
+}
+
 /// Calls `visit` with every field of `text`, read as XML or HTML.
 /// Out of line: see `fields::multipart_fields`.
 #[inline(never)]
 pub fn fields(text: &str, visit: &mut impl FnMut(&Field<'_>)) {
     let bytes = text.as_bytes();
-    // The element whose text comes next: the last start tag, until an end tag.
-    let mut element: Option<&str> = None;
+    // The name of the text that comes next: the last start tag's, until an end tag.
+    let mut element: Option<FieldName<'_>> = None;
     let mut at = 0;
     while at < bytes.len() {
         let Some(open) = memchr::memchr(b'<', &bytes[at..]).map(|i| at + i) else {
@@ -51,8 +64,8 @@ pub fn fields(text: &str, visit: &mut impl FnMut(&Field<'_>)) {
             .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
         {
             let end = tag_end(bytes, open + 1);
-            let (name, self_closing) = start_tag(text, open + 1..end, visit);
-            element = (!self_closing).then_some(name);
+            let (text_name, self_closing) = start_tag(text, open + 1..end, visit);
+            element = (!self_closing).then_some(text_name);
             at = (end + 1).min(bytes.len());
         } else if rest.get(1) == Some(&b'/') {
             // An end tag names an element, nothing else.
@@ -97,12 +110,12 @@ fn tag_end(bytes: &[u8], from: usize) -> usize {
 }
 
 /// Reads the start tag in `span` (after its `<`): visits its attribute values, returns the
-/// element's local name and whether the tag closes itself.
+/// name the element's text is read under and whether the tag closes itself.
 fn start_tag<'t>(
     text: &'t str,
     span: Range<usize>,
     visit: &mut impl FnMut(&Field<'_>),
-) -> (&'t str, bool) {
+) -> (FieldName<'t>, bool) {
     let bytes = text.as_bytes();
     let is_name_byte = |b: u8| !b.is_ascii_whitespace() && !matches!(b, b'=' | b'/' | b'>');
     let name_end = (span.start..span.end)
@@ -154,11 +167,13 @@ fn start_tag<'t>(
         if attributes.len() < MAX_PAIRED_ATTRIBUTES {
             attributes.push((attribute, value));
         } else {
-            emit(text, value, Some(attribute), visit);
+            emit(text, value, Some(FieldName::of(attribute)), visit);
         }
     }
-    // A form control's value is named by its `name` (or `id`): `<input name="pin" value=..>`;
-    // a password control's by its type, whatever its name says (`name="field_3"`, or none).
+    // A form control's value is named by its `name` (or `id`): `<input name="pin" value=..>`,
+    // a setting's by its `key` (`<add key="DbPassword" value=..>`, as .NET's configuration
+    // is written); a password control's by its type, whatever its name says (`name="field_3"`,
+    // or none).
     let attribute_text = |wanted: &str| {
         attributes
             .iter()
@@ -170,16 +185,31 @@ fn start_tag<'t>(
     let control = if password_control {
         Some("password")
     } else {
-        ["name", "id"].into_iter().find_map(attribute_text)
+        ["name", "id", "key"].into_iter().find_map(attribute_text)
     };
+    // A `key` that names a value or the element's text is a name, not a secret, though
+    // alone it is one (`<item key="..."/>`, as `{"key": "..."}` holds API keys): read by its
+    // shape only, it no longer hid every setting's name (`<add key="Environment" ...>`).
+    let names_by_key = attribute_text("value").is_some() || !self_closing;
     for (attribute, value) in &attributes {
-        let key = match control {
-            Some(control) if attribute.eq_ignore_ascii_case("value") => control,
-            _ => attribute,
+        let name = match control {
+            Some(control) if attribute.eq_ignore_ascii_case("value") => Some(control),
+            _ if names_by_key && attribute.eq_ignore_ascii_case("key") => None,
+            _ => Some(*attribute),
         };
-        emit(text, value.clone(), Some(key), visit);
+        emit(text, value.clone(), name.map(FieldName::of), visit);
     }
-    (name, self_closing)
+    // An element's text is named by its `name` or `key` (`<entry key="password">`, as Java's
+    // properties and .NET's settings are written), its own name lending what it says
+    // (`<password name="db">`). An `id` names nothing: it is the element's, not its text's.
+    let text_name = match ["name", "key"].into_iter().find_map(attribute_text) {
+        Some(key) => FieldName {
+            key,
+            parent: Some(name),
+        },
+        None => FieldName::of(name),
+    };
+    (text_name, self_closing)
 }
 
 /// Visits the name at `span` as a field without a name when it may hold data (a digit, an `@`,
@@ -199,9 +229,14 @@ fn local(name: &str) -> &str {
     name.rsplit_once(':').map_or(name, |(_, local)| local)
 }
 
-/// Visits `text[span]` as a field under `key`, unless it is only white space; character
+/// Visits `text[span]` as a field under `name`, unless it is only white space; character
 /// references decoded.
-fn emit(text: &str, span: Range<usize>, key: Option<&str>, visit: &mut impl FnMut(&Field<'_>)) {
+fn emit(
+    text: &str,
+    span: Range<usize>,
+    name: Option<FieldName<'_>>,
+    visit: &mut impl FnMut(&Field<'_>),
+) {
     let Some(raw) = text.get(span.clone()) else {
         return;
     };
@@ -212,12 +247,13 @@ fn emit(text: &str, span: Range<usize>, key: Option<&str>, visit: &mut impl FnMu
     }
     let raw = span.start + lead..span.start + lead + value.len();
     let decoded = decode_references(value);
+    let key = name.map(|name| name.key);
     visit(&Field {
         part: Part::Markup,
         name: key,
         json: None,
         key,
-        parent_key: None,
+        parent_key: name.and_then(|name| name.parent),
         text: &decoded,
         raw,
         decoded: matches!(decoded, Cow::Owned(_)),
@@ -325,6 +361,39 @@ mod tests {
                 field(Some("href"), "mailto:ann@example.com", true),
                 field(Some("a"), "mail", false),
                 field(None, "tail", false),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_name_or_key_attribute_names_its_elements_text() {
+        let text = r#"<entry key="password">a</entry><secret name="db">b</secret>
+            <user id="7">c</user><add key="token" value="d"/>"#;
+        let mut got = Vec::new();
+        fields(text, &mut |field| {
+            let names = (
+                field.key.map(str::to_string),
+                field.parent_key.map(str::to_string),
+            );
+            got.push((names, field.text.to_string()));
+        });
+        let named = |key: &str, parent: Option<&str>, text: &str| {
+            (
+                (Some(key.to_string()), parent.map(str::to_string)),
+                text.to_string(),
+            )
+        };
+        assert_eq!(
+            got,
+            [
+                ((None, None), "password".to_string()),
+                named("password", Some("entry"), "a"),
+                named("name", None, "db"),
+                named("db", Some("secret"), "b"),
+                named("id", None, "7"),
+                named("user", None, "c"),
+                ((None, None), "token".to_string()),
+                named("token", None, "d"),
             ]
         );
     }

@@ -605,13 +605,15 @@ fn positive_of(rng: &mut Rng, data_type: DataType) -> Value {
         ),
         DataType::SessionCookie => positive(data_type, rng.hex(32), &[], false),
         DataType::UrlCredentials => {
-            let url = match rng.below(3) {
+            let url = match rng.below(4) {
                 0 => format!(
                     "https://{}:{}@api.example.com",
                     rng.pick(FIRST),
                     rng.alnum(10)
                 ),
                 1 => format!("postgres://app:{}@db.internal:5432", rng.alnum(14)),
+                // No user: Redis takes a password alone.
+                2 => format!("redis://:{}@cache.internal:6379", rng.alnum(12)),
                 _ => format!(
                     "ftp://{}:{}@files.example.org",
                     rng.pick(LAST),

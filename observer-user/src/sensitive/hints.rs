@@ -359,10 +359,11 @@ fn word_hints(word: &[u8], hints: &mut Hints) {
         return;
     };
     let hint = match word {
-        // A card's security code is kept nowhere, like a password, and a one-time code logs
-        // in as one until it expires: hidden whatever their shape (six digits, most often).
+        // A card's security code is kept nowhere, like a password, a one-time code logs in as
+        // one until it expires, and a wallet's mnemonic restores it: hidden whatever their
+        // shape (six digits, most often).
         "password" | "passwd" | "pwd" | "pass" | "passphrase" | "pin" | "passcode" | "cvv"
-        | "cvc" | "cvv2" | "cvc2" | "csc" | "otp" | "totp" | "hotp" => Hints::PASSWORD,
+        | "cvc" | "cvv2" | "cvc2" | "csc" | "otp" | "totp" | "hotp" | "mnemonic" => Hints::PASSWORD,
         "secret" | "token" | "apikey" | "credential" | "credentials" | "auth" | "jwt"
         | "authorization" | "bearer" => Hints::SECRET,
         "ssn" | "sin" => Hints::SSN,
@@ -404,10 +405,19 @@ const PHRASES: &[(&str, Hints)] = &[
     ("twofactorcode", Hints::PASSWORD),
     ("verificationcode", Hints::PASSWORD),
     ("securityanswer", Hints::PASSWORD),
+    // Codes that stand in for a second factor, and the words that restore a wallet.
+    ("recoverycode", Hints::PASSWORD),
+    ("backupcode", Hints::PASSWORD),
+    ("seedphrase", Hints::PASSWORD),
+    ("recoveryphrase", Hints::PASSWORD),
     ("apikey", Hints::SECRET),
     ("accesskey", Hints::SECRET),
     ("secretkey", Hints::SECRET),
     ("privatekey", Hints::SECRET),
+    ("encryptionkey", Hints::SECRET),
+    ("signingkey", Hints::SECRET),
+    ("masterkey", Hints::SECRET),
+    ("hmackey", Hints::SECRET),
     ("clientsecret", Hints::SECRET),
     ("accesstoken", Hints::SECRET),
     ("refreshtoken", Hints::SECRET),
@@ -483,8 +493,15 @@ mod tests {
             "mfaCode",
             "verification_code",
             "securityAnswer",
+            "recovery_codes",
+            "backupCodes",
+            "seed_phrase",
+            "mnemonic",
         ] {
             assert!(hints(Some(name), None).has(Hints::PASSWORD), "{name}");
+        }
+        for name in ["encryption_key", "signingKey", "master_key", "hmac_key"] {
+            assert!(hints(Some(name), None).has(Hints::SECRET), "{name}");
         }
         for name in ["otp_status", "mfa_method", "otpSent", "totp_verified"] {
             assert!(hints(Some(name), None).has(Hints::ABOUT_SECRET), "{name}");

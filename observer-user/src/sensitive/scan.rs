@@ -356,7 +356,7 @@ impl Keyed {
                 r"-----BEGIN[A-Z ]{0,24}PRIVATE KEY-----(?s:.*?)(?:-----END[A-Z ]{0,24}PRIVATE KEY-----|\z)"
             }
             Keyed::UrlCredentials => {
-                r#"[A-Za-z][A-Za-z0-9+.\-]{1,15}://[^\s/?#@:"'<>\\]{1,128}:[^\s/?#@"'<>\\]{1,256}@[A-Za-z0-9.\-\[\]:]+"#
+                r#"[A-Za-z][A-Za-z0-9+.\-]{1,15}://[^\s/?#@:"'<>\\]{0,128}:[^\s/?#@"'<>\\]{1,256}@[A-Za-z0-9.\-\[\]:]+"#
             }
             Keyed::SignedUrl => {
                 r"(?i)(?:^|[?&])(?:x-amz-signature|x-goog-signature|signature|sig)=[A-Za-z0-9%/+=_\-.~]{16,}"
@@ -1691,9 +1691,10 @@ fn url_password(value: &str) -> bool {
     let Some(userinfo) = rest.rsplit_once('@').map(|(userinfo, _)| userinfo) else {
         return false;
     };
+    // No user is as good as one: `redis://:password@host` is how Redis takes its password.
     userinfo
         .split_once(':')
-        .is_some_and(|(user, password)| !user.is_empty() && !is_placeholder(password))
+        .is_some_and(|(_, password)| !is_placeholder(password))
 }
 
 /// How many bytes of an IBAN-shaped match are the IBAN: the country's length of characters
@@ -2247,6 +2248,14 @@ mod tests {
             found(Source::Path, "/fetch/https://bob:s3cr3t@db.internal/x"),
             [pair("url_credentials", "https://bob:s3cr3t@db.internal")]
         );
+        // A password without a user, as Redis takes it; a placeholder is none.
+        let redis = |password: &str| {
+            let url = format!("redis://:{password}@cache:6379/0");
+            found(Source::Body(Some("text/plain")), &url)
+        };
+        let url = "redis://:s3cr3t@cache:6379";
+        assert_eq!(redis("s3cr3t"), [pair("url_credentials", url)]);
+        assert_eq!(redis("***"), []);
         assert_eq!(
             found(
                 Source::Query,

@@ -418,6 +418,8 @@ const PHRASES: &[(&str, Hints)] = &[
     ("signingkey", Hints::SECRET),
     ("masterkey", Hints::SECRET),
     ("hmackey", Hints::SECRET),
+    // Azure API Management's key header, `Ocp-Apim-Subscription-Key`.
+    ("subscriptionkey", Hints::SECRET),
     ("clientsecret", Hints::SECRET),
     ("accesstoken", Hints::SECRET),
     ("refreshtoken", Hints::SECRET),
@@ -500,7 +502,13 @@ mod tests {
         ] {
             assert!(hints(Some(name), None).has(Hints::PASSWORD), "{name}");
         }
-        for name in ["encryption_key", "signingKey", "master_key", "hmac_key"] {
+        for name in [
+            "encryption_key",
+            "signingKey",
+            "master_key",
+            "hmac_key",
+            "Ocp-Apim-Subscription-Key",
+        ] {
             assert!(hints(Some(name), None).has(Hints::SECRET), "{name}");
         }
         for name in ["otp_status", "mfa_method", "otpSent", "totp_verified"] {

@@ -1305,6 +1305,14 @@ mod tests {
                 format!("connecting as ann with password={secret} to db"),
                 "connecting as ann with password=[REDACTED:password:".to_string(),
             ),
+            // A container's environment in a Kubernetes manifest written in YAML: a `name`
+            // names the `value` after it.
+            (
+                Source::Body(Some("application/yaml")),
+                format!("env:\n- name: TZ\n  value: UTC\n- name: DB_PASSWORD\n  value: {secret}\n"),
+                "env:\n- name: TZ\n  value: UTC\n- name: DB_PASSWORD\n  value: [REDACTED:password:"
+                    .to_string(),
+            ),
             // A job's command line, written as one string.
             (
                 json,
@@ -1321,6 +1329,8 @@ mod tests {
         for text in [
             "query { items(first: 10, status: \"active\") { id } }",
             "host: db.internal\nport: 5432\n",
+            // A tag's name is no secret beside its value, nor a name that says nothing.
+            "tags:\n- key: Environment\n  value: production\n- name: colour\n  value: Xk29sLqP0vZ8\n",
             "TZ=UTC LANG=en_US.UTF-8",
         ] {
             assert_eq!(

@@ -104,6 +104,9 @@ struct Canaries {
     /// The private part of a JSON Web Key in the login body (`{"kty": "EC", ..., "d": "..."}`):
     /// named only by a one-letter member.
     jwk_private: String,
+    /// A password in a Kubernetes manifest written in YAML (`/manifest.yaml`: `- name:
+    /// DB_PASSWORD` then `value: ...`): named only by the line before it.
+    yaml_password: String,
     /// A password in a CSV export's `password` column (`/export.csv`): named only by the
     /// header row.
     csv_password: String,
@@ -207,6 +210,7 @@ impl Canaries {
             args_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             command_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             jwk_private: format!("cnry{}", rng.pick(ALNUM, 40)),
+            yaml_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             csv_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             sse_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             text_session: format!("cnry{}", rng.pick(b"0123456789abcdef", 32)),
@@ -285,6 +289,7 @@ impl Canaries {
                 self.command_password.clone(),
             ),
             ("private part of a JSON Web Key", self.jwk_private.clone()),
+            ("password in a YAML manifest", self.yaml_password.clone()),
             ("password in a CSV column", self.csv_password.clone()),
             ("password in an event stream", self.sse_password.clone()),
             ("session id in a text answer", self.text_session.clone()),
@@ -306,7 +311,7 @@ impl Canaries {
             "cut_token": self.cut_token, "short_token": self.short_token,
             "error_email": self.error_email, "gzip_email": self.gzip_email,
             "xml_password": self.xml_password, "nested_password": self.nested_password,
-            "setting_password": self.setting_password,
+            "setting_password": self.setting_password, "yaml_password": self.yaml_password,
             "graphql_password": self.graphql_password, "env_password": self.env_password,
             "reversed_env_password": self.reversed_env_password,
             "csv_password": self.csv_password, "text_session": self.text_session,
@@ -390,6 +395,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/gzip":
             data = gzip.compress(json.dumps({"contact": {"email": canaries["gzip_email"]}}).encode())
             return self.send(data, headers=[("Content-Encoding", "gzip")])
+        if self.path == "/manifest.yaml":
+            data = ("kind: Deployment\nspec:\n  containers:\n  - name: db\n    env:\n"
+                    "    - name: DB_PASSWORD\n      value: " + canaries["yaml_password"] + "\n")
+            return self.send(data.encode(), content_type="application/yaml")
         if self.path == "/whoami":
             data = "signed in as canary\nsession=" + canaries["text_session"] + "\n"
             return self.send(data.encode(), content_type="text/plain")
@@ -612,7 +621,13 @@ fn canary_run(work: &Path) -> Result<()> {
             .args(["-sk", "--http1.1", "--compressed"])
             .arg(format!("{base}/gzip")))?;
         // Answers whose canaries only their structure names: XML, CSV, text, an event stream.
-        for path in ["/soap", "/export.csv", "/whoami", "/events"] {
+        for path in [
+            "/soap",
+            "/export.csv",
+            "/whoami",
+            "/events",
+            "/manifest.yaml",
+        ] {
             run(Command::new("curl")
                 .args(["-sk", "--http1.1"])
                 .arg(format!("{base}{path}")))?;

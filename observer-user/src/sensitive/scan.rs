@@ -953,8 +953,22 @@ impl Scanner {
         out: &mut Vec<Found>,
     ) {
         let mut inside = Vec::new();
+        // A `name` or `key` set just before a `value` names it (`- name: DB_PASSWORD` then
+        // `value: ...`, as Kubernetes manifests in YAML write a container's environment), as
+        // sibling members do in JSON: the name, and where its own findings are.
+        let mut pair_name: Option<(&str, Range<usize>)> = None;
         fields::assignments(field.text, flags, &mut |name, value| {
-            self.scan_as_named(name, field.text, value, now_secs, memo, &mut inside);
+            let member = pair_member(name);
+            let named_by = pair_name.take();
+            let found_before = inside.len();
+            if let (Some(PairMember::Value), Some((pair, found))) = (&member, named_by) {
+                drop_name_guesses(&mut inside, found);
+                self.scan_as_named(pair, field.text, value.clone(), now_secs, memo, &mut inside);
+            }
+            self.scan_as_named(name, field.text, value.clone(), now_secs, memo, &mut inside);
+            if let Some(PairMember::Name) = member {
+                pair_name = Some((&field.text[value], found_before..inside.len()));
+            }
         });
         if !inside.is_empty() {
             self.push_found_inside(field, inside, Inside::At(0), found_before, out);

@@ -442,6 +442,15 @@ const PHRASES: &[(&str, Hints)] = &[
     ("realip", Hints::IP),
     ("sessionid", Hints::SESSION),
     ("sessid", Hints::SESSION),
+    // Sign-in cookies whose names do not say session: ASP.NET's and ASP.NET Core's,
+    // Keycloak's, oauth2-proxy's, WordPress's, Cloudflare's clearance, "remember me".
+    ("aspxauth", Hints::SESSION),
+    ("aspnetcorecookies", Hints::SESSION),
+    ("keycloakidentity", Hints::SESSION),
+    ("oauth2proxy", Hints::SESSION),
+    ("wordpressloggedin", Hints::SESSION),
+    ("cfclearance", Hints::SESSION),
+    ("rememberme", Hints::SESSION),
     ("amzsignature", Hints::SIGNATURE),
     ("googsignature", Hints::SIGNATURE),
     ("orderid", Hints::NOT_PERSONAL),
@@ -524,6 +533,17 @@ mod tests {
                     && !h.has(Hints::CARD),
                 "{name}: {h:?}"
             );
+        }
+        for name in [
+            ".ASPXAUTH",
+            ".AspNetCore.Cookies",
+            "KEYCLOAK_IDENTITY",
+            "_oauth2_proxy",
+            "wordpress_logged_in_5c1a",
+            "cf_clearance",
+            "rememberMe",
+        ] {
+            assert!(hints(Some(name), None).has(Hints::SESSION), "{name}");
         }
         assert!(hints(Some("X-Forwarded-For"), None).has(Hints::IP));
         assert!(hints(Some("order_id"), None).has(Hints::NOT_PERSONAL));

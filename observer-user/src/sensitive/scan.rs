@@ -2280,9 +2280,12 @@ mod tests {
         assert_eq!(
             found(
                 Source::Header("cookie"),
-                "theme=dark; session_id=a1b2c3d4e5f6"
+                "theme=dark; session_id=a1b2c3d4e5f6; .ASPXAUTH=F00DCAFE8B1E2D3C"
             ),
-            [pair("session_cookie", "a1b2c3d4e5f6")]
+            [
+                pair("session_cookie", "a1b2c3d4e5f6"),
+                pair("session_cookie", "F00DCAFE8B1E2D3C")
+            ]
         );
         assert_eq!(
             found(

@@ -114,6 +114,28 @@ const SECRET_NAME_FRAGMENTS: &[&str] = &[
     "signature",
     "authorization",
     "client_secret",
+    // The word for password in the languages APIs are most often written in besides English
+    // (`contrase` stands for `contraseña` and `contrasena`).
+    "passwort",
+    "kennwort",
+    "contrase",
+    "senha",
+    "wachtwoord",
+    "senord",
+    "passord",
+    "adgangskode",
+    "salasana",
+    "haslo",
+    "hasło",
+    "heslo",
+    "jelszo",
+    "jelszó",
+    "mot_de_passe",
+    "motdepasse",
+    "пароль",
+    "密码",
+    "パスワード",
+    "비밀번호",
 ];
 
 /// Names shorter than the shortest fragment can only be secret as a whole name: JSON keys are
@@ -134,8 +156,8 @@ const fn shortest(words: &[&str]) -> usize {
 
 /// Names that are secret only when they are the whole name (as fragments they are too common).
 const SECRET_NAMES: &[&str] = &[
-    "pwd", "pass", "auth", "key", "sig", "otp", "pin", "code", "jwt", "sid", "cvv", "cvc", "cvv2",
-    "cvc2", "csc",
+    "pwd", "pw", "pass", "auth", "key", "sig", "otp", "pin", "code", "jwt", "sid", "cvv", "cvc",
+    "cvv2", "cvc2", "csc",
 ];
 
 /// Names shorter than this are never secret: every whole name and fragment is at least this
@@ -879,6 +901,10 @@ mod tests {
             "client-secret",
             "SESSION_ID",
             "sig",
+            "Passwort",
+            "contraseña",
+            "mot-de-passe",
+            "PW",
             &format!("{}_token", "a".repeat(STACK_NAME_BYTES * 2)),
         ] {
             assert!(is_secret_name(name), "{name}");

@@ -321,7 +321,8 @@ fn hints_of(name: &str, hints: &mut Hints) {
     let mut previous_lower = false;
     let mut in_word = false;
     for &byte in name.as_bytes().iter().take(MAX_NAME_BYTES) {
-        if byte.is_ascii_alphanumeric() {
+        // Bytes of other scripts are letters too: `contraseña` and `пароль` are one word each.
+        if byte.is_ascii_alphanumeric() || !byte.is_ascii() {
             if in_word && previous_lower && byte.is_ascii_uppercase() {
                 word_hints(&buffer[word_start..len], hints);
                 word_start = len;
@@ -358,41 +359,48 @@ fn word_hints(word: &[u8], hints: &mut Hints) {
     let Ok(word) = std::str::from_utf8(word) else {
         return;
     };
-    let hint = match word {
-        // A card's security code is kept nowhere, like a password, a one-time code logs in as
-        // one until it expires, and a wallet's mnemonic restores it: hidden whatever their
-        // shape (six digits, most often).
-        "password" | "passwd" | "pwd" | "pass" | "passphrase" | "pin" | "passcode" | "cvv"
-        | "cvc" | "cvv2" | "cvc2" | "csc" | "otp" | "totp" | "hotp" | "mnemonic" => Hints::PASSWORD,
-        "secret" | "token" | "apikey" | "credential" | "credentials" | "auth" | "jwt"
-        | "authorization" | "bearer" => Hints::SECRET,
-        "ssn" | "sin" => Hints::SSN,
-        "phone" | "mobile" | "tel" | "telephone" | "cell" | "fax" | "msisdn" | "whatsapp" => {
-            Hints::PHONE
-        }
-        "card" | "cc" | "pan" | "ccnum" | "cardnumber" | "creditcard" => Hints::CARD,
-        "routing" | "aba" | "rtn" => Hints::ROUTING,
-        "account" | "acct" | "iban" | "bankaccount" => Hints::ACCOUNT,
-        "dob" | "birth" | "birthday" | "birthdate" | "bday" => Hints::BIRTH,
-        "passport" => Hints::PASSPORT,
-        "cpf" | "dni" | "nie" | "aadhaar" | "nin" | "nino" | "nric" | "national" => {
-            Hints::NATIONAL_ID
-        }
-        "ip" | "ipv4" | "ipv6" | "ipaddr" | "forwarded" | "remoteaddr" => Hints::IP,
-        "session" | "sess" | "sid" | "sessionid" | "phpsessid" | "jsessionid" => Hints::SESSION,
-        "signature" | "sig" => Hints::SIGNATURE,
-        "order" | "invoice" | "tracking" | "timestamp" | "ts" | "epoch" | "time" | "created"
-        | "updated" | "version" | "uuid" | "trace" | "request" | "sku" | "sequence" | "seq"
-        | "count" | "total" | "amount" | "price" | "zip" | "postal" | "build" | "ref"
-        | "reference" | "shipment" | "product" | "item" | "sha" | "hash" | "etag" | "nonce" => {
-            Hints::NOT_PERSONAL
-        }
-        "policy" | "length" | "hint" | "reset" | "changed" | "expires" | "expiry" | "required"
-        | "strength" | "type" | "at" | "enabled" | "rotated" | "url" | "uri" | "endpoint"
-        | "ttl" | "name" | "format" | "scheme" | "status" | "method" | "channel" | "sent"
-        | "verified" | "attempts" => Hints::ABOUT_SECRET,
-        _ => return,
-    };
+    let hint =
+        match word {
+            // A card's security code is kept nowhere, like a password, a one-time code logs in as
+            // one until it expires, and a wallet's mnemonic restores it: hidden whatever their
+            // shape (six digits, most often).
+            "password" | "passwd" | "pwd" | "pw" | "pass" | "passphrase" | "pin" | "passcode"
+            | "cvv" | "cvc" | "cvv2" | "cvc2" | "csc" | "otp" | "totp" | "hotp" | "mnemonic" => {
+                Hints::PASSWORD
+            }
+            // The word in the languages APIs are most often written in besides English.
+            "passwort" | "kennwort" | "contraseña" | "contrasena" | "senha" | "wachtwoord"
+            | "lösenord" | "losenord" | "passord" | "adgangskode" | "salasana" | "hasło"
+            | "haslo" | "heslo" | "jelszó" | "jelszo" | "пароль" | "密码" | "パスワード"
+            | "비밀번호" => Hints::PASSWORD,
+            "secret" | "token" | "apikey" | "credential" | "credentials" | "auth" | "jwt"
+            | "authorization" | "bearer" => Hints::SECRET,
+            "ssn" | "sin" => Hints::SSN,
+            "phone" | "mobile" | "tel" | "telephone" | "cell" | "fax" | "msisdn" | "whatsapp" => {
+                Hints::PHONE
+            }
+            "card" | "cc" | "pan" | "ccnum" | "cardnumber" | "creditcard" => Hints::CARD,
+            "routing" | "aba" | "rtn" => Hints::ROUTING,
+            "account" | "acct" | "iban" | "bankaccount" => Hints::ACCOUNT,
+            "dob" | "birth" | "birthday" | "birthdate" | "bday" => Hints::BIRTH,
+            "passport" => Hints::PASSPORT,
+            "cpf" | "dni" | "nie" | "aadhaar" | "nin" | "nino" | "nric" | "national" => {
+                Hints::NATIONAL_ID
+            }
+            "ip" | "ipv4" | "ipv6" | "ipaddr" | "forwarded" | "remoteaddr" => Hints::IP,
+            "session" | "sess" | "sid" | "sessionid" | "phpsessid" | "jsessionid" => Hints::SESSION,
+            "signature" | "sig" => Hints::SIGNATURE,
+            "order" | "invoice" | "tracking" | "timestamp" | "ts" | "epoch" | "time"
+            | "created" | "updated" | "version" | "uuid" | "trace" | "request" | "sku"
+            | "sequence" | "seq" | "count" | "total" | "amount" | "price" | "zip" | "postal"
+            | "build" | "ref" | "reference" | "shipment" | "product" | "item" | "sha" | "hash"
+            | "etag" | "nonce" => Hints::NOT_PERSONAL,
+            "policy" | "length" | "hint" | "reset" | "changed" | "expires" | "expiry"
+            | "required" | "strength" | "type" | "at" | "enabled" | "rotated" | "url" | "uri"
+            | "endpoint" | "ttl" | "name" | "format" | "scheme" | "status" | "method"
+            | "channel" | "sent" | "verified" | "attempts" => Hints::ABOUT_SECRET,
+            _ => return,
+        };
     hints.add(hint);
 }
 
@@ -401,6 +409,7 @@ fn word_hints(word: &[u8], hints: &mut Hints) {
 const PHRASES: &[(&str, Hints)] = &[
     ("password", Hints::PASSWORD),
     ("passwd", Hints::PASSWORD),
+    ("motdepasse", Hints::PASSWORD),
     ("mfacode", Hints::PASSWORD),
     ("twofactorcode", Hints::PASSWORD),
     ("verificationcode", Hints::PASSWORD),
@@ -508,6 +517,15 @@ mod tests {
             "backupCodes",
             "seed_phrase",
             "mnemonic",
+            "user_pw",
+            "Passwort",
+            "contraseña",
+            "mot_de_passe",
+            "motDePasse",
+            "senha",
+            "hasło",
+            "пароль",
+            "密码",
         ] {
             assert!(hints(Some(name), None).has(Hints::PASSWORD), "{name}");
         }

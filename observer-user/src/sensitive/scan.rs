@@ -2210,6 +2210,11 @@ mod tests {
             [pair("password", "482916"), pair("password", "482916")]
         );
         assert_eq!(json(r#"{"otp_status":"sent","mfa_method":"sms"}"#), []);
+        // A password's name in another language, in another script.
+        assert_eq!(
+            json(r#"{"contraseña":"Hunter2","пароль":"Hunter3"}"#),
+            [pair("password", "Hunter2"), pair("password", "Hunter3")]
+        );
     }
 
     #[test]

@@ -585,10 +585,15 @@ fn value_start(bytes: &[u8], mark: usize) -> Option<usize> {
     }
 }
 
+/// Whether `byte` may be part of a name written in running text or as a flag: letters,
+/// digits, `_`, `-` and `.` (`db.password`, `DB_PASSWORD`, `db-password`).
+pub fn is_name_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.')
+}
+
 /// The name an assignment's mark at `mark` follows, if one does.
 fn name_before(text: &str, mark: usize) -> Option<&str> {
     let bytes = text.as_bytes();
-    let is_name_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
     let floor = mark.saturating_sub(MAX_NAME_BYTES);
     let mut end = mark;
     while end > floor && matches!(bytes[end - 1], b' ' | b'\t') {
@@ -629,11 +634,10 @@ fn flag_at(line: &[u8], mark: usize) -> Option<(Range<usize>, Range<usize>)> {
         return None;
     }
     let start = mark + 2;
-    let is_name_byte = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
     let name_len = line[start..]
         .iter()
         .take(MAX_NAME_BYTES + 1)
-        .take_while(|b| is_name_byte(b))
+        .take_while(|&&b| is_name_byte(b))
         .count();
     if name_len > MAX_NAME_BYTES || !line.get(start).is_some_and(u8::is_ascii_alphabetic) {
         return None;

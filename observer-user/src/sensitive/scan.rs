@@ -154,10 +154,9 @@ fn element_name(element: &str, place: ArrayPlace) -> Option<&str> {
         _ if place.in_array && place.index == 0 => element,
         _ => return None,
     };
-    let is_name_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
     let is_name = name.len() <= MAX_NAME_BYTES
         && name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
-        && name.bytes().all(is_name_byte);
+        && name.bytes().all(fields::is_name_byte);
     is_name.then_some(name)
 }
 

@@ -16,20 +16,14 @@
 //! Values are replaced, names and structure are kept, so the output still says *that* a call
 //! carried a token or an email address and where.
 
-use std::{
-    borrow::Cow,
-    cell::RefCell,
-    ops::Range,
-    sync::{Arc, LazyLock},
-};
-
-use aho_corasick::AhoCorasick;
+use std::{borrow::Cow, cell::RefCell, ops::Range, sync::Arc};
 
 use crate::{
     model::{lossy_text, ApiCall, BodyView},
     sensitive::{
         bytes::bytes_equal_to,
         fields::{contains_ignore_case, percent_decode, Source},
+        hints::{self, Hints},
         json,
         keyed::HashKey,
         mask::mask,
@@ -95,124 +89,11 @@ fn secret_header(lowercase_name: &str) -> Option<SecretHeader> {
     }
 }
 
-/// Name fragments that mark a field, parameter or argument as secret. Matched against the
-/// lowercased name with `-` and `.` read as `_`.
-const SECRET_NAME_FRAGMENTS: &[&str] = &[
-    "password",
-    "passwd",
-    "passphrase",
-    "secret",
-    "token",
-    "apikey",
-    "api_key",
-    "access_key",
-    "accesskey",
-    "private_key",
-    "privatekey",
-    "credential",
-    "session",
-    "signature",
-    "authorization",
-    "client_secret",
-    // The word for password in the languages APIs are most often written in besides English
-    // (`contrase` stands for `contraseña` and `contrasena`).
-    "passwort",
-    "kennwort",
-    "contrase",
-    "senha",
-    "wachtwoord",
-    "senord",
-    "passord",
-    "adgangskode",
-    "salasana",
-    "haslo",
-    "hasło",
-    "heslo",
-    "jelszo",
-    "jelszó",
-    "mot_de_passe",
-    "motdepasse",
-    "пароль",
-    "密码",
-    "パスワード",
-    "비밀번호",
-];
-
-/// Names shorter than the shortest fragment can only be secret as a whole name: JSON keys are
-/// mostly short (`id`, `name`), and the automaton's search cost more than the rest of the check.
-const SHORTEST_SECRET_FRAGMENT: usize = shortest(SECRET_NAME_FRAGMENTS);
-
-const fn shortest(words: &[&str]) -> usize {
-    let mut shortest = usize::MAX;
-    let mut i = 0;
-    while i < words.len() {
-        if words[i].len() < shortest {
-            shortest = words[i].len();
-        }
-        i += 1;
-    }
-    shortest
-}
-
-/// Names that are secret only when they are the whole name (as fragments they are too common).
-const SECRET_NAMES: &[&str] = &[
-    "pwd", "pw", "pass", "auth", "key", "sig", "otp", "pin", "code", "jwt", "sid", "cvv", "cvc",
-    "cvv2", "cvc2", "csc",
-];
-
-/// Names shorter than this are never secret: every whole name and fragment is at least this
-/// long, and neither normalising nor trimming lengthens a name. (The commonest JSON key, `id`,
-/// is shorter.)
-const SHORTEST_SECRET_NAME: usize = {
-    let whole = shortest(SECRET_NAMES);
-    if whole < SHORTEST_SECRET_FRAGMENT {
-        whole
-    } else {
-        SHORTEST_SECRET_FRAGMENT
-    }
-};
-
-/// Names up to this long are normalised on the stack: it is called for every JSON field of every
-/// body, and field names are short. Longer ones take a heap buffer.
-const STACK_NAME_BYTES: usize = 64;
-
-/// One automaton over [`SECRET_NAME_FRAGMENTS`], built on first use.
-static SECRET_FRAGMENTS: LazyLock<AhoCorasick> = LazyLock::new(|| {
-    AhoCorasick::new(SECRET_NAME_FRAGMENTS).expect("the fragments are a few short literals")
-});
-
-/// Whether a field, parameter or argument name says its value is a secret.
+/// Whether a field, parameter or argument name says its value is a secret: asked of the
+/// scanner's memo of what names say (see [`Hints::SECRET_NAME`]), where most names cost one
+/// lookup.
 pub fn is_secret_name(name: &str) -> bool {
-    if name.len() < SHORTEST_SECRET_NAME {
-        return false;
-    }
-    let mut stack = [0u8; STACK_NAME_BYTES];
-    let mut heap = Vec::new();
-    let normalized: &mut [u8] = if name.len() <= STACK_NAME_BYTES {
-        &mut stack[..name.len()]
-    } else {
-        heap.resize(name.len(), 0);
-        &mut heap
-    };
-    for (to, from) in normalized.iter_mut().zip(name.bytes()) {
-        *to = match from {
-            b'-' | b'.' | b' ' => b'_',
-            b => b.to_ascii_lowercase(),
-        };
-    }
-    let trimmed = trim_underscores(normalized);
-    SECRET_NAMES.iter().any(|n| n.as_bytes() == trimmed)
-        || (normalized.len() >= SHORTEST_SECRET_FRAGMENT && SECRET_FRAGMENTS.is_match(&*normalized))
-}
-
-/// `name` without the `_` at either end.
-fn trim_underscores(name: &[u8]) -> &[u8] {
-    let start = name.iter().position(|b| *b != b'_').unwrap_or(name.len());
-    let end = name
-        .iter()
-        .rposition(|b| *b != b'_')
-        .map_or(start, |i| i + 1);
-    &name[start..end]
+    hints::hints(Some(name), None).has(Hints::SECRET_NAME)
 }
 
 /// Command lines redacted lately, as (the process's shared arguments, their redacted copy).
@@ -777,59 +658,62 @@ fn redact_body(body: &mut Option<BodyView>, content_type: Option<&str>) {
 /// previews are often cut mid-document: `"password": "x"` is found wherever it is. Borrows
 /// when there is nothing to hide.
 pub fn redact_json_text(text: &str) -> Cow<'_, str> {
-    let bytes = text.as_bytes();
-    let mut out = String::new();
-    // `text[..copied]` is in `out` (with its secrets replaced).
-    let mut copied = 0;
-    let mut i = 0;
-    while let Some(start) = next_quote(bytes, i) {
-        let (end, _) = json::string_end(bytes, start);
-        if end == bytes.len() {
-            // A string the preview cut.
-            break;
-        }
-        let key = &text[start + 1..end];
-        i = end + 1;
-        let colon = if bytes.get(i) == Some(&b':') {
-            i
-        } else {
-            let after = text[i..].trim_start();
-            if !after.starts_with(':') {
+    // One borrow of the memo of names for all the members.
+    hints::with_memo(|memo| {
+        let bytes = text.as_bytes();
+        let mut out = String::new();
+        // `text[..copied]` is in `out` (with its secrets replaced).
+        let mut copied = 0;
+        let mut i = 0;
+        while let Some(start) = next_quote(bytes, i) {
+            let (end, _) = json::string_end(bytes, start);
+            if end == bytes.len() {
+                // A string the preview cut.
+                break;
+            }
+            let key = &text[start + 1..end];
+            i = end + 1;
+            let colon = if bytes.get(i) == Some(&b':') {
+                i
+            } else {
+                let after = text[i..].trim_start();
+                if !after.starts_with(':') {
+                    continue;
+                }
+                i + (text[i..].len() - after.len())
+            };
+            if !memo.hints(Some(key), None).has(Hints::SECRET_NAME) {
                 continue;
             }
-            i + (text[i..].len() - after.len())
-        };
-        if !is_secret_name(key) {
-            continue;
+            // Replace a scalar value (string, number, literal); look inside objects and arrays.
+            let value_start =
+                colon + 1 + (text[colon + 1..].len() - text[colon + 1..].trim_start().len());
+            i = value_start;
+            let value_end = match bytes.get(i) {
+                Some(b'"') => (json::string_end(bytes, i).0 + 1).min(bytes.len()),
+                Some(b'{') | Some(b'[') | None => continue,
+                Some(_) => text[i..]
+                    .find([',', '}', ']', '\n'])
+                    .map_or(bytes.len(), |j| i + j),
+            };
+            if key.eq_ignore_ascii_case("key") && value_member_follows(bytes, value_end) {
+                // `{"Key": "Environment", "Value": "prod"}`: the key names its sibling, which the
+                // scanner reads under that name; alone, a `key` holds an API key.
+                continue;
+            }
+            out.push_str(&text[copied..value_start]);
+            out.push('"');
+            out.push_str(REDACTED);
+            out.push('"');
+            copied = value_end;
+            i = value_end;
         }
-        // Replace a scalar value (string, number, literal); look inside objects and arrays.
-        let value_start =
-            colon + 1 + (text[colon + 1..].len() - text[colon + 1..].trim_start().len());
-        i = value_start;
-        let value_end = match bytes.get(i) {
-            Some(b'"') => (json::string_end(bytes, i).0 + 1).min(bytes.len()),
-            Some(b'{') | Some(b'[') | None => continue,
-            Some(_) => text[i..]
-                .find([',', '}', ']', '\n'])
-                .map_or(bytes.len(), |j| i + j),
-        };
-        if key.eq_ignore_ascii_case("key") && value_member_follows(bytes, value_end) {
-            // `{"Key": "Environment", "Value": "prod"}`: the key names its sibling, which the
-            // scanner reads under that name; alone, a `key` holds an API key.
-            continue;
+        if copied == 0 {
+            return Cow::Borrowed(text);
         }
-        out.push_str(&text[copied..value_start]);
-        out.push('"');
-        out.push_str(REDACTED);
-        out.push('"');
-        copied = value_end;
-        i = value_end;
-    }
-    if copied == 0 {
-        return Cow::Borrowed(text);
-    }
-    out.push_str(&text[copied..]);
-    Cow::Owned(out)
+        out.push_str(&text[copied..]);
+        Cow::Owned(out)
+    })
 }
 
 /// How far past a `key` member [`value_member_follows`] looks for its `value` sibling: pairs
@@ -892,7 +776,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secret_names_are_told_by_fragment_or_whole_name() {
+    fn secret_names_are_told_by_fragment_word_or_whole_name() {
         for name in [
             "Password",
             "X-Api-Key",
@@ -902,16 +786,25 @@ mod tests {
             "SESSION_ID",
             "sig",
             "Passwort",
+            "Benutzerpasswort",
             "contraseña",
             "mot-de-passe",
             "PW",
-            &format!("{}_token", "a".repeat(STACK_NAME_BYTES * 2)),
+            "user_pw",
+            "usuarioSenha",
+            "code",
+            "key",
+            "xsrftoken",
+            "mysecret",
+            "session_count",
+            "password_changed_at",
+            "card_pin",
+            "mfaCode",
+            // A long name is read at its end.
+            &format!("{}_token", "a".repeat(128)),
+            "com.example.service.configuration.database.connection.primary.password",
         ] {
             assert!(is_secret_name(name), "{name}");
-        }
-        // Each fragment alone, the shortest among them right at the length gate.
-        for fragment in SECRET_NAME_FRAGMENTS.iter().chain(SECRET_NAMES) {
-            assert!(is_secret_name(fragment), "{fragment}");
         }
         for name in [
             "pinned",
@@ -921,9 +814,18 @@ mod tests {
             "",
             "___",
             "passenger",
+            "country_code",
+            "otp_status",
+            "pin_length",
+            "sort_key",
+            "the_slot",
         ] {
             assert!(!is_secret_name(name), "{name}");
         }
+        // Told of the name alone: a parent lends the scanner its hints, not this one.
+        let under_session = hints::hints(Some("number"), Some("session"));
+        assert!(under_session.has(Hints::SESSION));
+        assert!(!under_session.has(Hints::SECRET_NAME));
     }
 
     #[test]

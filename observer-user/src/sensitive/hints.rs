@@ -34,6 +34,16 @@ impl Hints {
     pub const ABOUT_SECRET: Hints = Hints(1 << 14);
     /// The name, whole and as written, is one a JSON Web Key gives its private parts.
     pub const KEY_MEMBER: Hints = Hints(1 << 15);
+    /// The name says its value is a secret to hide wherever it is shown (a preview, a report,
+    /// a command line): broader than the scanner's hints, since hiding a value that was no
+    /// secret costs a reader less than showing one that was. Told of the name alone.
+    pub const SECRET_NAME: Hints = Hints(1 << 16);
+
+    /// Hints that make a name a [`Hints::SECRET_NAME`] when its own words carry them.
+    const HIDDEN_BY_WORD: Hints = Hints::PASSWORD
+        .union(Hints::SECRET)
+        .union(Hints::SESSION)
+        .union(Hints::SIGNATURE);
 
     pub fn has(self, other: Hints) -> bool {
         self.0 & other.0 != 0
@@ -304,8 +314,9 @@ fn compute(name: &str, parent: &str) -> Hints {
         let mut from_parent = Hints::default();
         hints_of(parent, &mut from_parent);
         // A parent lends what it is about, not what it refutes: `orders[0].phone` is a phone.
-        // Key members are told of the name alone: a parent named `d` lends nothing.
-        from_parent.0 &= !(Hints::NOT_PERSONAL.0 | Hints::ABOUT_SECRET.0);
+        // Key members and secret names are told of the name alone: a parent named `d` or
+        // `session` lends nothing.
+        from_parent.0 &= !(Hints::NOT_PERSONAL.0 | Hints::ABOUT_SECRET.0 | Hints::SECRET_NAME.0);
         if !hints.has(Hints::NOT_PERSONAL) {
             hints.add(from_parent);
         }
@@ -320,7 +331,9 @@ fn hints_of(name: &str, hints: &mut Hints) {
     let mut word_start = 0;
     let mut previous_lower = false;
     let mut in_word = false;
-    for &byte in name.as_bytes().iter().take(MAX_NAME_BYTES) {
+    // A long name says what it is at its end (`spring.datasource.hikari.password`).
+    let name = name.as_bytes();
+    for &byte in &name[name.len().saturating_sub(MAX_NAME_BYTES)..] {
         // Bytes of other scripts are letters too: `contraseña` and `пароль` are one word each.
         if byte.is_ascii_alphanumeric() || !byte.is_ascii() {
             if in_word && previous_lower && byte.is_ascii_uppercase() {
@@ -346,10 +359,22 @@ fn hints_of(name: &str, hints: &mut Hints) {
         word_hints(&buffer[word_start..len], hints);
     }
     let joined = &buffer[..len];
-    phrase_hints(joined, hints);
     // `key` alone names a secret; in `sort_key` or `idempotency_key` it does not.
     if joined == b"key" {
         hints.add(Hints::SECRET);
+    }
+    let by_word = *hints;
+    let mut by_phrase = Hints::default();
+    phrase_hints(joined, &mut by_phrase);
+    hints.add(by_phrase);
+    // A phrase hides wherever it is (`password_changed_at` too); a word, unless another word
+    // says the value is about the secret (`otp_status`, `token_type` keeps its phrase). An
+    // OAuth `code` is a secret only as the whole name: `country_code` and `status_code` are not.
+    if by_phrase.has(Hints::HIDDEN_BY_WORD.union(Hints::SECRET_NAME))
+        || (by_word.has(Hints::HIDDEN_BY_WORD) && !by_word.has(Hints::ABOUT_SECRET))
+        || joined == b"code"
+    {
+        hints.add(Hints::SECRET_NAME);
     }
 }
 
@@ -359,48 +384,44 @@ fn word_hints(word: &[u8], hints: &mut Hints) {
     let Ok(word) = std::str::from_utf8(word) else {
         return;
     };
-    let hint =
-        match word {
-            // A card's security code is kept nowhere, like a password, a one-time code logs in as
-            // one until it expires, and a wallet's mnemonic restores it: hidden whatever their
-            // shape (six digits, most often).
-            "password" | "passwd" | "pwd" | "pw" | "pass" | "passphrase" | "pin" | "passcode"
-            | "cvv" | "cvc" | "cvv2" | "cvc2" | "csc" | "otp" | "totp" | "hotp" | "mnemonic" => {
-                Hints::PASSWORD
-            }
-            // The word in the languages APIs are most often written in besides English.
-            "passwort" | "kennwort" | "contraseña" | "contrasena" | "senha" | "wachtwoord"
-            | "lösenord" | "losenord" | "passord" | "adgangskode" | "salasana" | "hasło"
-            | "haslo" | "heslo" | "jelszó" | "jelszo" | "пароль" | "密码" | "パスワード"
-            | "비밀번호" => Hints::PASSWORD,
-            "secret" | "token" | "apikey" | "credential" | "credentials" | "auth" | "jwt"
-            | "authorization" | "bearer" => Hints::SECRET,
-            "ssn" | "sin" => Hints::SSN,
-            "phone" | "mobile" | "tel" | "telephone" | "cell" | "fax" | "msisdn" | "whatsapp" => {
-                Hints::PHONE
-            }
-            "card" | "cc" | "pan" | "ccnum" | "cardnumber" | "creditcard" => Hints::CARD,
-            "routing" | "aba" | "rtn" => Hints::ROUTING,
-            "account" | "acct" | "iban" | "bankaccount" => Hints::ACCOUNT,
-            "dob" | "birth" | "birthday" | "birthdate" | "bday" => Hints::BIRTH,
-            "passport" => Hints::PASSPORT,
-            "cpf" | "dni" | "nie" | "aadhaar" | "nin" | "nino" | "nric" | "national" => {
-                Hints::NATIONAL_ID
-            }
-            "ip" | "ipv4" | "ipv6" | "ipaddr" | "forwarded" | "remoteaddr" => Hints::IP,
-            "session" | "sess" | "sid" | "sessionid" | "phpsessid" | "jsessionid" => Hints::SESSION,
-            "signature" | "sig" => Hints::SIGNATURE,
-            "order" | "invoice" | "tracking" | "timestamp" | "ts" | "epoch" | "time"
-            | "created" | "updated" | "version" | "uuid" | "trace" | "request" | "sku"
-            | "sequence" | "seq" | "count" | "total" | "amount" | "price" | "zip" | "postal"
-            | "build" | "ref" | "reference" | "shipment" | "product" | "item" | "sha" | "hash"
-            | "etag" | "nonce" => Hints::NOT_PERSONAL,
-            "policy" | "length" | "hint" | "reset" | "changed" | "expires" | "expiry"
-            | "required" | "strength" | "type" | "at" | "enabled" | "rotated" | "url" | "uri"
-            | "endpoint" | "ttl" | "name" | "format" | "scheme" | "status" | "method"
-            | "channel" | "sent" | "verified" | "attempts" => Hints::ABOUT_SECRET,
-            _ => return,
-        };
+    let hint = match word {
+        // A card's security code is kept nowhere, like a password, a one-time code logs in as
+        // one until it expires, and a wallet's mnemonic restores it: hidden whatever their
+        // shape (six digits, most often).
+        "password" | "passwd" | "pwd" | "pw" | "pass" | "pin" | "passcode" | "cvv" | "cvc"
+        | "cvv2" | "cvc2" | "csc" | "otp" | "totp" | "hotp" | "mnemonic" => Hints::PASSWORD,
+        // The word in other languages, where it is too short to be found inside others
+        // (the longer ones are phrases).
+        "senha" | "hasło" | "haslo" | "heslo" => Hints::PASSWORD,
+        "secret" | "token" | "apikey" | "credential" | "credentials" | "auth" | "jwt"
+        | "authorization" | "bearer" => Hints::SECRET,
+        "ssn" | "sin" => Hints::SSN,
+        "phone" | "mobile" | "tel" | "telephone" | "cell" | "fax" | "msisdn" | "whatsapp" => {
+            Hints::PHONE
+        }
+        "card" | "cc" | "pan" | "ccnum" | "cardnumber" | "creditcard" => Hints::CARD,
+        "routing" | "aba" | "rtn" => Hints::ROUTING,
+        "account" | "acct" | "iban" | "bankaccount" => Hints::ACCOUNT,
+        "dob" | "birth" | "birthday" | "birthdate" | "bday" => Hints::BIRTH,
+        "passport" => Hints::PASSPORT,
+        "cpf" | "dni" | "nie" | "aadhaar" | "nin" | "nino" | "nric" | "national" => {
+            Hints::NATIONAL_ID
+        }
+        "ip" | "ipv4" | "ipv6" | "ipaddr" | "forwarded" | "remoteaddr" => Hints::IP,
+        "session" | "sess" | "sid" | "sessionid" | "phpsessid" | "jsessionid" => Hints::SESSION,
+        "signature" | "sig" => Hints::SIGNATURE,
+        "order" | "invoice" | "tracking" | "timestamp" | "ts" | "epoch" | "time" | "created"
+        | "updated" | "version" | "uuid" | "trace" | "request" | "sku" | "sequence" | "seq"
+        | "count" | "total" | "amount" | "price" | "zip" | "postal" | "build" | "ref"
+        | "reference" | "shipment" | "product" | "item" | "sha" | "hash" | "etag" | "nonce" => {
+            Hints::NOT_PERSONAL
+        }
+        "policy" | "length" | "hint" | "reset" | "changed" | "expires" | "expiry" | "required"
+        | "strength" | "type" | "at" | "enabled" | "rotated" | "url" | "uri" | "endpoint"
+        | "ttl" | "name" | "format" | "scheme" | "status" | "method" | "channel" | "sent"
+        | "verified" | "attempts" => Hints::ABOUT_SECRET,
+        _ => return,
+    };
     hints.add(hint);
 }
 
@@ -409,7 +430,25 @@ fn word_hints(word: &[u8], hints: &mut Hints) {
 const PHRASES: &[(&str, Hints)] = &[
     ("password", Hints::PASSWORD),
     ("passwd", Hints::PASSWORD),
+    ("passphrase", Hints::PASSWORD),
+    // The word in the languages APIs are most often written in besides English, found inside
+    // compounds (`Benutzerpasswort`); `contrase` stands for `contraseña` and `contrasena`,
+    // `senord` for `lösenord` and `losenord`.
+    ("passwort", Hints::PASSWORD),
+    ("kennwort", Hints::PASSWORD),
+    ("contrase", Hints::PASSWORD),
+    ("wachtwoord", Hints::PASSWORD),
+    ("senord", Hints::PASSWORD),
+    ("passord", Hints::PASSWORD),
+    ("adgangskode", Hints::PASSWORD),
+    ("salasana", Hints::PASSWORD),
+    ("jelszo", Hints::PASSWORD),
+    ("jelszó", Hints::PASSWORD),
     ("motdepasse", Hints::PASSWORD),
+    ("пароль", Hints::PASSWORD),
+    ("密码", Hints::PASSWORD),
+    ("パスワード", Hints::PASSWORD),
+    ("비밀번호", Hints::PASSWORD),
     ("mfacode", Hints::PASSWORD),
     ("twofactorcode", Hints::PASSWORD),
     ("verificationcode", Hints::PASSWORD),
@@ -464,6 +503,14 @@ const PHRASES: &[(&str, Hints)] = &[
     ("googsignature", Hints::SIGNATURE),
     ("orderid", Hints::NOT_PERSONAL),
     ("ordernumber", Hints::NOT_PERSONAL),
+    // Fragments too common to tell the scanner what a value is, which still say to hide it
+    // wherever they are in a name (`xsrftoken`, `mysecret`, `session_count`).
+    ("secret", Hints::SECRET_NAME),
+    ("token", Hints::SECRET_NAME),
+    ("credential", Hints::SECRET_NAME),
+    ("session", Hints::SECRET_NAME),
+    ("signature", Hints::SECRET_NAME),
+    ("authorization", Hints::SECRET_NAME),
 ];
 
 fn phrase_hints(joined: &[u8], hints: &mut Hints) {
@@ -526,6 +573,9 @@ mod tests {
             "hasło",
             "пароль",
             "密码",
+            "Benutzerpasswort",
+            // Longer than the bytes read of a name: its end is read.
+            "com.example.service.configuration.datasource.connection.primary.password",
         ] {
             assert!(hints(Some(name), None).has(Hints::PASSWORD), "{name}");
         }

@@ -107,6 +107,9 @@ struct Canaries {
     /// A password in a Kubernetes manifest written in YAML (`/manifest.yaml`: `- name:
     /// DB_PASSWORD` then `value: ...`): named only by the line before it.
     yaml_password: String,
+    /// One password set twice in an environment file (`/settings.env`: `DB_PASS=...` then
+    /// `API_TOKEN=...`): hidden at each place, not once.
+    repeated_password: String,
     /// A password in a CSV export's `password` column (`/export.csv`): named only by the
     /// header row.
     csv_password: String,
@@ -211,6 +214,7 @@ impl Canaries {
             command_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             jwk_private: format!("cnry{}", rng.pick(ALNUM, 40)),
             yaml_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
+            repeated_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             csv_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             sse_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             text_session: format!("cnry{}", rng.pick(b"0123456789abcdef", 32)),
@@ -290,6 +294,10 @@ impl Canaries {
             ),
             ("private part of a JSON Web Key", self.jwk_private.clone()),
             ("password in a YAML manifest", self.yaml_password.clone()),
+            (
+                "password set twice in a file",
+                self.repeated_password.clone(),
+            ),
             ("password in a CSV column", self.csv_password.clone()),
             ("password in an event stream", self.sse_password.clone()),
             ("session id in a text answer", self.text_session.clone()),
@@ -312,6 +320,7 @@ impl Canaries {
             "error_email": self.error_email, "gzip_email": self.gzip_email,
             "xml_password": self.xml_password, "nested_password": self.nested_password,
             "setting_password": self.setting_password, "yaml_password": self.yaml_password,
+            "repeated_password": self.repeated_password,
             "graphql_password": self.graphql_password, "env_password": self.env_password,
             "reversed_env_password": self.reversed_env_password,
             "csv_password": self.csv_password, "text_session": self.text_session,
@@ -399,6 +408,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             data = ("kind: Deployment\nspec:\n  containers:\n  - name: db\n    env:\n"
                     "    - name: DB_PASSWORD\n      value: " + canaries["yaml_password"] + "\n")
             return self.send(data.encode(), content_type="application/yaml")
+        if self.path == "/settings.env":
+            data = ("DB_PASS=" + canaries["repeated_password"] + "\nAPI_TOKEN="
+                    + canaries["repeated_password"] + "\n")
+            return self.send(data.encode(), content_type="text/plain")
         if self.path == "/whoami":
             data = "signed in as canary\nsession=" + canaries["text_session"] + "\n"
             return self.send(data.encode(), content_type="text/plain")
@@ -627,6 +640,7 @@ fn canary_run(work: &Path) -> Result<()> {
             "/whoami",
             "/events",
             "/manifest.yaml",
+            "/settings.env",
         ] {
             run(Command::new("curl")
                 .args(["-sk", "--http1.1"])

@@ -96,6 +96,14 @@ struct PairName {
     found: Range<usize>,
 }
 
+/// Whether `out` holds `value` found at a place overlapping `raw`: the same finding reached
+/// twice (as written and again inside, or by two readings of a field). The same value at
+/// another place is another finding, hidden there too (a password set twice in a file).
+fn found_already(out: &[Found], value: &str, raw: &Range<usize>) -> bool {
+    out.iter()
+        .any(|f| f.value == value && f.raw.start < raw.end && raw.start < f.raw.end)
+}
+
 /// Takes out of `out[found]`, a pair's name member's own findings, those its key alone made:
 /// `Key` says secret on its own (`{"key": "..."}` holds API keys), but beside a `Value` it
 /// names the value (`{"Key": "Environment", "Value": "prod"}`, as AWS writes every tag), and
@@ -845,7 +853,7 @@ impl Scanner {
                 // What the field showed as written is found already.
                 hits.retain(|hit| {
                     let value = decoded.text.get(hit.span.clone()).unwrap_or("");
-                    !out[found_before..].iter().any(|f| f.value == value)
+                    !found_already(&out[found_before..], value, &raw)
                 });
                 self.push_found(&decoded, &hits, out);
             }
@@ -1032,10 +1040,11 @@ impl Scanner {
         });
         for found in inside {
             // A pair closed in between may have taken findings out before this one's.
-            if out[value.found_before.min(out.len())..]
-                .iter()
-                .any(|f| f.value == found.value)
-            {
+            if found_already(
+                &out[value.found_before.min(out.len())..],
+                &found.value,
+                &found.raw,
+            ) {
                 continue;
             }
             out.push(Found {
@@ -1090,9 +1099,6 @@ impl Scanner {
         out: &mut Vec<Found>,
     ) {
         for found in inside {
-            if out[found_before..].iter().any(|f| f.value == found.value) {
-                continue;
-            }
             let raw = match &at {
                 Inside::Whole(raw) => raw.clone(),
                 // A decoded field's text does not line up with the source: hidden whole.
@@ -1102,6 +1108,9 @@ impl Scanner {
                     start + found.raw.start..start + found.raw.end
                 }
             };
+            if found_already(&out[found_before..], &found.value, &raw) {
+                continue;
+            }
             out.push(Found {
                 part: field.part,
                 name: field.name_string_naming(|name| self.finds_in_short_text(name)),
@@ -2451,6 +2460,22 @@ mod tests {
             assert_eq!(iban_prefix(candidate), expected, "{candidate:?}");
         }
         assert!(checked_ibans > 100, "{checked_ibans} IBANs found");
+    }
+
+    #[test]
+    fn a_value_set_twice_is_found_at_each_place_and_once_at_each() {
+        let secret = "Zq8xK2mP9wLr4TbN7vYc";
+        let text = format!("DB_PASS={secret}\nAPI_TOKEN={secret}\n");
+        let got = found(Source::Body(Some("text/plain")), &text);
+        assert_eq!(
+            got,
+            [pair("password", secret), pair("secret_field", secret)]
+        );
+        let text = format!(r#"{{"script": "DB_PASS={secret} API_TOKEN={secret}"}}"#);
+        assert_eq!(json(&text).len(), 2, "{text}");
+        let text =
+            format!(r#"{{"value": "{secret}", "password": "{secret}", "name": "API_TOKEN"}}"#);
+        assert_eq!(json(&text).len(), 2, "{text}");
     }
 
     #[test]

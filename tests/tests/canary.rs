@@ -110,6 +110,11 @@ struct Canaries {
     /// One password set twice in an environment file (`/settings.env`: `DB_PASS=...` then
     /// `API_TOKEN=...`): hidden at each place, not once.
     repeated_password: String,
+    /// A password in an XML-RPC struct (`/rpc`: `<name>password</name><value>...`) and in a
+    /// property list (`/settings.plist`: `<key>password</key><string>...`): named only by
+    /// the element before.
+    rpc_password: String,
+    plist_password: String,
     /// A password in a CSV export's `password` column (`/export.csv`): named only by the
     /// header row.
     csv_password: String,
@@ -215,6 +220,8 @@ impl Canaries {
             jwk_private: format!("cnry{}", rng.pick(ALNUM, 40)),
             yaml_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             repeated_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
+            rpc_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
+            plist_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             csv_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             sse_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             text_session: format!("cnry{}", rng.pick(b"0123456789abcdef", 32)),
@@ -298,6 +305,8 @@ impl Canaries {
                 "password set twice in a file",
                 self.repeated_password.clone(),
             ),
+            ("password in an XML-RPC struct", self.rpc_password.clone()),
+            ("password in a property list", self.plist_password.clone()),
             ("password in a CSV column", self.csv_password.clone()),
             ("password in an event stream", self.sse_password.clone()),
             ("session id in a text answer", self.text_session.clone()),
@@ -321,6 +330,7 @@ impl Canaries {
             "xml_password": self.xml_password, "nested_password": self.nested_password,
             "setting_password": self.setting_password, "yaml_password": self.yaml_password,
             "repeated_password": self.repeated_password,
+            "rpc_password": self.rpc_password, "plist_password": self.plist_password,
             "graphql_password": self.graphql_password, "env_password": self.env_password,
             "reversed_env_password": self.reversed_env_password,
             "csv_password": self.csv_password, "text_session": self.text_session,
@@ -408,6 +418,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             data = ("kind: Deployment\nspec:\n  containers:\n  - name: db\n    env:\n"
                     "    - name: DB_PASSWORD\n      value: " + canaries["yaml_password"] + "\n")
             return self.send(data.encode(), content_type="application/yaml")
+        if self.path == "/rpc":
+            data = ("<?xml version=\"1.0\"?><methodResponse><params><param><value><struct>"
+                    "<member><name>user</name><value><string>canary</string></value></member>"
+                    "<member><name>password</name><value><string>" + canaries["rpc_password"]
+                    + "</string></value></member></struct></value></param></params>"
+                    "</methodResponse>")
+            return self.send(data.encode(), content_type="text/xml")
+        if self.path == "/settings.plist":
+            data = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><plist version=\"1.0\"><dict>"
+                    "<key>user</key><string>canary</string><key>password</key><string>"
+                    + canaries["plist_password"] + "</string></dict></plist>")
+            return self.send(data.encode(), content_type="application/x-plist")
         if self.path == "/settings.env":
             data = ("DB_PASS=" + canaries["repeated_password"] + "\nAPI_TOKEN="
                     + canaries["repeated_password"] + "\n")
@@ -641,6 +663,8 @@ fn canary_run(work: &Path) -> Result<()> {
             "/events",
             "/manifest.yaml",
             "/settings.env",
+            "/rpc",
+            "/settings.plist",
         ] {
             run(Command::new("curl")
                 .args(["-sk", "--http1.1"])

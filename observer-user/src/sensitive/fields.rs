@@ -187,7 +187,11 @@ fn body(content_type: Option<&str>, text: &str, visit: &mut impl FnMut(&Field<'_
         delimited::fields(text, separator, visit);
     } else if contains_ignore_case(content_type, "xml")
         || contains_ignore_case(content_type, "html")
+        // Property lists (`application/x-plist`), and any body that declares itself XML
+        // whatever its label says: markup hands out every text plain text would.
+        || contains_ignore_case(content_type, "plist")
         || (content_type.is_empty() && text.trim_start().starts_with('<'))
+        || text.trim_start().starts_with("<?xml")
     {
         markup::fields(text, visit);
     } else {
@@ -1082,5 +1086,16 @@ mod tests {
         assert_eq!(sniffed[0].0, Part::Json);
         let text = collect(Source::Body(Some("text/plain")), "hello");
         assert_eq!(text[0].0, Part::Body);
+        let plist = "<plist><dict><key>password</key><string>x</string></dict></plist>";
+        for (content_type, text) in [
+            ("application/x-plist", plist),
+            ("text/plain", &format!("<?xml version=\"1.0\"?>{plist}")),
+        ] {
+            let fields = collect(Source::Body(Some(content_type)), text);
+            assert!(
+                fields.iter().all(|field| field.0 == Part::Markup),
+                "{content_type}: {fields:?}"
+            );
+        }
     }
 }

@@ -36,6 +36,28 @@ impl<'t> FieldName<'t> {
     }
 }
 
+/// Elements whose text names the value in the element after them: a property list's
+/// `<key>password</key><string>...</string>` (Apple's plists, as APIs return them) and an
+/// XML-RPC struct's `<name>password</name><value>...</value>`.
+const LABEL_ELEMENTS: [&str; 2] = ["key", "name"];
+
+/// Elements a label's value is written in: XML-RPC's `value` (its text, or its type
+/// element's: `<value><string>...</string></value>`) and a property list's scalars. A label
+/// followed by anything else (`<name>Ann</name><email>...`, a person's name in a record)
+/// names nothing.
+const LABELLED_ELEMENTS: [&str; 6] = ["value", "string", "integer", "real", "data", "date"];
+
+/// A label's text, waiting for the value it names.
+#[derive(Clone, Copy)]
+enum Label<'t> {
+    /// Read in a label element, not yet closed.
+    Read(&'t str),
+    /// Closed: names the text of a labelled element if that is the next element.
+    Closed(&'t str),
+    /// Inside the labelled element: names its next text.
+    Naming(&'t str),
+}
+
 /// Calls `visit` with every field of `text`, read as XML or HTML.
 /// Out of line: see `fields::multipart_fields`.
 #[inline(never)]
@@ -43,13 +65,36 @@ pub fn fields(text: &str, visit: &mut impl FnMut(&Field<'_>)) {
     let bytes = text.as_bytes();
     // The name of the text that comes next: the last start tag's, until an end tag.
     let mut element: Option<FieldName<'_>> = None;
+    let mut label: Option<Label<'_>> = None;
     let mut at = 0;
     while at < bytes.len() {
         let Some(open) = memchr::memchr(b'<', &bytes[at..]).map(|i| at + i) else {
             emit(text, at..bytes.len(), element, visit);
             break;
         };
-        emit(text, at..open, element, visit);
+        let between = text[at..open].trim();
+        if !between.is_empty() {
+            label = match (label, element) {
+                (Some(Label::Naming(name)), Some(value)) => {
+                    let named = FieldName {
+                        key: name,
+                        parent: Some(value.key),
+                    };
+                    emit(text, at..open, Some(named), visit);
+                    None
+                }
+                (_, Some(FieldName { key, parent: None }))
+                    if LABEL_ELEMENTS.iter().any(|l| l.eq_ignore_ascii_case(key)) =>
+                {
+                    emit(text, at..open, element, visit);
+                    Some(Label::Read(between))
+                }
+                _ => {
+                    emit(text, at..open, element, visit);
+                    None
+                }
+            };
+        }
         let rest = &bytes[open..];
         if rest.starts_with(b"<!--") {
             let end = find(bytes, open + 4, b"-->");
@@ -66,6 +111,17 @@ pub fn fields(text: &str, visit: &mut impl FnMut(&Field<'_>)) {
             let end = tag_end(bytes, open + 1);
             let (text_name, self_closing) = start_tag(text, open + 1..end, visit);
             element = (!self_closing).then_some(text_name);
+            label = match label {
+                Some(Label::Closed(name) | Label::Naming(name))
+                    if !self_closing
+                        && LABELLED_ELEMENTS
+                            .iter()
+                            .any(|l| l.eq_ignore_ascii_case(text_name.key)) =>
+                {
+                    Some(Label::Naming(name))
+                }
+                _ => None,
+            };
             at = (end + 1).min(bytes.len());
         } else if rest.get(1) == Some(&b'/') {
             // An end tag names an element, nothing else.
@@ -75,6 +131,10 @@ pub fn fields(text: &str, visit: &mut impl FnMut(&Field<'_>)) {
                 .unwrap_or(end);
             name_holding_data(text, open + 2..name_end, visit);
             element = None;
+            label = match label {
+                Some(Label::Read(name)) => Some(Label::Closed(name)),
+                _ => None,
+            };
             at = end + 1;
         } else if rest.get(1).is_some_and(|b| matches!(b, b'!' | b'?')) {
             // A declaration or processing instruction: read as text, without a name.
@@ -394,6 +454,55 @@ mod tests {
                 named("user", None, "c"),
                 ((None, None), "token".to_string()),
                 named("token", None, "d"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_label_element_names_the_value_after_it() {
+        let plist = "<dict><key>password</key><string>a</string><key>enabled</key><true/>\
+            <key>user</key> <string>b</string><key>n</key><integer>3</integer></dict>";
+        let rpc = "<struct><member><name>password</name><value><string>c</string></value>\
+            </member><member><name>pin</name><value>d</value></member></struct>";
+        // A label followed by anything else, or by nothing, names nothing.
+        let record = "<user><name>Ann</name><email>e</email><key>k</key><value></value>\
+            <string>g</string></user>";
+        let named = |text: &str| {
+            let mut got = Vec::new();
+            fields(text, &mut |field| {
+                got.push((field.key.map(str::to_string), field.text.to_string()));
+            });
+            got
+        };
+        let pair = |key: &str, text: &str| (Some(key.to_string()), text.to_string());
+        assert_eq!(
+            named(plist),
+            [
+                pair("key", "password"),
+                pair("password", "a"),
+                pair("key", "enabled"),
+                pair("key", "user"),
+                pair("user", "b"),
+                pair("key", "n"),
+                pair("n", "3"),
+            ]
+        );
+        assert_eq!(
+            named(rpc),
+            [
+                pair("name", "password"),
+                pair("password", "c"),
+                pair("name", "pin"),
+                pair("pin", "d"),
+            ]
+        );
+        assert_eq!(
+            named(record),
+            [
+                pair("name", "Ann"),
+                pair("email", "e"),
+                pair("key", "k"),
+                pair("string", "g"),
             ]
         );
     }

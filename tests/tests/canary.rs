@@ -115,6 +115,9 @@ struct Canaries {
     /// the element before.
     rpc_password: String,
     plist_password: String,
+    /// An Azure Functions key in its header (`x-functions-key`), which only its name says is
+    /// a key.
+    functions_key: String,
     /// A password in a CSV export's `password` column (`/export.csv`): named only by the
     /// header row.
     csv_password: String,
@@ -222,6 +225,7 @@ impl Canaries {
             repeated_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             rpc_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             plist_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
+            functions_key: format!("Cnry-{}", rng.pick(ALNUM, 30)),
             csv_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             sse_password: format!("Cnry-{}", rng.pick(ALNUM, 14)),
             text_session: format!("cnry{}", rng.pick(b"0123456789abcdef", 32)),
@@ -307,6 +311,10 @@ impl Canaries {
             ),
             ("password in an XML-RPC struct", self.rpc_password.clone()),
             ("password in a property list", self.plist_password.clone()),
+            (
+                "key in an x-functions-key header",
+                self.functions_key.clone(),
+            ),
             ("password in a CSV column", self.csv_password.clone()),
             ("password in an event stream", self.sse_password.clone()),
             ("session id in a text answer", self.text_session.clone()),
@@ -331,6 +339,7 @@ impl Canaries {
             "setting_password": self.setting_password, "yaml_password": self.yaml_password,
             "repeated_password": self.repeated_password,
             "rpc_password": self.rpc_password, "plist_password": self.plist_password,
+            "functions_key": self.functions_key,
             "graphql_password": self.graphql_password, "env_password": self.env_password,
             "reversed_env_password": self.reversed_env_password,
             "csv_password": self.csv_password, "text_session": self.text_session,
@@ -653,7 +662,8 @@ fn canary_run(work: &Path) -> Result<()> {
             ))
             .arg(format!("{base}/long")))?;
         run(Command::new("curl")
-            .args(["-sk", "--http1.1", "--compressed"])
+            .args(["-sk", "--http1.1", "--compressed", "-H"])
+            .arg(format!("x-functions-key: {}", canaries.functions_key))
             .arg(format!("{base}/gzip")))?;
         // Answers whose canaries only their structure names: XML, CSV, text, an event stream.
         for path in [

@@ -468,6 +468,21 @@ const PHRASES: &[(&str, Hints)] = &[
     ("hmackey", Hints::SECRET),
     // Azure API Management's key header, `Ocp-Apim-Subscription-Key`.
     ("subscriptionkey", Hints::SECRET),
+    // Keys named by what they open: an application's (`DD-APPLICATION-KEY`, `appKey`), a
+    // function's (Azure's `x-functions-key`), a storage account's (`AccountKey=` in its
+    // connection string), a server's (Firebase's `serverKey`), a licence, a shared key.
+    ("appkey", Hints::SECRET),
+    ("applicationkey", Hints::SECRET),
+    ("functionskey", Hints::SECRET),
+    ("accountkey", Hints::SECRET),
+    ("serverkey", Hints::SECRET),
+    ("licensekey", Hints::SECRET),
+    ("sharedkey", Hints::SECRET),
+    ("authkey", Hints::SECRET),
+    // A client's signed proof of itself (OAuth's `client_assertion`) and a SAML assertion
+    // posted back to sign in (`SAMLResponse`): both sign in whoever replays them.
+    ("clientassertion", Hints::SECRET),
+    ("samlresponse", Hints::SECRET),
     ("clientsecret", Hints::SECRET),
     ("accesstoken", Hints::SECRET),
     ("refreshtoken", Hints::SECRET),
@@ -585,6 +600,15 @@ mod tests {
             "master_key",
             "hmac_key",
             "Ocp-Apim-Subscription-Key",
+            "x-functions-key",
+            "DD-APPLICATION-KEY",
+            "appKey",
+            "AccountKey",
+            "serverKey",
+            "license_key",
+            "authkey",
+            "client_assertion",
+            "SAMLResponse",
         ] {
             assert!(hints(Some(name), None).has(Hints::SECRET), "{name}");
         }

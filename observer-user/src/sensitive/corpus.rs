@@ -367,10 +367,17 @@ fn jwt(rng: &mut Rng) -> String {
 const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 fn private_key(rng: &mut Rng) -> String {
-    let kind = *rng.pick(&["RSA ", "EC ", "", "OPENSSH "]);
+    // OpenPGP's armour ends its label with `BLOCK`.
+    let (kind, block) = *rng.pick(&[
+        ("RSA ", ""),
+        ("EC ", ""),
+        ("", ""),
+        ("OPENSSH ", ""),
+        ("PGP ", " BLOCK"),
+    ]);
     let body: Vec<String> = (0..3).map(|_| rng.alnum(64)).collect();
     format!(
-        "-----BEGIN {kind}PRIVATE KEY-----\n{}\n-----END {kind}PRIVATE KEY-----",
+        "-----BEGIN {kind}PRIVATE KEY{block}-----\n{}\n-----END {kind}PRIVATE KEY{block}-----",
         body.join("\n")
     )
 }

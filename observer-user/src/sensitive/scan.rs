@@ -360,7 +360,8 @@ impl Keyed {
             }
             Keyed::Google => r"AIza[0-9A-Za-z_\-]{35}",
             Keyed::PrivateKey => {
-                r"-----BEGIN[A-Z ]{0,24}PRIVATE KEY-----(?s:.*?)(?:-----END[A-Z ]{0,24}PRIVATE KEY-----|\z)"
+                // OpenPGP's armour ends its label with `BLOCK`.
+                r"-----BEGIN[A-Z ]{0,24}PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END[A-Z ]{0,24}PRIVATE KEY(?: BLOCK)?-----|\z)"
             }
             Keyed::UrlCredentials => {
                 r#"[A-Za-z][A-Za-z0-9+.\-]{1,15}://[^\s/?#@:"'<>\\]{0,128}:[^\s/?#@"'<>\\]{1,256}@[A-Za-z0-9.\-\[\]:]+"#

@@ -1203,14 +1203,15 @@ mod tests {
         let secret = "Hunter2-Xk29sLqP";
         let json = Source::Body(Some("application/json"));
         for (source, text, shown) in [
-            // A GraphQL login's arguments, in the JSON a client posts: the query is hidden
-            // whole, as a value found in an escaped string is.
+            // A GraphQL login's arguments, in the JSON a client posts: the password alone is
+            // hidden, between the escaped quotes that write it, and the query stays readable.
             (
                 json,
                 format!(
                     r#"{{"query":"mutation {{ login(user: \"ann\", password: \"{secret}\") {{ token }} }}"}}"#
                 ),
-                r#"{"query":"[REDACTED:password:"#.to_string(),
+                r#"{"query":"mutation { login(user: \"ann\", password: \"[REDACTED:password:"#
+                    .to_string(),
             ),
             (
                 Source::Body(Some("application/graphql")),

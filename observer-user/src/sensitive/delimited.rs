@@ -65,6 +65,7 @@ pub fn fields(text: &str, separator: u8, visit: &mut impl FnMut(&Field<'_>)) {
                 text: cell_text,
                 raw: value,
                 decoded: false,
+                escaped: None,
                 bare: false,
             });
         }

@@ -70,11 +70,29 @@ pub struct Field<'a> {
     pub raw: Range<usize>,
     /// `text` is a decoding of `raw`, not a copy: offsets in one are not offsets in the other.
     pub decoded: bool,
+    /// The JSON string as written, when `text` is its unescaping: offsets in `text` map back
+    /// through its escapes ([`Field::source_span`]). Other decodings do not map.
+    pub escaped: Option<&'a str>,
     /// A JSON value that was not a string (a number): replacing it needs quotes.
     pub bare: bool,
 }
 
 impl Field<'_> {
+    /// Where `text[span]` lies in the source: in `raw` at the same offsets when `text` is a
+    /// copy, at the escapes that write it when `text` unescapes a JSON string (so that a
+    /// GraphQL query's `password: \"...\"` is hidden alone, not with the whole query), and
+    /// all of `raw` for other decodings, whose offsets do not map back.
+    pub fn source_span(&self, span: Range<usize>) -> Range<usize> {
+        if !self.decoded {
+            return self.raw.start + span.start..self.raw.start + span.end;
+        }
+        self.escaped
+            .and_then(|written| json::written_span(written, self.text, span))
+            .map_or(self.raw.clone(), |written| {
+                self.raw.start + written.start..self.raw.start + written.end
+            })
+    }
+
     /// Parameter, header or cookie name, or JSON path (`$.user.email`), built on demand.
     pub fn name_string(&self) -> Option<String> {
         self.name_string_naming(|_| false)
@@ -129,6 +147,7 @@ fn whole<'a>(part: Part, name: Option<&'a str>, text: &'a str) -> Field<'a> {
         text,
         raw: 0..text.len(),
         decoded: false,
+        escaped: None,
         bare: false,
     }
 }
@@ -164,6 +183,7 @@ fn header(name: &str, value: &str, visit: &mut impl FnMut(&Field<'_>)) {
                 text: trimmed,
                 raw,
                 decoded: false,
+                escaped: None,
                 bare: false,
             });
         }
@@ -242,6 +262,7 @@ fn multipart_fields(text: &str, boundary: &str, visit: &mut impl FnMut(&Field<'_
             text: value,
             raw: span.start..span.start + value.len(),
             decoded: false,
+            escaped: None,
             bare: false,
         });
     };
@@ -307,6 +328,7 @@ fn json_fields(text: &str, visit: &mut impl FnMut(&Field<'_>)) {
             text: value,
             raw: scalar.raw.clone(),
             decoded: scalar.escaped,
+            escaped: scalar.escaped.then_some(raw_text),
             bare: !scalar.is_string,
         });
     });
@@ -389,6 +411,7 @@ fn pairs(text: &str, part: Part, visit: &mut impl FnMut(&Field<'_>)) {
             text: &decoded,
             raw: value_start..value_start + value.len(),
             decoded: matches!(decoded, Cow::Owned(_)),
+            escaped: None,
             bare: false,
         });
     }
@@ -417,6 +440,7 @@ fn name_field<'a>(
         text: name,
         raw,
         decoded,
+        escaped: None,
         bare: false,
     });
     if json::is_data_key(name) {

@@ -645,28 +645,69 @@ fn quote_or_backslash(haystack: &[u8]) -> Option<usize> {
 /// written; lone surrogates become U+FFFD.
 pub fn unescape(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('r') => out.push('\r'),
-            Some('b') => out.push('\u{8}'),
-            Some('f') => out.push('\u{c}'),
-            Some('u') => {
-                let hex: String = chars.by_ref().take(4).collect();
-                let unit = u32::from_str_radix(&hex, 16).ok();
-                out.push(unit.and_then(char::from_u32).unwrap_or('\u{fffd}'));
-            }
-            Some(other) => out.push(other),
-            None => out.push('\\'),
-        }
+    let mut rest = raw;
+    while let Some((decoded, written_len)) = first_unit(rest) {
+        out.push(decoded);
+        rest = &rest[written_len..];
     }
     out
+}
+
+/// The character at the start of `raw`, a JSON string's text, as [`unescape`] reads it, and
+/// how many bytes write it: one character, or one escape (`\n`, `\"`, `\u00e9`; a broken
+/// `\u` stands for U+FFFD). `None` at the end.
+fn first_unit(raw: &str) -> Option<(char, usize)> {
+    let mut chars = raw.chars();
+    let c = chars.next()?;
+    if c != '\\' {
+        return Some((c, c.len_utf8()));
+    }
+    let Some(escaped) = chars.next() else {
+        return Some(('\\', 1));
+    };
+    let decoded = match escaped {
+        'n' => '\n',
+        't' => '\t',
+        'r' => '\r',
+        'b' => '\u{8}',
+        'f' => '\u{c}',
+        'u' => {
+            let hex: String = chars.take(4).collect();
+            let unit = u32::from_str_radix(&hex, 16).ok();
+            let decoded = unit.and_then(char::from_u32).unwrap_or('\u{fffd}');
+            return Some((decoded, 2 + hex.len()));
+        }
+        other => other,
+    };
+    Some((decoded, 1 + escaped.len_utf8()))
+}
+
+/// Where `decoded[span]` is written in `written`, the JSON string text `decoded` unescapes:
+/// from the unit that writes its first character to the end of the unit that writes its
+/// last, so that replacing it leaves every other escape whole and the string valid. `None`
+/// when `decoded` is not the unescaping of `written` as far as `span` reaches (another
+/// decoding of the same text), or `span` does not fall on characters.
+pub fn written_span(written: &str, decoded: &str, span: Range<usize>) -> Option<Range<usize>> {
+    let (mut written_at, mut decoded_at) = (0, 0);
+    let mut start = None;
+    while decoded_at < span.end {
+        if decoded_at == span.start {
+            start = Some(written_at);
+        }
+        let (c, written_len) = first_unit(&written[written_at..])?;
+        let mut expected = [0; 4];
+        let expected = c.encode_utf8(&mut expected).as_bytes();
+        if decoded
+            .as_bytes()
+            .get(decoded_at..decoded_at + expected.len())
+            != Some(expected)
+        {
+            return None;
+        }
+        written_at += written_len;
+        decoded_at += expected.len();
+    }
+    (decoded_at == span.end && span.start < span.end).then_some(start?..written_at)
 }
 
 #[cfg(test)]
@@ -741,6 +782,40 @@ mod tests {
         );
         assert_eq!(scalars("{{{:::,,,]]]").len(), 0);
         assert_eq!(unescape(r#"a\"b\u00e9\n"#), "a\"bé\n");
+    }
+
+    #[test]
+    fn every_span_of_an_unescaped_string_maps_to_the_escapes_that_write_it() {
+        let mut rng = crate::sensitive::corpus::Rng::new(0x3_5ca9e);
+        let units = [
+            "a", "a", "é", "\\\"", "\\\\", "\\n", "\\/", "\\u0040", "\\u00e9", "\\ud83d", "\\u12",
+            "\\é", "\\",
+        ];
+        for _ in 0..2_000 {
+            let len = rng.below(12) as usize;
+            let written: String = (0..len).map(|_| *rng.pick(&units)).collect();
+            let decoded = unescape(&written);
+            let boundaries: Vec<usize> = (0..=decoded.len())
+                .filter(|&i| decoded.is_char_boundary(i))
+                .collect();
+            for (i, &start) in boundaries.iter().enumerate() {
+                for &end in &boundaries[i + 1..] {
+                    let span = written_span(&written, &decoded, start..end)
+                        .unwrap_or_else(|| panic!("{written:?} {start}..{end}"));
+                    assert_eq!(
+                        unescape(&written[span]),
+                        decoded[start..end],
+                        "{written:?} {start}..{end}"
+                    );
+                }
+            }
+            // Another text than the string's unescaping maps nowhere past where they part.
+            let mut other = decoded.clone();
+            if other.pop().is_some() {
+                other.push('#');
+                assert_eq!(written_span(&written, &other, 0..other.len()), None);
+            }
+        }
     }
 
     #[test]

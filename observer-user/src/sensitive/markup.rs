@@ -317,6 +317,7 @@ fn emit(
         text: &decoded,
         raw,
         decoded: matches!(decoded, Cow::Owned(_)),
+        escaped: None,
         bare: false,
     });
 }

@@ -846,6 +846,8 @@ impl Scanner {
                     text: &decoded,
                     raw: raw.clone(),
                     decoded: true,
+                    // Another decoding than the JSON string's.
+                    escaped: None,
                     ..*field
                 };
                 hits.clear();
@@ -1081,6 +1083,7 @@ impl Scanner {
             text: &text[value.clone()],
             raw: value,
             decoded: false,
+            escaped: None,
             bare: false,
         };
         let mut hits = Vec::new();
@@ -1102,11 +1105,8 @@ impl Scanner {
         for found in inside {
             let raw = match &at {
                 Inside::Whole(raw) => raw.clone(),
-                // A decoded field's text does not line up with the source: hidden whole.
-                Inside::At(_) if field.decoded => field.raw.clone(),
                 Inside::At(offset) => {
-                    let start = field.raw.start + offset;
-                    start + found.raw.start..start + found.raw.end
+                    field.source_span(offset + found.raw.start..offset + found.raw.end)
                 }
             };
             if found_already(&out[found_before..], &found.value, &raw) {
@@ -1125,11 +1125,7 @@ impl Scanner {
     /// `hits` in `field` as what the scan found, located in the source text.
     fn push_found(&self, field: &Field<'_>, hits: &[Hit], out: &mut Vec<Found>) {
         for hit in hits {
-            let raw = if field.decoded {
-                field.raw.clone()
-            } else {
-                field.raw.start + hit.span.start..field.raw.start + hit.span.end
-            };
+            let raw = field.source_span(hit.span.clone());
             out.push(Found {
                 kind: hit.kind,
                 part: field.part,
@@ -2480,9 +2476,11 @@ mod tests {
     }
 
     #[test]
-    fn escaped_values_are_replaced_whole() {
+    fn escaped_values_are_replaced_where_their_escapes_write_them() {
         let text = r#"{"note":"mail \"ann@example.com\""}"#;
-        let got = json(text);
-        assert_eq!(got, [pair("email", r#"mail \"ann@example.com\""#)]);
+        assert_eq!(json(text), [pair("email", "ann@example.com")]);
+        // A value holding escapes is replaced with them: `\u0040` writes its `@`.
+        let text = r#"{"note":"mail \"ann\u0040example.com\""}"#;
+        assert_eq!(json(text), [pair("email", r"ann\u0040example.com")]);
     }
 }
